@@ -1,0 +1,170 @@
+/* pairlink: common definitions shared by every public header.
+ *
+ * Conventions used throughout the public API:
+ *  - Every fallible function returns pl_err; PL_OK (0) is success.
+ *  - Out-parameters are defined on every path: pointers are set to NULL and
+ *    lengths to 0 on entry, and stay so on failure.
+ *  - Memory returned through `char **` / `uint8_t **` out-parameters is owned
+ *    by the caller and released with pl_free() (or the type's own _free()).
+ *  - Programmer misuse (NULL where a pointer is required, wrong fixed sizes)
+ *    is a bug and goes to the misuse handler (abort by default). Bad bytes
+ *    from a peer, a file or a user are never misuse: they return a named
+ *    error code.
+ *  - Unless a header says otherwise, functions are reentrant and may be
+ *    called from any thread; objects are not internally locked.
+ */
+#ifndef PAIRLINK_COMMON_H
+#define PAIRLINK_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PL_BUILDING_LIBRARY)
+#define PL_EXPORT __attribute__((visibility("default")))
+#else
+#define PL_EXPORT
+#endif
+
+#define PL_VERSION_MAJOR 0
+#define PL_VERSION_MINOR 1
+#define PL_VERSION_PATCH 0
+#define PL_VERSION_STRING "0.1.0"
+
+/* The one error enum. X-macro so that names and messages stay in one place.
+ * Append new codes inside their group; never renumber released codes. */
+#define PL_ERRORS(X)                                                                   \
+    X(PL_OK, 0, "success")                                                            \
+    /* generic / system */                                                            \
+    X(PL_ERR_NOMEM, 1, "out of memory")                                               \
+    X(PL_ERR_INVALID_ARG, 2, "invalid argument")                                      \
+    X(PL_ERR_TOO_LARGE, 3, "input exceeds the size limit")                            \
+    X(PL_ERR_BUFFER_TOO_SMALL, 4, "output buffer too small")                          \
+    X(PL_ERR_SYS, 5, "system call failed (see errno detail)")                         \
+    X(PL_ERR_IO, 6, "input/output error")                                             \
+    X(PL_ERR_NOT_FOUND, 7, "not found")                                               \
+    X(PL_ERR_EXISTS, 8, "already exists")                                             \
+    X(PL_ERR_STATE, 9, "operation not valid in the current state")                    \
+    X(PL_ERR_TIMEOUT, 10, "timed out")                                                \
+    X(PL_ERR_CANCELLED, 11, "cancelled")                                              \
+    X(PL_ERR_INTERNAL, 12, "internal error")                                          \
+    X(PL_ERR_UNSUPPORTED, 13, "not supported")                                        \
+    X(PL_ERR_CLOSED, 14, "closed")                                                    \
+    /* encodings */                                                                   \
+    X(PL_ERR_BAD_HEX, 100, "malformed hex")                                           \
+    X(PL_ERR_BAD_BASE64, 101, "malformed base64")                                     \
+    X(PL_ERR_BAD_BASE58, 102, "malformed base58btc")                                  \
+    X(PL_ERR_BAD_VARINT, 103, "malformed or overlong unsigned varint")                \
+    X(PL_ERR_BAD_LENGTH, 104, "wrong length")                                         \
+    X(PL_ERR_TRUNCATED, 105, "input truncated")                                       \
+    X(PL_ERR_BAD_UTF8, 106, "invalid UTF-8")                                          \
+    /* crypto */                                                                      \
+    X(PL_ERR_CRYPTO, 200, "cryptographic library failure")                            \
+    X(PL_ERR_DECRYPT, 201, "decryption failed: wrong key or tampered data")           \
+    X(PL_ERR_WEAK_KEY, 202, "key agreement produced a low-order (all-zero) result")   \
+    X(PL_ERR_BAD_ENVELOPE, 203, "malformed envelope")                                 \
+    X(PL_ERR_ENVELOPE_TYPE, 204, "unknown envelope type")                             \
+    X(PL_ERR_BAD_SIGNATURE, 205, "signature verification failed")                     \
+    /* identity / JWT */                                                              \
+    X(PL_ERR_BAD_DID, 300, "malformed did:key")                                       \
+    X(PL_ERR_JWT_MALFORMED, 301, "malformed JWT")                                     \
+    X(PL_ERR_JWT_HEADER, 302, "unsupported JWT header")                               \
+    X(PL_ERR_JWT_SIGNATURE, 303, "JWT signature invalid")                             \
+    X(PL_ERR_JWT_AUDIENCE, 304, "JWT audience does not match")                        \
+    X(PL_ERR_JWT_EXPIRED, 305, "JWT expired")                                         \
+    X(PL_ERR_JWT_NOT_YET_VALID, 306, "JWT issued in the future")                      \
+    /* pairing URI */                                                                 \
+    X(PL_ERR_URI_SCHEME, 400, "URI does not start with wc:")                          \
+    X(PL_ERR_URI_MALFORMED, 401, "malformed pairing URI")                             \
+    X(PL_ERR_URI_VERSION, 402, "unsupported pairing URI version")                     \
+    X(PL_ERR_URI_MISSING_FIELD, 403, "pairing URI lacks a required field")            \
+    X(PL_ERR_URI_BAD_TOPIC, 404, "pairing URI topic is not 64 hex characters")        \
+    X(PL_ERR_URI_BAD_KEY, 405, "pairing URI symKey is not 32 bytes of hex")           \
+    X(PL_ERR_URI_TOPIC_MISMATCH, 406, "pairing URI topic is not sha256(symKey)")      \
+    X(PL_ERR_URI_EXPIRED, 407, "pairing URI has expired")                             \
+    /* JSON / JSON-RPC */                                                             \
+    X(PL_ERR_JSON, 500, "malformed JSON")                                             \
+    X(PL_ERR_RPC_INVALID, 501, "not a valid JSON-RPC 2.0 message")                    \
+    X(PL_ERR_RPC_BAD_ID, 502, "JSON-RPC id is not a number or string")                \
+    X(PL_ERR_RPC_EMPTY_BATCH, 503, "empty JSON-RPC batch")                            \
+    /* Noise */                                                                       \
+    X(PL_ERR_NOISE_PATTERN, 600, "unknown or unsupported Noise pattern")              \
+    X(PL_ERR_NOISE_STATE, 601, "Noise handshake failed earlier or is out of turn")    \
+    X(PL_ERR_NOISE_PAYLOAD, 602, "malformed Waku PayloadV2")                          \
+    X(PL_ERR_NOISE_NAMETAG, 603, "unexpected Noise message nametag")                  \
+    X(PL_ERR_NOISE_PROTOCOL_ID, 604, "PayloadV2 protocol id does not match")          \
+    X(PL_ERR_NOISE_NONCE, 605, "Noise nonce exhausted")                               \
+    X(PL_ERR_NOISE_PADDING, 606, "bad PKCS#7 padding")                                \
+    X(PL_ERR_NOISE_REPLAY, 607, "Noise message replayed")                             \
+    X(PL_ERR_NOISE_WINDOW, 608, "Noise message outside the nametag window")           \
+    X(PL_ERR_NOISE_COMMITMENT, 609, "WakuPairing commitment does not match")          \
+    X(PL_ERR_NOISE_MISSING_KEY, 610, "Noise pattern needs a key that was not given")  \
+    /* pairing engines */                                                             \
+    X(PL_ERR_PAIRING_EXISTS, 700, "pairing already exists")                           \
+    X(PL_ERR_NO_MATCHING_KEY, 701, "no matching key: unknown or deleted pairing")     \
+    X(PL_ERR_PAIRING_EXPIRED, 702, "pairing expired")                                 \
+    X(PL_ERR_UNSUPPORTED_METHOD, 703, "method not registered")                        \
+    X(PL_ERR_CODE_CHECKSUM, 704, "pairing code checksum mismatch: mistyped code")     \
+    X(PL_ERR_CODE_EXPIRED, 705, "pairing code expired")                               \
+    X(PL_ERR_CODE_FORMAT, 706, "pairing code has a wrong length or character")        \
+    X(PL_ERR_HELLO_STALE, 707, "HELLO message is stale")                              \
+    X(PL_ERR_HELLO_REPLAY, 708, "HELLO message replayed")                             \
+    X(PL_ERR_UNKNOWN_PEER, 709, "unknown counterparty")                               \
+    /* transport / relay */                                                           \
+    X(PL_ERR_RELAY, 800, "relay returned an error")                                   \
+    X(PL_ERR_RELAY_AUTH, 801, "relay rejected authentication")                        \
+    X(PL_ERR_RATE_LIMITED, 802, "too many requests")                                  \
+    X(PL_ERR_TLS, 803, "TLS failure")                                                 \
+    X(PL_ERR_WEBSOCKET, 804, "WebSocket failure")                                     \
+    X(PL_ERR_DISCONNECTED, 805, "not connected")                                      \
+    X(PL_ERR_BAD_TTL, 806, "TTL outside the allowed range")                           \
+    X(PL_ERR_MAILBOX_FULL, 807, "mailbox limit reached")                              \
+    /* storage */                                                                     \
+    X(PL_ERR_STORE, 900, "storage (SQLite) failure")                                  \
+    X(PL_ERR_STORE_CORRUPT, 901, "storage file is corrupt or of another format")      \
+    X(PL_ERR_KEY_FILE, 902, "key file has a wrong size or unsafe permissions")
+
+typedef enum pl_err {
+#define PL__ERR_ENUM(name, value, msg) name = value,
+    PL_ERRORS(PL__ERR_ENUM)
+#undef PL__ERR_ENUM
+} pl_err;
+
+/* Human-readable message for an error code; never NULL (unknown codes get
+ * "unknown error"). The string is static. */
+PL_EXPORT const char *pl_strerror(pl_err err);
+
+/* Symbolic name of an error code ("PL_ERR_URI_EXPIRED"); never NULL. */
+PL_EXPORT const char *pl_errname(pl_err err);
+
+/* Initialise the library (libsodium, OpenSSL). Idempotent and thread-safe;
+ * every other function may assume it was called. Returns PL_ERR_CRYPTO if a
+ * crypto library cannot be initialised. */
+PL_EXPORT pl_err pl_init(void);
+
+/* Release memory returned by pairlink through an out-parameter. NULL is a
+ * no-op. Buffers that held secrets are wiped by the function that returned
+ * them only where its header says so; pl_free itself does not wipe. */
+PL_EXPORT void pl_free(void *p);
+
+/* Release a secret buffer of known length: wipes it, then frees. NULL ok. */
+PL_EXPORT void pl_free_secret(void *p, size_t len);
+
+/* Misuse handler: called with a short description when the API is misused
+ * (a programming error). The default prints to stderr and aborts. A handler
+ * that returns makes the library abort anyway. */
+typedef void (*pl_misuse_fn)(const char *what);
+PL_EXPORT void pl_set_misuse_handler(pl_misuse_fn fn);
+
+/* errno of the last PL_ERR_SYS / PL_ERR_IO, SQLite code of the last
+ * PL_ERR_STORE, or OpenSSL error of the last PL_ERR_TLS/CRYPTO on this
+ * thread; 0 if none was recorded. Lets callers see the underlying code. */
+PL_EXPORT long pl_last_detail(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

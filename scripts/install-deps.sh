@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what pairlink needs on a fresh Debian 12 machine: the -dev
+# packages (apt-get, as root) and the pinned JS interop packages (npm ci from
+# interop/package-lock.json). Does nothing for what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
+      libsodium-dev libssl-dev libsecp256k1-dev libuv1-dev libwebsockets-dev
+      libwebsockets-evlib-uv libjansson-dev libsqlite3-dev libprotobuf-c-dev
+      protobuf-c-compiler libqrencode-dev libcmocka-dev)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs npm); fi
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: not root; install these packages first: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci only when the lock file changed since the last install.
+if [ -f interop/package-lock.json ]; then
+  stamp=interop/node_modules/.pl-lock-stamp
+  if [ ! -f "$stamp" ] || ! cmp -s interop/package-lock.json "$stamp"; then
+    echo "install-deps: npm ci (interop/)"
+    (cd interop && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp interop/package-lock.json "$stamp"
+  fi
+fi
