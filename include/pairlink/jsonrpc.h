@@ -3,7 +3,10 @@
  * 19-digit string ids), an integer id keeps its full 64-bit value (JSON
  * numbers above 2^53 are not rounded). params/result/error.data are carried
  * as compact JSON text so the public API does not expose jansson types.
- * Pure code: no I/O, no clock. */
+ * Texts are re-serialised by jansson: same JSON values as the input, but not
+ * necessarily the same bytes (reals are written with 17 significant digits,
+ * control characters as \u00XX in uppercase, non-ASCII as raw UTF-8).
+ * Pure code: no I/O, no clock. Reentrant. */
 #ifndef PAIRLINK_JSONRPC_H
 #define PAIRLINK_JSONRPC_H
 
@@ -51,9 +54,18 @@ typedef struct pl_rpc_msg {
 
 /* Decode one message or a batch. *out is an array of *n messages (1 for a
  * single message), *is_batch tells which form it was. Free with
- * pl_rpc_msgs_free(*out, *n). Errors: PL_ERR_TOO_LARGE, PL_ERR_JSON,
- * PL_ERR_RPC_INVALID (missing/incorrect jsonrpc, method not a string, both or
- * neither of result/error, ...), PL_ERR_RPC_BAD_ID, PL_ERR_RPC_EMPTY_BATCH. */
+ * pl_rpc_msgs_free(*out, *n). On failure *out is NULL, *n 0, *is_batch false;
+ * one bad element fails the whole batch.
+ * Errors: PL_ERR_TOO_LARGE (len > PL_RPC_MAX_TEXT, or more than
+ * PL_RPC_MAX_BATCH elements), PL_ERR_JSON (not JSON, not UTF-8, trailing
+ * data, a duplicate object key, nesting beyond jansson's depth limit, or a
+ * number beyond int64/double outside the id), PL_ERR_RPC_INVALID (top level
+ * not an object/array, missing/incorrect jsonrpc, method not a string, both
+ * or neither of result/error, a response without id, error lacking an
+ * integer code or string message, a NUL inside method/message),
+ * PL_ERR_RPC_BAD_ID (id is a real, beyond int64, a bool/object/array, or a
+ * string longer than PL_RPC_ID_MAX or holding a NUL), PL_ERR_RPC_EMPTY_BATCH,
+ * PL_ERR_NOMEM. A request's params may be any JSON value. */
 PL_EXPORT pl_err pl_rpc_decode(pl_rpc_msg **out, size_t *n, bool *is_batch, const char *text,
                                size_t len);
 
@@ -62,14 +74,21 @@ PL_EXPORT void pl_rpc_msgs_free(pl_rpc_msg *msgs, size_t n);
 /* Encoders write compact JSON with members in the order the JS SDK uses:
  * {"id":..,"jsonrpc":"2.0","method":..,"params":..} / {"id","jsonrpc","result"} /
  * {"id","jsonrpc","error":{"code","message"[,"data"]}}. params/result/data
- * are JSON text (NULL params: omitted; NULL result: "null"). Errors:
- * PL_ERR_JSON if a JSON text argument does not parse, PL_ERR_NOMEM. */
+ * are JSON text (NULL params: omitted; NULL result: "null"). A request with
+ * id kind PL_RPC_ID_NONE is a notification (no "id"); a response with
+ * PL_RPC_ID_NONE is misuse. *out is caller-owned (pl_free), NULL on failure.
+ * Errors: PL_ERR_JSON if a JSON text argument does not parse (same rules as
+ * pl_rpc_decode), PL_ERR_INVALID_ARG if method, message or a string id is
+ * not UTF-8, PL_ERR_TOO_LARGE if the output would exceed PL_RPC_MAX_TEXT,
+ * PL_ERR_NOMEM. */
 PL_EXPORT pl_err pl_rpc_encode_request(char **out, const pl_rpc_id *id, const char *method,
                                        const char *params_json);
 PL_EXPORT pl_err pl_rpc_encode_result(char **out, const pl_rpc_id *id, const char *result_json);
 PL_EXPORT pl_err pl_rpc_encode_error(char **out, const pl_rpc_id *id, int64_t code,
                                      const char *message, const char *data_json);
-/* Encode messages as a JSON array (a batch). */
+/* Encode messages as a JSON array (a batch). Errors as above, plus
+ * PL_ERR_RPC_EMPTY_BATCH for n == 0 and PL_ERR_TOO_LARGE for
+ * n > PL_RPC_MAX_BATCH. */
 PL_EXPORT pl_err pl_rpc_encode_batch(char **out, const pl_rpc_msg *msgs, size_t n);
 
 /* Helpers for ids. */

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target in BUILD_DIR for SECONDS each, starting from the
+# committed seed corpus fuzz/corpus/<target>/ (copied, so the repo stays
+# clean). Crashes land in fuzz/findings/<target>/ and fail the run.
+set -uo pipefail
+build=${1:-build-fuzz}; secs=${2:-30}
+top=$(cd "$(dirname "$0")/.." && pwd)
+status=0
+printf '%-24s %12s %10s %s\n' target execs exec/s result
+for bin in "$build"/fuzz_*; do
+  [ -x "$bin" ] || continue
+  name=$(basename "$bin")
+  work=$(mktemp -d); mkdir -p "$top/fuzz/findings/$name"
+  [ -d "$top/fuzz/corpus/$name" ] && cp -r "$top/fuzz/corpus/$name/." "$work/"
+  log="$build/$name.log"
+  "$bin" "$work" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 \
+    -artifact_prefix="$top/fuzz/findings/$name/" -print_final_stats=1 >"$log" 2>&1
+  rc=$?
+  execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
+  rate=$(grep -m1 'stat::average_exec_per_sec' "$log" | awk '{print $2}')
+  if [ $rc -eq 0 ]; then res=ok; else res="FAILED (see $log)"; status=1; fi
+  printf '%-24s %12s %10s %s\n' "$name" "${execs:-?}" "${rate:-?}" "$res"
+  rm -rf "$work"
+done
+exit $status

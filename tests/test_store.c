@@ -1,0 +1,224 @@
+/* SQLite persistence: round trips through the engine hooks, file mode,
+ * corrupt files, and a child killed with SIGKILL mid-write. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pairlink/hash.h"
+#include "pairlink/store.h"
+#include "support/support.h"
+
+#define T0 1700000000000LL
+
+static char dir[256];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/pl-store-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static pl_err nop_pub(void *c, const char *t, const char *m, const pl_publish_opts *o) {
+    (void)c, (void)t, (void)m, (void)o;
+    return PL_OK;
+}
+static int subs;
+static pl_err count_sub(void *c, const char *t) {
+    (void)c, (void)t;
+    subs++;
+    return PL_OK;
+}
+static pl_err nop_unsub(void *c, const char *t) {
+    (void)c, (void)t;
+    return PL_OK;
+}
+
+static pl_wc_engine *engine_on(pl_store *s) {
+    pl_transport tp = {NULL, nop_pub, count_sub, nop_unsub};
+    pl_wc_store hooks = pl_store_wc_hooks(s);
+    pl_wc_engine *e = NULL;
+    assert_int_equal(pl_wc_engine_new(&e, NULL, &tp, &hooks), PL_OK);
+    const pl_wc_method m = {"test_method", 1, 300, false, 2, 300};
+    assert_int_equal(pl_wc_register(e, &m, NULL, NULL, NULL), PL_OK);
+    return e;
+}
+
+static void test_pairings_survive_reopen(void **state) {
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/a.db", dir);
+    pl_store *s = NULL;
+    assert_int_equal(pl_store_open(&s, path), PL_OK);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    pl_wc_engine *e = engine_on(s);
+    char *uri = NULL, topic[PL_TOPIC_HEX_SIZE];
+    const char *methods[] = {"test_method", "wc_sessionPropose"};
+    assert_int_equal(pl_wc_create(e, methods, 2, T0, &uri, topic), PL_OK);
+    pl_rpc_id id;
+    assert_int_equal(pl_wc_request(e, topic, "test_method", NULL, T0, &id), PL_OK);
+    pl_wc_pairing before;
+    assert_int_equal(pl_wc_pairing_get(e, topic, &before), PL_OK);
+    pl_wc_engine_free(e);
+    pl_store_close(s);
+
+    assert_int_equal(pl_store_open(&s, path), PL_OK);
+    e = engine_on(s);
+    size_t n = 0;
+    subs = 0;
+    assert_int_equal(pl_store_wc_load(s, e, T0 + 1000, &n), PL_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(subs, 1);
+    pl_wc_pairing after;
+    assert_int_equal(pl_wc_pairing_get(e, topic, &after), PL_OK);
+    assert_memory_equal(before.sym_key, after.sym_key, 32);
+    assert_int_equal(before.expiry, after.expiry);
+    assert_string_equal(after.methods, "test_method,wc_sessionPropose");
+    assert_false(after.active);
+    assert_true(after.proposer);
+    /* the pending request came back too: its deadline is the engine's next */
+    assert_int_equal(pl_wc_engine_next_deadline(e), T0 + 300 * 1000);
+    pl_wc_engine_free(e);
+    pl_store_close(s);
+
+    /* loading after expiry drops the pairing from the file */
+    assert_int_equal(pl_store_open(&s, path), PL_OK);
+    e = engine_on(s);
+    assert_int_equal(pl_store_wc_load(s, e, T0 + 301 * 1000, &n), PL_OK);
+    assert_int_equal(n, 0);
+    pl_wc_engine_free(e);
+    e = engine_on(s);
+    assert_int_equal(pl_store_wc_load(s, e, T0, &n), PL_OK);
+    assert_int_equal(n, 0);
+    pl_wc_engine_free(e);
+    pl_store_close(s);
+    pl_free(uri);
+}
+
+static void test_kv_and_errors(void **state) {
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/kv.db", dir);
+    pl_store *s = NULL;
+    assert_int_equal(pl_store_open(&s, path), PL_OK);
+    uint8_t *v = NULL;
+    size_t len = 0;
+    assert_int_equal(pl_store_get(s, "missing", &v, &len), PL_ERR_NOT_FOUND);
+    assert_null(v);
+    assert_int_equal(pl_store_put(s, "k", (const uint8_t *)"abc", 3), PL_OK);
+    assert_int_equal(pl_store_get(s, "k", &v, &len), PL_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(v, "abc", 3);
+    pl_free_secret(v, len);
+    pl_store_close(s);
+
+    /* a world-readable store is refused */
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(pl_store_open(&s, path), PL_ERR_KEY_FILE);
+    assert_null(s);
+
+    /* a file that is not a database */
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/bad.db", dir);
+    int fd = open(bad, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    char junk[4096];
+    memset(junk, 'x', sizeof junk);
+    assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+    close(fd);
+    assert_int_equal(pl_store_open(&s, bad), PL_ERR_STORE_CORRUPT);
+    assert_null(s);
+}
+
+/* A child writes pairings as fast as it can and is killed with SIGKILL at
+ * a random moment; the parent must find a store that opens and whose
+ * every row is whole. Repeated a few times at different moments. */
+static void test_kill9_mid_write(void **state) {
+    (void)state;
+    uint64_t seed = pl_test_seed();
+    for (int round = 0; round < 4; round++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/k%d.db", dir, round);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            pl_store *s = NULL;
+            if (pl_store_open(&s, path) != PL_OK) _exit(2);
+            pl_wc_engine *e = engine_on(s);
+            for (int i = 0; i < 100000; i++) {
+                char *uri = NULL;
+                if (pl_wc_create(e, NULL, 0, T0, &uri, NULL) != PL_OK) _exit(3);
+                pl_free(uri);
+                if (i == 5) {
+                    int fd = open(path, O_RDONLY); /* tell the parent we are writing */
+                    (void)fd;
+                    kill(getppid(), SIGUSR1);
+                }
+                if (i % 1000 == 999) { /* stay below the engine's limit */
+                    pl_wc_engine_free(e);
+                    e = engine_on(s);
+                }
+            }
+            _exit(0);
+        }
+        usleep(20000 + (useconds_t)(pl_test_rand(&seed) % 200000));
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+
+        pl_store *s = NULL;
+        assert_int_equal(pl_store_open(&s, path), PL_OK);
+        pl_wc_engine *e = engine_on(s);
+        size_t n = 0;
+        assert_int_equal(pl_store_wc_load(s, e, T0, &n), PL_OK);
+        /* every restored pairing is whole: its topic is sha256 of its key */
+        pl_wc_pairing *all = calloc(n ? n : 1, sizeof *all);
+        size_t total = pl_wc_pairings(e, all, n);
+        assert_int_equal(total, n);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t h[32];
+            char hex[65];
+            pl_sha256(h, all[i].sym_key, 32);
+            for (int k = 0; k < 32; k++) snprintf(hex + 2 * k, 3, "%02x", h[k]);
+            assert_string_equal(hex, all[i].topic);
+        }
+        pl_wipe(all, (n ? n : 1) * sizeof *all);
+        free(all);
+        fprintf(stderr, "kill -9 round %d: %zu whole pairings recovered\n", round, n);
+        pl_wc_engine_free(e);
+        pl_store_close(s);
+    }
+}
+
+int main(void) {
+    if (pl_init() != PL_OK) return 1;
+    signal(SIGUSR1, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pairings_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_mid_write, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
