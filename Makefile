@@ -29,7 +29,7 @@ build-asan: deps
 test: build build-asan
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS) -j $(JOBS) -L unit
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS) -j $(JOBS) -L 'unit|cli'
 
 test-unit: build
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -L unit

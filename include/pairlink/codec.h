@@ -37,7 +37,8 @@ typedef enum pl_b64_variant {
     PL_B64_URL_NOPAD = 3,  /* -_ without padding (JWT) */
 } pl_b64_variant;
 
-/* Buffer size needed to encode n bytes, NUL included. */
+/* Buffer size needed to encode n bytes, NUL included; SIZE_MAX if that
+ * size would overflow (so that any capacity check fails). */
 PL_EXPORT size_t pl_base64_encoded_size(size_t n, pl_b64_variant v);
 PL_EXPORT pl_err pl_base64_encode(char *out, size_t cap, const uint8_t *in, size_t len,
                                   pl_b64_variant v);
@@ -45,6 +46,14 @@ PL_EXPORT pl_err pl_base64_encode(char *out, size_t cap, const uint8_t *in, size
  * has none or missing where it needs it, trailing data), PL_ERR_BUFFER_TOO_SMALL. */
 PL_EXPORT pl_err pl_base64_decode(uint8_t *out, size_t cap, size_t *out_len, const char *in,
                                   size_t in_len, pl_b64_variant v);
+
+/* The same decoding, accepting and rejecting exactly the same inputs, but in
+ * variable time with a lookup table: for public data only (envelope
+ * ciphertexts, relay payloads), where libsodium's constant-time decoder was
+ * the largest cost of opening an envelope (docs/performance.md). Never use it
+ * for keys. */
+PL_EXPORT pl_err pl_base64_decode_public(uint8_t *out, size_t cap, size_t *out_len, const char *in,
+                                         size_t in_len, pl_b64_variant v);
 
 /* base58btc (Bitcoin alphabet; leading zero bytes become '1'). Inputs are
  * bounded: at most PL_BASE58_MAX_BYTES decoded bytes (PL_ERR_TOO_LARGE). */

@@ -31,5 +31,6 @@ int pl_cli_envelope(int argc, char **argv);
 int pl_cli_noise(int argc, char **argv);
 int pl_cli_relay(int argc, char **argv);
 int pl_cli_demo(int argc, char **argv);
+int pl_cli_wc(int argc, char **argv);
 
 #endif

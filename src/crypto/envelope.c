@@ -1,0 +1,222 @@
+/* WalletConnect type 0/1/2 envelopes (ChaCha20-Poly1305 IETF, no AAD). */
+#include "pairlink/codec.h"
+#include "pairlink/crypto.h"
+
+#include "core/internal.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TYPE1_PUB_BYTES PL_X25519_BYTES
+#define MIN_TYPE0 (1 + PL_IV_BYTES + PL_TAG_BYTES)
+#define MIN_TYPE1 (1 + TYPE1_PUB_BYTES + PL_IV_BYTES + PL_TAG_BYTES)
+/* The largest raw envelope any type may legally have. */
+#define RAW_MAX ((size_t)MIN_TYPE1 + PL_ENVELOPE_MAX_MESSAGE)
+
+/* Checked at build time: the AEAD we call is the one the wire format names. */
+_Static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == PL_IV_BYTES, "iv size");
+_Static_assert(crypto_aead_chacha20poly1305_ietf_ABYTES == PL_TAG_BYTES, "tag size");
+_Static_assert(crypto_aead_chacha20poly1305_ietf_KEYBYTES == PL_SYMKEY_BYTES, "key size");
+
+/* X25519 ignores bit 255 and reduces u mod p = 2^255 - 19, so several
+ * encodings name one key: a relay could rewrite the sender key of a type 1
+ * envelope without breaking its tag, giving one message two wire forms
+ * (defeating de-duplication on the message text). Honest senders, the JS
+ * SDK included, only emit the canonical form u < p. Public data: no need
+ * for constant time. */
+static int x25519_canonical(const uint8_t u[PL_X25519_BYTES]) {
+    if (u[31] & 0x80) return 0;
+    if (u[31] != 0x7f) return 1;
+    for (int i = 30; i > 0; i--)
+        if (u[i] != 0xff) return 1;
+    return u[0] < 0xed;
+}
+
+static void free_wiped(uint8_t *p, size_t len) {
+    if (!p) return;
+    sodium_memzero(p, len);
+    free(p);
+}
+
+pl_err pl_envelope_seal(char **out_b64, const uint8_t *key, const uint8_t *msg, size_t msg_len,
+                        const pl_envelope_params *params) {
+    PL_REQUIRE(out_b64 && params && (msg || msg_len == 0));
+    *out_b64 = NULL;
+    int type = params->type;
+    if (type != 0 && type != 1 && type != 2) return PL_ERR_ENVELOPE_TYPE;
+    if (msg_len > PL_ENVELOPE_MAX_MESSAGE) return PL_ERR_TOO_LARGE;
+    PL_REQUIRE(type == 2 || key);
+    PL_REQUIRE(type != 1 || params->sender_pub);
+
+    size_t raw_len = type == 2 ? 1 + msg_len
+                               : (type == 0 ? MIN_TYPE0 : MIN_TYPE1) + msg_len;
+    uint8_t *raw = malloc(raw_len);
+    if (!raw) return PL_ERR_NOMEM;
+    raw[0] = (uint8_t)type;
+
+    if (type == 2) {
+        if (msg_len) memcpy(raw + 1, msg, msg_len);
+    } else {
+        size_t off = 1;
+        if (type == 1) {
+            memcpy(raw + off, params->sender_pub, TYPE1_PUB_BYTES);
+            off += TYPE1_PUB_BYTES;
+        }
+        uint8_t *iv = raw + off;
+        if (params->iv) memcpy(iv, params->iv, PL_IV_BYTES);
+        else randombytes_buf(iv, PL_IV_BYTES);
+        unsigned long long clen = 0;
+        crypto_aead_chacha20poly1305_ietf_encrypt(iv + PL_IV_BYTES, &clen, msg, msg_len, NULL, 0,
+                                                  NULL, iv, key);
+    }
+
+    size_t cap = pl_base64_encoded_size(raw_len, PL_B64_STD);
+    char *b64 = malloc(cap);
+    if (!b64) {
+        free_wiped(raw, raw_len);
+        return PL_ERR_NOMEM;
+    }
+    pl_err e = pl_base64_encode(b64, cap, raw, raw_len, PL_B64_STD);
+    free_wiped(raw, raw_len); /* type 2 holds the plaintext */
+    if (e != PL_OK) {
+        free(b64);
+        return e;
+    }
+    *out_b64 = b64;
+    return PL_OK;
+}
+
+/* Base64-decode and check the outer layout. On success *raw (to free with
+ * free_wiped(*raw, *raw_cap)) holds *raw_len bytes and info is filled. */
+static pl_err decode_outer(uint8_t **raw, size_t *raw_cap, size_t *raw_len, pl_envelope_info *info,
+                           const char *b64, size_t b64_len) {
+    *raw = NULL;
+    *raw_cap = *raw_len = 0;
+    memset(info, 0, sizeof *info);
+    if (b64_len > pl_base64_encoded_size(RAW_MAX, PL_B64_STD) - 1) return PL_ERR_TOO_LARGE;
+
+    size_t cap = b64_len / 4 * 3 + 3;
+    uint8_t *buf = malloc(cap);
+    if (!buf) return PL_ERR_NOMEM;
+    size_t n = 0;
+    /* Ciphertext is public: the variable-time decoder is several times faster. */
+    pl_err e = pl_base64_decode_public(buf, cap, &n, b64, b64_len, PL_B64_STD);
+    if (e == PL_OK && n == 0) e = PL_ERR_BAD_ENVELOPE;
+    if (e == PL_OK) {
+        switch (buf[0]) {
+        case 0:
+            if (n < MIN_TYPE0) e = PL_ERR_BAD_ENVELOPE;
+            else if (n - MIN_TYPE0 > PL_ENVELOPE_MAX_MESSAGE) e = PL_ERR_TOO_LARGE;
+            break;
+        case 1:
+            if (n < MIN_TYPE1) e = PL_ERR_BAD_ENVELOPE;
+            else if (n - MIN_TYPE1 > PL_ENVELOPE_MAX_MESSAGE) e = PL_ERR_TOO_LARGE;
+            else if (!x25519_canonical(buf + 1)) e = PL_ERR_BAD_ENVELOPE;
+            else memcpy(info->sender_pub, buf + 1, TYPE1_PUB_BYTES);
+            break;
+        case 2:
+            if (n - 1 > PL_ENVELOPE_MAX_MESSAGE) e = PL_ERR_TOO_LARGE;
+            break;
+        default: e = PL_ERR_ENVELOPE_TYPE; break;
+        }
+    }
+    if (e != PL_OK) {
+        memset(info, 0, sizeof *info);
+        free_wiped(buf, cap);
+        return e;
+    }
+    info->type = buf[0];
+    *raw = buf;
+    *raw_cap = cap;
+    *raw_len = n;
+    return PL_OK;
+}
+
+/* Authenticate and decrypt (types 0/1) or copy (type 2) the body. Nothing
+ * reaches *out_msg unless the tag verified. */
+static pl_err open_body(uint8_t **out_msg, size_t *out_len, const uint8_t *raw, size_t raw_len,
+                        const uint8_t *key) {
+    if (raw[0] == 2) {
+        size_t n = raw_len - 1;
+        uint8_t *m = malloc(n + 1);
+        if (!m) return PL_ERR_NOMEM;
+        if (n) memcpy(m, raw + 1, n);
+        m[n] = 0;
+        *out_msg = m;
+        *out_len = n;
+        return PL_OK;
+    }
+    size_t off = raw[0] == 1 ? 1 + TYPE1_PUB_BYTES : 1;
+    const uint8_t *iv = raw + off;
+    const uint8_t *ct = iv + PL_IV_BYTES;
+    size_t ct_len = raw_len - off - PL_IV_BYTES; /* >= PL_TAG_BYTES, checked by decode_outer */
+    size_t m_cap = ct_len - PL_TAG_BYTES + 1;
+    uint8_t *m = malloc(m_cap);
+    if (!m) return PL_ERR_NOMEM;
+    unsigned long long mlen = 0;
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(m, &mlen, NULL, ct, ct_len, NULL, 0, iv, key) !=
+        0) {
+        free_wiped(m, m_cap);
+        return PL_ERR_DECRYPT;
+    }
+    m[mlen] = 0;
+    *out_msg = m;
+    *out_len = (size_t)mlen;
+    return PL_OK;
+}
+
+pl_err pl_envelope_peek(pl_envelope_info *info, const char *b64, size_t b64_len) {
+    PL_REQUIRE(info && (b64 || b64_len == 0));
+    uint8_t *raw;
+    size_t cap, n;
+    pl_err e = decode_outer(&raw, &cap, &n, info, b64, b64_len);
+    if (e == PL_OK) free_wiped(raw, cap);
+    return e;
+}
+
+pl_err pl_envelope_open(uint8_t **out_msg, size_t *out_len, pl_envelope_info *info,
+                        const uint8_t *key, const char *b64, size_t b64_len) {
+    PL_REQUIRE(out_msg && out_len && (b64 || b64_len == 0));
+    *out_msg = NULL;
+    *out_len = 0;
+    if (info) memset(info, 0, sizeof *info);
+
+    pl_envelope_info tmp;
+    uint8_t *raw;
+    size_t cap, n;
+    PL_TRY(decode_outer(&raw, &cap, &n, &tmp, b64, b64_len));
+    /* A caller holding a key expects authenticated data: accepting type 2
+     * there would let anyone strip the encryption off a message. */
+    pl_err e = (tmp.type == 2) == (key == NULL) ? open_body(out_msg, out_len, raw, n, key)
+                                                 : PL_ERR_ENVELOPE_TYPE;
+    free_wiped(raw, cap);
+    if (e == PL_OK && info) *info = tmp;
+    return e;
+}
+
+pl_err pl_envelope_open_type1(uint8_t **out_msg, size_t *out_len, pl_envelope_info *info,
+                              const uint8_t receiver_priv[PL_X25519_BYTES], const char *b64,
+                              size_t b64_len) {
+    PL_REQUIRE(out_msg && out_len && receiver_priv && (b64 || b64_len == 0));
+    *out_msg = NULL;
+    *out_len = 0;
+    if (info) memset(info, 0, sizeof *info);
+
+    pl_envelope_info tmp;
+    uint8_t *raw;
+    size_t cap, n;
+    PL_TRY(decode_outer(&raw, &cap, &n, &tmp, b64, b64_len));
+    pl_err e = PL_ERR_ENVELOPE_TYPE;
+    if (tmp.type == 1) {
+        /* The sender key is unauthenticated on its own; a tampered key
+         * derives another session key and the tag check below fails. */
+        uint8_t key[PL_SYMKEY_BYTES];
+        e = pl_wc_session_key(key, receiver_priv, tmp.sender_pub);
+        if (e == PL_OK) e = open_body(out_msg, out_len, raw, n, key);
+        sodium_memzero(key, sizeof key);
+    }
+    free_wiped(raw, cap);
+    if (e == PL_OK && info) *info = tmp;
+    return e;
+}
