@@ -102,6 +102,9 @@ extern "C" {
     X(PL_ERR_NOISE_WINDOW, 608, "Noise message outside the nametag window")           \
     X(PL_ERR_NOISE_COMMITMENT, 609, "WakuPairing commitment does not match")          \
     X(PL_ERR_NOISE_MISSING_KEY, 610, "Noise pattern needs a key that was not given")  \
+    /* Waku payload version 1 (26/WAKU-PAYLOAD) */                                    \
+    X(PL_ERR_WAKU_PAYLOAD, 650, "malformed Waku payload version 1")                   \
+    X(PL_ERR_WAKU_SIGNED, 651, "signed Waku payload (signatures are not supported)")  \
     /* pairing engines */                                                             \
     X(PL_ERR_PAIRING_EXISTS, 700, "pairing already exists")                           \
     X(PL_ERR_NO_MATCHING_KEY, 701, "no matching key: unknown or deleted pairing")     \
@@ -113,6 +116,9 @@ extern "C" {
     X(PL_ERR_HELLO_STALE, 707, "HELLO message is stale")                              \
     X(PL_ERR_HELLO_REPLAY, 708, "HELLO message replayed")                             \
     X(PL_ERR_UNKNOWN_PEER, 709, "unknown counterparty")                               \
+    X(PL_ERR_HELLO_MALFORMED, 710, "malformed HELLO message")                         \
+    X(PL_ERR_HELLO_ROLE, 711, "HELLO from an unexpected role")                        \
+    X(PL_ERR_HELLO_ECHO, 712, "HELLO does not answer our HELLO")                      \
     /* transport / relay */                                                           \
     X(PL_ERR_RELAY, 800, "relay returned an error")                                   \
     X(PL_ERR_RELAY_AUTH, 801, "relay rejected authentication")                        \
@@ -122,6 +128,7 @@ extern "C" {
     X(PL_ERR_DISCONNECTED, 805, "not connected")                                      \
     X(PL_ERR_BAD_TTL, 806, "TTL outside the allowed range")                           \
     X(PL_ERR_MAILBOX_FULL, 807, "mailbox limit reached")                              \
+    X(PL_ERR_BAD_URL, 808, "malformed relay URL (expected ws:// or wss://host[:port][/path])") \
     /* storage */                                                                     \
     X(PL_ERR_STORE, 900, "storage (SQLite) failure")                                  \
     X(PL_ERR_STORE_CORRUPT, 901, "storage file is corrupt or of another format")      \
