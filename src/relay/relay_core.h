@@ -1,0 +1,175 @@
+/* The WalletConnect relay protocol core ("irn" JSON-RPC over WebSocket text
+ * frames), without I/O and without a clock.
+ *
+ * The runtime feeds it connection events and complete text frames together
+ * with the current wall-clock time in milliseconds, then drains the actions
+ * it produced, in order: frames to send, connections to close, and mailbox
+ * records to persist or forget. A STORE_PUT always precedes the SEND that
+ * acknowledges the publish (`true`), so a runtime that commits store
+ * operations before it writes the frames that follow them never acknowledges
+ * a message it could lose. pl__relay_core_next_deadline() says when
+ * pl__relay_core_tick() must run next (message expiry, re-push of
+ * unacknowledged irn_subscription requests).
+ *
+ * What it owns: subscriptions per connection, the mailbox per topic (every
+ * message until its TTL), de-duplication of re-published messages
+ * (message id = sha256(message) hex), subscription ids
+ * (sha256(topic_hex + client did:key) hex), the limits and their JSON-RPC
+ * error codes, and the irn_subscription push with acknowledgement tracking.
+ *
+ * Not thread-safe: one core is driven from one thread (the loop thread).
+ * Private to the library (pl__ prefix); described in docs/relay.md. */
+#ifndef PAIRLINK_RELAY_CORE_H
+#define PAIRLINK_RELAY_CORE_H
+
+#include "pairlink/common.h"
+#include "pairlink/crypto.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* JSON-RPC error codes the relay answers with. */
+#define PL_RELAY_ERR_PARSE (-32700)          /* frame is not JSON */
+#define PL_RELAY_ERR_INVALID_REQUEST (-32600) /* not JSON-RPC 2.0; payload too large */
+#define PL_RELAY_ERR_METHOD_NOT_FOUND (-32601)
+#define PL_RELAY_ERR_INVALID_PARAMS (-32602)
+#define PL_RELAY_ERR_INTERNAL (-32603)
+#define PL_RELAY_ERR_HANDLER (-32000) /* ttl bounds, mailbox and subscription limits */
+#define PL_RELAY_ERR_AUTH 3000
+#define PL_RELAY_ERR_RATE 3001 /* too many requests */
+
+#define PL_RELAY_TOPIC_HEX 64
+#define PL_RELAY_ID_HEX 64
+#define PL_RELAY_BATCH_MAX 500 /* items in one batch method, as in the protocol */
+#define PL_RELAY_ATTESTATION_MAX 8192
+#define PL_RELAY_FETCH_MAX 500 /* messages in one fetch answer; hasMore tells the rest */
+
+/* Every limit the core enforces. Zero in a field of the struct given to
+ * pl__relay_core_new means "the default" (the PL_RELAY_DEF_* value). */
+typedef struct pl__relay_limits {
+    size_t max_frame_bytes;      /* a whole text frame */
+    size_t max_message_bytes;    /* the `message` string of one publish */
+    int64_t min_ttl_s;           /* publish ttl bounds, seconds */
+    int64_t max_ttl_s;
+    size_t max_topics_per_conn;  /* live subscriptions per connection */
+    size_t max_mailbox_per_topic; /* stored messages per topic */
+    size_t max_total_bytes;      /* stored message bytes, all topics together */
+    uint32_t rate_per_s;         /* requests per second per connection (token refill) */
+    uint32_t rate_burst;         /* bucket size */
+    bool rate_unlimited;         /* true: no request rate limit */
+    int64_t ack_timeout_ms;      /* re-push an unacknowledged irn_subscription after this */
+    uint32_t max_push_attempts;  /* then give up on that connection (mailbox keeps it) */
+    size_t max_inflight_per_conn; /* unacknowledged pushes; more wait in a backlog */
+    size_t max_backlog_per_conn;  /* deliveries waiting; beyond this they are dropped */
+} pl__relay_limits;
+
+#define PL_RELAY_DEF_MAX_FRAME (1u << 20)        /* 1 MiB */
+#define PL_RELAY_DEF_MAX_MESSAGE (512u << 10)    /* 512 KiB */
+#define PL_RELAY_DEF_MIN_TTL 10                  /* seconds */
+#define PL_RELAY_DEF_MAX_TTL (30 * 86400)        /* 30 days */
+#define PL_RELAY_DEF_TOPICS_PER_CONN 1000
+#define PL_RELAY_DEF_MAILBOX_PER_TOPIC 1000
+#define PL_RELAY_DEF_TOTAL_BYTES ((size_t)256 << 20) /* 256 MiB */
+#define PL_RELAY_DEF_RATE_PER_S 100
+#define PL_RELAY_DEF_RATE_BURST 500
+#define PL_RELAY_DEF_ACK_TIMEOUT_MS 10000
+#define PL_RELAY_DEF_PUSH_ATTEMPTS 5
+#define PL_RELAY_DEF_INFLIGHT 1024
+#define PL_RELAY_DEF_BACKLOG 100000
+
+/* The limits with every default filled in. */
+void pl__relay_limits_default(pl__relay_limits *out);
+
+/* One mailbox message as the store keeps it. */
+typedef struct pl__relay_record {
+    char topic[PL_RELAY_TOPIC_HEX + 1];
+    char id[PL_RELAY_ID_HEX + 1]; /* sha256(message) hex */
+    char *message;                /* NUL-terminated */
+    size_t message_len;
+    char *attestation;            /* NULL when the publisher sent none */
+    int64_t published_at_ms;
+    int64_t expires_at_ms;
+    int64_t tag;
+    char publisher[PL_DID_KEY_SIZE]; /* did:key of an authenticated publisher, else "" */
+} pl__relay_record;
+
+typedef enum pl__relay_action_kind {
+    PL__RELAY_SEND = 1,      /* text frame (text, len) to conn */
+    PL__RELAY_CLOSE = 2,     /* close conn with close_code and reason */
+    PL__RELAY_STORE_PUT = 3, /* persist rec; commit before sending any later frame */
+    PL__RELAY_STORE_DEL = 4, /* forget rec.topic/rec.id (expired) */
+} pl__relay_action_kind;
+
+typedef struct pl__relay_action {
+    pl__relay_action_kind kind;
+    uint64_t conn;
+    char *text; /* SEND: NUL-terminated JSON, owned by the action */
+    size_t len;
+    int close_code;
+    char reason[64];
+    pl__relay_record rec; /* STORE_*: message and attestation owned by the action */
+} pl__relay_action;
+
+/* Release what an action owns; the struct itself is the caller's. */
+void pl__relay_action_release(pl__relay_action *a);
+
+typedef struct pl__relay_core pl__relay_core;
+
+/* New core. limits may be NULL (defaults). now_ms seeds the ids the relay
+ * invents for its pushes (now_ms * 1000, below 2^53, as JS does). Errors:
+ * PL_ERR_NOMEM, PL_ERR_INVALID_ARG for inconsistent limits. */
+pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, int64_t now_ms);
+void pl__relay_core_free(pl__relay_core *c); /* NULL ok */
+
+const pl__relay_limits *pl__relay_core_limits(const pl__relay_core *c);
+
+/* Put back a message loaded from the store at start-up (no action is
+ * produced). Records that cannot be taken are skipped with: PL_ERR_BAD_TTL
+ * (expired), PL_ERR_EXISTS (duplicate), PL_ERR_MAILBOX_FULL (a limit),
+ * PL_ERR_TOO_LARGE, PL_ERR_INVALID_ARG (malformed topic or message),
+ * PL_ERR_NOMEM. rec is copied. */
+pl_err pl__relay_core_restore(pl__relay_core *c, const pl__relay_record *rec, int64_t now_ms);
+
+/* A connection was accepted. client_did: the did:key from a verified relay
+ * JWT, or NULL for an anonymous client (its subscription ids then use a
+ * per-connection name and its own messages are recognised by connection).
+ * Errors: PL_ERR_EXISTS if conn is already open, PL_ERR_BAD_DID if the did
+ * is too long, PL_ERR_NOMEM. */
+pl_err pl__relay_core_open(pl__relay_core *c, uint64_t conn, const char *client_did, int64_t now_ms);
+
+/* The connection is gone: its subscriptions and pending pushes are dropped
+ * (the mailbox keeps the messages). Unknown conn: no-op. */
+void pl__relay_core_close(pl__relay_core *c, uint64_t conn);
+
+/* One complete text frame from conn. Every problem with the frame is
+ * answered on the wire (a JSON-RPC error) and also returned: PL_OK when the
+ * frame was a valid request or response, PL_ERR_JSON (-32700),
+ * PL_ERR_RPC_INVALID (-32600), PL_ERR_TOO_LARGE (-32600), PL_ERR_NOT_FOUND
+ * (unknown method, -32601), PL_ERR_INVALID_ARG (-32602), PL_ERR_BAD_TTL,
+ * PL_ERR_MAILBOX_FULL (-32000), PL_ERR_RATE_LIMITED (3001), PL_ERR_NOMEM
+ * (-32603). PL_ERR_DISCONNECTED if conn is not open (nothing is sent). */
+pl_err pl__relay_core_receive(pl__relay_core *c, uint64_t conn, const char *text, size_t len,
+                              int64_t now_ms);
+
+/* Run expiry and re-pushes due at now_ms. */
+void pl__relay_core_tick(pl__relay_core *c, int64_t now_ms);
+
+/* Wall-clock ms at which tick must run next; INT64_MAX if nothing is due. */
+int64_t pl__relay_core_next_deadline(const pl__relay_core *c);
+
+/* Take the oldest pending action (ownership moves to *out; release it with
+ * pl__relay_action_release). false when there is none. */
+bool pl__relay_core_pop(pl__relay_core *c, pl__relay_action *out);
+
+typedef struct pl__relay_stats {
+    size_t conns, topics, messages, message_bytes, subscriptions, inflight, backlog;
+    uint64_t published, delivered, acked, repushed, dropped, errors;
+} pl__relay_stats;
+
+void pl__relay_core_stats(const pl__relay_core *c, pl__relay_stats *out);
+
+/* sha256(topic_hex + client) as lowercase hex: the subscription id. */
+void pl__relay_subscription_id(char out[PL_RELAY_ID_HEX + 1], const char *topic, const char *client);
+
+#endif

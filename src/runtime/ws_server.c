@@ -1,0 +1,798 @@
+/* libwebsockets + libuv runtime of the relay: see ws_server.h. */
+#include "runtime/ws_server.h"
+
+#include "core/internal.h"
+#include "pairlink/crypto.h"
+#include "relay/relay_store.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libwebsockets.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#define DEF_PING_MS 20000
+#define DEF_QUEUE_BYTES ((size_t)16 << 20)
+#define JWT_LEEWAY_S 60
+#define LOG_FRAME_CHARS 200
+
+typedef struct frame {
+    struct frame *next;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE headroom, then len bytes */
+} frame;
+
+/* Per-connection state, living in lws's per-session user space. */
+typedef struct sess {
+    struct lws *wsi;
+    uint64_t id;
+    struct sess *prev, *next; /* every established session */
+    struct sess *hnext;       /* id table */
+    frame *qhead, *qtail;
+    size_t qbytes;
+    char *rx;
+    size_t rxlen, rxcap;
+    uint64_t last_rx, last_ping; /* loop time, ms */
+    bool established, ping_pending, closing;
+    int close_code;
+    char close_reason[64];
+    char did[PL_DID_KEY_SIZE]; /* from a verified JWT, else "" */
+    char peer[64];
+} sess;
+
+typedef struct held {
+    struct held *next;
+    uint64_t conn;
+    frame *f;
+} held;
+
+struct pl__ws_server {
+    pl__ws_server_opts o;
+    char host[256];
+    char *db_path;
+    uv_loop_t loop;
+    bool loop_ok;
+    bool loop_poisoned; /* lws failed half-way: its handles on the loop dangle */
+    struct lws_context *ctx;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t deadline, sweep;
+    uv_check_t commit;
+    bool handles_open, stopping, ran;
+    pl__relay_core *core;
+    pl__relay_store *store;
+    int port;
+    sess *sessions;
+    size_t nsess;
+    sess **tab;
+    size_t tnb;
+    uint64_t next_id;
+    held *held_head, *held_tail;
+    bool holding, tx_failed;
+    pl_err final_err;
+    char urlarg[PL_JWT_MAX_LEN + 64]; /* scratch for the handshake (one thread) */
+};
+
+/* ---- logging and clocks ------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) static void logf_(pl__ws_server *s, int level,
+                                                        const char *fmt, ...) {
+    if (!s->o.log || level > s->o.log_level) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    s->o.log(s->o.log_ud, level, line);
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- session table -------------------------------------------------------------- */
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    return x ^ (x >> 33);
+}
+
+static sess *sess_find(pl__ws_server *s, uint64_t id) {
+    if (!s->tnb) return NULL;
+    for (sess *e = s->tab[mix(id) & (s->tnb - 1)]; e; e = e->hnext)
+        if (e->id == id) return e;
+    return NULL;
+}
+
+static pl_err sess_insert(pl__ws_server *s, sess *e) {
+    if (s->nsess >= s->tnb) {
+        size_t nn = s->tnb ? s->tnb * 2 : 256;
+        sess **nt = calloc(nn, sizeof *nt);
+        if (!nt) {
+            if (!s->tnb) return PL_ERR_NOMEM;
+        } else {
+            for (size_t i = 0; i < s->tnb; i++)
+                for (sess *x = s->tab[i], *nx; x; x = nx) {
+                    nx = x->hnext;
+                    size_t b = mix(x->id) & (nn - 1);
+                    x->hnext = nt[b];
+                    nt[b] = x;
+                }
+            free(s->tab);
+            s->tab = nt;
+            s->tnb = nn;
+        }
+    }
+    size_t b = mix(e->id) & (s->tnb - 1);
+    e->hnext = s->tab[b];
+    s->tab[b] = e;
+    e->prev = NULL;
+    e->next = s->sessions;
+    if (s->sessions) s->sessions->prev = e;
+    s->sessions = e;
+    s->nsess++;
+    return PL_OK;
+}
+
+static void sess_remove(pl__ws_server *s, sess *e) {
+    sess **pp = &s->tab[mix(e->id) & (s->tnb - 1)];
+    while (*pp && *pp != e) pp = &(*pp)->hnext;
+    if (*pp) *pp = e->hnext;
+    if (e->prev) e->prev->next = e->next;
+    else s->sessions = e->next;
+    if (e->next) e->next->prev = e->prev;
+    s->nsess--;
+}
+
+static void sess_free_buffers(sess *e) {
+    while (e->qhead) {
+        frame *f = e->qhead;
+        e->qhead = f->next;
+        free(f);
+    }
+    e->qtail = NULL;
+    e->qbytes = 0;
+    free(e->rx);
+    e->rx = NULL;
+    e->rxlen = e->rxcap = 0;
+}
+
+/* Close from outside a RECEIVE callback. Returning -1 from WRITEABLE under
+ * libuv drops the TCP connection without a CLOSE frame (Debian's 4.1.6), so
+ * WRITEABLE arms a 1 us lws timer and the TIMER callback closes. The timer is
+ * armed from inside lws: one armed from our own uv callbacks is only noticed
+ * at lws's next housekeeping, seconds later. The timeout is a backstop for a
+ * peer whose socket never becomes writable again. */
+static void sess_close_later(sess *e, int code, const char *reason) {
+    if (e->closing) return;
+    e->closing = true;
+    e->close_code = code;
+    snprintf(e->close_reason, sizeof e->close_reason, "%s", reason);
+    lws_callback_on_writable(e->wsi);
+    lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, 10);
+}
+
+static frame *frame_new(const char *text, size_t len) {
+    frame *f = malloc(sizeof *f + LWS_PRE + len);
+    if (!f) return NULL;
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->buf + LWS_PRE, text, len);
+    return f;
+}
+
+static void sess_enqueue(pl__ws_server *s, sess *e, frame *f) {
+    if (e->closing) {
+        free(f);
+        return;
+    }
+    if (e->qbytes + f->len > s->o.max_queue_bytes) {
+        logf_(s, PL__LOG_WARN, "conn %llu: send queue over %zu bytes, closing (slow consumer)",
+              (unsigned long long)e->id, s->o.max_queue_bytes);
+        free(f);
+        sess_close_later(e, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+        return;
+    }
+    if (e->qtail) e->qtail->next = f;
+    else e->qhead = f;
+    e->qtail = f;
+    e->qbytes += f->len;
+    lws_callback_on_writable(e->wsi);
+}
+
+/* ---- driving the core ------------------------------------------------------------ */
+
+static void on_deadline(uv_timer_t *t);
+
+static void arm_deadline(pl__ws_server *s) {
+    if (s->stopping) return;
+    int64_t d = pl__relay_core_next_deadline(s->core);
+    if (d == INT64_MAX) {
+        uv_timer_stop(&s->deadline);
+        return;
+    }
+    int64_t delay = d - wall_ms();
+    if (delay < 0) delay = 0;
+    if (delay > 3600 * 1000) delay = 3600 * 1000; /* re-read the clock at least hourly */
+    uv_timer_start(&s->deadline, on_deadline, (uint64_t)delay, 0);
+}
+
+static void store_failed(pl__ws_server *s, pl_err e, const char *what) {
+    if (!s->tx_failed)
+        logf_(s, PL__LOG_ERROR, "store: %s failed: %s (%s, sqlite %ld)", what, pl_strerror(e),
+              pl_errname(e), pl_last_detail());
+    s->tx_failed = true;
+}
+
+/* Apply every action the core produced, in order. Frames that follow a
+ * store write wait in `held` until the check phase commits. */
+static void drain(pl__ws_server *s) {
+    pl__relay_action a;
+    while (pl__relay_core_pop(s->core, &a)) {
+        switch (a.kind) {
+        case PL__RELAY_SEND: {
+            sess *e = sess_find(s, a.conn);
+            if (!e) break;
+            if (s->o.log_level >= PL__LOG_DEBUG)
+                logf_(s, PL__LOG_DEBUG, "conn %llu -> %.*s%s", (unsigned long long)a.conn,
+                      (int)(a.len > LOG_FRAME_CHARS ? LOG_FRAME_CHARS : a.len), a.text,
+                      a.len > LOG_FRAME_CHARS ? "..." : "");
+            frame *f = frame_new(a.text, a.len);
+            if (!f) {
+                sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+                break;
+            }
+            if (!s->holding) {
+                sess_enqueue(s, e, f);
+                break;
+            }
+            held *h = malloc(sizeof *h);
+            if (!h) {
+                free(f);
+                sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+                break;
+            }
+            h->next = NULL;
+            h->conn = a.conn;
+            h->f = f;
+            if (s->held_tail) s->held_tail->next = h;
+            else s->held_head = h;
+            s->held_tail = h;
+            break;
+        }
+        case PL__RELAY_CLOSE: {
+            sess *e = sess_find(s, a.conn);
+            if (e) sess_close_later(e, a.close_code, a.reason);
+            break;
+        }
+        case PL__RELAY_STORE_PUT:
+        case PL__RELAY_STORE_DEL: {
+            pl_err e = pl__relay_store_begin(s->store);
+            if (e != PL_OK) {
+                store_failed(s, e, "begin");
+            } else if (a.kind == PL__RELAY_STORE_PUT) {
+                if ((e = pl__relay_store_put(s->store, &a.rec)) != PL_OK) store_failed(s, e, "put");
+            } else if ((e = pl__relay_store_del(s->store, a.rec.topic, a.rec.id)) != PL_OK) {
+                store_failed(s, e, "delete");
+            }
+            /* Everything after a write waits for its commit; a failed
+             * DELETE is harmless (pruned at the next start). */
+            if (a.kind == PL__RELAY_STORE_PUT) s->holding = true;
+            break;
+        }
+        }
+        pl__relay_action_release(&a);
+    }
+    arm_deadline(s);
+}
+
+/* Check phase: commit what this loop iteration wrote, then release the
+ * frames that were waiting for it. */
+static void on_commit(uv_check_t *h) {
+    pl__ws_server *s = h->data;
+    if (pl__relay_store_in_tx(s->store)) {
+        pl_err e = s->tx_failed ? PL_ERR_STORE : pl__relay_store_commit(s->store);
+        if (e != PL_OK) {
+            store_failed(s, e, "commit");
+            pl__relay_store_rollback(s->store);
+        }
+    }
+    while (s->held_head) {
+        held *x = s->held_head;
+        s->held_head = x->next;
+        sess *e = sess_find(s, x->conn);
+        if (!e) {
+            free(x->f);
+        } else if (s->tx_failed) {
+            /* Not durable, so not acknowledged: the client republishes. */
+            free(x->f);
+            sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "storage failure");
+        } else {
+            sess_enqueue(s, e, x->f);
+        }
+        free(x);
+    }
+    s->held_tail = NULL;
+    if (s->tx_failed) s->final_err = PL_ERR_STORE;
+    s->holding = false;
+    s->tx_failed = false;
+}
+
+static void on_deadline(uv_timer_t *t) {
+    pl__ws_server *s = t->data;
+    pl__relay_core_tick(s->core, wall_ms());
+    drain(s);
+}
+
+/* ---- pings and reaping ----------------------------------------------------------- */
+
+static void on_sweep(uv_timer_t *t) {
+    pl__ws_server *s = t->data;
+    uint64_t now = uv_now(&s->loop);
+    for (sess *e = s->sessions; e; e = e->next) {
+        if (e->closing) continue;
+        if (now - e->last_rx >= (uint64_t)s->o.idle_timeout_ms) {
+            logf_(s, PL__LOG_INFO, "conn %llu: no frame or pong for %d ms, reaping",
+                  (unsigned long long)e->id, s->o.idle_timeout_ms);
+            sess_close_later(e, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+            continue;
+        }
+        if (now - e->last_ping >= (uint64_t)s->o.ping_interval_ms) {
+            e->last_ping = now;
+            e->ping_pending = true;
+            lws_callback_on_writable(e->wsi);
+        }
+    }
+}
+
+/* ---- authentication ---------------------------------------------------------------- */
+
+/* Verify the relay JWT against every URL form the client may have used. */
+static pl_err verify_jwt(struct lws *wsi, const char *jwt, size_t len, pl_jwt_claims *claims) {
+    char host[256];
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return PL_ERR_JWT_AUDIENCE;
+    static const char *const forms[] = {"ws://%s", "ws://%s/", "wss://%s", "wss://%s/"};
+    int64_t now = wall_ms() / 1000;
+    for (size_t i = 0; i < PL_ARRAY_LEN(forms); i++) {
+        char aud[300];
+        snprintf(aud, sizeof aud, forms[i], host);
+        pl_err e = pl_jwt_verify(claims, jwt, len, aud, now, JWT_LEEWAY_S);
+        if (e != PL_ERR_JWT_AUDIENCE) return e;
+    }
+    return PL_ERR_JWT_AUDIENCE;
+}
+
+/* Find the JWT, verify it, and record the client's did:key. -1: refuse. */
+static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
+    const char *jwt = lws_get_urlarg_by_name(wsi, "auth=", s->urlarg, (int)sizeof s->urlarg);
+    if (!jwt) {
+        int n = lws_hdr_copy(wsi, s->urlarg, (int)sizeof s->urlarg, WSI_TOKEN_HTTP_AUTHORIZATION);
+        if (n > 7 && !strncasecmp(s->urlarg, "Bearer ", 7)) jwt = s->urlarg + 7;
+    }
+    pl_err err = PL_ERR_RELAY_AUTH;
+    if (jwt && *jwt) {
+        pl_jwt_claims claims;
+        err = verify_jwt(wsi, jwt, strlen(jwt), &claims);
+        if (err == PL_OK) {
+            snprintf(e->did, sizeof e->did, "%s", claims.iss);
+            return 0;
+        }
+    }
+    if (s->o.require_auth) {
+        logf_(s, PL__LOG_INFO, "refused connection from %s: %s (%s)", e->peer,
+              jwt ? pl_strerror(err) : "no JWT", pl_errname(err));
+        lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, NULL);
+        return -1;
+    }
+    if (jwt)
+        logf_(s, PL__LOG_INFO, "connection from %s has an invalid JWT (%s): anonymous", e->peer,
+              pl_errname(err));
+    return 0;
+}
+
+/* ---- the lws protocol callback ----------------------------------------------------- */
+
+static int on_receive(pl__ws_server *s, sess *e, struct lws *wsi, const void *in, size_t len) {
+    e->last_rx = uv_now(&s->loop);
+    if (e->closing) return 0;
+    if (lws_frame_is_binary(wsi)) {
+        static const char why[] = "binary frames are not supported";
+        logf_(s, PL__LOG_INFO, "conn %llu: binary frame, closing 1003", (unsigned long long)e->id);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why,
+                         sizeof why - 1);
+        return -1;
+    }
+    size_t max = pl__relay_core_limits(s->core)->max_frame_bytes;
+    if (e->rxlen + len > max) {
+        char why[64];
+        int n = snprintf(why, sizeof why, "frame exceeds %zu bytes", max);
+        logf_(s, PL__LOG_INFO, "conn %llu: frame over %zu bytes, closing 1009",
+              (unsigned long long)e->id, max);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why, (size_t)n);
+        return -1;
+    }
+    bool final = lws_is_final_fragment(wsi);
+    const char *text = in;
+    size_t tlen = len;
+    if (!final || e->rxlen) { /* fragmented: gather the whole message */
+        if (e->rxlen + len > e->rxcap) {
+            size_t nc = e->rxcap ? e->rxcap : 4096;
+            while (nc < e->rxlen + len) nc *= 2;
+            if (nc > max) nc = max;
+            char *nr = realloc(e->rx, nc);
+            if (!nr) {
+                lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                                 (unsigned char *)"out of memory", 13);
+                return -1;
+            }
+            e->rx = nr;
+            e->rxcap = nc;
+        }
+        memcpy(e->rx + e->rxlen, in, len);
+        e->rxlen += len;
+        if (!final) return 0;
+        text = e->rx;
+        tlen = e->rxlen;
+    }
+    if (s->o.log_level >= PL__LOG_DEBUG)
+        logf_(s, PL__LOG_DEBUG, "conn %llu <- %.*s%s", (unsigned long long)e->id,
+              (int)(tlen > LOG_FRAME_CHARS ? LOG_FRAME_CHARS : tlen), text,
+              tlen > LOG_FRAME_CHARS ? "..." : "");
+    pl_err r = pl__relay_core_receive(s->core, e->id, text, tlen, wall_ms());
+    if (r != PL_OK)
+        logf_(s, PL__LOG_DEBUG, "conn %llu: request failed: %s", (unsigned long long)e->id,
+              pl_errname(r));
+    e->rxlen = 0;
+    if (e->rxcap > 65536) { /* do not keep a large buffer for an idle client */
+        free(e->rx);
+        e->rx = NULL;
+        e->rxcap = 0;
+    }
+    drain(s);
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len) {
+    struct lws_context *ctx = lws_get_context(wsi);
+    pl__ws_server *s = ctx ? lws_context_user(ctx) : NULL;
+    sess *e = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (!s || !e) return -1;
+        memset(e, 0, sizeof *e);
+        lws_get_peer_simple(wsi, e->peer, sizeof e->peer);
+        if (s->stopping) return -1;
+        return authenticate(s, wsi, e);
+
+    case LWS_CALLBACK_ESTABLISHED: {
+        if (!s || !e) return -1;
+        e->wsi = wsi;
+        e->id = s->next_id++;
+        e->last_rx = e->last_ping = uv_now(&s->loop);
+        pl_err err = pl__relay_core_open(s->core, e->id, e->did[0] ? e->did : NULL, wall_ms());
+        if (err == PL_OK && (err = sess_insert(s, e)) != PL_OK) pl__relay_core_close(s->core, e->id);
+        if (err != PL_OK) {
+            logf_(s, PL__LOG_ERROR, "conn from %s: cannot open: %s", e->peer, pl_errname(err));
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                             (unsigned char *)"internal error", 14);
+            return -1;
+        }
+        e->established = true;
+        logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s); %zu connected",
+              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous", s->nsess);
+        return 0;
+    }
+
+    case LWS_CALLBACK_RECEIVE:
+        if (!s || !e || !e->established) return -1;
+        return on_receive(s, e, wsi, in, len);
+
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (s && e && e->established) e->last_rx = uv_now(&s->loop);
+        return 0;
+
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
+        if (!s || !e || !e->established) return 0;
+        if (e->closing) {
+            lws_set_timer_usecs(wsi, 1);
+            return 0;
+        }
+        if (e->ping_pending) {
+            /* lws 4.1 reports a pong only when it carries payload. */
+            unsigned char buf[LWS_PRE + 4] = {0};
+            memcpy(buf + LWS_PRE, "ping", 4);
+            e->ping_pending = false;
+            if (lws_write(wsi, buf + LWS_PRE, 4, LWS_WRITE_PING) < 4) return -1;
+            if (e->qhead) lws_callback_on_writable(wsi);
+            return 0;
+        }
+        frame *f = e->qhead;
+        if (!f) return 0;
+        e->qhead = f->next;
+        if (!e->qhead) e->qtail = NULL;
+        e->qbytes -= f->len;
+        int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
+        size_t flen = f->len;
+        free(f);
+        if (n < (int)flen) {
+            logf_(s, PL__LOG_INFO, "conn %llu: write failed", (unsigned long long)e->id);
+            return -1;
+        }
+        if (e->qhead) lws_callback_on_writable(wsi);
+        return 0;
+    }
+
+    case LWS_CALLBACK_TIMER:
+        if (e && e->closing) {
+            lws_close_reason(wsi, (enum lws_close_status)e->close_code,
+                             (unsigned char *)e->close_reason, strlen(e->close_reason));
+            return -1;
+        }
+        return 0;
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (s && e && e->established && len >= 2) {
+            const unsigned char *p = in;
+            logf_(s, PL__LOG_DEBUG, "conn %llu: peer sent close %d", (unsigned long long)e->id,
+                  (p[0] << 8) | p[1]);
+        }
+        return 0;
+
+    case LWS_CALLBACK_CLOSED:
+        if (s && e && e->established) {
+            e->established = false;
+            pl__relay_core_close(s->core, e->id);
+            sess_remove(s, e);
+            sess_free_buffers(e);
+            logf_(s, PL__LOG_INFO, "conn %llu closed; %zu connected", (unsigned long long)e->id,
+                  s->nsess);
+            drain(s);
+        }
+        return 0;
+
+    case LWS_CALLBACK_HTTP:
+        /* Only WebSocket upgrades are served. */
+        if (lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket only")) return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* lws allocates rx_buffer_size for every connection when it upgrades; keep
+ * it small so that idle clients stay cheap. Larger frames arrive in pieces
+ * and are gathered in the session's own buffer. */
+static const struct lws_protocols protocols[] = {
+    {"irn", callback, sizeof(sess), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- lifecycle ----------------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *h, int signum) {
+    pl__ws_server *s = h->data;
+    logf_(s, PL__LOG_INFO, "signal %d: shutting down", signum);
+    pl__ws_server_stop(s);
+}
+
+static pl_err restore_one(void *ud, const pl__relay_record *r) {
+    pl__ws_server *s = ud;
+    pl_err e = pl__relay_core_restore(s->core, r, wall_ms());
+    if (e == PL_ERR_NOMEM) return e;
+    if (e != PL_OK)
+        logf_(s, PL__LOG_WARN, "store: message %.16s... on topic %.16s... not restored: %s", r->id,
+              r->topic, pl_errname(e));
+    return PL_OK;
+}
+
+int pl__ws_server_port(const pl__ws_server *s) {
+    PL_REQUIRE(s);
+    return s->port;
+}
+
+static void close_handles(pl__ws_server *s) {
+    if (!s->handles_open) return;
+    s->handles_open = false;
+    if (s->o.handle_signals) {
+        uv_close((uv_handle_t *)&s->sigint, NULL);
+        uv_close((uv_handle_t *)&s->sigterm, NULL);
+    }
+    uv_close((uv_handle_t *)&s->deadline, NULL);
+    uv_close((uv_handle_t *)&s->sweep, NULL);
+    uv_close((uv_handle_t *)&s->commit, NULL);
+}
+
+void pl__ws_server_stop(pl__ws_server *s) {
+    PL_REQUIRE(s);
+    if (s->stopping) return;
+    s->stopping = true;
+    on_commit(&s->commit); /* make what was acknowledged durable before anything else */
+    close_handles(s);
+    if (s->ctx) lws_context_destroy(s->ctx); /* starts closing; the loop finishes it */
+}
+
+void pl__ws_server_free(pl__ws_server *s) {
+    if (!s) return;
+    if (s->loop_poisoned) {
+        /* A failed lws_create_context can leave handles on the loop that
+         * point into memory it already freed: running the loop again would
+         * crash, so the loop is abandoned (a one-off leak on a failed start). */
+        s->loop_ok = false;
+    }
+    if (s->loop_ok) {
+        if (!s->stopping) pl__ws_server_stop(s);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        if (s->ctx) lws_context_destroy(s->ctx);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&s->loop) != 0) {
+            /* A handle outlived the context: run once more to let it go. */
+            uv_run(&s->loop, UV_RUN_NOWAIT);
+            (void)uv_loop_close(&s->loop);
+        }
+    }
+    while (s->held_head) {
+        held *x = s->held_head;
+        s->held_head = x->next;
+        free(x->f);
+        free(x);
+    }
+    pl__relay_core_free(s->core);
+    pl__relay_store_close(s->store);
+    free(s->tab);
+    free(s->db_path);
+    free(s);
+}
+
+/* Resolve host to an IPv4 address (lws binds only what it is given) and try
+ * the bind once ourselves: libwebsockets 4.1 with a foreign libuv loop
+ * cannot be cleaned up after it fails to bind, so the common failures
+ * (address in use, not local, no permission) are caught here first. */
+static pl_err probe_bind(const char *host, int port, char addr[INET_ADDRSTRLEN]) {
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = AF_INET;
+        hints.ai_socktype = SOCK_STREAM;
+        if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) return PL_ERR_INVALID_ARG;
+        sa.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+        freeaddrinfo(res);
+    }
+    inet_ntop(AF_INET, &sa.sin_addr, addr, INET_ADDRSTRLEN);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return pl__fail(PL_ERR_SYS, errno);
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    int err = errno;
+    close(fd);
+    return rc == 0 ? PL_OK : pl__fail(PL_ERR_SYS, err);
+}
+
+pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
+    PL_REQUIRE(out && opts);
+    *out = NULL;
+    if (opts->port < 0 || opts->port > 65535 || opts->ping_interval_ms < 0 ||
+        opts->idle_timeout_ms < 0)
+        return PL_ERR_INVALID_ARG;
+    char addr[INET_ADDRSTRLEN];
+    PL_TRY(probe_bind(opts->host ? opts->host : "127.0.0.1", opts->port, addr));
+    pl__ws_server *s = calloc(1, sizeof *s);
+    if (!s) return PL_ERR_NOMEM;
+    s->o = *opts;
+    snprintf(s->host, sizeof s->host, "%s", addr);
+    s->o.host = s->host;
+    if (opts->db_path && !(s->db_path = strdup(opts->db_path))) {
+        free(s);
+        return PL_ERR_NOMEM;
+    }
+    s->o.db_path = s->db_path;
+    if (!s->o.ping_interval_ms) s->o.ping_interval_ms = DEF_PING_MS;
+    if (!s->o.idle_timeout_ms) s->o.idle_timeout_ms = 2 * s->o.ping_interval_ms + 10000;
+    if (!s->o.max_queue_bytes) s->o.max_queue_bytes = DEF_QUEUE_BYTES;
+    s->next_id = 1;
+    pl_err e;
+    int64_t now = wall_ms();
+    if ((e = pl__relay_core_new(&s->core, &opts->limits, now)) != PL_OK) goto fail;
+    if ((e = pl__relay_store_open(&s->store, s->db_path)) != PL_OK) goto fail;
+    size_t pruned = 0, skipped = 0;
+    if ((e = pl__relay_store_prune(s->store, now, &pruned)) != PL_OK) goto fail;
+    if ((e = pl__relay_store_load(s->store, now, restore_one, s, &skipped)) != PL_OK) goto fail;
+    pl__relay_stats st;
+    pl__relay_core_stats(s->core, &st);
+    logf_(s, PL__LOG_INFO, "store %s: %zu messages on %zu topics restored, %zu expired pruned%s",
+          s->db_path ? s->db_path : "(memory)", st.messages, st.topics, pruned,
+          skipped ? ", some malformed rows skipped" : "");
+
+    if (uv_loop_init(&s->loop) != 0) {
+        e = PL_ERR_SYS;
+        goto fail;
+    }
+    s->loop_ok = true;
+    uv_timer_init(&s->loop, &s->deadline);
+    uv_timer_init(&s->loop, &s->sweep);
+    uv_check_init(&s->loop, &s->commit);
+    s->deadline.data = s->sweep.data = s->commit.data = s;
+    if (s->o.handle_signals) {
+        uv_signal_init(&s->loop, &s->sigint);
+        uv_signal_init(&s->loop, &s->sigterm);
+        s->sigint.data = s->sigterm.data = s;
+    }
+    s->handles_open = true;
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    void *loops[] = {&s->loop};
+    info.port = s->o.port;
+    info.iface = s->host;
+    info.protocols = protocols;
+    info.gid = -1;
+    info.uid = -1;
+    /* IPv6 on makes lws bind every interface even with iface = 127.0.0.1. */
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DISABLE_IPV6 |
+                   LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.foreign_loops = loops;
+    info.pcontext = &s->ctx;
+    info.user = s;
+    /* A JS client's JWT travels in the query; lws drops a longer header
+     * silently at the default 4096. */
+    info.max_http_header_data = 16384;
+    lws_set_log_level(LLL_ERR, NULL);
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        logf_(s, PL__LOG_ERROR, "cannot listen on %s:%d (address in use, or no lws evlib_uv plugin)",
+              s->host, s->o.port);
+        s->loop_poisoned = true;
+        e = PL_ERR_WEBSOCKET;
+        goto fail;
+    }
+    struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "default");
+    s->port = vh ? lws_get_vhost_listen_port(vh) : -1;
+    if (s->port <= 0) {
+        logf_(s, PL__LOG_ERROR, "cannot listen on %s:%d", s->host, s->o.port);
+        e = PL_ERR_WEBSOCKET;
+        goto fail;
+    }
+    *out = s;
+    return PL_OK;
+fail:
+    pl__ws_server_free(s);
+    return e;
+}
+
+pl_err pl__ws_server_run(pl__ws_server *s) {
+    PL_REQUIRE(s && !s->ran);
+    s->ran = true;
+    if (!s->stopping) {
+        uint64_t sweep = (uint64_t)s->o.ping_interval_ms / 4;
+        if (sweep < 50) sweep = 50;
+        if (sweep > 5000) sweep = 5000;
+        uv_timer_start(&s->sweep, on_sweep, sweep, sweep);
+        uv_check_start(&s->commit, on_commit);
+        if (s->o.handle_signals) {
+            uv_signal_start(&s->sigint, on_signal, SIGINT);
+            uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+        }
+        arm_deadline(s);
+    }
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    if (s->ctx) lws_context_destroy(s->ctx);
+    pl_err e = s->final_err;
+    logf_(s, PL__LOG_INFO, "stopped");
+    return e;
+}
