@@ -100,6 +100,14 @@ pl_err pl_base64_decode(uint8_t *out, size_t cap, size_t *out_len, const char *i
     size_t need = chars / 4 * 3 + (chars % 4) * 3 / 4;
     if (need > cap) return PL_ERR_BUFFER_TOO_SMALL;
 
+    /* libsodium 1.0.18 reads the text as (signed) char, and its
+     * constant-time comparisons then take every byte >= 0x80 for '/'
+     * (or '_'): a second spelling of the same bytes. Refuse such bytes
+     * first, folding with OR so there is no branch per character. */
+    unsigned char high = 0;
+    for (size_t i = 0; i < in_len; i++) high |= (unsigned char)in[i];
+    if (high & 0x80) return PL_ERR_BAD_BASE64;
+
     const char *end = NULL;
     size_t n = 0;
     int rc = sodium_base642bin(out, cap, in, in_len, NULL, &n, &end, variant);

@@ -361,7 +361,9 @@ pl_err pl_uri_format(char **out, const pl_uri *u) {
      * of the symKey behind in freed heap memory. */
     char buf[PL_URI_MAX_LEN + 1];
     sbuf b = {buf, 0, PL_URI_MAX_LEN, false};
-    char num[32];
+    /* Room for "expiryTimestamp=" + 19 digits of INT64_MAX + "&" + NUL:
+     * a truncated snprintf would write a URI that no longer parses. */
+    char num[48];
 
     puts_(&b, "wc:");
     for (size_t i = 0; i < tl; i++) {
