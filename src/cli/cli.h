@@ -32,5 +32,10 @@ int pl_cli_noise(int argc, char **argv);
 int pl_cli_relay(int argc, char **argv);
 int pl_cli_demo(int argc, char **argv);
 int pl_cli_wc(int argc, char **argv);
+/* cmd_nm.c: node-manager pairing */
+int pl_cli_app(int argc, char **argv);
+int pl_cli_node_manager(int argc, char **argv);
+int pl_cli_peers(int argc, char **argv);
+int pl_cli_send(int argc, char **argv);
 
 #endif

@@ -1,12 +1,23 @@
 #include "cli/cli.h"
 
+#include <libwebsockets.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 /* The subcommand table. Keep it sorted by name. */
 static const pl_cli_cmd commands[] = {
+    {"app", pl_cli_app, "node-manager pairing, app side: pair (shows a code), run"},
+    {"demo", pl_cli_demo, "walk through both pairing flows on an embedded relay"},
+    {"envelope", pl_cli_envelope, "seal or open a WalletConnect envelope (type 0, 1, 2)"},
+    {"node-manager", pl_cli_node_manager, "node-manager pairing, node side: pair CODE, run"},
+    {"noise", pl_cli_noise, "Waku Noise: replay/generate transcripts, pairing demo"},
+    {"peers", pl_cli_peers, "list or remove paired counterparties"},
+    {"relay", pl_cli_relay, "run a WalletConnect relay server"},
+    {"send", pl_cli_send, "send a message to a paired counterparty over a Noise session"},
+    {"uri", pl_cli_uri, "create or parse a WalletConnect pairing URI"},
     {"version", pl_cli_version, "print the version"},
+    {"wc", pl_cli_wc, "WalletConnect pairings: create, pair, run, list, ping, delete"},
 };
 
 int pl_cli_fail(const char *cmd, const char *what, pl_err err) {
@@ -58,5 +69,7 @@ int main(int argc, char **argv) {
     /* stdout is line-buffered even into a pipe so that event lines reach
      * scripts (tests, GUIs) as they happen. */
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* libwebsockets' start-up notices are noise for users; errors stay. */
+    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
     return pl_cli_dispatch("pairlink", commands, sizeof commands / sizeof commands[0], argc, argv);
 }

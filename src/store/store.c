@@ -1,5 +1,6 @@
 /* SQLite persistence: see include/pairlink/store.h. */
 #include "pairlink/store.h"
+#include "store/store_internal.h"
 
 #include "core/internal.h"
 #include "pairlink/hash.h"
@@ -92,6 +93,11 @@ pl_err pl_store_open(pl_store **out, const char *path) {
     }
     *out = s;
     return PL_OK;
+}
+
+sqlite3 *pl__store_db(pl_store *s) {
+    PL_REQUIRE(s);
+    return s->db;
 }
 
 void pl_store_close(pl_store *s) {

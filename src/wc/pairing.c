@@ -489,6 +489,10 @@ static void handle_request(pl_wc_engine *e, pl_wc_pairing *p, const pl_rpc_msg *
 }
 
 static void handle_response(pl_wc_engine *e, pl_wc_pairing *p, const pl_rpc_msg *res, int64_t now_ms) {
+    /* Any answer from the peer proves the pairing, even one to a request
+     * another process sharing this store sent (e.g. `pairlink wc ping`
+     * beside a running daemon): renew before matching the id. */
+    pairing_touch(e, p, now_ms);
     size_t j;
     for (j = 0; j < e->n_pending; j++)
         if (!strcmp(e->pending[j].topic, p->topic) && pl_rpc_id_equal(&e->pending[j].id, &res->id))
@@ -497,7 +501,6 @@ static void handle_response(pl_wc_engine *e, pl_wc_pairing *p, const pl_rpc_msg 
     pl_wc_pending r = e->pending[j];
     e->pending[j] = e->pending[--e->n_pending];
     unstore_pending(e, r.topic, &r.id);
-    pairing_touch(e, p, now_ms);
     if (!strcmp(r.method, "wc_pairingPing")) {
         pl_wc_event ev = {.kind = PL_WC_EV_PONG, .topic = r.topic, .method = r.method, .id = r.id,
                           .err = res->kind == PL_RPC_ERROR ? PL_ERR_RELAY : PL_OK};
@@ -515,7 +518,13 @@ pl_err pl_wc_engine_on_message(pl_wc_engine *e, const char *topic, const char *m
     if (!p) return PL_ERR_NO_MATCHING_KEY;
     uint8_t *plain = NULL;
     size_t plain_len = 0;
-    pl_err err = pl_envelope_open(&plain, &plain_len, NULL, p->sym_key, message, len);
+    pl_envelope_info info;
+    pl_err err = pl_envelope_open(&plain, &plain_len, &info, p->sym_key, message, len);
+    /* Pairing messages are type 0 only. A type 1 envelope is keyed by what
+     * its sender key derives, not by the symKey, and the JS SDK ignores it
+     * on a pairing topic: taking one opened with the symKey as a request
+     * would act on a message the peer's own SDK never would. */
+    if (err == PL_OK && info.type != 0) err = PL_ERR_ENVELOPE_TYPE;
     pl_rpc_msg *msgs = NULL;
     size_t n = 0;
     bool batch = false;

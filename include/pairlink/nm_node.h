@@ -1,0 +1,137 @@
+/* A node-manager pairing node on a libuv loop: one identity (app or node
+ * manager) with its store, a relay connection, the pairing engine
+ * (nm_pairing.h) for pairing with a code, and the session manager
+ * (nm_session.h) for Noise sessions with every stored counterparty.
+ *
+ * At start it opens the store (nm_store.h), loads or creates the identity
+ * key (a 0600 file beside the store), connects to the relay, and at once
+ * starts sessions with every stored counterparty (seed step 11). A pairing
+ * started with pl_nm_node_pair() persists the new counterparty before
+ * answering and then starts a session with it (step 10).
+ *
+ * Threads: everything runs on the loop's thread; callbacks too. Callbacks
+ * may call any function of this header, pl_nm_node_close() included. They
+ * run from the loop, except the PAIR_CODE event, which pl_nm_node_pair()
+ * delivers before it returns. */
+#ifndef PAIRLINK_NM_NODE_H
+#define PAIRLINK_NM_NODE_H
+
+#include "pairlink/common.h"
+#include "pairlink/nm_pairing.h"
+#include "pairlink/nm_session.h"
+#include "pairlink/relay_client.h"
+
+#include <stdbool.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pl_nm_node pl_nm_node;
+
+typedef enum pl_nm_node_event_kind {
+    PL_NM_NODE_RELAY = 1,        /* relay state: relay_state, err */
+    PL_NM_NODE_PAIR_CODE,        /* app: the code to show: code (text) */
+    PL_NM_NODE_PAIR_DROPPED,     /* a HELLO was not acted upon: reason, err */
+    PL_NM_NODE_PAIR_STORED,      /* the counterparty is durably stored: peer */
+    PL_NM_NODE_PAIRED,           /* pairing complete: peer, fingerprint */
+    PL_NM_NODE_PAIR_FAILED,      /* err: PL_ERR_CODE_EXPIRED (app), PL_ERR_TIMEOUT (nm),
+                                    PL_ERR_CANCELLED, a store error */
+    PL_NM_NODE_SESSION,          /* a session event of nm_session.h: sev, peer, ... */
+} pl_nm_node_event_kind;
+
+typedef struct pl_nm_node_event {
+    pl_nm_node_event_kind kind;
+    pl_relay_state relay_state;                  /* RELAY */
+    pl_err err;                                  /* RELAY, PAIR_DROPPED, PAIR_FAILED, SESSION */
+    char code[PL_NM_CODE_TEXT_SIZE];             /* PAIR_CODE */
+    pl_nm_drop_reason reason;                    /* PAIR_DROPPED */
+    uint8_t peer[PL_NM_KEY_BYTES];               /* PAIR_STORED, PAIRED, SESSION */
+    char peer_id[17];                            /* first 16 hex digits of peer */
+    char name[PL_NM_NAME_MAX + 1];               /* PAIR_STORED, PAIRED, SESSION (stored name) */
+    char fingerprint[PL_NM_FINGERPRINT_SIZE];    /* PAIRED */
+    /* SESSION: the output of nm_session.h (kind EVENT); its body pointer is
+     * valid during the callback only. */
+    const pl_nm_session_output *session;
+} pl_nm_node_event;
+
+typedef void (*pl_nm_node_event_cb)(void *ud, pl_nm_node *n, const pl_nm_node_event *ev);
+
+typedef struct pl_nm_node_opts {
+    pl_nm_role role;        /* required */
+    const char *relay_url;  /* required, e.g. ws://127.0.0.1:8787 */
+    const char *store_path; /* required: SQLite file; the identity key is "<store_path>.key" */
+    const char *name;       /* display name sent in HELLOs (<= 64 bytes UTF-8); NULL: "" */
+    const char *project_id; /* optional relay projectId */
+    bool sessions;          /* at start, start sessions with every stored counterparty
+                               (false: only with one paired by this node) */
+    int64_t code_ttl_ms;    /* 0: PL_NM_CODE_TTL_MS (5 min); shorter values for tests only */
+    const pl_nm_kdf_params *kdf; /* NULL: the protocol parameters (tests only otherwise) */
+    pl_nm_sessions_config session_cfg; /* tuning: role and static_priv are filled in by the node */
+    pl_nm_node_event_cb on_event;      /* required */
+    void *ud;
+} pl_nm_node_opts;
+
+/* Create and start. Errors: PL_ERR_INVALID_ARG (role, code_ttl_ms outside
+ * 0..PL_NM_CODE_TTL_MS), PL_ERR_TOO_LARGE (name above 64 bytes), those of
+ * pl_nm_store_open / pl_nm_store_identity (PL_ERR_KEY_FILE: unsafe key file),
+ * pl_relay_client_new, pl_nm_sessions_new. Nothing is left on the loop on
+ * error. Blocking file I/O at start. */
+PL_EXPORT pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *opts);
+
+/* Start a pairing. App: code NULL -> a fresh code (reported at once as a
+ * PAIR_CODE event and in code_out if not NULL). Node manager: code is the
+ * typed text. Derivation blocks the loop for ~0.4 s (Argon2id). Errors:
+ * PL_ERR_STATE (a pairing is already running), PL_ERR_INVALID_ARG (a code
+ * given to an app or missing for a node manager), PL_ERR_CODE_FORMAT /
+ * PL_ERR_CODE_CHECKSUM (typed code), errors of pl_nm_derive and
+ * pl_nm_pairing_new. Outcome: PAIRED or PAIR_FAILED. */
+PL_EXPORT pl_err pl_nm_node_pair(pl_nm_node *n, const char *code,
+                                 char code_out[PL_NM_CODE_TEXT_SIZE]);
+/* Cancel a running pairing (PAIR_FAILED, PL_ERR_CANCELLED). No-op if none. */
+PL_EXPORT void pl_nm_node_pair_cancel(pl_nm_node *n);
+
+/* Start (or keep) a session with one stored counterparty: for a node
+ * created with sessions = false (e.g. a one-shot `pairlink send`).
+ * Errors: PL_ERR_NOT_FOUND (not stored), PL_ERR_HELLO_ROLE (stored with our
+ * own role), errors of pl_nm_sessions_add_peer other than PL_ERR_EXISTS. */
+PL_EXPORT pl_err pl_nm_node_connect(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES]);
+
+/* Send a request to a counterparty (a key, or by its id prefix through
+ * pl_nm_store_find). See pl_nm_sessions_request for queuing and time-outs;
+ * the answer comes as a SESSION event RESPONSE / REQUEST_FAILED with *id.
+ * Errors: those of pl_nm_sessions_request (PL_ERR_NOT_FOUND: the peer is
+ * not in the session manager, e.g. not stored or sessions off). */
+PL_EXPORT pl_err pl_nm_node_request(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES],
+                                    const uint8_t *body, size_t len, uint64_t *id);
+/* Answer a REQUEST event. Errors: those of pl_nm_sessions_respond. */
+PL_EXPORT pl_err pl_nm_node_respond(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES],
+                                    uint64_t id, const uint8_t *body, size_t len);
+
+/* Forget a counterparty: removed from the store and its session closed.
+ * Errors: PL_ERR_NOT_FOUND, store errors. */
+PL_EXPORT pl_err pl_nm_node_remove_peer(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES]);
+
+/* Our identity public key, and the session manager (read-only queries:
+ * pl_nm_sessions_peer_state, _count, _stats_get). */
+PL_EXPORT void pl_nm_node_identity(const pl_nm_node *n, uint8_t pub[PL_NM_KEY_BYTES]);
+PL_EXPORT const pl_nm_sessions *pl_nm_node_sessions(const pl_nm_node *n);
+/* Messages handed to the relay client and not yet acknowledged by the
+ * relay: a process about to exit waits for 0 so that its last message (an
+ * answer, a response) is not lost. */
+PL_EXPORT size_t pl_nm_node_pending(const pl_nm_node *n);
+/* Counterparties restored from the store at start-up (0 without sessions). */
+PL_EXPORT size_t pl_nm_node_restored(const pl_nm_node *n);
+/* Unix ms wall clock the node feeds its cores. */
+PL_EXPORT int64_t pl_nm_node_now_ms(void);
+
+/* Close: relay, timers, store; pending requests vanish without events.
+ * on_closed (may be NULL) runs from the loop once everything is closed; then
+ * the node is freed. No event is delivered after this call. */
+PL_EXPORT void pl_nm_node_close(pl_nm_node *n, void (*on_closed)(void *ud));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

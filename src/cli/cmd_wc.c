@@ -1,0 +1,498 @@
+/* pairlink wc create | pair | run | list | ping | delete
+ * The WalletConnect pairing client from the command line: every command
+ * shares one runner (a loop with the client, signals and an optional
+ * time limit) and differs only in what it does once started and when it is
+ * done. */
+#include "cli/cli.h"
+
+#include "pairlink/codec.h"
+#include "pairlink/hash.h"
+#include "pairlink/store.h"
+#include "pairlink/uri.h"
+#include "pairlink/wc_client.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_ACCEPT 16
+
+/* The Sign protocol's methods with their request/response tags and TTLs, so
+ * that --accept can register them exactly as the JS SDK would. */
+static const pl_wc_method known_methods[] = {
+    {"wc_sessionPropose", 1100, 300, true, 1101, 300},
+    {"wc_sessionAuthenticate", 1116, 3600, true, 1117, 3600},
+    {"wc_authRequest", 3000, 86400, true, 3001, 86400},
+};
+
+typedef enum { CMD_CREATE, CMD_PAIR, CMD_RUN, CMD_PING, CMD_DELETE } wc_cmd;
+
+typedef struct runner {
+    wc_cmd cmd;
+    const char *name;
+    bool json;
+    bool qr;
+    const char *relay;
+    const char *store;
+    const char *arg;        /* URI or topic */
+    const char *methods;    /* create: methods announced in the URI */
+    const char *accept[MAX_ACCEPT];
+    int n_accept;
+    long timeout_s;         /* 0: none */
+    bool exit_when_paired;  /* create: stop once activated; pair: once paired */
+
+    uv_loop_t loop;
+    pl_wc_client *client;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t deadline;
+    uv_timer_t poll; /* delete: waits until the relay took the message */
+    char topic[PL_TOPIC_HEX_SIZE];
+    pl_rpc_id ping_id;
+    bool started;
+    bool stopping;
+    int status;
+} runner;
+
+static const char *event_name(pl_wc_event_kind k) {
+    switch (k) {
+    case PL_WC_EV_CREATED: return "created";
+    case PL_WC_EV_ACTIVATED: return "activated";
+    case PL_WC_EV_RENEWED: return "renewed";
+    case PL_WC_EV_EXPIRED: return "expired";
+    case PL_WC_EV_DELETED: return "deleted";
+    case PL_WC_EV_PING: return "ping";
+    case PL_WC_EV_PONG: return "pong";
+    case PL_WC_EV_REQUEST_TIMEOUT: return "request_timeout";
+    case PL_WC_EV_UNSUPPORTED: return "unsupported_method";
+    case PL_WC_EV_BAD_MESSAGE: return "bad_message";
+    }
+    return "unknown";
+}
+
+static json_t *id_json(const pl_rpc_id *id) {
+    if (id->kind == PL_RPC_ID_NUM) return json_integer(id->num);
+    if (id->kind == PL_RPC_ID_STR) return json_string(id->str);
+    return json_null();
+}
+
+/* One line per event: JSON for scripts, words for people. */
+static void print_line(runner *r, json_t *o) {
+    if (r->json) {
+        char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (s) puts(s);
+        free(s);
+    } else {
+        const char *key;
+        json_t *v;
+        json_object_foreach(o, key, v) {
+            if (!strcmp(key, "event")) {
+                printf("%s", json_string_value(v));
+                continue;
+            }
+            char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            printf(" %s=%s", key, s ? s : "?");
+            free(s);
+        }
+        printf("\n");
+    }
+    json_decref(o);
+}
+
+static void stop(runner *r, int status);
+
+static void on_event(void *ud, pl_wc_client *c, const pl_wc_event *ev) {
+    (void)c;
+    runner *r = ud;
+    json_t *o = json_object();
+    json_object_set_new(o, "event", json_string(event_name(ev->kind)));
+    json_object_set_new(o, "topic", json_string(ev->topic));
+    if (ev->kind == PL_WC_EV_CREATED || ev->kind == PL_WC_EV_ACTIVATED || ev->kind == PL_WC_EV_RENEWED)
+        json_object_set_new(o, "expiry", json_integer(ev->expiry));
+    if (ev->kind == PL_WC_EV_DELETED) json_object_set_new(o, "by_peer", json_boolean(ev->by_peer));
+    if (ev->method) json_object_set_new(o, "method", json_string(ev->method));
+    if (ev->kind == PL_WC_EV_PONG || ev->kind == PL_WC_EV_UNSUPPORTED ||
+        ev->kind == PL_WC_EV_REQUEST_TIMEOUT || ev->kind == PL_WC_EV_PING)
+        json_object_set_new(o, "id", id_json(&ev->id));
+    if (ev->kind == PL_WC_EV_BAD_MESSAGE) json_object_set_new(o, "error", json_string(pl_errname(ev->err)));
+    print_line(r, o);
+
+    bool ours = !strcmp(ev->topic, r->topic);
+    if (r->cmd == CMD_PING && ours && ev->kind == PL_WC_EV_PONG && pl_rpc_id_equal(&ev->id, &r->ping_id))
+        stop(r, ev->err == PL_OK ? 0 : 1);
+    else if (r->cmd == CMD_PING && ours && ev->kind == PL_WC_EV_REQUEST_TIMEOUT)
+        stop(r, 1);
+    else if ((r->cmd == CMD_CREATE || r->cmd == CMD_PAIR) && ours &&
+             (ev->kind == PL_WC_EV_EXPIRED || ev->kind == PL_WC_EV_DELETED))
+        stop(r, ev->kind == PL_WC_EV_EXPIRED ? 1 : 0);
+    else if (r->cmd == CMD_CREATE && ours && r->exit_when_paired && ev->kind == PL_WC_EV_ACTIVATED)
+        stop(r, 0);
+}
+
+static void on_request(void *ud, pl_wc_engine *e, const char *topic, const pl_rpc_msg *req) {
+    (void)e;
+    runner *r = ud;
+    json_t *o = json_object();
+    json_object_set_new(o, "event", json_string("request"));
+    json_object_set_new(o, "topic", json_string(topic));
+    json_object_set_new(o, "method", json_string(req->method));
+    json_object_set_new(o, "id", id_json(&req->id));
+    json_t *params = req->params ? json_loads(req->params, JSON_DECODE_ANY, NULL) : NULL;
+    json_object_set_new(o, "params", params ? params : json_null());
+    print_line(r, o);
+}
+
+static void on_relay_state(void *ud, pl_wc_client *c, pl_relay_state state, pl_err err) {
+    (void)c;
+    runner *r = ud;
+    json_t *o = json_object();
+    json_object_set_new(o, "event", json_string(state == PL_RELAY_CONNECTED ? "relay_connected"
+                                                : state == PL_RELAY_FAILED  ? "relay_failed"
+                                                                            : "relay_disconnected"));
+    if (err != PL_OK) json_object_set_new(o, "error", json_string(pl_errname(err)));
+    print_line(r, o);
+    if (state == PL_RELAY_FAILED) {
+        pl_cli_fail(r->name, "relay", err);
+        stop(r, 1);
+    }
+}
+
+static void on_closed(void *ud) {
+    runner *r = ud;
+    r->client = NULL;
+}
+
+static void close_handle(uv_handle_t *h) {
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void stop(runner *r, int status) {
+    if (r->stopping) return;
+    r->stopping = true;
+    r->status = status;
+    close_handle((uv_handle_t *)&r->sigint);
+    close_handle((uv_handle_t *)&r->sigterm);
+    close_handle((uv_handle_t *)&r->deadline);
+    close_handle((uv_handle_t *)&r->poll);
+    if (r->client) pl_wc_client_close(r->client, on_closed);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+    (void)signum;
+    stop(s->data, 0);
+}
+
+static void on_deadline(uv_timer_t *t) {
+    runner *r = t->data;
+    if (r->cmd != CMD_CREATE && r->cmd != CMD_PAIR && r->cmd != CMD_RUN)
+        fprintf(stderr, "pairlink %s: no answer within %ld s (%s)\n", r->name, r->timeout_s,
+                pl_errname(PL_ERR_TIMEOUT));
+    stop(r, r->cmd == CMD_RUN || r->cmd == CMD_PAIR || r->cmd == CMD_CREATE ? 0 : 1);
+}
+
+/* delete: done once the relay acknowledged the wc_pairingDelete. */
+static void on_poll(uv_timer_t *t) {
+    runner *r = t->data;
+    if (r->client && pl_relay_client_pending(pl_wc_client_relay(r->client)) == 0) stop(r, 0);
+}
+
+static const pl_wc_method *method_settings(const char *name, pl_wc_method *tmp) {
+    for (size_t i = 0; i < sizeof known_methods / sizeof *known_methods; i++)
+        if (!strcmp(known_methods[i].name, name)) return &known_methods[i];
+    /* Unknown protocols: a day's TTL, tag 0 like unregistered replies. */
+    *tmp = (pl_wc_method){name, 0, 86400, false, 0, 86400};
+    return tmp;
+}
+
+/* What each command does once the client is up. */
+static int start(runner *r) {
+    pl_wc_engine *e = pl_wc_client_engine(r->client);
+    int64_t now = pl_wc_client_now_ms();
+    for (int i = 0; i < r->n_accept; i++) {
+        pl_wc_method tmp;
+        pl_err err = pl_wc_register(e, method_settings(r->accept[i], &tmp), on_request, NULL, r);
+        if (err != PL_OK) return pl_cli_fail(r->name, r->accept[i], err);
+    }
+    pl_err err = PL_OK;
+    switch (r->cmd) {
+    case CMD_CREATE: {
+        const char *list[PL_URI_MAX_METHODS];
+        size_t n = 0;
+        char *copy = r->methods ? strdup(r->methods) : NULL;
+        for (char *save = NULL, *tok = copy ? strtok_r(copy, ",", &save) : NULL;
+             tok && n < PL_URI_MAX_METHODS; tok = strtok_r(NULL, ",", &save))
+            list[n++] = tok;
+        char *uri = NULL;
+        err = pl_wc_create(e, list, n, now, &uri, r->topic);
+        free(copy);
+        if (err != PL_OK) return pl_cli_fail(r->name, "creating the pairing", err);
+        if (r->json) {
+            json_t *o = json_pack("{s:s,s:s,s:s}", "event", "uri", "topic", r->topic, "uri", uri);
+            print_line(r, o);
+        } else {
+            if (r->qr) pl_cli_print_qr(uri);
+            printf("%s\n", uri);
+        }
+        pl_free_secret(uri, strlen(uri));
+        break;
+    }
+    case CMD_PAIR:
+        err = pl_wc_pair(e, r->arg, strlen(r->arg), now, r->topic);
+        if (err != PL_OK) return pl_cli_fail(r->name, "pairing", err);
+        if (r->exit_when_paired) {
+            /* stay until the relay has the subscription, then stop */
+            uv_timer_start(&r->poll, on_poll, 200, 200);
+        }
+        break;
+    case CMD_RUN: {
+        json_t *o = json_pack("{s:s,s:I}", "event", "restored", "pairings",
+                              (json_int_t)pl_wc_client_restored(r->client));
+        print_line(r, o);
+        break;
+    }
+    case CMD_PING:
+        snprintf(r->topic, sizeof r->topic, "%s", r->arg);
+        err = pl_wc_ping(e, r->topic, now, &r->ping_id);
+        if (err != PL_OK) return pl_cli_fail(r->name, "ping", err);
+        break;
+    case CMD_DELETE:
+        snprintf(r->topic, sizeof r->topic, "%s", r->arg);
+        err = pl_wc_delete(e, r->topic, now);
+        if (err != PL_OK) return pl_cli_fail(r->name, "delete", err);
+        uv_timer_start(&r->poll, on_poll, 50, 50);
+        break;
+    }
+    return 0;
+}
+
+/* Default store: $PAIRLINK_STORE, else $XDG_DATA_HOME/pairlink/wc.db, else
+ * ~/.local/share/pairlink/wc.db (directories created 0700). */
+static const char *default_store(char *buf, size_t cap) {
+    const char *env = getenv("PAIRLINK_STORE");
+    if (env && *env) return env;
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(buf, cap, "%s/pairlink", xdg);
+    else snprintf(buf, cap, "%s/.local/share/pairlink", home ? home : ".");
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", buf);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0700);
+            *p = '/';
+        }
+    mkdir(tmp, 0700);
+    size_t n = strlen(buf);
+    snprintf(buf + n, cap - n, "/wc.db");
+    return buf;
+}
+
+static void usage(const runner *r) {
+    static const char *const text[] = {
+        [CMD_CREATE] = "usage: pairlink wc create [--methods a,b] [--accept METHOD]... [--until-active]\n"
+                       "                          [--timeout S] [--no-qr] [common options]\n\n"
+                       "Create a pairing (inactive, expires after 5 minutes unless the peer answers),\n"
+                       "print its URI and QR code, and serve it until it is deleted or expires.\n",
+        [CMD_PAIR] = "usage: pairlink wc pair URI [--accept METHOD]... [--exit] [--timeout S] [common options]\n\n"
+                     "Pair with a URI (the pairing is active at once, for 30 days renewed on every\n"
+                     "delivered message) and serve it: answer pings, print requests and events.\n"
+                     "--exit stops once the relay has the subscription.\n",
+        [CMD_RUN] = "usage: pairlink wc run [--accept METHOD]... [--timeout S] [common options]\n\n"
+                    "Restore every stored pairing and serve them until interrupted.\n",
+        [CMD_PING] = "usage: pairlink wc ping TOPIC [--timeout S] [common options]\n\n"
+                     "Send wc_pairingPing and wait for the answer (exit 0) or a time-out (exit 1).\n",
+        [CMD_DELETE] = "usage: pairlink wc delete TOPIC [common options]\n\n"
+                       "Tell the peer (wc_pairingDelete, 6000 \"User disconnected.\") and forget the pairing.\n",
+    };
+    printf("%s", text[r->cmd]);
+    printf("\ncommon options:\n"
+           "  --relay URL   relay to use (default $PAIRLINK_RELAY or ws://127.0.0.1:8787)\n"
+           "  --store PATH  SQLite store (default $PAIRLINK_STORE or ~/.local/share/pairlink/wc.db)\n"
+           "  --json        one JSON object per line\n"
+           "--accept METHOD registers METHOD (e.g. wc_sessionPropose) and prints its requests.\n");
+}
+
+static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
+    static const struct option opts[] = {{"relay", required_argument, 0, 'r'},
+                                         {"store", required_argument, 0, 's'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"methods", required_argument, 0, 'm'},
+                                         {"accept", required_argument, 0, 'a'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {"no-qr", no_argument, 0, 'q'},
+                                         {"until-active", no_argument, 0, 'u'},
+                                         {"exit", no_argument, 0, 'x'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    runner r = {.cmd = cmd, .name = name, .qr = true};
+    char store_buf[4096];
+    const char *env_relay = getenv("PAIRLINK_RELAY");
+    r.relay = env_relay && *env_relay ? env_relay : "ws://127.0.0.1:8787";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "r:s:jm:a:t:quxh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': r.relay = optarg; break;
+        case 's': r.store = optarg; break;
+        case 'j': r.json = true; break;
+        case 'm': r.methods = optarg; break;
+        case 'a':
+            if (r.n_accept == MAX_ACCEPT) return pl_cli_usage_error(name, "too many --accept");
+            r.accept[r.n_accept++] = optarg;
+            break;
+        case 't': {
+            char *end;
+            r.timeout_s = strtol(optarg, &end, 10);
+            if (*end || r.timeout_s <= 0 || r.timeout_s > 86400 * 366)
+                return pl_cli_usage_error(name, "--timeout takes seconds");
+            break;
+        }
+        case 'q': r.qr = false; break;
+        case 'u':
+        case 'x': r.exit_when_paired = true; break;
+        case 'h': usage(&r); return 0;
+        default: return pl_cli_usage_error(name, "bad option");
+        }
+    }
+    bool wants_arg = cmd == CMD_PAIR || cmd == CMD_PING || cmd == CMD_DELETE;
+    if (wants_arg != (optind == argc - 1) || optind < argc - 1)
+        return pl_cli_usage_error(name, wants_arg ? "expects one argument" : "takes no positional arguments");
+    if (wants_arg) r.arg = argv[optind];
+    if ((cmd == CMD_PING || cmd == CMD_DELETE) &&
+        (strlen(r.arg) != 64 || strspn(r.arg, "0123456789abcdef") != 64))
+        return pl_cli_usage_error(name, "TOPIC is 64 lowercase hex characters");
+    if (!r.store) r.store = default_store(store_buf, sizeof store_buf);
+    if (cmd == CMD_PING && !r.timeout_s) r.timeout_s = 35;
+    if (cmd == CMD_DELETE && !r.timeout_s) r.timeout_s = 30;
+
+    uv_loop_init(&r.loop);
+    pl_wc_client_opts co = {.relay_url = r.relay,
+                            .store_path = r.store,
+                            .on_event = on_event,
+                            .on_relay_state = on_relay_state,
+                            .ud = &r};
+    const char *ttl = getenv("PAIRLINK_WC_INACTIVE_TTL"); /* tests shorten the 5 minutes */
+    if (ttl && *ttl) co.inactive_ttl = atol(ttl);
+    pl_err err = pl_wc_client_new(&r.client, &r.loop, &co);
+    if (err != PL_OK) {
+        uv_loop_close(&r.loop);
+        return pl_cli_fail(name, "starting the client", err);
+    }
+    uv_signal_init(&r.loop, &r.sigint);
+    uv_signal_init(&r.loop, &r.sigterm);
+    r.sigint.data = r.sigterm.data = &r;
+    uv_signal_start(&r.sigint, on_signal, SIGINT);
+    uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+    uv_timer_init(&r.loop, &r.deadline);
+    uv_timer_init(&r.loop, &r.poll);
+    r.deadline.data = r.poll.data = &r;
+    if (r.timeout_s) uv_timer_start(&r.deadline, on_deadline, (uint64_t)r.timeout_s * 1000, 0);
+    int rc = start(&r);
+    if (rc != 0) stop(&r, rc);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    /* Second pass for anything the first close scheduled (libwebsockets). */
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r.loop);
+    return r.status;
+}
+
+static int wc_create(int argc, char **argv) { return run_cmd(CMD_CREATE, "wc create", argc, argv); }
+static int wc_pair(int argc, char **argv) { return run_cmd(CMD_PAIR, "wc pair", argc, argv); }
+static int wc_run(int argc, char **argv) { return run_cmd(CMD_RUN, "wc run", argc, argv); }
+static int wc_ping(int argc, char **argv) { return run_cmd(CMD_PING, "wc ping", argc, argv); }
+static int wc_delete(int argc, char **argv) { return run_cmd(CMD_DELETE, "wc delete", argc, argv); }
+
+/* list reads the store only: no relay needed. */
+static pl_err nop_pub(void *c, const char *t, const char *m, const pl_publish_opts *o) {
+    (void)c, (void)t, (void)m, (void)o;
+    return PL_OK;
+}
+static pl_err nop_sub(void *c, const char *t) {
+    (void)c, (void)t;
+    return PL_OK;
+}
+
+static int wc_list(int argc, char **argv) {
+    static const struct option opts[] = {{"store", required_argument, 0, 's'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *store = NULL;
+    bool json = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': store = optarg; break;
+        case 'j': json = true; break;
+        case 'h':
+            printf("usage: pairlink wc list [--store PATH] [--json]\n\n"
+                   "List the stored pairings (expired ones are removed).\n");
+            return 0;
+        default: return pl_cli_usage_error("wc list", "bad option");
+        }
+    }
+    char buf[4096];
+    if (!store) store = default_store(buf, sizeof buf);
+    pl_store *s = NULL;
+    pl_err err = pl_store_open(&s, store);
+    if (err != PL_OK) return pl_cli_fail("wc list", store, err);
+    pl_transport tp = {NULL, nop_pub, nop_sub, nop_sub};
+    pl_wc_store hooks = pl_store_wc_hooks(s);
+    pl_wc_engine *e = NULL;
+    err = pl_wc_engine_new(&e, NULL, &tp, &hooks);
+    int64_t now = pl_wc_client_now_ms();
+    if (err == PL_OK) err = pl_store_wc_load(s, e, now, NULL);
+    if (err != PL_OK) {
+        pl_wc_engine_free(e);
+        pl_store_close(s);
+        return pl_cli_fail("wc list", "reading the store", err);
+    }
+    size_t n = pl_wc_pairings(e, NULL, 0);
+    pl_wc_pairing *all = calloc(n ? n : 1, sizeof *all);
+    if (all) pl_wc_pairings(e, all, n);
+    json_t *arr = json_array();
+    for (size_t i = 0; all && i < n; i++) {
+        if (json) {
+            json_array_append_new(arr, json_pack("{s:s,s:b,s:b,s:I,s:s}", "topic", all[i].topic, "active",
+                                                 all[i].active, "proposer", all[i].proposer, "expiry",
+                                                 (json_int_t)all[i].expiry, "methods", all[i].methods));
+        } else {
+            printf("%s  %-8s %-9s expires in %llds  %s\n", all[i].topic,
+                   all[i].active ? "active" : "inactive", all[i].proposer ? "proposer" : "responder",
+                   (long long)(all[i].expiry - now / 1000), all[i].methods);
+        }
+    }
+    if (json) {
+        char *txt = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (txt) puts(txt);
+        free(txt);
+    } else if (!n) {
+        printf("no pairings\n");
+    }
+    json_decref(arr);
+    if (all) {
+        pl_wipe(all, n * sizeof *all);
+        free(all);
+    }
+    pl_wc_engine_free(e);
+    pl_store_close(s);
+    return 0;
+}
+
+int pl_cli_wc(int argc, char **argv) {
+    static const pl_cli_cmd sub[] = {
+        {"create", wc_create, "create a pairing, show its URI and QR, serve it"},
+        {"delete", wc_delete, "delete a pairing on both sides"},
+        {"list", wc_list, "list stored pairings"},
+        {"pair", wc_pair, "pair with a URI and serve the pairing"},
+        {"ping", wc_ping, "ping the peer of a pairing"},
+        {"run", wc_run, "serve every stored pairing"},
+    };
+    return pl_cli_dispatch("pairlink wc", sub, sizeof sub / sizeof sub[0], argc, argv);
+}
