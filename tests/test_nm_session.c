@@ -348,9 +348,18 @@ static void test_backoff_while_offline(void **state) {
     int retries = P[nm].retries;
     assert_int_equal(pl_nm_sessions_add_peer(P[app].m, P[nm].pub, NOW), PL_OK);
     pump();
+    if (P[nm].established == 0) {
+        /* The app came back while an attempt was under way (the backoff's
+         * jitter put one within hs_timeout/2 of now): this test relay has
+         * no mailbox, so that attempt's message 1 is lost and the knock is
+         * answered by the next attempt, within one handshake time-out. */
+        advance(PL_NM_SESSION_HS_TIMEOUT_MS + PL_NM_SESSION_BACKOFF_MIN_MS);
+        assert_true(P[nm].retries <= retries + 1);
+    } else {
+        assert_int_equal(P[nm].retries, retries);
+    }
     assert_int_equal(P[nm].established, 1);
     assert_int_equal(P[app].established, 1);
-    assert_int_equal(P[nm].retries, retries);
     reset_world();
 }
 
