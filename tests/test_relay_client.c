@@ -659,6 +659,11 @@ static void test_queue_bound_and_cancel(void **state) {
     assert_int_equal(pl_relay_client_pending(p.c), 3);
     assert_int_equal(pl_relay_client_publish(p.c, "short", "x", &po, NULL), PL_ERR_INVALID_ARG);
     assert_int_equal(pl_relay_client_subscribe(p.c, "zz"), PL_ERR_INVALID_ARG);
+    char upper[65];
+    topic_of(upper, 'A');
+    assert_int_equal(pl_relay_client_subscribe(p.c, upper), PL_ERR_INVALID_ARG);
+    assert_int_equal(pl_relay_client_publish(p.c, topic, "\xff\xfe", &po, NULL),
+                     PL_ERR_INVALID_ARG); /* not UTF-8 */
     char *big = malloc(PL_RELAY_MESSAGE_MAX + 2);
     memset(big, 'x', PL_RELAY_MESSAGE_MAX + 1);
     big[PL_RELAY_MESSAGE_MAX + 1] = '\0';

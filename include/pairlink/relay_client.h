@@ -67,7 +67,7 @@ typedef enum pl_relay_op {
     PL_RELAY_OP_UNSUBSCRIBE = 3,
 } pl_relay_op;
 
-/* A message delivered on a subscribed topic. topic (64 hex) and message
+/* A message delivered on a subscribed topic. topic (64 lowercase hex) and message
  * (NUL-terminated, message_len bytes) are valid during the call only.
  * published_at_ms: the relay's timestamp (unix ms, 0 if absent); tag: the
  * publisher's tag (0 if absent or out of range). */
@@ -138,11 +138,11 @@ PL_EXPORT pl_err pl_relay_client_new(pl_relay_client **out, uv_loop_t *loop,
  * until pl_relay_client_close(). ctx is the client. */
 PL_EXPORT pl_transport pl_relay_client_transport(pl_relay_client *c);
 
-/* Queue a message on a topic (64 hex characters). opts NULL: ttl 86400,
+/* Queue a message on a topic (64 lowercase hex characters). opts NULL: ttl 86400,
  * tag 0. The message is copied and stays queued until the relay acknowledges
  * it (see on_result). *seq (may be NULL) receives the number on_result will
  * report. Errors: PL_ERR_INVALID_ARG (topic not 64 hex, message not
- * NUL-terminated text, ttl 0), PL_ERR_TOO_LARGE (message above
+ * UTF-8 text, ttl 0), PL_ERR_TOO_LARGE (message above
  * PL_RELAY_MESSAGE_MAX, or the queue is full: max_queue / max_queue_bytes),
  * PL_ERR_STATE (closing or FAILED), PL_ERR_NOMEM. */
 PL_EXPORT pl_err pl_relay_client_publish(pl_relay_client *c, const char *topic,
@@ -151,7 +151,7 @@ PL_EXPORT pl_err pl_relay_client_publish(pl_relay_client *c, const char *topic,
 
 /* Add a topic to the subscription set (idempotent); subscribes at once when
  * connected, else after connecting. Errors: PL_ERR_INVALID_ARG (topic not 64
- * hex), PL_ERR_TOO_LARGE (max_topics), PL_ERR_STATE (closing), PL_ERR_NOMEM. */
+ * lowercase hex), PL_ERR_TOO_LARGE (max_topics), PL_ERR_STATE (closing), PL_ERR_NOMEM. */
 PL_EXPORT pl_err pl_relay_client_subscribe(pl_relay_client *c, const char *topic);
 
 /* Remove a topic from the set (idempotent); messages for it are no longer

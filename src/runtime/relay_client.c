@@ -387,10 +387,12 @@ static int64_t wall_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Lowercase only: topics are compared as strings, and relays and the JS SDK
+ * write them in lowercase. */
 static bool valid_topic(const char *t) {
     if (!t) return false;
     for (size_t i = 0; i < 64; i++) {
-        if (!isxdigit((unsigned char)t[i])) return false;
+        if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f'))) return false;
     }
     return t[64] == '\0';
 }
@@ -1422,11 +1424,12 @@ pl_err pl_relay_client_publish(pl_relay_client *c, const char *topic, const char
     uint32_t ttl = opts ? opts->ttl : DEF_TTL;
     uint32_t tag = opts ? opts->tag : 0;
     if (ttl == 0) return PL_ERR_INVALID_ARG;
-    if (c->pub_count >= c->max_queue || c->pub_bytes + mlen > c->max_queue_bytes) {
-        return PL_ERR_TOO_LARGE;
-    }
     json_t *m = json_stringn(message, mlen);
     if (!m) return PL_ERR_INVALID_ARG; /* not UTF-8 */
+    if (c->pub_count >= c->max_queue || c->pub_bytes + mlen > c->max_queue_bytes) {
+        json_decref(m);
+        return PL_ERR_TOO_LARGE;
+    }
     json_t *params = json_pack("{s:s,s:o,s:I,s:I}", "topic", topic, "message", m, "ttl",
                                (json_int_t)ttl, "tag", (json_int_t)tag);
     if (params && opts && opts->prompt) json_object_set_new(params, "prompt", json_true());
