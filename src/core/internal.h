@@ -26,6 +26,10 @@ static inline pl_err pl__fail(pl_err err, long detail) {
     return err;
 }
 
+/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing above
+ * U+10FFFF, the rule of jansson and of JS strings. */
+bool pl__utf8_valid(const unsigned char *s, size_t n);
+
 #define PL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Propagate a non-OK pl_err from an expression. */

@@ -23,38 +23,6 @@
 #define LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES)
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
-/* Strict UTF-8 (RFC 3629), the rule jansson applies to strings: checked up
- * front so that a NULL from json_stringn can only mean out of memory. */
-static bool utf8_valid(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF)
-            need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else
-            return false;
-        if (n - i - 1 < need) return false;
-        if (s[i + 1] < lo || s[i + 1] > hi) return false;
-        for (size_t k = 2; k <= need; k++)
-            if ((s[i + k] & 0xC0) != 0x80) return false;
-        i += need + 1;
-    }
-    return true;
-}
 
 /* Compact JSON text of v in a malloc'd NUL-terminated buffer. */
 static pl_err dump_alloc(char **out, const json_t *v) {
@@ -247,7 +215,7 @@ void pl_rpc_msgs_free(pl_rpc_msg *msgs, size_t n) {
 static pl_err new_string(json_t **out, const char *s) {
     size_t n = strlen(s);
     *out = NULL;
-    if (!utf8_valid((const unsigned char *)s, n)) return PL_ERR_INVALID_ARG;
+    if (!pl__utf8_valid((const unsigned char *)s, n)) return PL_ERR_INVALID_ARG;
     *out = json_stringn(s, n);
     return *out ? PL_OK : PL_ERR_NOMEM;
 }

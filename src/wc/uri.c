@@ -39,38 +39,6 @@ static bool all_hex(const char *s, size_t n) {
     return true;
 }
 
-/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing above
- * U+10FFFF. JS strings cannot carry anything else, so neither may we. */
-static bool utf8_valid(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF)
-            need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else
-            return false;
-        if (n - i - 1 < need) return false;
-        if (s[i + 1] < lo || s[i + 1] > hi) return false;
-        for (size_t k = 2; k <= need; k++)
-            if ((s[i + k] & 0xC0) != 0x80) return false;
-        i += need + 1;
-    }
-    return true;
-}
 
 /* Form-decode s[0..n) into out (capacity >= n + 1), NUL-terminated. */
 static pl_err form_decode(char *out, size_t *out_len, const char *s, size_t n) {
@@ -93,7 +61,7 @@ static pl_err form_decode(char *out, size_t *out_len, const char *s, size_t n) {
     out[o] = '\0';
     /* A NUL would silently truncate the C string. */
     if (memchr(out, '\0', o)) return PL_ERR_URI_MALFORMED;
-    if (!utf8_valid((const unsigned char *)out, o)) return PL_ERR_URI_MALFORMED;
+    if (!pl__utf8_valid((const unsigned char *)out, o)) return PL_ERR_URI_MALFORMED;
     *out_len = o;
     return PL_OK;
 }
@@ -340,20 +308,20 @@ pl_err pl_uri_format(char **out, const pl_uri *u) {
     if (tl != 64 || !all_hex(u->topic, tl)) return PL_ERR_INVALID_ARG;
     size_t rl = strnlen(u->relay_protocol, sizeof u->relay_protocol);
     if (rl == 0 || rl == sizeof u->relay_protocol ||
-        !utf8_valid((const unsigned char *)u->relay_protocol, rl))
+        !pl__utf8_valid((const unsigned char *)u->relay_protocol, rl))
         return PL_ERR_INVALID_ARG;
     if (u->version <= 0 || u->expiry < 0) return PL_ERR_INVALID_ARG;
     if (u->relay_data) {
         size_t dl = strnlen(u->relay_data, PL_URI_MAX_LEN + 1);
         if (dl > PL_URI_MAX_LEN) return PL_ERR_TOO_LARGE;
-        if (!utf8_valid((const unsigned char *)u->relay_data, dl)) return PL_ERR_INVALID_ARG;
+        if (!pl__utf8_valid((const unsigned char *)u->relay_data, dl)) return PL_ERR_INVALID_ARG;
     }
     for (size_t i = 0; i < u->n_methods; i++) {
         PL_REQUIRE(u->methods[i]);
         size_t ml = strnlen(u->methods[i], PL_URI_MAX_LEN + 1);
         if (ml > PL_URI_MAX_LEN) return PL_ERR_TOO_LARGE;
         if (!method_name_ok(u->methods[i], ml) ||
-            !utf8_valid((const unsigned char *)u->methods[i], ml))
+            !pl__utf8_valid((const unsigned char *)u->methods[i], ml))
             return PL_ERR_INVALID_ARG;
     }
 
@@ -434,7 +402,7 @@ pl_err pl_uri_new(pl_uri *out, const char *const *methods, size_t n_methods, int
         if (ml > PL_URI_MAX_LEN)
             e = PL_ERR_TOO_LARGE;
         else if (!method_name_ok(methods[i], ml) ||
-                 !utf8_valid((const unsigned char *)methods[i], ml))
+                 !pl__utf8_valid((const unsigned char *)methods[i], ml))
             e = PL_ERR_INVALID_ARG;
         else if (!(out->methods[i] = strdup(methods[i])))
             e = PL_ERR_NOMEM;
