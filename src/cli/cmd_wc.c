@@ -188,16 +188,26 @@ static void on_signal(uv_signal_t *s, int signum) {
 
 static void on_deadline(uv_timer_t *t) {
     runner *r = t->data;
-    if (r->cmd != CMD_CREATE && r->cmd != CMD_PAIR && r->cmd != CMD_RUN)
-        fprintf(stderr, "pairlink %s: no answer within %ld s (%s)\n", r->name, r->timeout_s,
-                pl_errname(PL_ERR_TIMEOUT));
-    stop(r, r->cmd == CMD_RUN || r->cmd == CMD_PAIR || r->cmd == CMD_CREATE ? 0 : 1);
+    /* Serving until the time limit is success; waiting for something
+     * (an answer, --until-active, --exit) that did not come is not. */
+    bool serving = (r->cmd == CMD_RUN || r->cmd == CMD_PAIR || r->cmd == CMD_CREATE) && !r->exit_when_paired;
+    if (!serving)
+        fprintf(stderr, "pairlink %s: %s within %ld s (%s)\n", r->name,
+                r->cmd == CMD_CREATE ? "not activated" : r->cmd == CMD_PAIR ? "relay not reached" : "no answer",
+                r->timeout_s, pl_errname(PL_ERR_TIMEOUT));
+    stop(r, serving ? 0 : 1);
 }
 
-/* delete: done once the relay acknowledged the wc_pairingDelete. */
+/* delete: done once the relay acknowledged the wc_pairingDelete.
+ * pair --exit: done once connected (the subscribe goes out on open); before
+ * that nothing is pending either, and exiting 0 then would report a pairing
+ * the relay never heard of, even with an unreachable relay. */
 static void on_poll(uv_timer_t *t) {
     runner *r = t->data;
-    if (r->client && pl_relay_client_pending(pl_wc_client_relay(r->client)) == 0) stop(r, 0);
+    if (!r->client) return;
+    pl_relay_client *rc = pl_wc_client_relay(r->client);
+    if (r->cmd == CMD_PAIR && !pl_relay_client_connected(rc)) return;
+    if (pl_relay_client_pending(rc) == 0) stop(r, 0);
 }
 
 static const pl_wc_method *method_settings(const char *name, pl_wc_method *tmp) {
@@ -301,7 +311,8 @@ static void usage(const runner *r) {
         [CMD_PAIR] = "usage: pairlink wc pair URI [--accept METHOD]... [--exit] [--timeout S] [common options]\n\n"
                      "Pair with a URI (the pairing is active at once, for 30 days renewed on every\n"
                      "delivered message) and serve it: answer pings, print requests and events.\n"
-                     "--exit stops once the relay has the subscription.\n",
+                     "--exit stops once connected to the relay (the subscription is sent); with\n"
+                     "--timeout, exit status 1 if the relay was not reached in time.\n",
         [CMD_RUN] = "usage: pairlink wc run [--accept METHOD]... [--timeout S] [common options]\n\n"
                     "Restore every stored pairing and serve them until interrupted.\n",
         [CMD_PING] = "usage: pairlink wc ping TOPIC [--timeout S] [common options]\n\n"

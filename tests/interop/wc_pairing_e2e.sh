@@ -10,6 +10,8 @@
 #   delete            JS disconnect -> C deleted by_peer; C delete -> JS pairing_delete
 #   expire            PAIRLINK_WC_INACTIVE_TTL=3: C emits expired, wc list drops it
 #   restart           kill -9 of the C side and of the relay mid-conversation: nothing lost
+#   restart-unsent    a C request queued while the relay is down, then kill -9 of the C
+#                     process: the restarted C side still sends it
 #   bad-input         garbage on the pairing topic: C reports bad_message, keeps answering
 #
 # Each case is one run of interop/wc-pairing-e2e.mjs with its own relay, C
@@ -25,7 +27,10 @@ for pkg in @walletconnect/core @walletconnect/utils; do
         die "$INTEROP/node_modules/$pkg is missing: run 'npm ci' in $INTEROP"
 done
 
-ALL_CASES="js-create c-create sign-unsupported delete expire restart bad-input"
+# The driver runs in $INTEROP: give it an absolute path.
+PL_CLI="$(cd "$(dirname "$PL_CLI")" && pwd)/$(basename "$PL_CLI")"
+
+ALL_CASES="js-create c-create sign-unsupported delete expire restart restart-unsent bad-input"
 CASES="${WC_E2E_CASES:-$ALL_CASES}"
 CASE_TIMEOUT="${WC_E2E_CASE_TIMEOUT:-60}"
 
