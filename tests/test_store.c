@@ -38,8 +38,12 @@ static int teardown(void **state) {
     return 0;
 }
 
+static int pubs;
+static char last_pub[4096];
 static pl_err nop_pub(void *c, const char *t, const char *m, const pl_publish_opts *o) {
-    (void)c, (void)t, (void)m, (void)o;
+    (void)c, (void)t, (void)o;
+    pubs++;
+    snprintf(last_pub, sizeof last_pub, "%s", m);
     return PL_OK;
 }
 static int subs;
@@ -79,6 +83,8 @@ static void test_pairings_survive_reopen(void **state) {
     assert_int_equal(pl_wc_create(e, methods, 2, T0, &uri, topic), PL_OK);
     pl_rpc_id id;
     assert_int_equal(pl_wc_request(e, topic, "test_method", NULL, T0, &id), PL_OK);
+    char sent[4096];
+    snprintf(sent, sizeof sent, "%s", last_pub);
     pl_wc_pairing before;
     assert_int_equal(pl_wc_pairing_get(e, topic, &before), PL_OK);
     pl_wc_engine_free(e);
@@ -88,9 +94,13 @@ static void test_pairings_survive_reopen(void **state) {
     e = engine_on(s);
     size_t n = 0;
     subs = 0;
+    pubs = 0;
     assert_int_equal(pl_store_wc_load(s, e, T0 + 1000, &n), PL_OK);
     assert_int_equal(n, 1);
     assert_int_equal(subs, 1);
+    /* the pending request's sealed bytes were published again as they were */
+    assert_int_equal(pubs, 1);
+    assert_string_equal(last_pub, sent);
     pl_wc_pairing after;
     assert_int_equal(pl_wc_pairing_get(e, topic, &after), PL_OK);
     assert_memory_equal(before.sym_key, after.sym_key, 32);

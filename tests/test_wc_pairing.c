@@ -51,6 +51,10 @@ struct party {
     pl_wc_pairing stored[8];
     int n_stored;
     int pending_saved, pending_removed;
+    pl_wc_pending last_pending;
+    char last_pending_msg[4096];
+    pl_rpc_id last_seen;
+    int seen_saved;
 };
 
 static queued q[MAXQ];
@@ -170,8 +174,19 @@ static pl_err st_remove(void *ctx, const char *topic) {
 }
 
 static pl_err st_save_pending(void *ctx, const pl_wc_pending *r) {
-    (void)r;
-    ((party *)ctx)->pending_saved++;
+    party *p = ctx;
+    p->pending_saved++;
+    p->last_pending = *r;
+    snprintf(p->last_pending_msg, sizeof p->last_pending_msg, "%s", r->message ? r->message : "");
+    p->last_pending.message = NULL;
+    return PL_OK;
+}
+
+static pl_err st_save_seen(void *ctx, const char *topic, const pl_rpc_id *id, int64_t until_ms) {
+    party *p = ctx;
+    (void)topic, (void)until_ms;
+    p->last_seen = *id;
+    p->seen_saved++;
     return PL_OK;
 }
 
@@ -188,7 +203,7 @@ static void party_init(party *p, const char *name, bool register_test) {
     p->name = name;
     pl_wc_config cfg = {.on_event = on_event, .ud = p};
     pl_transport tp = {p, tp_publish, tp_subscribe, tp_unsubscribe};
-    pl_wc_store st = {p, st_save, st_remove, st_save_pending, st_remove_pending};
+    pl_wc_store st = {p, st_save, st_remove, st_save_pending, st_remove_pending, st_save_seen};
     assert_int_equal(pl_wc_engine_new(&p->e, &cfg, &tp, &st), PL_OK);
     if (register_test) assert_int_equal(pl_wc_register(p->e, &test_method, on_request, on_response, p), PL_OK);
 }
@@ -455,6 +470,94 @@ static void test_extend(void **state) {
     assert_int_equal(pl_wc_extend(A.e, topic, T0 / 1000 - 1, T0), PL_ERR_INVALID_ARG);
 }
 
+
+/* A restart must neither lose a request the relay never got nor handle
+ * again a request the relay hands out a second time. */
+static void test_restart_republishes_and_remembers(void **state) {
+    (void)state;
+    char topic[PL_TOPIC_HEX_SIZE];
+    pair_up(topic);
+    /* A's request is stored with its sealed bytes... */
+    pl_rpc_id id;
+    assert_int_equal(pl_wc_request(A.e, topic, "test_method", "{\"n\":7}", T0, &id), PL_OK);
+    assert_true(A.last_pending_msg[0] != 0);
+    assert_string_equal(A.last_pending_msg, q[nq - 1].message);
+    assert_int_equal(A.last_pending.tag, 1200);
+    /* ...and the relay lost it; A restarts and restores it: published again. */
+    free(q[--nq].message);
+    pl_wc_pairing saved = A.stored[0];
+    pl_wc_pending pend = A.last_pending;
+    char msg_copy[4096];
+    snprintf(msg_copy, sizeof msg_copy, "%s", A.last_pending_msg);
+    pend.message = msg_copy; /* party_init below clears A */
+    pl_wc_engine_free(A.e);
+    party_init(&A, "A", true);
+    assert_int_equal(pl_wc_restore_pairing(A.e, &saved, T0 + 1000), PL_OK);
+    assert_int_equal(pl_wc_restore_pending(A.e, &pend), PL_OK);
+    assert_int_equal(nq, 1);
+    B.auto_answer = true;
+    pump(T0 + 2000);
+    assert_int_equal(B.requests, 1);
+    assert_int_equal(B.seen_saved, 1);
+    assert_true(pl_rpc_id_equal(&B.last_seen, &id));
+    pump(T0 + 2000);
+    assert_int_equal(A.responses, 1);
+    assert_int_equal(A.last_res_err, PL_OK);
+
+    /* B restarts with the id it handled; the relay hands the request out
+     * again: not handled twice. */
+    pl_wc_pairing bsaved = B.stored[0];
+    pl_rpc_id seen = B.last_seen;
+    assert_int_equal(pl_wc_request(A.e, topic, "test_method", "{}", T0 + 3000, NULL), PL_OK);
+    char *again = strdup(q[nq - 1].message);
+    pump(T0 + 3000);
+    pump(T0 + 3000);
+    pl_wc_engine_free(B.e);
+    party_init(&B, "B", true);
+    world[1] = &B;
+    assert_int_equal(pl_wc_restore_pairing(B.e, &bsaved, T0 + 4000), PL_OK);
+    pl_wc_restore_seen(B.e, topic, &seen);
+    /* the first request (id) redelivered: ignored; a new one: handled */
+    pl_wc_pairing pa;
+    assert_int_equal(pl_wc_pairing_get(A.e, topic, &pa), PL_OK);
+    char *json = NULL, *env = NULL;
+    assert_int_equal(pl_rpc_encode_request(&json, &id, "test_method", "{\"n\":7}"), PL_OK);
+    pl_envelope_params prm = {.type = 0};
+    assert_int_equal(pl_envelope_seal(&env, pa.sym_key, (const uint8_t *)json, strlen(json), &prm), PL_OK);
+    assert_int_equal(pl_wc_engine_on_message(B.e, topic, env, strlen(env), T0 + 4000), PL_OK);
+    assert_int_equal(B.requests, 0);
+    assert_int_equal(pl_wc_engine_on_message(B.e, topic, again, strlen(again), T0 + 4000), PL_OK);
+    assert_int_equal(B.requests, 1);
+    pl_free(json);
+    pl_free(env);
+    free(again);
+    pl_wipe(&pa, sizeof pa);
+    pl_wipe(&saved, sizeof saved);
+    pl_wipe(&bsaved, sizeof bsaved);
+}
+
+/* Pairing topics carry type 0 envelopes only, as in the JS SDK: a type 1
+ * envelope sealed with the pairing key is dropped, not answered. */
+static void test_type1_on_pairing_topic_dropped(void **state) {
+    (void)state;
+    char topic[PL_TOPIC_HEX_SIZE];
+    pair_up(topic);
+    pl_wc_pairing pb;
+    assert_int_equal(pl_wc_pairing_get(B.e, topic, &pb), PL_OK);
+    uint8_t pub[32], priv[32];
+    pl_x25519_keypair(pub, priv);
+    const char *ping = "{\"id\":1700000000000001,\"jsonrpc\":\"2.0\",\"method\":\"wc_pairingPing\",\"params\":{}}";
+    char *env = NULL;
+    pl_envelope_params prm = {.type = 1, .sender_pub = pub};
+    assert_int_equal(pl_envelope_seal(&env, pb.sym_key, (const uint8_t *)ping, strlen(ping), &prm), PL_OK);
+    assert_int_equal(pl_wc_engine_on_message(B.e, topic, env, strlen(env), T0), PL_ERR_ENVELOPE_TYPE);
+    assert_int_equal(B.ev_count[PL_WC_EV_PING], 0);
+    assert_int_equal(B.ev_count[PL_WC_EV_BAD_MESSAGE], 1);
+    assert_int_equal(nq, 0);
+    pl_free(env);
+    pl_wipe(&pb, sizeof pb);
+}
+
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
@@ -467,6 +570,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_republishes_and_remembers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_type1_on_pairing_topic_dropped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

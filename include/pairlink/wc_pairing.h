@@ -70,6 +70,13 @@ typedef struct pl_wc_pending {
     pl_rpc_id id;
     char method[PL_WC_METHOD_MAX + 1];
     int64_t deadline_ms;
+    /* The sealed envelope and how it was published. Filled when the engine
+     * saves a request (valid during save_pending only) so that a restart
+     * can publish it again: the relay may never have received it. NULL in
+     * the engine's own list and in pl_wc_pairings() copies. */
+    const char *message;
+    uint32_t tag, ttl;
+    bool prompt;
 } pl_wc_pending;
 
 /* Persistence hooks: called synchronously on every change so that a crash
@@ -81,6 +88,10 @@ typedef struct pl_wc_store {
     pl_err (*remove_pairing)(void *ctx, const char *topic);
     pl_err (*save_pending)(void *ctx, const pl_wc_pending *r);
     pl_err (*remove_pending)(void *ctx, const char *topic, const pl_rpc_id *id);
+    /* A request from the peer was handled: remember its id until until_ms
+     * (when the relay can no longer hand it out again), so that a restarted
+     * process does not handle a redelivered request twice. May be NULL. */
+    pl_err (*save_seen)(void *ctx, const char *topic, const pl_rpc_id *id, int64_t until_ms);
 } pl_wc_store;
 
 typedef enum pl_wc_event_kind {
@@ -197,7 +208,12 @@ PL_EXPORT int64_t pl_wc_engine_next_deadline(const pl_wc_engine *e);
  * resubscribes to the topic; an already expired pairing is dropped (removed
  * from the store) and PL_ERR_PAIRING_EXPIRED returned. */
 PL_EXPORT pl_err pl_wc_restore_pairing(pl_wc_engine *e, const pl_wc_pairing *p, int64_t now_ms);
+/* Restore a pending request; when r->message is set it is published again
+ * (a message the relay already has is de-duplicated there by its hash, and
+ * the peer ignores a request id it handled). */
 PL_EXPORT pl_err pl_wc_restore_pending(pl_wc_engine *e, const pl_wc_pending *r);
+/* Restore the id of a request already handled (see save_seen). */
+PL_EXPORT void pl_wc_restore_seen(pl_wc_engine *e, const char *topic, const pl_rpc_id *id);
 
 /* Enumerate pairings: copies up to `cap` into out (keys included: wipe them),
  * returns the total count. */

@@ -51,6 +51,9 @@ typedef struct runner {
     uv_signal_t sigint, sigterm;
     uv_timer_t deadline;
     uv_timer_t poll; /* delete: waits until the relay took the message */
+    uv_timer_t drain; /* stopping: waits (briefly) for unacknowledged publishes */
+    uint64_t drain_until;
+    bool signalled;
     char topic[PL_TOPIC_HEX_SIZE];
     pl_rpc_id ping_id;
     bool started;
@@ -170,19 +173,44 @@ static void close_handle(uv_handle_t *h) {
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-static void stop(runner *r, int status) {
-    if (r->stopping) return;
-    r->stopping = true;
-    r->status = status;
+static void finish(runner *r) {
     close_handle((uv_handle_t *)&r->sigint);
     close_handle((uv_handle_t *)&r->sigterm);
     close_handle((uv_handle_t *)&r->deadline);
     close_handle((uv_handle_t *)&r->poll);
+    close_handle((uv_handle_t *)&r->drain);
     if (r->client) pl_wc_client_close(r->client, on_closed);
+}
+
+/* Before exiting, let the relay take what we already answered (an answer
+ * to a peer's request that arrived just before we stop): the handled id is
+ * remembered in the store, so an answer lost here would never be sent. At
+ * most DRAIN_MS, and not at all on a signal or when the relay is away. */
+#define DRAIN_MS 3000
+static void on_drain(uv_timer_t *t) {
+    runner *r = t->data;
+    pl_relay_client *rc = r->client ? pl_wc_client_relay(r->client) : NULL;
+    if (!rc || pl_relay_client_pending(rc) == 0 || !pl_relay_client_connected(rc) ||
+        uv_now(&r->loop) >= r->drain_until)
+        finish(r);
+}
+
+static void stop(runner *r, int status) {
+    if (r->stopping) return;
+    r->stopping = true;
+    r->status = status;
+    pl_relay_client *rc = r->client ? pl_wc_client_relay(r->client) : NULL;
+    if (rc && pl_relay_client_connected(rc) && pl_relay_client_pending(rc) > 0 && !r->signalled) {
+        r->drain_until = uv_now(&r->loop) + DRAIN_MS;
+        uv_timer_start(&r->drain, on_drain, 20, 20);
+        return;
+    }
+    finish(r);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
     (void)signum;
+    ((runner *)s->data)->signalled = true;
     stop(s->data, 0);
 }
 
@@ -401,7 +429,8 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
     uv_timer_init(&r.loop, &r.deadline);
     uv_timer_init(&r.loop, &r.poll);
-    r.deadline.data = r.poll.data = &r;
+    uv_timer_init(&r.loop, &r.drain);
+    r.deadline.data = r.poll.data = r.drain.data = &r;
     if (r.timeout_s) uv_timer_start(&r.deadline, on_deadline, (uint64_t)r.timeout_s * 1000, 0);
     int rc = start(&r);
     if (rc != 0) stop(&r, rc);

@@ -21,6 +21,7 @@ struct rmsg {
     pl__relay_record rec; /* owns message and attestation */
     topic *t;             /* NULL once the message expired */
     rmsg *prev, *next;    /* the topic's mailbox, oldest first */
+    rmsg *inext;          /* the topic's id index */
     uint64_t publisher_conn; /* 0 for restored messages */
     unsigned refs;           /* deliveries, plus one while in the mailbox */
 };
@@ -34,6 +35,10 @@ struct topic {
     topic *hnext;
     rmsg *head, *tail;
     size_t nmsgs;
+    /* Message id -> message, for the re-publish check of every publish: a
+     * walk of the mailbox made a publish cost O(messages on the topic). */
+    rmsg **ibuckets;
+    size_t inb;
     sub *subs;
     size_t nsubs, capsubs;
 };
@@ -330,6 +335,7 @@ static void topic_gc(pl__relay_core *c, topic *t) {
     if (*pp) *pp = t->hnext;
     c->ntopics--;
     free(t->subs);
+    free(t->ibuckets);
     free(t);
 }
 
@@ -403,14 +409,43 @@ static rmsg *heap_pop(pl__relay_core *c) {
 }
 
 static rmsg *mailbox_find(const topic *t, const char *id) {
-    for (rmsg *m = t->head; m; m = m->next)
+    if (!t->inb) return NULL;
+    for (rmsg *m = t->ibuckets[hash_str(id) & (t->inb - 1)]; m; m = m->inext)
         if (!memcmp(m->rec.id, id, PL_RELAY_ID_HEX)) return m;
     return NULL;
+}
+
+/* Same policy as topics_grow: double at one message per bucket. */
+static pl_err index_grow(topic *t) {
+    if (t->inb && t->nmsgs < t->inb) return PL_OK;
+    size_t nn = t->inb ? t->inb * 2 : 8;
+    rmsg **nb = calloc(nn, sizeof *nb);
+    if (!nb) return t->inb ? PL_OK : PL_ERR_NOMEM;
+    for (size_t i = 0; i < t->inb; i++) {
+        for (rmsg *m = t->ibuckets[i], *next; m; m = next) {
+            next = m->inext;
+            size_t b = hash_str(m->rec.id) & (nn - 1);
+            m->inext = nb[b];
+            nb[b] = m;
+        }
+    }
+    free(t->ibuckets);
+    t->ibuckets = nb;
+    t->inb = nn;
+    return PL_OK;
+}
+
+static void index_remove(topic *t, rmsg *m) {
+    rmsg **pp = &t->ibuckets[hash_str(m->rec.id) & (t->inb - 1)];
+    while (*pp && *pp != m) pp = &(*pp)->inext;
+    if (*pp) *pp = m->inext;
+    m->inext = NULL;
 }
 
 /* Insert a new message into t's mailbox; the record is copied. */
 static pl_err mailbox_add(pl__relay_core *c, topic *t, const pl__relay_record *rec,
                           uint64_t publisher_conn, rmsg **out) {
+    if (index_grow(t) != PL_OK) return PL_ERR_NOMEM;
     rmsg *m = calloc(1, sizeof *m);
     if (!m) return PL_ERR_NOMEM;
     m->rec = *rec;
@@ -428,6 +463,9 @@ static pl_err mailbox_add(pl__relay_core *c, topic *t, const pl__relay_record *r
     else t->head = m;
     t->tail = m;
     t->nmsgs++;
+    size_t b = hash_str(m->rec.id) & (t->inb - 1);
+    m->inext = t->ibuckets[b];
+    t->ibuckets[b] = m;
     c->total_bytes += rec->message_len;
     *out = m;
     return PL_OK;
@@ -670,6 +708,7 @@ void pl__relay_core_free(pl__relay_core *c) {
             topic *t = c->tbuckets[i];
             c->tbuckets[i] = t->hnext;
             free(t->subs);
+            free(t->ibuckets);
             free(t);
         }
     }
@@ -732,6 +771,7 @@ static void expire(pl__relay_core *c, int64_t now_ms) {
         if (m->next) m->next->prev = m->prev;
         else t->tail = m->prev;
         m->prev = m->next = NULL;
+        index_remove(t, m);
         t->nmsgs--;
         c->total_bytes -= m->rec.message_len;
         m->t = NULL;

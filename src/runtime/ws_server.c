@@ -23,6 +23,7 @@
 #define DEF_QUEUE_BYTES ((size_t)16 << 20)
 #define JWT_LEEWAY_S 60
 #define LOG_FRAME_CHARS 200
+#define WRITE_BURST 64 /* frames written per writable event, at most */
 
 typedef struct frame {
     struct frame *next;
@@ -517,19 +518,28 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             if (e->qhead) lws_callback_on_writable(wsi);
             return 0;
         }
-        frame *f = e->qhead;
-        if (!f) return 0;
-        e->qhead = f->next;
-        if (!e->qhead) e->qtail = NULL;
-        e->qbytes -= f->len;
-        int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
-        size_t flen = f->len;
-        free(f);
-        if (n < (int)flen) {
-            logf_(s, PL__LOG_INFO, "conn %llu: write failed", (unsigned long long)e->id);
-            return -1;
+        /* Several frames per writable event while the socket takes them
+         * (lws_send_pipe_choked() is lws's licence for the next lws_write):
+         * one frame per event cost a loop iteration and an epoll_ctl per
+         * frame and capped a busy subscriber at one frame per iteration. A
+         * bound keeps one connection from starving the others. */
+        for (int burst = 0; e->qhead; burst++) {
+            if (burst && (burst >= WRITE_BURST || lws_send_pipe_choked(wsi))) {
+                lws_callback_on_writable(wsi);
+                break;
+            }
+            frame *f = e->qhead;
+            e->qhead = f->next;
+            if (!e->qhead) e->qtail = NULL;
+            e->qbytes -= f->len;
+            int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
+            size_t flen = f->len;
+            free(f);
+            if (n < (int)flen) {
+                logf_(s, PL__LOG_INFO, "conn %llu: write failed", (unsigned long long)e->id);
+                return -1;
+            }
         }
-        if (e->qhead) lws_callback_on_writable(wsi);
         return 0;
     }
 

@@ -15,7 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
+/* 2: pending requests keep their sealed message; handled request ids. */
+#define SCHEMA_VERSION 2
 
 struct pl_store {
     sqlite3 *db;
@@ -43,7 +44,20 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS wc_pending("
     "  topic TEXT NOT NULL, id_kind INTEGER NOT NULL, id_num INTEGER NOT NULL,"
     "  id_str TEXT NOT NULL, method TEXT NOT NULL, deadline_ms INTEGER NOT NULL,"
+    "  tag INTEGER NOT NULL DEFAULT 0, ttl INTEGER NOT NULL DEFAULT 0,"
+    "  prompt INTEGER NOT NULL DEFAULT 0, message TEXT,"
+    "  PRIMARY KEY(topic, id_kind, id_num, id_str));"
+    "CREATE TABLE IF NOT EXISTS wc_seen("
+    "  topic TEXT NOT NULL, id_kind INTEGER NOT NULL, id_num INTEGER NOT NULL,"
+    "  id_str TEXT NOT NULL, until_ms INTEGER NOT NULL,"
     "  PRIMARY KEY(topic, id_kind, id_num, id_str));";
+
+/* From schema 1 (no message columns in wc_pending). */
+static const char *const migrate_1_to_2 =
+    "ALTER TABLE wc_pending ADD COLUMN tag INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE wc_pending ADD COLUMN ttl INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE wc_pending ADD COLUMN prompt INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE wc_pending ADD COLUMN message TEXT;";
 
 /* The file holds keys: create it 0600 ourselves (SQLite would use the
  * umask) and refuse one that others can read. */
@@ -82,7 +96,8 @@ pl_err pl_store_open(pl_store **out, const char *path) {
     if (err == PL_OK) err = exec(s->db, "BEGIN IMMEDIATE");
     if (err == PL_OK) {
         err = exec(s->db, schema);
-        if (err == PL_OK) err = exec(s->db, "PRAGMA user_version=1");
+        if (err == PL_OK && version == 1) err = exec(s->db, migrate_1_to_2);
+        if (err == PL_OK) err = exec(s->db, "PRAGMA user_version=2");
         pl_err e2 = exec(s->db, err == PL_OK ? "COMMIT" : "ROLLBACK");
         if (err == PL_OK) err = e2;
     }
@@ -141,16 +156,25 @@ static pl_err h_save_pairing(void *ctx, const pl_wc_pairing *p) {
 
 static pl_err h_remove_pairing(void *ctx, const char *topic) {
     pl_err e = run(ctx, "DELETE FROM wc_pending WHERE topic=?", "t", topic);
+    if (e == PL_OK) e = run(ctx, "DELETE FROM wc_seen WHERE topic=?", "t", topic);
     if (e != PL_OK) return e;
     return run(ctx, "DELETE FROM wc_pairing WHERE topic=?", "t", topic);
 }
 
 static pl_err h_save_pending(void *ctx, const pl_wc_pending *r) {
     return run(ctx,
-               "INSERT OR REPLACE INTO wc_pending(topic,id_kind,id_num,id_str,method,deadline_ms)"
-               " VALUES(?,?,?,?,?,?)",
-               "tiitti", r->topic, (int64_t)r->id.kind, r->id.kind == PL_RPC_ID_NUM ? r->id.num : 0,
-               r->id.kind == PL_RPC_ID_STR ? r->id.str : "", r->method, r->deadline_ms);
+               "INSERT OR REPLACE INTO wc_pending(topic,id_kind,id_num,id_str,method,deadline_ms,"
+               "tag,ttl,prompt,message) VALUES(?,?,?,?,?,?,?,?,?,?)",
+               "tiittiiiit", r->topic, (int64_t)r->id.kind, r->id.kind == PL_RPC_ID_NUM ? r->id.num : 0,
+               r->id.kind == PL_RPC_ID_STR ? r->id.str : "", r->method, r->deadline_ms,
+               (int64_t)r->tag, (int64_t)r->ttl, (int64_t)r->prompt, r->message);
+}
+
+static pl_err h_save_seen(void *ctx, const char *topic, const pl_rpc_id *id, int64_t until_ms) {
+    return run(ctx,
+               "INSERT OR REPLACE INTO wc_seen(topic,id_kind,id_num,id_str,until_ms) VALUES(?,?,?,?,?)",
+               "tiiti", topic, (int64_t)id->kind, id->kind == PL_RPC_ID_NUM ? id->num : 0,
+               id->kind == PL_RPC_ID_STR ? id->str : "", until_ms);
 }
 
 static pl_err h_remove_pending(void *ctx, const char *topic, const pl_rpc_id *id) {
@@ -161,12 +185,36 @@ static pl_err h_remove_pending(void *ctx, const char *topic, const pl_rpc_id *id
 
 pl_wc_store pl_store_wc_hooks(pl_store *s) {
     PL_REQUIRE(s);
-    pl_wc_store h = {s, h_save_pairing, h_remove_pairing, h_save_pending, h_remove_pending};
+    pl_wc_store h = {s, h_save_pairing, h_remove_pairing, h_save_pending, h_remove_pending,
+                     h_save_seen};
     return h;
 }
 
 static void copy_text(char *dst, size_t cap, const unsigned char *src) {
     snprintf(dst, cap, "%s", src ? (const char *)src : "");
+}
+
+/* Handled request ids still redeliverable: back into the engine; the rest
+ * are pruned. */
+static pl_err load_seen(pl_store *s, pl_wc_engine *e, int64_t now_ms) {
+    PL_TRY(run(s, "DELETE FROM wc_seen WHERE until_ms <= ?", "i", now_ms));
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT topic,id_kind,id_num,id_str FROM wc_seen ORDER BY until_ms", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK) return sql_fail(s->db, rc);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char topic[PL_TOPIC_HEX_SIZE];
+        pl_rpc_id id = {0};
+        copy_text(topic, sizeof topic, sqlite3_column_text(st, 0));
+        id.kind = (pl_rpc_id_kind)sqlite3_column_int(st, 1);
+        id.num = sqlite3_column_int64(st, 2);
+        copy_text(id.str, sizeof id.str, sqlite3_column_text(st, 3));
+        if (id.kind == PL_RPC_ID_NUM || id.kind == PL_RPC_ID_STR) pl_wc_restore_seen(e, topic, &id);
+    }
+    pl_err err = rc == SQLITE_DONE ? PL_OK : sql_fail(s->db, rc);
+    sqlite3_finalize(st);
+    return err;
 }
 
 pl_err pl_store_wc_load(pl_store *s, pl_wc_engine *e, int64_t now_ms, size_t *n_pairings) {
@@ -216,7 +264,9 @@ pl_err pl_store_wc_load(pl_store *s, pl_wc_engine *e, int64_t now_ms, size_t *n_
     free(list);
     if (err != PL_OK) return err;
 
-    rc = sqlite3_prepare_v2(s->db, "SELECT topic,id_kind,id_num,id_str,method,deadline_ms FROM wc_pending",
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT topic,id_kind,id_num,id_str,method,deadline_ms,tag,ttl,prompt,message"
+                            " FROM wc_pending",
                             -1, &st, NULL);
     if (rc != SQLITE_OK) return sql_fail(s->db, rc);
     pl_wc_pending *pend = NULL;
@@ -239,14 +289,23 @@ pl_err pl_store_wc_load(pl_store *s, pl_wc_engine *e, int64_t now_ms, size_t *n_
         copy_text(r->id.str, sizeof r->id.str, sqlite3_column_text(st, 3));
         copy_text(r->method, sizeof r->method, sqlite3_column_text(st, 4));
         r->deadline_ms = sqlite3_column_int64(st, 5);
+        r->tag = (uint32_t)sqlite3_column_int64(st, 6);
+        r->ttl = (uint32_t)sqlite3_column_int64(st, 7);
+        r->prompt = sqlite3_column_int(st, 8) != 0;
+        const unsigned char *m = sqlite3_column_text(st, 9);
+        if (m && !(r->message = strdup((const char *)m))) err = PL_ERR_NOMEM;
     }
     if (err == PL_OK && rc != SQLITE_DONE) err = sql_fail(s->db, rc);
     sqlite3_finalize(st);
-    for (size_t i = 0; err == PL_OK && i < np; i++) {
-        pl_err r = pl_wc_restore_pending(e, &pend[i]);
-        if (r != PL_OK && r != PL_ERR_NO_MATCHING_KEY) err = r;
+    for (size_t i = 0; i < np; i++) {
+        if (err == PL_OK) {
+            pl_err r = pl_wc_restore_pending(e, &pend[i]);
+            if (r != PL_OK && r != PL_ERR_NO_MATCHING_KEY) err = r;
+        }
+        free((char *)pend[i].message);
     }
     free(pend);
+    if (err == PL_OK) err = load_seen(s, e, now_ms);
     if (err == PL_OK && n_pairings) *n_pairings = restored;
     return err;
 }

@@ -148,16 +148,34 @@ static void pairing_touch(pl_wc_engine *e, pl_wc_pairing *p, int64_t now_ms) {
     emit(e, &ev);
 }
 
-static bool seen_check_and_add(pl_wc_engine *e, const char *topic, const pl_rpc_id *id) {
+static bool seen_contains(const pl_wc_engine *e, const char *topic, const pl_rpc_id *id) {
     for (size_t i = 0; i < SEEN_RING; i++)
         if (e->seen[i].id.kind != PL_RPC_ID_NONE && pl_rpc_id_equal(&e->seen[i].id, id) &&
             !strcmp(e->seen[i].topic, topic))
             return true;
+    return false;
+}
+
+static void seen_add(pl_wc_engine *e, const char *topic, const pl_rpc_id *id) {
     seen_entry *s = &e->seen[e->seen_next];
     e->seen_next = (e->seen_next + 1) % SEEN_RING;
     memcpy(s->topic, topic, sizeof s->topic);
     s->id = *id;
+}
+
+/* Seen in this process or (restored) in an earlier one? If not, remember
+ * it, in the store too, for as long as the relay may redeliver it. */
+static bool seen_check_and_add(pl_wc_engine *e, const char *topic, const pl_rpc_id *id,
+                               int64_t until_ms) {
+    if (seen_contains(e, topic, id)) return true;
+    seen_add(e, topic, id);
+    if (e->has_store && e->store.save_seen) (void)e->store.save_seen(e->store.ctx, topic, id, until_ms);
     return false;
+}
+
+void pl_wc_restore_seen(pl_wc_engine *e, const char *topic, const pl_rpc_id *id) {
+    PL_REQUIRE(e && topic && id);
+    if (!seen_contains(e, topic, id)) seen_add(e, topic, id);
 }
 
 /* Seal `json` for the pairing and publish it. */
@@ -340,14 +358,26 @@ pl_err pl_wc_request(pl_wc_engine *e, const char *topic, const char *method, con
     snprintf(r.method, sizeof r.method, "%s", method);
     r.deadline_ms = now_ms + (int64_t)m->m.req_ttl * 1000;
 
-    char *json = NULL;
+    char *json = NULL, *b64 = NULL;
     PL_TRY(pl_rpc_encode_request(&json, &r.id, method, params_json ? params_json : "{}"));
-    pl_err err = store_pending(e, &r);
+    pl_envelope_params params = {.type = 0};
+    pl_err err = pl_envelope_seal(&b64, p->sym_key, (const uint8_t *)json, strlen(json), &params);
+    pl_free(json);
+    if (err != PL_OK) return err;
+    /* Stored with its sealed bytes before it leaves: a crash before the
+     * relay has it is repaired by publishing it again at restart. */
+    r.message = b64;
+    r.tag = m->m.req_tag;
+    r.ttl = m->m.req_ttl;
+    r.prompt = m->m.req_prompt;
+    err = store_pending(e, &r);
     if (err == PL_OK) {
-        err = publish_json(e, p, json, m->m.req_tag, m->m.req_ttl, m->m.req_prompt);
+        pl_publish_opts o = {.ttl = r.ttl, .tag = r.tag, .prompt = r.prompt};
+        err = e->tp.publish(e->tp.ctx, p->topic, b64, &o);
         if (err != PL_OK) unstore_pending(e, r.topic, &r.id);
     }
-    pl_free(json);
+    pl_free(b64);
+    r.message = NULL;
     if (err != PL_OK) return err;
     e->pending[e->n_pending++] = r;
     if (id_out) *id_out = r.id;
@@ -471,7 +501,10 @@ static void handle_builtin_request(pl_wc_engine *e, pl_wc_pairing *p, const pl_r
 static void handle_request(pl_wc_engine *e, pl_wc_pairing *p, const pl_rpc_msg *req, int64_t now_ms) {
     char topic[PL_TOPIC_HEX_SIZE];
     memcpy(topic, p->topic, sizeof topic);
-    if (req->id.kind != PL_RPC_ID_NONE && seen_check_and_add(e, topic, &req->id)) return;
+    /* The longest a relay keeps a request is its TTL; a day covers every
+     * method of the protocol (wc_pairingDelete/Extend: 86400 s). */
+    if (req->id.kind != PL_RPC_ID_NONE && seen_check_and_add(e, topic, &req->id, now_ms + 86400LL * 1000))
+        return;
     pairing_touch(e, p, now_ms);
     method_entry *m = method_lookup(e, req->method);
     if (m && m->builtin) {
@@ -602,7 +635,13 @@ pl_err pl_wc_restore_pending(pl_wc_engine *e, const pl_wc_pending *r) {
         return PL_ERR_NO_MATCHING_KEY;
     }
     if (e->n_pending == PL_WC_MAX_PENDING) return PL_ERR_TOO_LARGE;
-    e->pending[e->n_pending++] = *r;
+    if (r->message) {
+        pl_publish_opts o = {.ttl = r->ttl ? r->ttl : 300, .tag = r->tag, .prompt = r->prompt};
+        PL_TRY(e->tp.publish(e->tp.ctx, r->topic, r->message, &o));
+    }
+    pl_wc_pending copy = *r;
+    copy.message = NULL;
+    e->pending[e->n_pending++] = copy;
     return PL_OK;
 }
 
