@@ -26,6 +26,9 @@ struct pl_nm_node {
     uint8_t priv[PL_NM_KEY_BYTES];
     uint8_t pub[PL_NM_KEY_BYTES];
     pl_relay_client *relay;
+    /* The cores' subscribe/publish go through the transport interface: the
+     * relay client today, any other pub/sub transport (Waku) tomorrow. */
+    pl_transport tp;
     pl_nm_sessions *sess;
     pl_nm_pairing *pairing;
     bool pairing_finished; /* free the engine once its outputs are drained */
@@ -96,12 +99,12 @@ static void drain_sessions(pl_nm_node *n) {
     pl_nm_session_output o;
     while (n->sess && pl_nm_sessions_poll(n->sess, &o)) {
         switch (o.kind) {
-        case PL_NM_SOUT_SUBSCRIBE: pl_relay_client_subscribe(n->relay, o.relay_topic); break;
-        case PL_NM_SOUT_UNSUBSCRIBE: pl_relay_client_unsubscribe(n->relay, o.relay_topic); break;
+        case PL_NM_SOUT_SUBSCRIBE: (void)n->tp.subscribe(n->tp.ctx, o.relay_topic); break;
+        case PL_NM_SOUT_UNSUBSCRIBE: (void)n->tp.unsubscribe(n->tp.ctx, o.relay_topic); break;
         case PL_NM_SOUT_PUBLISH: {
             pl_publish_opts po = {.ttl = o.ttl_s};
             /* A full queue loses this message; the session layer retries. */
-            (void)pl_relay_client_publish(n->relay, o.relay_topic, o.message, &po, NULL);
+            (void)n->tp.publish(n->tp.ctx, o.relay_topic, o.message, &po);
             break;
         }
         case PL_NM_SOUT_EVENT: {
@@ -172,11 +175,11 @@ static void drain_pairing(pl_nm_node *n) {
     while (n->pairing && pl_nm_pairing_poll(n->pairing, &o)) {
         int64_t now = pl_nm_node_now_ms();
         switch (o.kind) {
-        case PL_NM_OUT_SUBSCRIBE: pl_relay_client_subscribe(n->relay, o.relay_topic); break;
-        case PL_NM_OUT_UNSUBSCRIBE: pl_relay_client_unsubscribe(n->relay, o.relay_topic); break;
+        case PL_NM_OUT_SUBSCRIBE: (void)n->tp.subscribe(n->tp.ctx, o.relay_topic); break;
+        case PL_NM_OUT_UNSUBSCRIBE: (void)n->tp.unsubscribe(n->tp.ctx, o.relay_topic); break;
         case PL_NM_OUT_PUBLISH: {
             pl_publish_opts po = {.ttl = PL_NM_RELAY_TTL_S};
-            (void)pl_relay_client_publish(n->relay, o.relay_topic, o.payload_b64, &po, NULL);
+            (void)n->tp.publish(n->tp.ctx, o.relay_topic, o.payload_b64, &po);
             break;
         }
         case PL_NM_OUT_EVENT:
@@ -351,6 +354,7 @@ pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *
         free_node(n);
         return e;
     }
+    n->tp = pl_relay_client_transport(n->relay);
     /* Seed step 11: every stored counterparty at once. Subscriptions made
      * before the relay connects are sent on connect. */
     if (opts->sessions) {
