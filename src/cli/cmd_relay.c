@@ -28,6 +28,7 @@ static const char usage[] =
     "                        2 * SEC + 10 s unless --idle-timeout says otherwise\n"
     "  --idle-timeout SEC    reap a client silent (no frame, no pong) for SEC seconds\n"
     "  --mailbox-limit N     stored messages per topic (default 1000)\n"
+    "  --max-topics N        subscriptions per connection (default 20480)\n"
     "  --max-message BYTES   largest message accepted (default 524288)\n"
     "  --rate-limit N        requests per second per connection, burst 5 * N\n"
     "                        (default 100; 0 = unlimited)\n"
@@ -73,7 +74,7 @@ static bool parse_listen(const char *arg, char *host, size_t hostsz, int *port) 
 
 int pl_cli_relay(int argc, char **argv) {
     static const char cmd[] = "relay";
-    enum { O_LISTEN = 1, O_DB, O_AUTH, O_PING, O_IDLE, O_MAILBOX, O_MAXMSG, O_RATE, O_VERBOSE, O_HELP };
+    enum { O_LISTEN = 1, O_DB, O_AUTH, O_PING, O_IDLE, O_MAILBOX, O_MAXMSG, O_RATE, O_TOPICS, O_VERBOSE, O_HELP };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"db", required_argument, NULL, O_DB},
@@ -83,6 +84,7 @@ int pl_cli_relay(int argc, char **argv) {
         {"mailbox-limit", required_argument, NULL, O_MAILBOX},
         {"max-message", required_argument, NULL, O_MAXMSG},
         {"rate-limit", required_argument, NULL, O_RATE},
+        {"max-topics", required_argument, NULL, O_TOPICS},
         {"verbose", no_argument, NULL, O_VERBOSE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -115,6 +117,11 @@ int pl_cli_relay(int argc, char **argv) {
             if (!parse_ulong(optarg, 86400, &v) || v == 0)
                 return pl_cli_usage_error(cmd, "--idle-timeout wants 1..86400 seconds");
             o.idle_timeout_ms = (int)v * 1000;
+            break;
+        case O_TOPICS:
+            if (!parse_ulong(optarg, 1000000, &v) || v == 0)
+                return pl_cli_usage_error(cmd, "--max-topics wants 1..1000000");
+            o.limits.max_topics_per_conn = v;
             break;
         case O_MAILBOX:
             if (!parse_ulong(optarg, 10000000, &v) || v == 0)

@@ -68,7 +68,9 @@ typedef struct pl__relay_limits {
 #define PL_RELAY_DEF_MAX_MESSAGE (512u << 10)    /* 512 KiB */
 #define PL_RELAY_DEF_MIN_TTL 10                  /* seconds */
 #define PL_RELAY_DEF_MAX_TTL (30 * 86400)        /* 30 days */
-#define PL_RELAY_DEF_TOPICS_PER_CONN 1000
+/* A node manager holds two topics per paired app (rendezvous + session),
+ * up to PL_NM_SESSION_MAX_PEERS apps: 1000 stopped it at 500 apps. */
+#define PL_RELAY_DEF_TOPICS_PER_CONN 20480
 #define PL_RELAY_DEF_MAILBOX_PER_TOPIC 1000
 #define PL_RELAY_DEF_TOTAL_BYTES ((size_t)256 << 20) /* 256 MiB */
 #define PL_RELAY_DEF_RATE_PER_S 100

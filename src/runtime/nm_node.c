@@ -346,6 +346,10 @@ pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *
             .on_message = on_relay_message,
             .on_state = on_relay_state,
             .user_data = n,
+            /* two topics per counterparty (rendezvous, session), the pairing's */
+            .max_topics = 2 * PL_NM_SESSION_MAX_PEERS + 16,
+            /* a start-up with many counterparties publishes one handshake each */
+            .max_queue = PL_NM_SESSION_MAX_PEERS + 1024,
         };
         e = pl_relay_client_new(&n->relay, loop, &ro);
     }
