@@ -456,28 +456,13 @@ static void on_nm_deadline(uv_timer_t *t) {
     nm_stop(r);
 }
 
-static pl_err load_seed(pl_store *s, uint8_t seed[PL_ED25519_SEED_BYTES]) {
-    uint8_t *v = NULL;
-    size_t len = 0;
-    pl_err e = pl_store_get(s, SEED_KEY, &v, &len);
-    if (e == PL_OK) {
-        if (len != PL_ED25519_SEED_BYTES) e = PL_ERR_STORE_CORRUPT;
-        else memcpy(seed, v, len);
-        pl_free_secret(v, len);
-        return e;
-    }
-    if (e != PL_ERR_NOT_FOUND) return e;
-    uint8_t pub[PL_ED25519_PUB_BYTES];
-    pl_ed25519_keypair(pub, seed);
-    return pl_store_put(s, SEED_KEY, seed, PL_ED25519_SEED_BYTES);
-}
 
 static pl_err rebuilt_start(nm_run *r, const char *path, const char *url, uint32_t max_topics) {
     uint8_t priv[32], pub[32], seed[PL_ED25519_SEED_BYTES];
     pl_err e = pl_store_open(&r->store, path);
     if (e == PL_OK) e = pl_nm_store_init(r->store);
     if (e == PL_OK) e = pl_nm_store_identity(path, priv, pub, NULL);
-    if (e == PL_OK) e = load_seed(r->store, seed);
+    if (e == PL_OK) e = pl_store_secret(r->store, SEED_KEY, seed, PL_ED25519_SEED_BYTES);
     if (e == PL_OK) e = pl_nm_store_list(r->store, &r->peers, &r->npeers);
     r->t_store = since_ms();
     if (e == PL_OK) {

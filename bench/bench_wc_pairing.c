@@ -129,13 +129,21 @@ static void on_event(void *ud, pl_wc_client *c, const pl_wc_event *ev) {
     (void)c;
     side *s = ud;
     bench *b = s->b;
+    if (getenv("BENCH_DEBUG"))
+        fprintf(stderr, "%.3f %s st=%d iter=%d ev=%d topic=%.8s by_peer=%d err=%s\n", now_ms(), s->name,
+                (int)b->st, b->iter, (int)ev->kind, ev->topic, ev->by_peer, pl_errname(ev->err));
     if (b->st == ST_ROUND && s == &b->a && ev->kind == PL_WC_EV_PONG &&
         !strcmp(ev->topic, b->topic) && pl_rpc_id_equal(&ev->id, &b->ping_id)) {
         double ms = now_ms() - b->t_start;
         if (b->iter == 0) b->cold_ms = ms;
         if (b->iter >= b->warmup) b->samples[b->iter - b->warmup] = ms;
         b->iter++;
-        schedule(b, start_cleanup);
+        /* Not at once: request ids are unix_ms * 1000 + a random 0..999, and
+         * the engine drops a request whose (topic, id) it has already seen,
+         * so a delete sent in the same millisecond as the ping is lost one
+         * time in a thousand (reported; see docs/performance.md). In a later
+         * millisecond the ids cannot collide. Untimed. */
+        uv_timer_start(&b->step, start_cleanup, 2, 0);
     } else if (b->st == ST_CLEANUP && s == &b->b && ev->kind == PL_WC_EV_DELETED &&
                !strcmp(ev->topic, b->topic)) {
         schedule(b, start_round);

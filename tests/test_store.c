@@ -142,6 +142,15 @@ static void test_kv_and_errors(void **state) {
     assert_int_equal(len, 3);
     assert_memory_equal(v, "abc", 3);
     pl_free_secret(v, len);
+
+    /* a secret is made once, then the same one comes back */
+    uint8_t a[32], b[32], zero[32] = {0};
+    assert_int_equal(pl_store_secret(s, "seed", a, sizeof a), PL_OK);
+    assert_memory_not_equal(a, zero, sizeof a);
+    assert_int_equal(pl_store_secret(s, "seed", b, sizeof b), PL_OK);
+    assert_memory_equal(a, b, sizeof a);
+    assert_int_equal(pl_store_secret(s, "k", b, sizeof b), PL_ERR_STORE_CORRUPT); /* 3 bytes */
+    assert_memory_equal(b, zero, sizeof b);
     pl_store_close(s);
 
     /* a world-readable store is refused */

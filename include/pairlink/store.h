@@ -35,6 +35,12 @@ PL_EXPORT pl_err pl_store_wc_load(pl_store *s, pl_wc_engine *e, int64_t now_ms, 
 PL_EXPORT pl_err pl_store_put(pl_store *s, const char *key, const uint8_t *val, size_t len);
 PL_EXPORT pl_err pl_store_get(pl_store *s, const char *key, uint8_t **out, size_t *len);
 
+/* Load the len-byte secret stored under key, or make one from the OS random
+ * source and store it first (a client's relay identity seed: the same
+ * did:key across restarts). Errors: PL_ERR_STORE_CORRUPT if a value of
+ * another length is stored there, store errors. out is wiped on error. */
+PL_EXPORT pl_err pl_store_secret(pl_store *s, const char *key, uint8_t *out, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

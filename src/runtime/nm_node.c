@@ -281,21 +281,6 @@ static void on_relay_state(void *ud, pl_relay_state state, pl_err err) {
     emit(n, &ev);
 }
 
-static pl_err load_seed(pl_store *s, uint8_t seed[PL_ED25519_SEED_BYTES]) {
-    uint8_t *v = NULL;
-    size_t len = 0;
-    pl_err e = pl_store_get(s, SEED_KEY, &v, &len);
-    if (e == PL_OK) {
-        if (len != PL_ED25519_SEED_BYTES) e = PL_ERR_STORE_CORRUPT;
-        else memcpy(seed, v, len);
-        pl_free_secret(v, len);
-        return e;
-    }
-    if (e != PL_ERR_NOT_FOUND) return e;
-    uint8_t pub[PL_ED25519_PUB_BYTES];
-    pl_ed25519_keypair(pub, seed);
-    return pl_store_put(s, SEED_KEY, seed, PL_ED25519_SEED_BYTES);
-}
 
 static void free_node(pl_nm_node *n) {
     pl_nm_pairing_free(n->pairing);
@@ -326,7 +311,7 @@ pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *
     pl_err e = pl_store_open(&n->store, opts->store_path);
     if (e == PL_OK) e = pl_nm_store_init(n->store);
     if (e == PL_OK) e = pl_nm_store_identity(opts->store_path, n->priv, n->pub, NULL);
-    if (e == PL_OK) e = load_seed(n->store, seed);
+    if (e == PL_OK) e = pl_store_secret(n->store, SEED_KEY, seed, PL_ED25519_SEED_BYTES);
     pl_nm_counterparty *all = NULL;
     size_t nall = 0;
     if (e == PL_OK) e = pl_nm_store_list(n->store, &all, &nall);

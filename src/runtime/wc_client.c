@@ -78,24 +78,6 @@ static void on_engine_event(void *ud, pl_wc_engine *e, const pl_wc_event *ev) {
     if (c->opts.on_event) c->opts.on_event(c->opts.ud, c, ev);
 }
 
-/* The relay identity is a secret of this installation: kept in the store so
- * that restarts present the same did:key (and subscription ids). */
-static pl_err load_seed(pl_store *s, uint8_t seed[PL_ED25519_SEED_BYTES]) {
-    uint8_t *v = NULL;
-    size_t len = 0;
-    pl_err e = pl_store_get(s, SEED_KEY, &v, &len);
-    if (e == PL_OK) {
-        if (len != PL_ED25519_SEED_BYTES) e = PL_ERR_STORE_CORRUPT;
-        else memcpy(seed, v, len);
-        pl_free_secret(v, len);
-        return e;
-    }
-    if (e != PL_ERR_NOT_FOUND) return e;
-    uint8_t pub[PL_ED25519_PUB_BYTES];
-    pl_ed25519_keypair(pub, seed);
-    return pl_store_put(s, SEED_KEY, seed, PL_ED25519_SEED_BYTES);
-}
-
 static void free_client(pl_wc_client *c) {
     pl_wc_engine_free(c->engine);
     pl_store_close(c->store);
@@ -121,7 +103,7 @@ pl_err pl_wc_client_new(pl_wc_client **out, uv_loop_t *loop, const pl_wc_client_
 
     uint8_t seed[PL_ED25519_SEED_BYTES];
     pl_err e = pl_store_open(&c->store, opts->store_path);
-    if (e == PL_OK) e = load_seed(c->store, seed);
+    if (e == PL_OK) e = pl_store_secret(c->store, SEED_KEY, seed, PL_ED25519_SEED_BYTES);
     if (e == PL_OK) {
         pl_relay_client_opts ro = {
             .url = opts->relay_url,

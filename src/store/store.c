@@ -343,3 +343,20 @@ pl_err pl_store_get(pl_store *s, const char *key, uint8_t **out, size_t *len) {
     sqlite3_finalize(st);
     return err;
 }
+
+pl_err pl_store_secret(pl_store *s, const char *key, uint8_t *out, size_t len) {
+    PL_REQUIRE(s && key && out && len > 0);
+    uint8_t *v = NULL;
+    size_t vlen = 0;
+    pl_err e = pl_store_get(s, key, &v, &vlen);
+    if (e == PL_OK) {
+        if (vlen != len) e = PL_ERR_STORE_CORRUPT;
+        else memcpy(out, v, len);
+        pl_free_secret(v, vlen);
+    } else if (e == PL_ERR_NOT_FOUND) {
+        pl_random(out, len);
+        e = pl_store_put(s, key, out, len);
+    }
+    if (e != PL_OK) pl_wipe(out, len);
+    return e;
+}
