@@ -25,7 +25,8 @@
  *   RESULT c n=<N> median_ms=.. p95_ms=.. min_ms=.. max_ms=.. calls_median_ms=.. cold_ms=..
  * Without --relay it prints that it was skipped and exits 0 (`make bench`
  * runs it through scripts/bench-wc.sh, which starts the relay).
- * Bounded: each step has a 15 s limit, after which it exits with status 1. */
+ * Bounded: each step has a 15 s limit, after which it exits with status 1.
+ * BENCH_DEBUG=1 prints every engine event on stderr. */
 #include "pairlink/wc_client.h"
 
 #include <getopt.h>

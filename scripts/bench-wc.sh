@@ -75,7 +75,7 @@ start_relay() {
   : >"$tmp/relay.out"
   # No rate limit and a deep mailbox: the load runs publish far faster
   # than the 100 requests/s and 1000 messages per topic a client may by default.
-  "$cli" relay --listen 127.0.0.1:0 --rate-limit 0 --mailbox-limit 10000000 "$@" \
+  "$cli" relay --listen 127.0.0.1:0 --rate-limit 0 --mailbox-limit 10000000 \
     >"$tmp/relay.out" 2>"$tmp/relay.err" &
   relay_pid=$!
   pids+=("$relay_pid")
@@ -146,6 +146,7 @@ pkg-config --exists libmosquitto 2>/dev/null || apt_install libmosquitto-dev || 
 if command -v mosquitto >/dev/null && pkg-config --exists libmosquitto 2>/dev/null; then
   # The same generator with its MQTT half compiled in (CMake builds it
   # without, so that libmosquitto is not a build dependency).
+  # shellcheck disable=SC2046 # pkg-config prints several words on purpose
   if cc -O2 -g -std=c11 -D_GNU_SOURCE -DPL_BENCH_MQTT -Wall -Wextra -Werror \
     "$root/bench/bench_relay_load.c" -o "$mqtt_load" \
     $(pkg-config --cflags --libs libwebsockets libuv jansson libmosquitto) 2>"$tmp/cc.log"; then
@@ -161,7 +162,7 @@ fi
 # ---- 1. pairing round trip ------------------------------------------------------
 note ""
 note "== pairing round trip over pairlink relay: create, pair, first ping answered (ms)"
-c_med=() c_p95=() js_med=() js_p95=() js_ans=() js_ansp95=()
+c_med=() c_p95=() c_cold=() js_med=() js_p95=() js_ans=() js_ansp95=() js_cold=()
 for r in $(seq "$RUNS"); do
   start_relay
   line=$(timeout 300 "$cbench" --relay "$relay_url" -n "$C_ITER" 2>"$tmp/c.err" | grep '^RESULT') ||
@@ -169,6 +170,7 @@ for r in $(seq "$RUNS"); do
   note "run $r: $line"
   c_med+=("$(value median_ms "$line")")
   c_p95+=("$(value p95_ms "$line")")
+  c_cold+=("$(value cold_ms "$line")")
   if [ "$have_js" = 1 ]; then
     line=$(cd "$root/interop" && RELAY_URL=$relay_url ITERATIONS=$JS_ITER timeout 600 \
       node bench-wc-pairing.mjs 2>"$tmp/js.err" | grep '^RESULT') || { cat "$tmp/js.err" >&2; exit 1; }
@@ -177,15 +179,16 @@ for r in $(seq "$RUNS"); do
     js_p95+=("$(value p95_ms "$line")")
     js_ans+=("$(value answered_median_ms "$line")")
     js_ansp95+=("$(value answered_p95_ms "$line")")
+    js_cold+=("$(value cold_answered_ms "$line")")
   fi
   stop_pid "$relay_pid"
 done
 cm=$(median "${c_med[@]}")
-note "C<->C   median of run medians $cm ms (runs: ${c_med[*]}; p95s: ${c_p95[*]})"
+note "C<->C   median of run medians $cm ms (runs: ${c_med[*]}; p95s: ${c_p95[*]}; cold: ${c_cold[*]})"
 if [ "$have_js" = 1 ]; then
   jm=$(median "${js_med[@]}") ja=$(median "${js_ans[@]}")
   note "JS<->JS median of run medians $jm ms as ping() resolves (runs: ${js_med[*]}; p95s: ${js_p95[*]})"
-  note "JS<->JS median of run medians $ja ms until the answer reached A (runs: ${js_ans[*]}; p95s: ${js_ansp95[*]})"
+  note "JS<->JS median of run medians $ja ms until the answer reached A (runs: ${js_ans[*]}; p95s: ${js_ansp95[*]}; cold: ${js_cold[*]})"
   note "RATIO pairing JS/C = $(ratio "$jm" "$cm") (ping() as the API shows it, with the SDK's 500 ms hold)"
   note "RATIO pairing JS/C = $(ratio "$ja" "$cm") (until the answer arrives, without that hold)"
 fi
@@ -195,29 +198,29 @@ note ""
 note "== relay load: $PAIRS pairs, 1 KiB messages, window $WINDOW, ${SECS} s measured"
 declare -A thr cpu p50 p99 lp50 lp99
 for k in irn mqtt; do thr[$k]='' cpu[$k]='' p50[$k]='' p99[$k]='' lp50[$k]='' lp99[$k]=''; done
-run_load() { # PROTO BIN URL PID extra-args...
-  local proto=$1 bin=$2 url=$3 pid=$4
-  shift 4
+run_load() { # BIN URL PID extra-args...
+  local bin=$1 url=$2 pid=$3
+  shift 3
   timeout 180 "$bin" --url "$url" --pid "$pid" --pairs "$PAIRS" --window "$WINDOW" --duration "$SECS" \
     "$@" 2>"$tmp/load.err" | grep '^RESULT' || { cat "$tmp/load.err" >&2; return 1; }
 }
 for r in $(seq "$RUNS"); do
   start_relay
-  line=$(run_load irn "$load" "$relay_url" "$relay_pid")
+  line=$(run_load "$load" "$relay_url" "$relay_pid")
   note "run $r closed loop: $line"
   thr[irn]+=" $(value throughput "$line")" cpu[irn]+=" $(value broker_us_per_msg "$line")"
   p50[irn]+=" $(value p50_us "$line")" p99[irn]+=" $(value p99_us "$line")"
-  line=$(run_load irn "$load" "$relay_url" "$relay_pid" --rate "$RATE")
+  line=$(run_load "$load" "$relay_url" "$relay_pid" --rate "$RATE")
   note "run $r $RATE msg/s:   $line"
   lp50[irn]+=" $(value p50_us "$line")" lp99[irn]+=" $(value p99_us "$line")"
   stop_pid "$relay_pid"
   if [ "$have_mqtt" = 1 ]; then
     start_mosquitto
-    line=$(run_load mqtt "$mqtt_load" "mqtt://127.0.0.1:$mosq_port" "$mosq_pid")
+    line=$(run_load "$mqtt_load" "mqtt://127.0.0.1:$mosq_port" "$mosq_pid")
     note "run $r closed loop: $line"
     thr[mqtt]+=" $(value throughput "$line")" cpu[mqtt]+=" $(value broker_us_per_msg "$line")"
     p50[mqtt]+=" $(value p50_us "$line")" p99[mqtt]+=" $(value p99_us "$line")"
-    line=$(run_load mqtt "$mqtt_load" "mqtt://127.0.0.1:$mosq_port" "$mosq_pid" --rate "$RATE")
+    line=$(run_load "$mqtt_load" "mqtt://127.0.0.1:$mosq_port" "$mosq_pid" --rate "$RATE")
     note "run $r $RATE msg/s:   $line"
     lp50[mqtt]+=" $(value p50_us "$line")" lp99[mqtt]+=" $(value p99_us "$line")"
     stop_pid "$mosq_pid"
