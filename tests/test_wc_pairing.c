@@ -558,6 +558,27 @@ static void test_type1_on_pairing_topic_dropped(void **state) {
     pl_wipe(&pb, sizeof pb);
 }
 
+
+/* Requests sent in the same millisecond get distinct, increasing ids: the
+ * peer drops a repeated (topic, id) as a redelivery. */
+static void test_ids_unique_within_a_millisecond(void **state) {
+    (void)state;
+    char topic[PL_TOPIC_HEX_SIZE];
+    pair_up(topic);
+    pl_rpc_id prev = {0};
+    for (int i = 0; i < 30; i++) { /* the test relay holds 64 messages */
+        pl_rpc_id id;
+        assert_int_equal(pl_wc_request(A.e, topic, "test_method", NULL, T0, &id), PL_OK);
+        assert_int_equal(id.kind, PL_RPC_ID_NUM);
+        if (i) assert_true(id.num > prev.num);
+        assert_true(id.num >= T0 * 1000);
+        prev = id;
+    }
+    B.auto_answer = true;
+    pump(T0);
+    assert_int_equal(B.requests, 30);
+}
+
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
@@ -572,6 +593,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_extend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_republishes_and_remembers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_type1_on_pairing_topic_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_unique_within_a_millisecond, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,6 +48,8 @@ struct pl_wc_engine {
 
     seen_entry seen[SEEN_RING];
     size_t seen_next;
+
+    int64_t last_id; /* ids this engine gave out strictly increase */
 };
 
 static const pl_wc_method builtin_methods[] = {
@@ -189,6 +191,16 @@ static pl_err publish_json(pl_wc_engine *e, const pl_wc_pairing *p, const char *
     err = e->tp.publish(e->tp.ctx, p->topic, b64, &o);
     pl_free(b64);
     return err;
+}
+
+/* JS-shaped id (now_ms * 1000 + random 0..999), but never equal to or below
+ * the previous one: two requests in the same millisecond collided about once
+ * in a thousand, and the peer then dropped the second as a redelivery. */
+static pl_rpc_id next_id(pl_wc_engine *e, int64_t now_ms) {
+    pl_rpc_id id = pl_rpc_id_new(now_ms);
+    if (id.num <= e->last_id) id.num = e->last_id + 1;
+    e->last_id = id.num;
+    return id;
 }
 
 /* ---- construction ---- */
@@ -354,7 +366,7 @@ pl_err pl_wc_request(pl_wc_engine *e, const char *topic, const char *method, con
 
     pl_wc_pending r = {0};
     memcpy(r.topic, topic, sizeof r.topic);
-    r.id = pl_rpc_id_new(now_ms);
+    r.id = next_id(e, now_ms);
     snprintf(r.method, sizeof r.method, "%s", method);
     r.deadline_ms = now_ms + (int64_t)m->m.req_ttl * 1000;
 
@@ -424,7 +436,7 @@ pl_err pl_wc_delete(pl_wc_engine *e, const char *topic, int64_t now_ms) {
     if (!p) return PL_ERR_NO_MATCHING_KEY;
     /* Tell the peer first (the key is needed to seal), then forget. A failed
      * publish still deletes locally: the user asked to disconnect. */
-    pl_rpc_id id = pl_rpc_id_new(now_ms);
+    pl_rpc_id id = next_id(e, now_ms);
     char *json = NULL;
     pl_err err = pl_rpc_encode_request(&json, &id, "wc_pairingDelete",
                                        "{\"code\":6000,\"message\":\"User disconnected.\"}");
