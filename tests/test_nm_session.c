@@ -602,9 +602,45 @@ static void test_config_validation(void **state) {
     pl_nm_sessions_free(m);
 }
 
+
+/* A second process of the same app identity (a one-shot `pairlink send`
+ * beside the daemon) knocks: the node manager's new handshake echoes that
+ * knock, so only the knocking process answers it; the daemon leaves it. */
+static void test_second_process_gets_its_own_handshake(void **state) {
+    (void)state;
+    reset_world();
+    int nm = new_party(PL_NM_ROLE_NODE_MANAGER), daemon = new_party(PL_NM_ROLE_APP);
+    link_pair(nm, daemon);
+    pump();
+    assert_int_equal(P[daemon].established, 1);
+    advance(3000);
+    int sender = new_party(PL_NM_ROLE_APP);
+    stop(sender);
+    memcpy(P[sender].priv, P[daemon].priv, 32);
+    memcpy(P[sender].pub, P[daemon].pub, 32);
+    start(sender, 0);
+    pl_nm_sessions_stats before, after;
+    pl_nm_sessions_stats_get(P[daemon].m, &before);
+    assert_int_equal(pl_nm_sessions_add_peer(P[sender].m, P[nm].pub, NOW), PL_OK);
+    pump();
+    assert_int_equal(P[sender].established, 1);
+    assert_int_equal(P[nm].established, 2); /* the sender's session replaced the daemon's */
+    assert_memory_equal(P[nm].session_id, P[sender].session_id, 32);
+    /* the daemon saw the handshake meant for the sender and left it alone */
+    assert_int_equal(P[daemon].established, 1);
+    pl_nm_sessions_stats_get(P[daemon].m, &after);
+    assert_true(after.dropped > before.dropped);
+    uint64_t id;
+    request(sender, nm, "from send", &id);
+    pump();
+    assert_string_equal(P[nm].last_body, "from send");
+    reset_world();
+}
+
 int main(void) {
     pl_init();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_second_process_gets_its_own_handshake),
         cmocka_unit_test(test_establish_and_request),
         cmocka_unit_test(test_requests_queue_until_established),
         cmocka_unit_test(test_app_restart_reestablishes),

@@ -14,8 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HS_PAYLOAD_LEN 12 /* magic(4) | created_at(8) */
-#define KNOCK_LEN 12      /* magic(4) | created_at(8) */
+#define HS_PAYLOAD_LEN 20 /* magic(4) | created_at(8) | echo(8) */
+#define KNOCK_LEN 20      /* magic(4) | created_at(8) | knock id(8) */
+#define MY_KNOCKS 4       /* app: recent knock ids a message 1 may echo */
 
 enum { FR_READY = 1, FR_REQUEST = 2, FR_RESPONSE = 3 };
 
@@ -50,6 +51,13 @@ typedef struct peer {
     int64_t next_knock;   /* INT64_MAX: not knocking */
     uint32_t knock_attempt;
     int64_t last_knock;
+    /* Two processes of one identity (a daemon and a one-shot `send`) both
+     * read the rendezvous topic: a handshake the node manager starts for a
+     * knock echoes the knock's id, and only the process that knocked
+     * answers it. */
+    uint64_t my_knocks[MY_KNOCKS]; /* app: ids of its latest knocks */
+    size_t my_knock_next;
+    uint64_t answer_knock;         /* nm: knock id the next message 1 echoes */
     /* the session */
     pl_noise_session *sess;
     char sess_topic[PL_TOPIC_HEX_SIZE];
@@ -277,9 +285,10 @@ static void install_session(pl_nm_sessions *m, peer *p, pl_noise_session *s, con
 
 /* ---- initiator (node manager) ---- */
 
-static void hs_payload(uint8_t out[HS_PAYLOAD_LEN], int64_t now) {
+static void hs_payload(uint8_t out[HS_PAYLOAD_LEN], int64_t now, uint64_t echo) {
     memcpy(out, PL_NM_SESSION_HS_MAGIC, 4);
     put_u64(out + 4, (uint64_t)now);
+    put_u64(out + 12, echo);
 }
 
 /* A handshake payload is fresh when made within the handshake time-out
@@ -322,7 +331,9 @@ static void start_attempt(pl_nm_sessions *m, peer *p, int64_t now) {
     p->next_attempt = INT64_MAX;
     p->hs_started = now;
     uint8_t pl[HS_PAYLOAD_LEN];
-    hs_payload(pl, now);
+    /* echo the knock this attempt answers (0: started on our own) */
+    hs_payload(pl, now, p->answer_knock);
+    p->answer_knock = 0;
     uint8_t *wire = NULL;
     size_t wlen = 0;
     pl_err e = new_hs(m, p, PL_NOISE_INITIATOR, &p->hs);
@@ -372,7 +383,7 @@ static pl_err initiator_read(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
         return e;
     }
     uint8_t out_pl[HS_PAYLOAD_LEN];
-    hs_payload(out_pl, now);
+    hs_payload(out_pl, now, 0);
     uint8_t *w3 = NULL;
     size_t w3len = 0;
     pl_noise_session *s = NULL;
@@ -408,6 +419,7 @@ static void on_knock(pl_nm_sessions *m, peer *p, const uint8_t *t, size_t tlen, 
         return;
     }
     int64_t at = (int64_t)get_u64(t + 4);
+    uint64_t knock_id = get_u64(t + 12);
     /* A knock made before something we did since (adding the peer, the
      * last attempt, the current session) asks for nothing new: relay
      * mailboxes hand old knocks to late subscribers. */
@@ -422,6 +434,7 @@ static void on_knock(pl_nm_sessions *m, peer *p, const uint8_t *t, size_t tlen, 
     push(m, &o);
     if ((p->hs || p->pending) && now - p->hs_started < PL_NM_SESSION_KNOCK_MIN_MS) return;
     if (p->hs && now - p->hs_started < m->hs_timeout / 2) return; /* an attempt is under way */
+    p->answer_knock = knock_id;
     p->attempt = 0;
     start_attempt(m, p, now);
 }
@@ -430,8 +443,12 @@ static void on_knock(pl_nm_sessions *m, peer *p, const uint8_t *t, size_t tlen, 
 
 static void send_knock(pl_nm_sessions *m, peer *p, int64_t now) {
     uint8_t t[KNOCK_LEN];
+    uint64_t id = 0;
+    while (id == 0) pl_random((uint8_t *)&id, sizeof id); /* 0 means "no knock" */
     memcpy(t, PL_NM_SESSION_KNOCK_MAGIC, 4);
     put_u64(t + 4, (uint64_t)now);
+    put_u64(t + 12, id);
+    p->my_knocks[p->my_knock_next++ % MY_KNOCKS] = id;
     pl_noise_payload pl = {.protocol_id = PL_NOISE_PROTOCOL_TRANSPORT, .transport = t,
                            .transport_len = sizeof t};
     memcpy(pl.nametag, knock_tag(p), PL_NOISE_NAMETAG_BYTES);
@@ -456,9 +473,23 @@ static pl_err responder_msg1(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
     size_t plen = 0;
     pl_err e = new_hs(m, p, PL_NOISE_RESPONDER, &hs);
     if (e == PL_OK) e = pl_noise_hs_read(hs, wire, len, p->rv.nametag, &pl, &plen);
+    bool for_other = false;
     if (e == PL_OK) {
         e = check_hs_payload(m, pl, plen, now);
+        if (e == PL_OK) {
+            uint64_t echo = get_u64(pl + 12);
+            for_other = echo != 0;
+            for (size_t i = 0; i < MY_KNOCKS; i++)
+                if (echo && p->my_knocks[i] == echo) for_other = false;
+        }
         pl_free_secret(pl, plen);
+    }
+    if (e == PL_OK && for_other) {
+        /* answers another process's knock (same identity, e.g. a daemon
+         * beside `pairlink send`): leave it to that process */
+        pl_noise_hs_free(hs);
+        m->stats.dropped++;
+        return PL_OK;
     }
     if (e == PL_ERR_TIMEOUT) {
         pl_noise_hs_free(hs);
@@ -466,7 +497,7 @@ static pl_err responder_msg1(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
         return PL_OK;
     }
     uint8_t out_pl[HS_PAYLOAD_LEN];
-    hs_payload(out_pl, now);
+    hs_payload(out_pl, now, 0);
     uint8_t *w2 = NULL;
     size_t w2len = 0;
     if (e == PL_OK) e = pl_noise_hs_write(hs, NULL, out_pl, sizeof out_pl, &w2, &w2len);
