@@ -132,7 +132,31 @@ extern "C" {
     /* storage */                                                                     \
     X(PL_ERR_STORE, 900, "storage (SQLite) failure")                                  \
     X(PL_ERR_STORE_CORRUPT, 901, "storage file is corrupt or of another format")      \
-    X(PL_ERR_KEY_FILE, 902, "key file has a wrong size or unsafe permissions")
+    X(PL_ERR_KEY_FILE, 902, "key file has a wrong size or unsafe permissions")        \
+    /* libp2p (src/p2p/) */                                                           \
+    X(PL_ERR_P2P_MULTIADDR, 1000, "malformed or unsupported multiaddr")               \
+    X(PL_ERR_P2P_TRANSPORT, 1001, "multiaddr transport not supported here (ws, wss)")  \
+    X(PL_ERR_P2P_KEY, 1002, "malformed or unsupported libp2p public key")             \
+    X(PL_ERR_P2P_PEER_ID, 1003, "malformed peer id")                                  \
+    X(PL_ERR_P2P_PEER_MISMATCH, 1004, "remote peer id is not the expected one")       \
+    X(PL_ERR_P2P_MULTISTREAM, 1005, "multistream-select protocol violation")          \
+    X(PL_ERR_P2P_NEGOTIATION, 1006, "no protocol in common (multistream-select na)")  \
+    X(PL_ERR_P2P_NOISE, 1007, "libp2p Noise handshake failed")                        \
+    X(PL_ERR_P2P_FRAME, 1008, "malformed or oversized frame")                         \
+    X(PL_ERR_P2P_MUXER, 1009, "stream muxer protocol violation")                      \
+    X(PL_ERR_P2P_WINDOW, 1010, "stream flow-control window exceeded")                 \
+    X(PL_ERR_P2P_STREAM_LIMIT, 1011, "too many streams")                              \
+    X(PL_ERR_P2P_STREAM_RESET, 1012, "stream reset")                                  \
+    X(PL_ERR_P2P_GOAWAY, 1013, "connection is going away")                            \
+    X(PL_ERR_P2P_CONN_LIMIT, 1014, "connection limit reached")                        \
+    X(PL_ERR_P2P_PROTOBUF, 1015, "malformed protobuf message")                        \
+    X(PL_ERR_P2P_BACKPRESSURE, 1016, "send buffer full")                              \
+    /* Waku network (src/waku/) */                                                    \
+    X(PL_ERR_WAKU_MESSAGE, 1100, "invalid WakuMessage")                               \
+    X(PL_ERR_WAKU_TOPIC, 1101, "malformed content topic or pubsub topic")             \
+    X(PL_ERR_WAKU_CLUSTER, 1102, "peer belongs to another Waku cluster")              \
+    X(PL_ERR_GOSSIP_PROTOCOL, 1103, "gossipsub protocol violation")                   \
+    X(PL_ERR_GOSSIP_SIGNED, 1104, "signed gossipsub message (StrictNoSign)")
 
 typedef enum pl_err {
 #define PL__ERR_ENUM(name, value, msg) name = value,
