@@ -1,10 +1,11 @@
 /* libp2p layer 1: identity keys, signatures, peer ids, multiaddrs, key
  * files. Vectors: ../shared/vectors/waku-message.json (libp2p). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>
