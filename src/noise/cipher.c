@@ -14,8 +14,7 @@
  * it can reach (it stops below 2^32). */
 static void noise_nonce(uint8_t out[crypto_aead_chacha20poly1305_ietf_NPUBBYTES], uint64_t n) {
     memset(out, 0, 4);
-    for (int i = 0; i < 8; i++)
-        out[4 + i] = (uint8_t)(n >> (8 * i));
+    for (int i = 0; i < 8; i++) out[4 + i] = (uint8_t)(n >> (8 * i));
 }
 
 void pl__noise_aead_encrypt(uint8_t *out, const uint8_t k[PL_NOISE_KEY_BYTES], uint64_t n,
@@ -45,10 +44,8 @@ void pl__noise_ss_init(pl__noise_ss *ss, const char *protocol_name) {
     /* Noise 5.2: names up to HASHLEN are zero-padded, longer ones hashed.
      * The Waku names are longer than 32 bytes; libp2p's
      * "Noise_XX_25519_ChaChaPoly_SHA256" is exactly 32. */
-    if (n <= PL_NOISE_HASH_BYTES)
-        memcpy(ss->h, protocol_name, n);
-    else
-        pl_sha256(ss->h, (const uint8_t *)protocol_name, n);
+    if (n <= PL_NOISE_HASH_BYTES) memcpy(ss->h, protocol_name, n);
+    else pl_sha256(ss->h, (const uint8_t *)protocol_name, n);
     memcpy(ss->ck, ss->h, sizeof ss->ck);
 }
 

@@ -91,10 +91,8 @@ pl_err pl_noise_hs_new(pl_noise_hs **out, pl_noise_pattern pattern, pl_noise_rol
             if (mine) {
                 /* The WakuPairing responder's QR key: given, or fresh now so
                  * that it can be shown before the handshake starts. */
-                if (hs->has_e_given)
-                    memcpy(hs->e_priv, hs->e_given, PL_NOISE_KEY_BYTES);
-                else
-                    pl_random(hs->e_priv, PL_NOISE_KEY_BYTES);
+                if (hs->has_e_given) memcpy(hs->e_priv, hs->e_given, PL_NOISE_KEY_BYTES);
+                else pl_random(hs->e_priv, PL_NOISE_KEY_BYTES);
                 pl__noise_pub(hs->e_pub, hs->e_priv);
                 hs->has_e = true;
                 pub = hs->e_pub;
@@ -132,7 +130,7 @@ pl_noise_action pl_noise_hs_action(const pl_noise_hs *hs) {
     if (hs->done) return PL_NOISE_ACTION_DONE;
     if (hs->msg_idx >= hs->pat->nmsgs) return PL_NOISE_ACTION_SPLIT;
     return is_mine(hs, hs->pat->msgs[hs->msg_idx].from_initiator) ? PL_NOISE_ACTION_WRITE
-                                                                  : PL_NOISE_ACTION_READ;
+                                                                   : PL_NOISE_ACTION_READ;
 }
 
 pl_noise_pattern pl_noise_hs_pattern(const pl_noise_hs *hs) {
@@ -165,16 +163,12 @@ static pl_err mix_dh(pl_noise_hs *hs, pl__noise_token tok) {
         priv = hs->e_priv, pub = hs->re, ok = hs->has_e && hs->has_re;
         break;
     case PL__TOK_ES:
-        if (ini)
-            priv = hs->e_priv, pub = hs->rs, ok = hs->has_e && hs->has_rs;
-        else
-            priv = hs->s_priv, pub = hs->re, ok = hs->has_s && hs->has_re;
+        if (ini) priv = hs->e_priv, pub = hs->rs, ok = hs->has_e && hs->has_rs;
+        else priv = hs->s_priv, pub = hs->re, ok = hs->has_s && hs->has_re;
         break;
     case PL__TOK_SE:
-        if (ini)
-            priv = hs->s_priv, pub = hs->re, ok = hs->has_s && hs->has_re;
-        else
-            priv = hs->e_priv, pub = hs->rs, ok = hs->has_e && hs->has_rs;
+        if (ini) priv = hs->s_priv, pub = hs->re, ok = hs->has_s && hs->has_re;
+        else priv = hs->e_priv, pub = hs->rs, ok = hs->has_e && hs->has_rs;
         break;
     case PL__TOK_SS:
         priv = hs->s_priv, pub = hs->rs, ok = hs->has_s && hs->has_rs;
@@ -194,7 +188,7 @@ static pl_err mix_dh(pl_noise_hs *hs, pl__noise_token tok) {
 static pl_err check_turn(const pl_noise_hs *hs, bool writing) {
     pl_noise_action a = pl_noise_hs_action(hs);
     return a == (writing ? PL_NOISE_ACTION_WRITE : PL_NOISE_ACTION_READ) ? PL_OK
-                                                                         : PL_ERR_NOISE_STATE;
+                                                                          : PL_ERR_NOISE_STATE;
 }
 
 static pl_err write_tokens(pl_noise_hs *hs, pl_noise_payload *p) {
@@ -202,10 +196,8 @@ static pl_err write_tokens(pl_noise_hs *hs, pl_noise_payload *p) {
     for (uint8_t t = 0; t < m->ntokens; t++) {
         pl__noise_token tok = m->tokens[t];
         if (tok == PL__TOK_E) {
-            if (hs->has_e_given)
-                memcpy(hs->e_priv, hs->e_given, PL_NOISE_KEY_BYTES);
-            else
-                pl_random(hs->e_priv, PL_NOISE_KEY_BYTES);
+            if (hs->has_e_given) memcpy(hs->e_priv, hs->e_given, PL_NOISE_KEY_BYTES);
+            else pl_random(hs->e_priv, PL_NOISE_KEY_BYTES);
             pl__noise_pub(hs->e_pub, hs->e_priv);
             hs->has_e = true;
             pl__noise_mix_hash(&hs->ss, hs->e_pub, PL_NOISE_KEY_BYTES);
@@ -239,10 +231,8 @@ pl_err pl_noise_hs_write(pl_noise_hs *hs, const uint8_t *nametag, const uint8_t 
     pl_noise_payload p;
     memset(&p, 0, sizeof p);
     p.protocol_id = (uint8_t)hs->pat->id;
-    if (nametag)
-        memcpy(p.nametag, nametag, PL_NOISE_NAMETAG_BYTES);
-    else
-        pl_noise_hs_next_nametag(hs, p.nametag);
+    if (nametag) memcpy(p.nametag, nametag, PL_NOISE_NAMETAG_BYTES);
+    else pl_noise_hs_next_nametag(hs, p.nametag);
 
     pl_err err = write_tokens(hs, &p);
     if (err != PL_OK) return fail(hs, err);
@@ -297,8 +287,7 @@ static pl_err read_tokens(pl_noise_hs *hs, const pl_noise_payload *p) {
              * where one could have been encrypted is a downgrade. */
             uint8_t want_flag = hs->ss.cs.has_key ? 1 : 0;
             if (p->keys[k].flag != want_flag) return PL_ERR_NOISE_PAYLOAD;
-            size_t in_len =
-                want_flag ? PL_NOISE_KEY_BYTES + PL_NOISE_TAG_BYTES : PL_NOISE_KEY_BYTES;
+            size_t in_len = want_flag ? PL_NOISE_KEY_BYTES + PL_NOISE_TAG_BYTES : PL_NOISE_KEY_BYTES;
             uint8_t rs[PL_NOISE_KEY_BYTES + PL_NOISE_TAG_BYTES];
             size_t n = 0;
             PL_TRY(pl__noise_decrypt_and_hash(&hs->ss, rs, &n, p->keys[k].data, in_len, NULL, 0));
@@ -322,10 +311,8 @@ pl_err pl_noise_hs_read(pl_noise_hs *hs, const uint8_t *wire, size_t wire_len,
     PL_TRY(check_turn(hs, false));
     if (wire_len < PL_NOISE_NAMETAG_BYTES) return PL_ERR_NOISE_PAYLOAD;
     uint8_t expected[PL_NOISE_NAMETAG_BYTES];
-    if (nametag)
-        memcpy(expected, nametag, PL_NOISE_NAMETAG_BYTES);
-    else
-        pl_noise_hs_next_nametag(hs, expected);
+    if (nametag) memcpy(expected, nametag, PL_NOISE_NAMETAG_BYTES);
+    else pl_noise_hs_next_nametag(hs, expected);
     /* Not addressed to this step: somebody else's (or our own echoed)
      * message on the topic. Drop it without touching the state. */
     if (!pl_ct_equal(wire, expected, PL_NOISE_NAMETAG_BYTES)) return PL_ERR_NOISE_NAMETAG;
@@ -384,8 +371,7 @@ void pl_noise_hs_authcode(const pl_noise_hs *hs, char code[PL_NOISE_AUTHCODE_SIZ
     uint8_t out[8];
     pl__noise_hkdf_h(out, sizeof out, hs->ss.h);
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | out[i]; /* big-endian, as js-noise's BN */
+    for (int i = 0; i < 8; i++) v = (v << 8) | out[i]; /* big-endian, as js-noise's BN */
     snprintf(code, PL_NOISE_AUTHCODE_SIZE, "%08llu", (unsigned long long)(v % 100000000u));
 }
 
@@ -401,9 +387,9 @@ pl_err pl_noise_hs_split(pl_noise_hs *hs, pl_noise_session **out) {
     /* cs1 = cs[0..32] protects initiator -> responder. The initiator reads
      * inbound nametags from nms1 and writes outbound ones from nms2. */
     bool ini = hs->role == PL_NOISE_INITIATOR;
-    pl_err err =
-        pl__noise_session_new(out, hs->pat->id, hs->role, hs->ss.h, hs->rs, ini ? cs : cs + 32,
-                              ini ? cs + 32 : cs, ini ? nms + 32 : nms, ini ? nms : nms + 32);
+    pl_err err = pl__noise_session_new(out, hs->pat->id, hs->role, hs->ss.h, hs->rs,
+                                       ini ? cs : cs + 32, ini ? cs + 32 : cs,
+                                       ini ? nms + 32 : nms, ini ? nms : nms + 32);
     sodium_memzero(cs, sizeof cs);
     sodium_memzero(nms, sizeof nms);
     if (err != PL_OK) return err;
