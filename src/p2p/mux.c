@@ -284,6 +284,15 @@ static void arena_release(pl__mux *m) {
             m->arena = NULL;
             m->arena_cap = 0;
         }
+        if (m->ev_cap > 1024) { /* a burst is over: give the ring back */
+            pl__mux_qev *small = malloc(16 * sizeof *small);
+            if (small) {
+                free(m->evq);
+                m->evq = small;
+                m->ev_cap = 16;
+                m->ev_head = 0;
+            }
+        }
         return;
     }
     size_t drop = (size_t)(m->arena_release - m->arena_base);
