@@ -510,6 +510,7 @@ static void open_identify(pl__conn *c, int64_t now) {
     }
     stream *s = find(c, h);
     s->kind = SK_ID_REQ;
+    s->visible = false;
     s->rmax = PL__ID_MAX_MESSAGE + PL_UVARINT_MAX_BYTES;
     c->id_stream = h;
 }
@@ -904,6 +905,7 @@ pl_err pl__conn_stream_open(pl__conn *c, const char *const *protos, size_t n, in
     uint32_t h = 0;
     PL_TRY(pl__mux_open(c->mux, &h));
     stream *s = stream_new(c, h, SK_APP, false);
+    if (s) s->visible = true; /* the caller holds the handle from now on */
     char *block = s ? malloc(total) : NULL;
     if (!block) {
         if (s) stream_free(c, s);
