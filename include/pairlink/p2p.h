@@ -98,13 +98,13 @@ PL_EXPORT bool pl_p2p_peer_id_equal(const pl_p2p_peer_id *a, const pl_p2p_peer_i
  * out. Owned by the library: see where it is handed out for how long it
  * stays valid. */
 typedef struct pl_p2p_identify {
-    const char *protocol_version;       /* "ipfs/0.1.0" */
-    const char *agent_version;          /* e.g. "js-libp2p/1.9.4 UserAgent=v20.20.0" */
-    const char *const *protocols;       /* e.g. "/vac/waku/relay/2.0.0" */
+    const char *protocol_version; /* "ipfs/0.1.0" */
+    const char *agent_version;    /* e.g. "js-libp2p/1.9.4 UserAgent=v20.20.0" */
+    const char *const *protocols; /* e.g. "/vac/waku/relay/2.0.0" */
     size_t nprotocols;
-    const char *const *listen_addrs;    /* multiaddr text */
+    const char *const *listen_addrs; /* multiaddr text */
     size_t nlisten_addrs;
-    const char *observed_addr;          /* how the peer sees us; "" when absent */
+    const char *observed_addr; /* how the peer sees us; "" when absent */
 } pl_p2p_identify;
 
 #ifdef __cplusplus

@@ -30,15 +30,15 @@ typedef struct stream {
     uint32_t h;
     skind kind;
     bool inbound, negotiated, visible;
-    pl__mss *mss;           /* while negotiating (and until its output is out) */
-    char *proposals;        /* outbound: the copied protocol ids */
+    pl__mss *mss;    /* while negotiating (and until its output is out) */
+    char *proposals; /* outbound: the copied protocol ids */
     const char *plist[PL__MSS_MAX_PROPOSALS];
-    char *protocol;         /* negotiated */
-    uint8_t *rbuf;          /* unread bytes: rbuf[roff, rlen) */
+    char *protocol; /* negotiated */
+    uint8_t *rbuf;  /* unread bytes: rbuf[roff, rlen) */
     size_t roff, rlen, rcap;
-    size_t unreported;      /* received but not yet given back to the muxer */
-    size_t rmax;            /* receive cap */
-    uint8_t *sbuf;          /* bytes the muxer has not taken: sbuf[soff, slen) */
+    size_t unreported; /* received but not yet given back to the muxer */
+    size_t rmax;       /* receive cap */
+    uint8_t *sbuf;     /* bytes the muxer has not taken: sbuf[soff, slen) */
     size_t soff, slen, scap;
     bool remote_eof, eof_event, close_wanted, fin_sent, want_writable;
     bool ev_readable, ev_writable; /* queued and not yet polled */
@@ -119,7 +119,8 @@ static pl_err out_reserve(pl__conn *c, size_t n) {
     }
     if (c->out_len + n <= c->out_cap) return PL_OK;
     size_t cap = c->out_cap ? c->out_cap : 1024;
-    while (cap < c->out_len + n) cap *= 2;
+    while (cap < c->out_len + n)
+        cap *= 2;
     uint8_t *p = realloc(c->out, cap);
     if (!p) return PL_ERR_NOMEM;
     c->out = p;
@@ -134,7 +135,9 @@ static pl_err out_raw(pl__conn *c, const uint8_t *data, size_t n) {
     return PL_OK;
 }
 
-static size_t out_pending(const pl__conn *c) { return c->out_len - c->out_off; }
+static size_t out_pending(const pl__conn *c) {
+    return c->out_len - c->out_off;
+}
 
 static pl_err send_plain(pl__conn *c, const uint8_t *data, size_t n) {
     while (n > 0) {
@@ -176,7 +179,8 @@ static void flush_plain(pl__conn *c) {
 
 static void stream_free(pl__conn *c, stream *s) {
     stream **pp = &c->streams;
-    while (*pp && *pp != s) pp = &(*pp)->next;
+    while (*pp && *pp != s)
+        pp = &(*pp)->next;
     if (*pp) *pp = s->next;
     c->nstreams--;
     pl__mss_free(s->mss);
@@ -193,8 +197,8 @@ static stream *stream_new(pl__conn *c, uint32_t h, skind kind, bool inbound) {
     s->h = h;
     s->kind = kind;
     s->inbound = inbound;
-    s->rmax = kind == SK_ID_REQ ? PL__ID_MAX_MESSAGE + PL_UVARINT_MAX_BYTES
-                                : c->cfg.stream_recv_buffer;
+    s->rmax =
+        kind == SK_ID_REQ ? PL__ID_MAX_MESSAGE + PL_UVARINT_MAX_BYTES : c->cfg.stream_recv_buffer;
     s->next = c->streams;
     c->streams = s;
     c->nstreams++;
@@ -220,8 +224,12 @@ static void stream_abort(pl__conn *c, stream *s, pl_err err) {
     stream_gone(c, s, err);
 }
 
-static size_t s_unread(const stream *s) { return s->rlen - s->roff; }
-static size_t s_unsent(const stream *s) { return s->slen - s->soff; }
+static size_t s_unread(const stream *s) {
+    return s->rlen - s->roff;
+}
+static size_t s_unsent(const stream *s) {
+    return s->slen - s->soff;
+}
 
 /* Give bytes back to the muxer as far as the receive cap allows: with a
  * window W the peer may still send W - unreported more, so the buffer can
@@ -245,7 +253,8 @@ static pl_err sbuf_append(stream *s, const uint8_t *d, size_t n) {
     }
     if (s->slen + n > s->scap) {
         size_t cap = s->scap ? s->scap : 256;
-        while (cap < s->slen + n) cap *= 2;
+        while (cap < s->slen + n)
+            cap *= 2;
         uint8_t *p = realloc(s->sbuf, cap);
         if (!p) return PL_ERR_NOMEM;
         s->sbuf = p;
@@ -309,12 +318,15 @@ static bool maybe_finish(pl__conn *c, stream *s) {
 static pl_err send_identify(pl__conn *c, stream *s) {
     size_t nreg = 0;
     const char *const *reg = NULL;
-    if (c->cfg.registry && c->cfg.registry->list) nreg = c->cfg.registry->list(c->cfg.registry->ud, &reg);
+    if (c->cfg.registry && c->cfg.registry->list)
+        nreg = c->cfg.registry->list(c->cfg.registry->ud, &reg);
     const char **all = malloc((nreg + PL_ARRAY_LEN(builtin)) * sizeof *all);
     if (!all) return PL_ERR_NOMEM;
     size_t n = 0;
-    for (size_t i = 0; i < PL_ARRAY_LEN(builtin); i++) all[n++] = builtin[i];
-    for (size_t i = 0; i < nreg; i++) all[n++] = reg[i];
+    for (size_t i = 0; i < PL_ARRAY_LEN(builtin); i++)
+        all[n++] = builtin[i];
+    for (size_t i = 0; i < nreg; i++)
+        all[n++] = reg[i];
     uint8_t kp[PL__P2P_PUBKEY_PROTO_MAX];
     pl__p2p_pubkey pk;
     pl__p2p_key_public(c->cfg.key, &pk);
@@ -386,7 +398,8 @@ static void stream_deliver(pl__conn *c, stream *s, const uint8_t *d, size_t n) {
     }
     if (s->rlen + n > s->rcap) {
         size_t cap = s->rcap ? s->rcap : 1024;
-        while (cap < s->rlen + n) cap *= 2;
+        while (cap < s->rlen + n)
+            cap *= 2;
         if (cap > s->rmax) cap = s->rmax;
         uint8_t *p = realloc(s->rbuf, cap);
         if (!p) {
@@ -427,9 +440,12 @@ static void negotiated(pl__conn *c, stream *s) {
     free(s->proposals);
     s->proposals = NULL;
     if (s->inbound) {
-        if (!strcmp(p, PL__ID_PROTOCOL)) s->kind = SK_ID_RESP;
-        else if (!strcmp(p, PL__PING_PROTOCOL)) s->kind = SK_PING;
-        else s->kind = SK_APP;
+        if (!strcmp(p, PL__ID_PROTOCOL))
+            s->kind = SK_ID_RESP;
+        else if (!strcmp(p, PL__PING_PROTOCOL))
+            s->kind = SK_PING;
+        else
+            s->kind = SK_APP;
     }
     switch (s->kind) {
     case SK_APP:
@@ -443,8 +459,11 @@ static void negotiated(pl__conn *c, stream *s) {
             return;
         }
         break;
-    case SK_ID_REQ: s->close_wanted = true; break;
-    case SK_PING: break;
+    case SK_ID_REQ:
+        s->close_wanted = true;
+        break;
+    case SK_PING:
+        break;
     }
     stream_flush(c, s);
 }
@@ -544,8 +563,11 @@ static void drain_mux(pl__conn *c) {
             if (s) stream_flush(c, s);
             break;
         case PL__MUX_EV_PING:
-        case PL__MUX_EV_GOAWAY: break;
-        case PL__MUX_EV_FAILED: fail(c, ev.err); break;
+        case PL__MUX_EV_GOAWAY:
+            break;
+        case PL__MUX_EV_FAILED:
+            fail(c, ev.err);
+            break;
         }
     }
 }
@@ -707,7 +729,8 @@ pl_err pl__conn_new(pl__conn **out, const pl__conn_config *cfg, int64_t now_ms) 
     if (!k->max_output) k->max_output = PL__CONN_DEF_MAX_OUTPUT;
     snprintf(c->agent, sizeof c->agent, "%s",
              k->agent_version ? k->agent_version : "pairlink/" PL_VERSION_STRING);
-    for (size_t i = 0; i < 2 && k->muxers[i]; i++) c->mux_names[c->nmux++] = mux_name(k->muxers[i]);
+    for (size_t i = 0; i < 2 && k->muxers[i]; i++)
+        c->mux_names[c->nmux++] = mux_name(k->muxers[i]);
     if (c->nmux == 0) {
         free(c);
         return PL_ERR_INVALID_ARG;
@@ -733,7 +756,8 @@ pl_err pl__conn_new(pl__conn **out, const pl__conn_config *cfg, int64_t now_ms) 
 
 void pl__conn_free(pl__conn *c) {
     if (!c) return;
-    while (c->streams) stream_free(c, c->streams);
+    while (c->streams)
+        stream_free(c, c->streams);
     pl__mss_free(c->mss);
     pl__nxx_free(c->nxx);
     pl__nxx_framer_free(&c->framer);
@@ -808,7 +832,8 @@ bool pl__conn_poll(pl__conn *c, pl__conn_event *ev) {
             if (ev->kind == PL__CONN_EV_STREAM_WRITABLE) s->ev_writable = false;
             if (ev->kind == PL__CONN_EV_STREAM_OPENED) ev->protocol = s->protocol;
             return true;
-        default: return true;
+        default:
+            return true;
         }
     }
     memset(ev, 0, sizeof *ev);
@@ -948,7 +973,8 @@ pl_err pl__conn_stream_write(pl__conn *c, uint32_t h, const uint8_t *data, size_
     if (s->negotiated && !s->mss && s_unsent(s) == 0 && len > 0) {
         if (pl__mux_write(c->mux, h, data, len, &done) != PL_OK) done = 0;
     }
-    size_t room = c->cfg.stream_send_buffer > s_unsent(s) ? c->cfg.stream_send_buffer - s_unsent(s) : 0;
+    size_t room =
+        c->cfg.stream_send_buffer > s_unsent(s) ? c->cfg.stream_send_buffer - s_unsent(s) : 0;
     size_t more = len - done < room ? len - done : room;
     if (more && sbuf_append(s, data + done, more) != PL_OK) more = 0;
     done += more;
@@ -989,8 +1015,10 @@ void pl__conn_stream_consume(pl__conn *c, uint32_t h, size_t n, int64_t now_ms) 
         }
     }
     credit(c, s);
-    if (!maybe_finish(c, s)) pump(c);
-    else pump(c);
+    if (!maybe_finish(c, s))
+        pump(c);
+    else
+        pump(c);
 }
 
 pl_err pl__conn_stream_close(pl__conn *c, uint32_t h, int64_t now_ms) {

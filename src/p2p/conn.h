@@ -65,24 +65,24 @@ typedef struct pl__conn_registry {
 } pl__conn_registry;
 
 typedef struct pl__conn_config {
-    bool initiator;                     /* we dialed */
-    const pl__nxx_identity *identity;   /* required; outlives the connection */
-    const pl_p2p_key *key;              /* required: for identify's publicKey */
-    pl_p2p_peer_id expected_peer;       /* dialer: the /p2p/ id; len 0 for any */
-    pl__mux_kind muxers[2];             /* in order of preference; 0 ends the list */
-    const pl__conn_registry *registry;  /* may be NULL: only identify and ping */
-    const pl__ma *listen_addrs;         /* ours, for identify; outlive the connection */
+    bool initiator;                    /* we dialed */
+    const pl__nxx_identity *identity;  /* required; outlives the connection */
+    const pl_p2p_key *key;             /* required: for identify's publicKey */
+    pl_p2p_peer_id expected_peer;      /* dialer: the /p2p/ id; len 0 for any */
+    pl__mux_kind muxers[2];            /* in order of preference; 0 ends the list */
+    const pl__conn_registry *registry; /* may be NULL: only identify and ping */
+    const pl__ma *listen_addrs;        /* ours, for identify; outlive the connection */
     size_t nlisten_addrs;
-    pl__ma observed;                    /* the peer's address as we see it (len 0: none) */
-    const char *agent_version;          /* NULL: "pairlink/" PL_VERSION_STRING */
-    const uint8_t *ephemeral;           /* tests: the Noise ephemeral key; NULL random */
+    pl__ma observed;           /* the peer's address as we see it (len 0: none) */
+    const char *agent_version; /* NULL: "pairlink/" PL_VERSION_STRING */
+    const uint8_t *ephemeral;  /* tests: the Noise ephemeral key; NULL random */
     int64_t handshake_timeout_ms;
     int64_t negotiation_timeout_ms;
     int64_t identify_timeout_ms;
     size_t stream_recv_buffer;
     size_t stream_send_buffer;
     size_t max_output;
-    pl__mux_limits mux;                 /* max_output is set by the core */
+    pl__mux_limits mux; /* max_output is set by the core */
 } pl__conn_config;
 
 typedef enum pl__conn_event_kind {

@@ -103,7 +103,8 @@ pl_err pl__identify_decode(pl__identify_info **out, const uint8_t *msg, size_t l
     Libp2p__Identify *m = libp2p__identify__unpack(NULL, len, msg);
     if (!m) return PL_ERR_P2P_PROTOBUF;
     pl_err e = PL_OK;
-    if (m->n_protocols > PL__ID_MAX_PROTOCOLS || m->n_listenaddrs > PL__ID_MAX_ADDRS) e = PL_ERR_TOO_LARGE;
+    if (m->n_protocols > PL__ID_MAX_PROTOCOLS || m->n_listenaddrs > PL__ID_MAX_ADDRS)
+        e = PL_ERR_TOO_LARGE;
     const char *pv = m->protocolversion ? m->protocolversion : "";
     const char *av = m->agentversion ? m->agentversion : "";
     if (e == PL_OK && (strlen(pv) > PL__ID_MAX_STRING || strlen(av) > PL__ID_MAX_STRING))
@@ -137,9 +138,9 @@ pl_err pl__identify_decode(pl__identify_info **out, const uint8_t *msg, size_t l
         if (pl__ma_format(scratch, sizeof scratch, m->listenaddrs[i].data, m->listenaddrs[i].len) ==
             PL_OK)
             strings += strlen(scratch) + 1, na++;
-    bool has_obs = m->has_observedaddr &&
-                   pl__ma_format(scratch, sizeof scratch, m->observedaddr.data,
-                                 m->observedaddr.len) == PL_OK;
+    bool has_obs =
+        m->has_observedaddr &&
+        pl__ma_format(scratch, sizeof scratch, m->observedaddr.data, m->observedaddr.len) == PL_OK;
     strings += has_obs ? strlen(scratch) + 1 : 1;
 
     size_t ptrs = (np + na) * sizeof(char *);
