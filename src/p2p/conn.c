@@ -985,6 +985,12 @@ pl_err pl__conn_stream_write(pl__conn *c, uint32_t h, const uint8_t *data, size_
     return PL_OK;
 }
 
+void pl__conn_stream_want_writable(pl__conn *c, uint32_t h) {
+    PL_REQUIRE(c);
+    stream *s = app_stream(c, h);
+    if (s && !s->close_wanted) s->want_writable = true;
+}
+
 size_t pl__conn_stream_send_space(const pl__conn *c, uint32_t h) {
     PL_REQUIRE(c);
     stream *s = app_stream(c, h);

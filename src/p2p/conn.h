@@ -163,6 +163,9 @@ pl_err pl__conn_stream_open(pl__conn *c, const char *const *protos, size_t n, in
  * PL_ERR_CLOSED (we closed our side), PL_ERR_NOMEM. */
 pl_err pl__conn_stream_write(pl__conn *c, uint32_t stream, const uint8_t *data, size_t len,
                              size_t *taken);
+/* Ask for WRITABLE once half the send buffer is free (a caller that
+ * refused to write a part of a message). */
+void pl__conn_stream_want_writable(pl__conn *c, uint32_t stream);
 /* Free room in the send buffer right now (0 for an unknown stream). */
 size_t pl__conn_stream_send_space(const pl__conn *c, uint32_t stream);
 
