@@ -317,13 +317,22 @@ static void on_conn_timer(uv_timer_t *t) {
         }
         break;
     case HC_OPEN:
-        for (hping *p = c->pings; p; p = p->next)
+        for (hping *p = c->pings, *next; p; p = next) {
+            next = p->next; /* ping_finish frees p */
             if (!p->done && now >= p->deadline) {
                 pl__conn_stream_reset(c->core, p->handle, now);
                 hstream *s = hs_find(c, p->handle);
                 if (s) hs_free(c, s);
                 ping_finish(c, p, PL_ERR_TIMEOUT, 0);
+                /* Its callback may have ended other pings or the connection. */
+                if (c->st != HC_OPEN) break;
+                next = c->pings;
             }
+        }
+        if (c->st != HC_OPEN) {
+            rearm(c);
+            return;
+        }
         pl__conn_on_timer(c->core, now);
         pump(c);
         return;
