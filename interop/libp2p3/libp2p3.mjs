@@ -13,7 +13,11 @@ import { createLibp2p } from "libp2p";
 export const label = "js-libp2p-3";
 export { multiaddr };
 
-export const muxerFactories = (muxers) => muxers.map((m) => (m === "yamux" ? yamux() : mplex()));
+// mplex 12 drops a connection whose remote opens more than 5 streams a
+// second (disconnectThreshold); js-waku opens more than that right after
+// connecting (metadata, relay, ping...), so the limit is raised here.
+export const muxerFactories = (muxers) =>
+  muxers.map((m) => (m === "yamux" ? yamux() : mplex({ disconnectThreshold: 100 })));
 
 // Loopback tests open many connections from one address: lift the per-host
 // inbound rate limit and the connection cap.
@@ -38,7 +42,7 @@ export function handle(node, protocol, fn) {
   return node.handle(protocol, (stream, connection) => fn(stream, connection));
 }
 
-const bytesOf = (chunk) => (chunk instanceof Uint8Array ? chunk : chunk.subarray());
+export const bytesOf = (chunk) => (chunk instanceof Uint8Array ? chunk : chunk.subarray());
 
 export async function send(stream, chunk) {
   if (!stream.send(chunk)) await stream.onDrain();
