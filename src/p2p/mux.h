@@ -12,6 +12,8 @@
  * unique within the connection for the connection's life (yamux: the wire
  * stream id; mplex: its own numbering, because mplex ids are only unique
  * per initiator). Handles of closed streams are not reused by the muxer.
+ * Handle 0 is never used. Once both sides closed a stream, or it was reset,
+ * its handle is unknown (PL_ERR_NOT_FOUND; pl__mux_consumed ignores it).
  *
  * Receive side flow control: DATA events hand bytes up at once; the layer
  * above buffers them and calls pl__mux_consumed() as its reader takes them.
@@ -51,7 +53,9 @@ typedef enum pl__mux_kind {
     PL__MUX_MPLEX = 2,
 } pl__mux_kind;
 
-/* Zero in a field means the default above. */
+/* Zero in a field means the default above. max_streams applies to each
+ * direction separately (inbound refused, outbound PL_ERR_P2P_STREAM_LIMIT),
+ * so a peer cannot starve us of streams. ping_timeout_ms < 0: no time-out. */
 typedef struct pl__mux_limits {
     uint32_t max_streams;       /* inbound beyond this are refused (yamux RST, mplex reset) */
     size_t max_stream_buffer;   /* mplex only, see above */
@@ -67,7 +71,9 @@ typedef enum pl__mux_event_kind {
     PL__MUX_EV_RESET,             /* the stream is gone (peer RST, or mplex buffer cap): err */
     PL__MUX_EV_WRITABLE,          /* send window or output space came back for handle */
     PL__MUX_EV_PING,              /* yamux: our ping answered; rtt_ms */
-    PL__MUX_EV_GOAWAY,            /* the peer will open no more streams: err (code) */
+    PL__MUX_EV_GOAWAY,            /* the peer will open no more streams: err
+                                   * PL_ERR_P2P_GOAWAY, len = yamux code (0 normal,
+                                   * 1 protocol error, 2 internal error) */
     PL__MUX_EV_FAILED,            /* connection-level error: err; the connection must close */
 } pl__mux_event_kind;
 
@@ -98,13 +104,14 @@ pl_err pl__mux_recv(pl__mux *m, const uint8_t *data, size_t len, int64_t now_ms)
 /* Open an outbound stream: yamux sends a WINDOW_UPDATE with SYN at once (as
  * js-libp2p does; inbound, a SYN is accepted on DATA or WINDOW_UPDATE);
  * mplex sends NEW_STREAM at once. Errors: PL_ERR_P2P_STREAM_LIMIT,
- * PL_ERR_P2P_GOAWAY (we or the peer are going away), PL_ERR_STATE (failed). */
+ * PL_ERR_P2P_GOAWAY (we or the peer are going away), PL_ERR_STATE (failed),
+ * PL_ERR_P2P_BACKPRESSURE (output far beyond max_output: drain it first). */
 pl_err pl__mux_open(pl__mux *m, uint32_t *handle);
 
 /* Queue up to len bytes on a stream; *taken gets how many were accepted
  * (0 when the window or output is full: wait for WRITABLE). Errors:
  * PL_ERR_NOT_FOUND (unknown or reset handle), PL_ERR_CLOSED (we closed
- * our writing side). */
+ * our writing side), PL_ERR_STATE (the connection failed). */
 pl_err pl__mux_write(pl__mux *m, uint32_t handle, const uint8_t *data, size_t len,
                      size_t *taken);
 
@@ -117,7 +124,8 @@ pl_err pl__mux_close_write(pl__mux *m, uint32_t handle);
 pl_err pl__mux_reset(pl__mux *m, uint32_t handle);
 
 /* The reader above took n bytes of this stream's DATA: yamux grows the
- * peer's window (WINDOW_UPDATE once at least half a window is owed). */
+ * peer's window (WINDOW_UPDATE once at least half a window is owed). n is
+ * clamped to the bytes handed up and not yet reported. */
 void pl__mux_consumed(pl__mux *m, uint32_t handle, size_t n);
 
 /* Send a ping (yamux; no-op for mplex). The answer comes as a PING event. */
@@ -133,7 +141,10 @@ void pl__mux_go_away(pl__mux *m);
 size_t pl__mux_output(pl__mux *m, const uint8_t **data);
 void pl__mux_output_done(pl__mux *m, size_t n);
 
-/* Take the oldest event (false when none). Call after every other call. */
+/* Take the oldest event (false when none). Call after every other call.
+ * A DATA event's bytes live inside the muxer until the next pl__mux_poll
+ * or pl__mux_recv (longer than "the next call": write, consumed and output
+ * calls leave them in place). */
 bool pl__mux_poll(pl__mux *m, pl__mux_event *ev);
 
 /* Keep-alive pings and their time-outs. */

@@ -1,0 +1,5 @@
+/* libFuzzer target: the yamux core (src/p2p/yamux.c) fed arbitrary peer
+ * bytes in random pieces while a PRNG plays the application. Input layout
+ * and checked properties: fuzz/mux_fuzz.h. */
+#define FUZZ_KIND PL__MUX_YAMUX
+#include "mux_fuzz.h"
