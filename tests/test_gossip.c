@@ -2,11 +2,12 @@
  * cores wired by this harness (SEND outputs moved to the right core's
  * recv_rpc, an explicit virtual clock), and single cores driven by
  * hand-made RPCs from fake peers. Seeded: PL_TEST_SEED repeats a run. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>

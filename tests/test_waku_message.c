@@ -1,10 +1,11 @@
 /* 14/WAKU2-MESSAGE codec, validation and hash; 23/51 topics and sharding;
  * 66/WAKU2-METADATA codec and policy. Vectors: waku-message.json. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>
