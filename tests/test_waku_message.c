@@ -157,7 +157,8 @@ static void test_validation(void **state) {
     size_t big = PL_WAKU_MESSAGE_MAX + 1;
     uint8_t *huge = calloc(1, big);
     assert_int_equal(pl_waku_message_check(huge, big), PL_ERR_TOO_LARGE);
-    pl_waku_message hm = {.payload = huge,
+    uint8_t *zeros = calloc(1, PL_WAKU_MESSAGE_MAX);
+    pl_waku_message hm = {.payload = zeros,
                           .payload_len = PL_WAKU_MESSAGE_MAX - 30,
                           .has_payload = true,
                           .content_topic = ct,
@@ -170,7 +171,7 @@ static void test_validation(void **state) {
     uint8_t *p2 = calloc(1, PL_WAKU_MESSAGE_MAX);
     hm.payload = p2;
     assert_int_equal(pl_waku_message_encode(huge, big, &hn, &hm), PL_ERR_TOO_LARGE);
-    free(huge), free(p2);
+    free(huge), free(p2), free(zeros);
 }
 
 static void test_message_hash_vector(void **state) {

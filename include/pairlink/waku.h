@@ -74,7 +74,8 @@ PL_EXPORT size_t pl_waku_message_encoded_size(const pl_waku_message *m);
 /* Encode m into out (capacity cap); *out_len is the size, 0 on failure.
  * Errors: PL_ERR_BUFFER_TOO_SMALL, PL_ERR_TOO_LARGE (above
  * PL_WAKU_MESSAGE_MAX), PL_ERR_WAKU_MESSAGE (meta longer than
- * PL_WAKU_META_MAX). Encoding is deterministic. */
+ * PL_WAKU_META_MAX). Encoding is deterministic. out must not overlap the
+ * buffers m points to. */
 PL_EXPORT pl_err pl_waku_message_encode(uint8_t *out, size_t cap, size_t *out_len,
                                         const pl_waku_message *m);
 

@@ -184,7 +184,9 @@ void pl__gossip_remove_peer(pl__gossip *g, uint64_t peer, int64_t now_ms);
  * penalty), PL_ERR_GOSSIP_SCORE (peer graylisted or being disconnected;
  * ignored), PL_ERR_GOSSIP_SIGNED, PL_ERR_GOSSIP_INVALID (a message refused
  * by validation or too large), PL_ERR_GOSSIP_BACKOFF (GRAFT during
- * backoff), PL_ERR_NOMEM. None of these affects other peers. */
+ * backoff), PL_ERR_GOSSIP_PROTOCOL (a message without a usable topic),
+ * PL_ERR_NOMEM. None of these affects other peers. SEND outputs still
+ * queued for a peer that is removed are to be dropped by the runtime. */
 pl_err pl__gossip_recv_rpc(pl__gossip *g, uint64_t peer, const uint8_t *rpc, size_t len,
                            int64_t now_ms);
 
