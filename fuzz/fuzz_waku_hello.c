@@ -66,8 +66,7 @@ static void waku_open(const uint8_t *data, size_t size) {
     check(len <= size - PL_WAKU_V1_OVERHEAD);
     if (len > 0) {
         size_t l2 = 1;
-        check(pl_waku_v1_open(out, len - 1, &l2, key, data, size) == PL_ERR_BUFFER_TOO_SMALL &&
-              l2 == 0);
+        check(pl_waku_v1_open(out, len - 1, &l2, key, data, size) == PL_ERR_BUFFER_TOO_SMALL && l2 == 0);
     }
     size_t sl = pl_waku_v1_sealed_size(len);
     check(sl > 0);
@@ -97,15 +96,12 @@ static void waku_layout(const uint8_t *data, size_t size) {
     if (size >= 1 && (data[0] & PL_WAKU_V1_FLAG_SIGNED)) {
         want = PL_ERR_WAKU_SIGNED;
     } else if (size >= 1 && (w = data[0] & 3u) != 0 && 1 + w <= size) {
-        for (size_t i = 0; i < w; i++)
-            n |= (size_t)data[1 + i] << (8 * i);
+        for (size_t i = 0; i < w; i++) n |= (size_t)data[1 + i] << (8 * i);
         if (n <= size - 1 - w) want = PL_OK;
     }
     check(e == want);
-    if (e == PL_OK)
-        check(len == n && (n == 0 || memcmp(out, data + 1 + w, n) == 0));
-    else
-        check(len == 0);
+    if (e == PL_OK) check(len == n && (n == 0 || memcmp(out, data + 1 + w, n) == 0));
+    else check(len == 0);
     free(wire), free(out);
 }
 
@@ -128,8 +124,7 @@ static void hello(const uint8_t *data, size_t size) {
     pl_nm_hello h, h2;
     memset(&h, 0xa5, sizeof h);
     pl_err ed = pl_nm_hello_decode(&h, data, size);
-    check(ed == PL_OK || ed == PL_ERR_HELLO_MALFORMED || ed == PL_ERR_BAD_UTF8 ||
-          ed == PL_ERR_WEAK_KEY);
+    check(ed == PL_OK || ed == PL_ERR_HELLO_MALFORMED || ed == PL_ERR_BAD_UTF8 || ed == PL_ERR_WEAK_KEY);
     check_hello(ed, &h);
     if (ed == PL_OK) {
         uint8_t body[PL_NM_HELLO_BODY_MAX];
@@ -172,8 +167,7 @@ static void code(const uint8_t *data, size_t size) {
         return;
     }
     check(size <= PL_NM_CODE_TEXT_MAX);
-    char text[PL_NM_CODE_TEXT_SIZE], canon[PL_NM_CODE_TEXT_MAX + 1],
-        formatted[PL_NM_CODE_TEXT_SIZE];
+    char text[PL_NM_CODE_TEXT_SIZE], canon[PL_NM_CODE_TEXT_MAX + 1], formatted[PL_NM_CODE_TEXT_SIZE];
     pl_nm_code_format(text, c);
     check(strlen(text) == PL_NM_CODE_TEXT_SIZE - 1);
     size_t n = 0, m = 0;
@@ -201,8 +195,7 @@ static void write_seed(const char *dir, const char *name, const void *b, size_t 
 
 static void write_seeds(const char *dir) {
     uint8_t priv[32], pub[32];
-    for (int i = 0; i < 32; i++)
-        priv[i] = (uint8_t)(0x40 + i);
+    for (int i = 0; i < 32; i++) priv[i] = (uint8_t)(0x40 + i);
     pl_x25519_public(pub, priv);
     pl_nm_hello h = {.role = PL_NM_ROLE_NODE_MANAGER, .created_at_ms = UINT64_C(1700000000000)};
     memcpy(h.identity, pub, 32);
@@ -237,12 +230,10 @@ static void write_seeds(const char *dir) {
 
     uint8_t c[PL_NM_CODE_BYTES];
     char text[PL_NM_CODE_TEXT_SIZE];
-    for (int i = 0; i < 8; i++)
-        c[i] = (uint8_t)(0x9e * i + 1);
+    for (int i = 0; i < 8; i++) c[i] = (uint8_t)(0x9e * i + 1);
     pl_nm_code_format(text, c);
     write_seed(dir, "seed-code", text, strlen(text));
-    for (char *p = text; *p; p++)
-        *p = (char)tolower(*p);
+    for (char *p = text; *p; p++) *p = (char)tolower(*p);
     write_seed(dir, "seed-code-lower", text, strlen(text));
     memset(c, 0xff, sizeof c);
     pl_nm_code_format(text, c);
@@ -252,8 +243,7 @@ static void write_seeds(const char *dir) {
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     if (pl_init() != PL_OK) abort();
-    for (int i = 0; i < 32; i++)
-        key[i] = (uint8_t)(0xc0 ^ i);
+    for (int i = 0; i < 32; i++) key[i] = (uint8_t)(0xc0 ^ i);
     const char *dir = getenv("PL_FUZZ_WRITE_SEEDS");
     if (dir) write_seeds(dir);
     return 0;

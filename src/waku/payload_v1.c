@@ -12,8 +12,7 @@
  * PL_WAKU_MESSAGE_MAX < 2^24, so it is never 4 (flags & 3 cannot say 4). */
 static size_t size_width(size_t len) {
     size_t w = 1;
-    for (size_t v = len; v >= 256; v >>= 8)
-        w++;
+    for (size_t v = len; v >= 256; v >>= 8) w++;
     return w;
 }
 
@@ -43,8 +42,7 @@ pl_err pl_waku_v1_seal(uint8_t *out, size_t cap, size_t *out_len,
     uint8_t *plain = malloc(plain_len);
     if (!plain) return PL_ERR_NOMEM;
     plain[0] = (uint8_t)w; /* flags: size width, not signed */
-    for (size_t i = 0; i < w; i++)
-        plain[1 + i] = (uint8_t)(len >> (8 * i));
+    for (size_t i = 0; i < w; i++) plain[1 + i] = (uint8_t)(len >> (8 * i));
     if (len) memcpy(plain + 1 + w, payload, len);
     if (opts && opts->padding)
         memcpy(plain + 1 + w + len, opts->padding, pad);
@@ -94,8 +92,7 @@ pl_err pl_waku_v1_open(uint8_t *out, size_t cap, size_t *out_len,
     size_t w = flags & 3u;
     if (w == 0 || 1 + w > plain_len) goto done;
     size_t size = 0;
-    for (size_t i = 0; i < w; i++)
-        size |= (size_t)plain[1 + i] << (8 * i);
+    for (size_t i = 0; i < w; i++) size |= (size_t)plain[1 + i] << (8 * i);
     if (size > plain_len - 1 - w) goto done;
     if (size > cap) {
         e = PL_ERR_BUFFER_TOO_SMALL;
