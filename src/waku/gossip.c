@@ -1195,6 +1195,11 @@ void pl__gossip_remove_peer(pl__gossip *g, uint64_t h, int64_t now) {
     }
     for (size_t i = 0; i < p->nsubs; i++)
         p->subs[i]->nsubscribers--;
+    for (size_t i = 0; i < g->nprom;) /* a later peer may reuse the handle */
+        if (g->prom[i].peer == h)
+            g->prom[i] = g->prom[--g->nprom];
+        else
+            i++;
     if ((p->invalid > 0 || p->behaviour > 0) && p->pid_len) {
         size_t slot = g->nret < RETAINED_MAX ? g->nret++ : rnd(g, RETAINED_MAX);
         retained *r = &g->ret[slot];
