@@ -6,8 +6,11 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
 CTEST_FLAGS ?= --output-on-failure
+# make install: where (PREFIX) and under which staging root (DESTDIR).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
-.PHONY: all deps build build-asan test test-unit test-asan test-interop demo fuzz bench install clean format
+.PHONY: all deps build compile build-asan test test-unit test-asan test-interop demo fuzz bench install deb clean format
 
 all: build
 
@@ -17,7 +20,11 @@ deps:
 $(BUILD)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
-build: deps $(BUILD)/Makefile
+build: deps compile
+
+# The build alone, without set-up: what install and deb use, so that they
+# never install system packages or run npm.
+compile: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps
@@ -49,8 +56,15 @@ fuzz: deps
 bench: build
 	./scripts/run-bench.sh $(BUILD)
 
-install: build
-	cmake --install $(BUILD)
+# Builds if needed (CMake only), then installs; `make deps` (as root) first on
+# a machine without the -dev packages.
+install: compile
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# Debian packages pairlink_VERSION_ARCH.deb and libpairlink-dev_VERSION_ARCH.deb
+# in $(BUILD)/ (CPack; see the end of CMakeLists.txt).
+deb: compile
+	cd $(BUILD) && cpack -G DEB
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

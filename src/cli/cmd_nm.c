@@ -28,7 +28,7 @@ typedef struct ctx {
     mode mode;
     pl_nm_role role;
     bool json;
-    bool no_qr;
+    pl_cli_qr qr;
     bool wait_session;
     pl_nm_node *node;
     uv_loop_t *loop;
@@ -38,6 +38,7 @@ typedef struct ctx {
     bool stopping;
     uint8_t target[PL_NM_KEY_BYTES]; /* pair: the paired peer; send: the destination */
     bool have_target;
+    bool qr_failed; /* --qr-png could not be written */
     uint64_t req_id;
     const char *message;
     int64_t drain_deadline;
@@ -115,6 +116,7 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
         case PL_NM_NODE_PAIR_CODE:
             json_object_set_new(o, "event", json_string("code"));
             json_object_set_new(o, "code", json_string(ev->code));
+            if (pl_cli_qr_show(&c->qr, c->cmd, ev->code, true) != 0) c->qr_failed = true;
             break;
         case PL_NM_NODE_PAIR_DROPPED:
             json_object_set_new(o, "event", json_string("hello_dropped"));
@@ -172,7 +174,7 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
     case PL_NM_NODE_PAIR_CODE:
         printf("pairing code: %s\n", ev->code);
         printf("type it on the node manager: pairlink node-manager pair %s\n", ev->code);
-        if (!c->no_qr) pl_cli_print_qr(ev->code);
+        if (pl_cli_qr_show(&c->qr, c->cmd, ev->code, false) != 0) c->qr_failed = true;
         printf("waiting for the node manager (the code expires in 5 minutes)...\n");
         break;
     case PL_NM_NODE_PAIR_DROPPED:
@@ -277,6 +279,12 @@ static void on_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
     print_event(c, ev);
     if (c->stopping) return;
     switch (ev->kind) {
+    case PL_NM_NODE_PAIR_CODE:
+        if (c->qr_failed) { /* --qr-png could not be written: the user asked for that file */
+            pl_nm_node_pair_cancel(n);
+            finish(c, 1);
+        }
+        break;
     case PL_NM_NODE_PAIR_FAILED:
         if (c->mode == M_PAIR) {
             fprintf(stderr, "pairlink %s: pairing failed: %s (%s)\n", c->cmd, pl_strerror(ev->err),
@@ -402,13 +410,16 @@ static int run_node(ctx *c, const char *relay, const char *store, const char *na
 /* ---- app / node-manager ---- */
 
 static const char pair_usage_app[] =
-    "usage: pairlink app pair [--relay URL] [--store PATH] [--name NAME] [--json] [--no-qr]\n"
-    "                         [--no-session]\n"
+    "usage: pairlink app pair [--relay URL] [--store PATH] [--name NAME] [--json]\n"
+    "                         [--qr | --no-qr] [--qr-png FILE] [--no-session]\n"
     "\n"
     "Show a pairing code (and its QR code) and wait until a node manager pairs with it\n"
     "(`pairlink node-manager pair CODE`), or until it expires after 5 minutes. Both\n"
     "sides then print the same fingerprint; compare them. The node manager is stored,\n"
-    "then a session with it is awaited (up to 30 s) unless --no-session.\n";
+    "then a session with it is awaited (up to 30 s) unless --no-session.\n"
+    "The QR code is drawn when stdout is a terminal (not with --json); --qr draws\n"
+    "it anyway, --no-qr never. --qr-png FILE also writes it as a PNG image (mode\n"
+    "0600).\n";
 static const char pair_usage_nm[] =
     "usage: pairlink node-manager pair CODE [--relay URL] [--store PATH] [--name NAME]\n"
     "                                  [--json] [--no-session]\n"
@@ -453,11 +464,12 @@ static int role_cmd(int argc, char **argv, pl_nm_role role) {
         fputs(common_opts, stdout);
         return 0;
     }
-    enum { O_RELAY = 1, O_STORE, O_NAME, O_JSON, O_NOQR, O_NOSESS };
+    enum { O_RELAY = 1, O_STORE, O_NAME, O_JSON, O_NOQR, O_NOSESS, O_QR, O_QR_PNG };
     static const struct option longopts[] = {
         {"relay", required_argument, NULL, O_RELAY}, {"store", required_argument, NULL, O_STORE},
         {"name", required_argument, NULL, O_NAME},   {"json", no_argument, NULL, O_JSON},
         {"no-qr", no_argument, NULL, O_NOQR},        {"no-session", no_argument, NULL, O_NOSESS},
+        {"qr", no_argument, NULL, O_QR},             {"qr-png", required_argument, NULL, O_QR_PNG},
         {NULL, 0, NULL, 0}};
     ctx c = {.cmd = cmd, .mode = m, .role = role, .wait_session = true};
     const char *relay = default_relay(), *store = default_store(role), *name = NULL;
@@ -470,7 +482,9 @@ static int role_cmd(int argc, char **argv, pl_nm_role role) {
         case O_STORE: store = optarg; break;
         case O_NAME: name = optarg; break;
         case O_JSON: c.json = true; break;
-        case O_NOQR: c.no_qr = true; break;
+        case O_NOQR: c.qr.mode = PL_CLI_QR_OFF; break;
+        case O_QR: c.qr.mode = PL_CLI_QR_ON; break;
+        case O_QR_PNG: c.qr.png_path = optarg; break;
         case O_NOSESS: c.wait_session = false; break;
         default: return pl_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
@@ -484,8 +498,12 @@ static int role_cmd(int argc, char **argv, pl_nm_role role) {
     } else if (optind != argc) {
         return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     }
-    if (c.json) c.no_qr = true;
-    return run_node(&c, relay, store, name, code, 0);
+    if ((c.qr.mode == PL_CLI_QR_ON || c.qr.png_path) && !(m == M_PAIR && role == PL_NM_ROLE_APP))
+        return pl_cli_usage_error(cmd, "--qr and --qr-png are options of 'app pair'");
+    if (pl_cli_qr_open(&c.qr, cmd) != 0) return 1;
+    int rc = run_node(&c, relay, store, name, code, 0);
+    pl_cli_qr_close(&c.qr);
+    return rc;
 }
 
 int pl_cli_app(int argc, char **argv) { return role_cmd(argc, argv, PL_NM_ROLE_APP); }

@@ -36,7 +36,7 @@ typedef struct runner {
     wc_cmd cmd;
     const char *name;
     bool json;
-    bool qr;
+    pl_cli_qr qr;
     const char *relay;
     const char *store;
     const char *arg;        /* URI or topic */
@@ -268,14 +268,16 @@ static int start(runner *r) {
         err = pl_wc_create(e, list, n, now, &uri, r->topic);
         free(copy);
         if (err != PL_OK) return pl_cli_fail(r->name, "creating the pairing", err);
+        /* The PNG is complete before the line that announces the URI. */
+        int rc = pl_cli_qr_show(&r->qr, r->name, uri, r->json);
         if (r->json) {
             json_t *o = json_pack("{s:s,s:s,s:s}", "event", "uri", "topic", r->topic, "uri", uri);
             print_line(r, o);
         } else {
-            if (r->qr) pl_cli_print_qr(uri);
             printf("%s\n", uri);
         }
         pl_free_secret(uri, strlen(uri));
+        if (rc != 0) return rc;
         break;
     }
     case CMD_PAIR:
@@ -333,9 +335,13 @@ static const char *default_store(char *buf, size_t cap) {
 static void usage(const runner *r) {
     static const char *const text[] = {
         [CMD_CREATE] = "usage: pairlink wc create [--methods a,b] [--accept METHOD]... [--until-active]\n"
-                       "                          [--timeout S] [--no-qr] [common options]\n\n"
+                       "                          [--timeout S] [--qr | --no-qr] [--qr-png FILE]\n"
+                       "                          [common options]\n\n"
                        "Create a pairing (inactive, expires after 5 minutes unless the peer answers),\n"
-                       "print its URI and QR code, and serve it until it is deleted or expires.\n",
+                       "print its URI and QR code, and serve it until it is deleted or expires.\n"
+                       "The QR code is drawn when stdout is a terminal; --qr draws it anyway,\n"
+                       "--no-qr never. --qr-png FILE also writes it as a PNG image (mode 0600:\n"
+                       "the URI holds the pairing key).\n",
         [CMD_PAIR] = "usage: pairlink wc pair URI [--accept METHOD]... [--exit] [--timeout S] [common options]\n\n"
                      "Pair with a URI (the pairing is active at once, for 30 days renewed on every\n"
                      "delivered message) and serve it: answer pings, print requests and events.\n"
@@ -357,6 +363,7 @@ static void usage(const runner *r) {
 }
 
 static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
+    enum { O_QR = 256, O_QR_PNG };
     static const struct option opts[] = {{"relay", required_argument, 0, 'r'},
                                          {"store", required_argument, 0, 's'},
                                          {"json", no_argument, 0, 'j'},
@@ -364,11 +371,13 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
                                          {"accept", required_argument, 0, 'a'},
                                          {"timeout", required_argument, 0, 't'},
                                          {"no-qr", no_argument, 0, 'q'},
+                                         {"qr", no_argument, 0, O_QR},
+                                         {"qr-png", required_argument, 0, O_QR_PNG},
                                          {"until-active", no_argument, 0, 'u'},
                                          {"exit", no_argument, 0, 'x'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    runner r = {.cmd = cmd, .name = name, .qr = true};
+    runner r = {.cmd = cmd, .name = name};
     char store_buf[4096];
     const char *env_relay = getenv("PAIRLINK_RELAY");
     r.relay = env_relay && *env_relay ? env_relay : "ws://127.0.0.1:8787";
@@ -391,7 +400,9 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
                 return pl_cli_usage_error(name, "--timeout takes seconds");
             break;
         }
-        case 'q': r.qr = false; break;
+        case 'q': r.qr.mode = PL_CLI_QR_OFF; break;
+        case O_QR: r.qr.mode = PL_CLI_QR_ON; break;
+        case O_QR_PNG: r.qr.png_path = optarg; break;
         case 'u':
         case 'x': r.exit_when_paired = true; break;
         case 'h': usage(&r); return 0;
@@ -402,12 +413,15 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
     if (wants_arg != (optind == argc - 1) || optind < argc - 1)
         return pl_cli_usage_error(name, wants_arg ? "expects one argument" : "takes no positional arguments");
     if (wants_arg) r.arg = argv[optind];
+    if (cmd != CMD_CREATE && (r.qr.mode == PL_CLI_QR_ON || r.qr.png_path))
+        return pl_cli_usage_error(name, "--qr and --qr-png are options of 'wc create'");
     if ((cmd == CMD_PING || cmd == CMD_DELETE) &&
         (strlen(r.arg) != 64 || strspn(r.arg, "0123456789abcdef") != 64))
         return pl_cli_usage_error(name, "TOPIC is 64 lowercase hex characters");
     if (!r.store) r.store = default_store(store_buf, sizeof store_buf);
     if (cmd == CMD_PING && !r.timeout_s) r.timeout_s = 35;
     if (cmd == CMD_DELETE && !r.timeout_s) r.timeout_s = 30;
+    if (pl_cli_qr_open(&r.qr, name) != 0) return 1;
 
     uv_loop_init(&r.loop);
     pl_wc_client_opts co = {.relay_url = r.relay,
@@ -420,6 +434,7 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
     pl_err err = pl_wc_client_new(&r.client, &r.loop, &co);
     if (err != PL_OK) {
         uv_loop_close(&r.loop);
+        pl_cli_qr_close(&r.qr);
         return pl_cli_fail(name, "starting the client", err);
     }
     uv_signal_init(&r.loop, &r.sigint);
@@ -438,6 +453,7 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
     /* Second pass for anything the first close scheduled (libwebsockets). */
     uv_run(&r.loop, UV_RUN_DEFAULT);
     uv_loop_close(&r.loop);
+    pl_cli_qr_close(&r.qr);
     return r.status;
 }
 
