@@ -15,13 +15,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pairlink/driver.h"
 #include "pairlink/hash.h"
+#include "pairlink/loopback.h"
 #include "pairlink/store.h"
 #include "support/support.h"
 
 #define T0 1700000000000LL
 
 static char dir[256];
+static void net_close(void);
 
 static int setup(void **state) {
     (void)state;
@@ -32,40 +35,64 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
+    net_close();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
     return 0;
 }
 
+/* The engine's transport: loopback endpoints on one hub and a virtual
+ * driver; the hub's tap sees what is published. */
+static pl_driver *D;
+static pl_loopback_hub *H;
+static pl_transport *eps[256];
+static size_t neps;
 static int pubs;
-static char last_pub[4096];
-static pl_err nop_pub(void *c, const char *t, const char *m, const pl_publish_opts *o) {
-    (void)c, (void)t, (void)o;
+static uint8_t last_pub[4096];
+static size_t last_pub_len;
+
+static void tap(void *ud, const char *ep, const char *t, const uint8_t *data, size_t len,
+                const pl_publish_opts *o) {
+    (void)ud, (void)ep, (void)t, (void)o;
     pubs++;
-    snprintf(last_pub, sizeof last_pub, "%s", m);
-    return PL_OK;
+    assert_true(len <= sizeof last_pub);
+    memcpy(last_pub, data, len);
+    last_pub_len = len;
 }
-static int subs;
-static pl_err count_sub(void *c, const char *t) {
-    (void)c, (void)t;
-    subs++;
-    return PL_OK;
+
+static void net_open(void) {
+    if (D) return;
+    assert_int_equal(pl_driver_new_virtual(&D, T0), PL_OK);
+    assert_int_equal(pl_loopback_hub_new(&H, D, NULL), PL_OK);
+    pl_loopback_hub_set_tap(H, tap, NULL);
 }
-static pl_err nop_unsub(void *c, const char *t) {
-    (void)c, (void)t;
-    return PL_OK;
+
+static void net_close(void) {
+    for (size_t i = 0; i < neps; i++) pl_transport_close(eps[i], 0, NULL, NULL);
+    neps = 0;
+    if (!D) return;
+    pl_driver_run(D);
+    pl_loopback_hub_free(H);
+    pl_driver_free(D);
+    H = NULL;
+    D = NULL;
 }
 
 static pl_wc_engine *engine_on(pl_store *s) {
-    pl_transport tp = {NULL, nop_pub, count_sub, nop_unsub};
+    net_open();
+    assert_true(neps < 256);
+    assert_int_equal(pl_loopback_new(&eps[neps], H, "engine", NULL), PL_OK);
     pl_wc_store hooks = pl_store_wc_hooks(s);
     pl_wc_engine *e = NULL;
-    assert_int_equal(pl_wc_engine_new(&e, NULL, &tp, &hooks), PL_OK);
+    assert_int_equal(pl_wc_engine_new(&e, NULL, eps[neps++], &hooks), PL_OK);
     const pl_wc_method m = {"test_method", 1, 300, false, 2, 300};
     assert_int_equal(pl_wc_register(e, &m, NULL, NULL, NULL), PL_OK);
     return e;
 }
+
+/* Subscriptions of the engine made last. */
+static size_t subs(void) { return pl_loopback_subscriptions(eps[neps - 1]); }
 
 static void test_pairings_survive_reopen(void **state) {
     (void)state;
@@ -83,8 +110,9 @@ static void test_pairings_survive_reopen(void **state) {
     assert_int_equal(pl_wc_create(e, methods, 2, T0, &uri, topic), PL_OK);
     pl_rpc_id id;
     assert_int_equal(pl_wc_request(e, topic, "test_method", NULL, T0, &id), PL_OK);
-    char sent[4096];
-    snprintf(sent, sizeof sent, "%s", last_pub);
+    uint8_t sent[4096];
+    size_t sent_len = last_pub_len;
+    memcpy(sent, last_pub, sent_len);
     pl_wc_pairing before;
     assert_int_equal(pl_wc_pairing_get(e, topic, &before), PL_OK);
     pl_wc_engine_free(e);
@@ -93,14 +121,14 @@ static void test_pairings_survive_reopen(void **state) {
     assert_int_equal(pl_store_open(&s, path), PL_OK);
     e = engine_on(s);
     size_t n = 0;
-    subs = 0;
     pubs = 0;
     assert_int_equal(pl_store_wc_load(s, e, T0 + 1000, &n), PL_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(subs, 1);
+    assert_int_equal(subs(), 1);
     /* the pending request's sealed bytes were published again as they were */
     assert_int_equal(pubs, 1);
-    assert_string_equal(last_pub, sent);
+    assert_int_equal(last_pub_len, sent_len);
+    assert_memory_equal(last_pub, sent, sent_len);
     pl_wc_pairing after;
     assert_int_equal(pl_wc_pairing_get(e, topic, &after), PL_OK);
     assert_memory_equal(before.sym_key, after.sym_key, 32);
@@ -172,14 +200,21 @@ static void test_kv_and_errors(void **state) {
 }
 
 /* A child writes pairings as fast as it can and is killed with SIGKILL at
- * a random moment; the parent must find a store that opens and whose
- * every row is whole. Repeated a few times at different moments. */
+ * a random moment after it told us (SIGUSR1) that it had durably written
+ * six; the parent must find a store that opens, holds at least those six,
+ * and whose every row is whole. Repeated a few times at different moments. */
 static void test_kill9_mid_write(void **state) {
     (void)state;
     uint64_t seed = pl_test_seed();
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    /* Blocked before the fork: the signal waits for sigtimedwait, never lost. */
+    assert_int_equal(sigprocmask(SIG_BLOCK, &usr1, &old), 0);
     for (int round = 0; round < 4; round++) {
         char path[300];
         snprintf(path, sizeof path, "%s/k%d.db", dir, round);
+        pid_t parent = getpid();
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
@@ -190,11 +225,7 @@ static void test_kill9_mid_write(void **state) {
                 char *uri = NULL;
                 if (pl_wc_create(e, NULL, 0, T0, &uri, NULL) != PL_OK) _exit(3);
                 pl_free(uri);
-                if (i == 5) {
-                    int fd = open(path, O_RDONLY); /* tell the parent we are writing */
-                    (void)fd;
-                    kill(getppid(), SIGUSR1);
-                }
+                if (i == 5) kill(parent, SIGUSR1); /* six pairings are durable */
                 if (i % 1000 == 999) { /* stay below the engine's limit */
                     pl_wc_engine_free(e);
                     e = engine_on(s);
@@ -202,18 +233,32 @@ static void test_kill9_mid_write(void **state) {
             }
             _exit(0);
         }
-        usleep(20000 + (useconds_t)(pl_test_rand(&seed) % 200000));
+        struct timespec limit = {10, 0};
+        siginfo_t si;
+        int sig = sigtimedwait(&usr1, &si, &limit);
+        if (sig != SIGUSR1) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            fail_msg("round %d: the writer never reported six pairings", round);
+        }
+        assert_int_equal(si.si_pid, pid);
+        usleep((useconds_t)(pl_test_rand(&seed) % 200000));
         kill(pid, SIGKILL);
         int status;
-        waitpid(pid, &status, 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        /* it died of our signal, not of its own failure */
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGKILL);
 
         pl_store *s = NULL;
         assert_int_equal(pl_store_open(&s, path), PL_OK);
         pl_wc_engine *e = engine_on(s);
         size_t n = 0;
         assert_int_equal(pl_store_wc_load(s, e, T0, &n), PL_OK);
+        assert_true(n >= 6);
         /* every restored pairing is whole: its topic is sha256 of its key */
-        pl_wc_pairing *all = calloc(n ? n : 1, sizeof *all);
+        pl_wc_pairing *all = calloc(n, sizeof *all);
+        assert_non_null(all);
         size_t total = pl_wc_pairings(e, all, n);
         assert_int_equal(total, n);
         for (size_t i = 0; i < n; i++) {
@@ -223,17 +268,17 @@ static void test_kill9_mid_write(void **state) {
             for (int k = 0; k < 32; k++) snprintf(hex + 2 * k, 3, "%02x", h[k]);
             assert_string_equal(hex, all[i].topic);
         }
-        pl_wipe(all, (n ? n : 1) * sizeof *all);
+        pl_wipe(all, n * sizeof *all);
         free(all);
         fprintf(stderr, "kill -9 round %d: %zu whole pairings recovered\n", round, n);
         pl_wc_engine_free(e);
         pl_store_close(s);
     }
+    assert_int_equal(sigprocmask(SIG_SETMASK, &old, NULL), 0);
 }
 
 int main(void) {
     if (pl_init() != PL_OK) return 1;
-    signal(SIGUSR1, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pairings_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_and_errors, setup, teardown),

@@ -24,6 +24,7 @@
 
 #include "pairlink/common.h"
 #include "pairlink/crypto.h"
+#include "pairlink/relay_client.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,8 +37,8 @@
 #define PL_RELAY_ERR_INVALID_PARAMS (-32602)
 #define PL_RELAY_ERR_INTERNAL (-32603)
 #define PL_RELAY_ERR_HANDLER (-32000) /* ttl bounds, mailbox and subscription limits */
-#define PL_RELAY_ERR_AUTH 3000
-#define PL_RELAY_ERR_RATE 3001 /* too many requests */
+#define PL_RELAY_ERR_AUTH PL_RELAY_CODE_AUTH
+#define PL_RELAY_ERR_RATE PL_RELAY_CODE_RATE /* too many requests */
 
 #define PL_RELAY_TOPIC_HEX 64
 #define PL_RELAY_ID_HEX 64

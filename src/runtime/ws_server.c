@@ -405,7 +405,7 @@ static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
 
 static int on_receive(pl__ws_server *s, sess *e, struct lws *wsi, const void *in, size_t len) {
     e->last_rx = uv_now(&s->loop);
-    if (e->closing) return 0;
+    if (e->closing || s->o.fault_ignore) return 0;
     if (lws_frame_is_binary(wsi)) {
         static const char why[] = "binary frames are not supported";
         logf_(s, PL__LOG_INFO, "conn %llu: binary frame, closing 1003", (unsigned long long)e->id);
@@ -492,6 +492,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         e->established = true;
         logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s); %zu connected",
               (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous", s->nsess);
+        if (s->o.fault_close_code) sess_close_later(e, s->o.fault_close_code, "fault injected");
         return 0;
     }
 
@@ -698,7 +699,7 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     PL_REQUIRE(out && opts);
     *out = NULL;
     if (opts->port < 0 || opts->port > 65535 || opts->ping_interval_ms < 0 ||
-        opts->idle_timeout_ms < 0)
+        opts->idle_timeout_ms < 0 || !opts->tls_cert != !opts->tls_key)
         return PL_ERR_INVALID_ARG;
     char addr[INET_ADDRSTRLEN];
     PL_TRY(probe_bind(opts->host ? opts->host : "127.0.0.1", opts->port, addr));
@@ -756,6 +757,11 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     /* IPv6 on makes lws bind every interface even with iface = 127.0.0.1. */
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DISABLE_IPV6 |
                    LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (s->o.tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = s->o.tls_cert;
+        info.ssl_private_key_filepath = s->o.tls_key;
+    }
     info.foreign_loops = loops;
     info.pcontext = &s->ctx;
     info.user = s;

@@ -40,6 +40,12 @@ typedef struct pl__ws_server_opts {
     pl__ws_log_fn log;       /* NULL: silent */
     void *log_ud;
     int log_level;           /* highest PL__LOG_* level passed to log */
+    const char *tls_cert;    /* PEM certificate and key: serve wss:// (both or neither) */
+    const char *tls_key;
+    /* Misbehaving on purpose, for the clients' socket tests
+     * (tests/test_relay_client.c), never in service: */
+    int fault_close_code;    /* close every connection with this code once it is open */
+    bool fault_ignore;       /* read every frame, answer none (a stuck relay) */
 } pl__ws_server_opts;
 
 typedef struct pl__ws_server pl__ws_server;

@@ -3,6 +3,7 @@
 #include "store/store_internal.h"
 
 #include "core/internal.h"
+#include "pairlink/codec.h"
 #include "pairlink/hash.h"
 
 #include <errno.h>
@@ -162,12 +163,28 @@ static pl_err h_remove_pairing(void *ctx, const char *topic) {
 }
 
 static pl_err h_save_pending(void *ctx, const pl_wc_pending *r) {
-    return run(ctx,
-               "INSERT OR REPLACE INTO wc_pending(topic,id_kind,id_num,id_str,method,deadline_ms,"
-               "tag,ttl,prompt,message) VALUES(?,?,?,?,?,?,?,?,?,?)",
-               "tiittiiiit", r->topic, (int64_t)r->id.kind, r->id.kind == PL_RPC_ID_NUM ? r->id.num : 0,
-               r->id.kind == PL_RPC_ID_STR ? r->id.str : "", r->method, r->deadline_ms,
-               (int64_t)r->tag, (int64_t)r->ttl, (int64_t)r->prompt, r->message);
+    /* The envelope is kept as the base64 text the relay carries (the
+     * column's format since schema 2). */
+    char *b64 = NULL;
+    if (r->message) {
+        size_t cap = pl_base64_encoded_size(r->message_len, PL_B64_STD);
+        b64 = malloc(cap);
+        if (!b64) return PL_ERR_NOMEM;
+        pl_err e = pl_base64_encode(b64, cap, r->message, r->message_len, PL_B64_STD);
+        if (e != PL_OK) {
+            free(b64);
+            return e;
+        }
+    }
+    pl_err e = run(ctx,
+                   "INSERT OR REPLACE INTO wc_pending(topic,id_kind,id_num,id_str,method,deadline_ms,"
+                   "tag,ttl,prompt,message) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                   "tiittiiiit", r->topic, (int64_t)r->id.kind,
+                   r->id.kind == PL_RPC_ID_NUM ? r->id.num : 0,
+                   r->id.kind == PL_RPC_ID_STR ? r->id.str : "", r->method, r->deadline_ms,
+                   (int64_t)r->tag, (int64_t)r->ttl, (int64_t)r->prompt, b64);
+    free(b64);
+    return e;
 }
 
 static pl_err h_save_seen(void *ctx, const char *topic, const pl_rpc_id *id, int64_t until_ms) {
@@ -293,7 +310,20 @@ pl_err pl_store_wc_load(pl_store *s, pl_wc_engine *e, int64_t now_ms, size_t *n_
         r->ttl = (uint32_t)sqlite3_column_int64(st, 7);
         r->prompt = sqlite3_column_int(st, 8) != 0;
         const unsigned char *m = sqlite3_column_text(st, 9);
-        if (m && !(r->message = strdup((const char *)m))) err = PL_ERR_NOMEM;
+        if (m) {
+            size_t mlen = (size_t)sqlite3_column_bytes(st, 9);
+            size_t bcap = mlen / 4 * 3 + 3, blen = 0;
+            uint8_t *buf = malloc(bcap);
+            if (!buf) {
+                err = PL_ERR_NOMEM;
+            } else if (pl_base64_decode_public(buf, bcap, &blen, (const char *)m, mlen,
+                                               PL_B64_STD) != PL_OK) {
+                free(buf); /* a damaged envelope: restored without a re-publish */
+            } else {
+                r->message = buf;
+                r->message_len = blen;
+            }
+        }
     }
     if (err == PL_OK && rc != SQLITE_DONE) err = sql_fail(s->db, rc);
     sqlite3_finalize(st);
@@ -302,7 +332,7 @@ pl_err pl_store_wc_load(pl_store *s, pl_wc_engine *e, int64_t now_ms, size_t *n_
             pl_err r = pl_wc_restore_pending(e, &pend[i]);
             if (r != PL_OK && r != PL_ERR_NO_MATCHING_KEY) err = r;
         }
-        free((char *)pend[i].message);
+        free((uint8_t *)pend[i].message);
     }
     free(pend);
     if (err == PL_OK) err = load_seen(s, e, now_ms);
