@@ -3,6 +3,7 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+COV_BUILD  ?= build-cov
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
 CTEST_FLAGS ?= --output-on-failure
@@ -46,6 +47,20 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	./scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# Line coverage of the unit label (gcov, reported by gcovr): the runtime and
+# the stores first (the issue's bar: 90 %), then the whole library.
+COV_REPORT = gcovr -r . --object-directory $(COV_BUILD) --exclude-unreachable-branches
+coverage: deps
+	cmake -S . -B $(COV_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPL_COVERAGE=ON >/dev/null
+	cmake --build $(COV_BUILD) -j $(JOBS)
+	find $(COV_BUILD) -name '*.gcda' -delete
+	cd $(COV_BUILD) && ctest $(CTEST_FLAGS) -j $(JOBS) -L unit
+	@echo "== src/runtime/"; $(COV_REPORT) --filter 'src/runtime/' --print-summary | tail -3
+	@echo "== src/store/"; $(COV_REPORT) --filter 'src/store/' --print-summary | tail -3
+	@echo "== src/ (the library and the CLI)"; $(COV_REPORT) --filter 'src/' --print-summary | tail -3
+	$(COV_REPORT) --filter 'src/' --txt $(COV_BUILD)/coverage.txt
+	@echo "per file: $(COV_BUILD)/coverage.txt"
+
 bench: build
 	./scripts/run-bench.sh $(BUILD)
 
@@ -56,4 +71,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(COV_BUILD)

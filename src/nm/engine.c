@@ -77,10 +77,6 @@ const char *pl_nm_drop_reason_name(pl_nm_drop_reason r) {
     return drop_names[r];
 }
 
-static void sys_rng(void *ctx, uint8_t *buf, size_t len) {
-    (void)ctx;
-    pl_random(buf, len);
-}
 
 static void sat_inc(uint32_t *c) {
     if (*c != UINT32_MAX) (*c)++;
@@ -151,8 +147,8 @@ static pl_err push_publish(pl_nm_pairing *p) {
     pl_wipe(body, sizeof body);
     if (e != PL_OK) return e;
     uint8_t iv[PL_WAKU_V1_IV_BYTES], pad[PL_WAKU_V1_PAD_BLOCK];
-    p->rng(p->rng_ctx, iv, sizeof iv);
-    p->rng(p->rng_ctx, pad, pl_waku_v1_padding_len(n));
+    pl__rng(p->rng, p->rng_ctx, iv, sizeof iv);
+    pl__rng(p->rng, p->rng_ctx, pad, pl_waku_v1_padding_len(n));
     pl_waku_v1_seal_opts opts = {.iv = iv, .padding = pad};
     e = pl_nm_hello_seal(o.payload, p->sec.hs, &p->mine, &opts);
     if (e != PL_OK) return e;
@@ -200,7 +196,7 @@ static void make_mine(pl_nm_pairing *p, const uint8_t echo[PL_NM_NONCE_BYTES], i
     p->mine.role = p->role;
     memcpy(p->mine.identity, p->identity, PL_NM_KEY_BYTES);
     p->mine.created_at_ms = (uint64_t)now_ms;
-    p->rng(p->rng_ctx, p->mine.nonce, PL_NM_NONCE_BYTES);
+    pl__rng(p->rng, p->rng_ctx, p->mine.nonce, PL_NM_NONCE_BYTES);
     if (echo) memcpy(p->mine.echo, echo, PL_NM_NONCE_BYTES);
     memcpy(p->mine.name, p->name, sizeof p->mine.name);
     p->have_mine = true;
@@ -235,7 +231,7 @@ pl_err pl_nm_pairing_new(pl_nm_pairing **out, const pl_nm_pairing_config *cfg, i
     p->sec.content_topic[sizeof p->sec.content_topic - 1] = '\0';
     p->expires_at_ms = expires;
     p->resend_ms = resend;
-    p->rng = cfg->rng ? cfg->rng : sys_rng;
+    p->rng = cfg->rng;
     p->rng_ctx = cfg->rng_ctx;
 
     push_topic(p, PL_NM_OUT_SUBSCRIBE);

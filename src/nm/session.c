@@ -181,8 +181,7 @@ static int64_t backoff(pl_nm_sessions *m, uint32_t n) {
     for (uint32_t i = 1; i < n && d < m->bo_max; i++) d *= 2;
     if (d > m->bo_max) d = m->bo_max;
     uint8_t r[2];
-    if (m->rng) m->rng(m->rng_ctx, r, sizeof r);
-    else pl_random(r, sizeof r);
+    pl__rng(m->rng, m->rng_ctx, r, sizeof r);
     int64_t j = (d / 4) * (int64_t)(r[0] << 8 | r[1]) / 65536;
     return d - j;
 }
@@ -438,7 +437,7 @@ static void on_knock(pl_nm_sessions *m, peer *p, const uint8_t *t, size_t tlen, 
 static void send_knock(pl_nm_sessions *m, peer *p, int64_t now) {
     uint8_t t[KNOCK_LEN];
     uint64_t id = 0;
-    while (id == 0) pl_random((uint8_t *)&id, sizeof id); /* 0 means "no knock" */
+    while (id == 0) pl__rng(m->rng, m->rng_ctx, (uint8_t *)&id, sizeof id); /* 0: "no knock" */
     memcpy(t, PL_NM_SESSION_KNOCK_MAGIC, 4);
     put_u64(t + 4, (uint64_t)now);
     put_u64(t + 12, id);

@@ -10,6 +10,7 @@
 /* A task whose deadline never leaves the past, or calls that keep queueing
  * each other, would spin a virtual driver forever: a bug, reported. */
 #define RUN_GUARD 1000000
+#define WALL_RECHECK_MS (3600 * 1000)
 
 struct pl_driver {
     uv_loop_t *loop; /* NULL: virtual */
@@ -187,6 +188,9 @@ static void on_uv_prepare(uv_prepare_t *h) {
     uv_update_time(d->loop);
     int64_t wait = next - pl_wall_clock_ms();
     if (wait < 0) wait = 0;
+    /* The timer counts monotonic time, deadlines are wall clock: read the
+     * clock again at least hourly in case it was set. */
+    if (wait > WALL_RECHECK_MS) wait = WALL_RECHECK_MS;
     uv_timer_start(&d->timer, on_uv_timer, (uint64_t)wait, 0);
 }
 

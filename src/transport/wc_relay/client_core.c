@@ -372,12 +372,7 @@ struct pl__rc {
     pl_relay_client_stats stats;
 };
 
-static void rng_bytes(pl__rc *c, void *buf, size_t len) {
-    if (c->rng)
-        c->rng(c->rng_ctx, buf, len);
-    else
-        pl_random(buf, len);
-}
+static void rng_bytes(pl__rc *c, void *buf, size_t len) { pl__rng(c->rng, c->rng_ctx, buf, len); }
 
 /* ---- outputs ---- */
 
