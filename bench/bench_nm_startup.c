@@ -41,7 +41,7 @@
 #include "pairlink/nm_store.h"
 #include "pairlink/relay_client.h"
 #include "pairlink/store.h"
-#include "runtime/ws_server.h"
+#include "relay/ws_server.h"
 
 #include <libwebsockets.h>
 #include <signal.h>

@@ -611,8 +611,13 @@ static void test_bad_input(void **state) {
     assert_string_equal(P[app].last_body, "ok?");
     /* adding our own key or a low-order key is refused */
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[nm].pub, NOW), PL_ERR_WEAK_KEY);
-    uint8_t zero[32] = {0};
+    uint8_t zero[32] = {0}, one[32] = {1}, order8[32];
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, zero, NOW), PL_ERR_WEAK_KEY);
+    assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, one, NOW), PL_ERR_WEAK_KEY);
+    assert_int_equal(pl_hex_decode_exact(order8, sizeof order8,
+                                   "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", 64),
+                     PL_OK);
+    assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, order8, NOW), PL_ERR_WEAK_KEY);
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[app].pub, NOW), PL_ERR_EXISTS);
     reset_world();
 }

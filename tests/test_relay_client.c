@@ -1542,6 +1542,41 @@ static void test_auth_rejected_close_3000(void **state) {
     auth_rejected(args, NULL);
 }
 
+static bool pub_failed_one(void *arg) {
+    return ((peer *)arg)->pub_failed >= 1;
+}
+
+/* Without --require-auth a client whose JWT is invalid is served as an
+ * anonymous one; --verbose logs every frame and every failed request. */
+static void test_invalid_jwt_served_anonymously(void **state) {
+    (void)state;
+    const char *args[] = {"--verbose", NULL};
+    relay_proc rp;
+    relay_start(&rp, 0, true, args);
+    world w;
+    world_open(&w);
+    peer p;
+    pl_relay_client_opts o = base_opts(&p, rp.url, SEED_B);
+    o.jwt = "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl";
+    peer_open(&p, "p", w.d, &o);
+    assert_true(run_until(&w.loop, is_connected, &p, 5000));
+    assert_true(relay_expect(&rp, "has an invalid JWT (PL_ERR_JWT_MALFORMED): anonymous", 5000));
+    char t[65];
+    topic_of(t, 'c');
+    /* ttl below the relay's minimum (10 s): answered with an error */
+    pl_publish_opts po = {.ttl_s = 5};
+    assert_int_equal(pl_transport_publish(p.t, t, (const uint8_t *)"x", 1, &po), PL_OK);
+    assert_true(run_until(&w.loop, pub_failed_one, &p, 5000));
+    assert_int_equal(p.pub_ok, 0);
+    assert_true(relay_expect(&rp, "request failed: PL_ERR_BAD_TTL", 5000));
+    assert_int_equal(pl_transport_publish(p.t, t, (const uint8_t *)"y", 1, NULL), PL_OK);
+    assert_true(run_until(&w.loop, none_pending, &p, 5000));
+    assert_int_equal(p.pub_ok, 1);
+    peer_close(&w.loop, &p);
+    world_close(&w);
+    relay_stop(&rp, SIGTERM);
+}
+
 /* A relay that stops answering (its process stopped: no pong, no frame) is
  * detected by the ping time-out; the client reconnects once it is back. */
 static void test_frozen_relay(void **state) {
@@ -1720,6 +1755,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_publish_while_relay_down, kill_children),
         cmocka_unit_test_teardown(test_auth_rejected_401, kill_children),
         cmocka_unit_test_teardown(test_auth_rejected_close_3000, kill_children),
+        cmocka_unit_test_teardown(test_invalid_jwt_served_anonymously, kill_children),
         cmocka_unit_test_teardown(test_frozen_relay, kill_children),
         cmocka_unit_test_teardown(test_stuck_relay, kill_children),
         cmocka_unit_test_teardown(test_tls, kill_children),

@@ -19,6 +19,7 @@
 #include "pairlink/hash.h"
 #include "pairlink/loopback.h"
 #include "pairlink/store.h"
+#include "store/sqlite.h"
 #include "store/store_internal.h"
 #include "support/support.h"
 
@@ -437,6 +438,27 @@ static void test_kill9_mid_write(void **state) {
     assert_int_equal(sigprocmask(SIG_SETMASK, &old, NULL), 0);
 }
 
+/* One mapper for every store, extended codes included; the code stays
+ * readable as the error's detail. */
+static void test_sqlite_error_mapper(void **state) {
+    (void)state;
+    static const struct {
+        int rc;
+        pl_err want;
+    } cases[] = {
+        {SQLITE_NOTADB, PL_ERR_STORE_CORRUPT},     {SQLITE_CORRUPT, PL_ERR_STORE_CORRUPT},
+        {SQLITE_CORRUPT_INDEX, PL_ERR_STORE_CORRUPT}, {SQLITE_IOERR_CORRUPTFS, PL_ERR_STORE_CORRUPT},
+        {SQLITE_NOMEM, PL_ERR_NOMEM},              {SQLITE_IOERR_NOMEM, PL_ERR_NOMEM},
+        {SQLITE_BUSY, PL_ERR_STORE},               {SQLITE_BUSY_SNAPSHOT, PL_ERR_STORE},
+        {SQLITE_IOERR_FSYNC, PL_ERR_STORE},        {SQLITE_CONSTRAINT_UNIQUE, PL_ERR_STORE},
+        {SQLITE_READONLY_DBMOVED, PL_ERR_STORE},   {SQLITE_FULL, PL_ERR_STORE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(pl__sqlite_err(cases[i].rc), cases[i].want);
+        assert_int_equal(pl_last_detail(), cases[i].rc);
+    }
+}
+
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
@@ -445,6 +467,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_seen_ids_and_damaged_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_and_write_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_mid_write, setup, teardown),
+        cmocka_unit_test(test_sqlite_error_mapper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

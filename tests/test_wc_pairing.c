@@ -64,6 +64,7 @@ static pl_loopback_hub *H;
 static published pubs[MAXPUB];
 static int npubs;
 static uint32_t last_tag, last_ttl;
+static bool last_prompt;
 static int64_t pump_now; /* the time deliveries happen at */
 
 static void tap(void *ud, const char *ep, const char *topic, const uint8_t *data, size_t len,
@@ -75,6 +76,7 @@ static void tap(void *ud, const char *ep, const char *topic, const uint8_t *data
     assert_non_null(o->ext);
     assert_int_equal(o->ext->kind, PL_TRANSPORT_EXT_WC_RELAY);
     last_tag = ((const pl_wc_relay_publish_ext *)o->ext)->tag;
+    last_prompt = ((const pl_wc_relay_publish_ext *)o->ext)->prompt;
     last_ttl = o->ttl_s;
 }
 
@@ -298,8 +300,9 @@ static void test_unregistered_method_gets_10001(void **state) {
     char topic[PL_TOPIC_HEX_SIZE];
     /* B has no protocol for wc_sessionPropose; A does. */
     party_restart(&B, "B", false);
-    const pl_wc_method propose = {"wc_sessionPropose", 1100, 300, true, 1101, 300};
-    assert_int_equal(pl_wc_register(A.e, &propose, NULL, on_response, &A), PL_OK);
+    assert_int_equal(pl_wc_register(A.e, pl_wc_sign_method("wc_sessionPropose"), NULL, on_response,
+                                    &A),
+                     PL_OK);
     pair_up(topic);
     pl_rpc_id id;
     assert_int_equal(pl_wc_request(A.e, topic, "wc_sessionPropose", "{}", T0 + 2000, &id), PL_OK);
@@ -588,11 +591,89 @@ static void test_ids_unique_within_a_millisecond(void **state) {
     assert_int_equal(B.requests, 30);
 }
 
+/* The Sign method table: a request and its answer go out with the JS SDK's
+ * tags, TTLs and prompt flag. */
+static void test_sign_methods(void **state) {
+    (void)state;
+    static const struct {
+        const char *name;
+        uint32_t req_tag, ttl, res_tag;
+    } want[] = {{"wc_sessionPropose", 1100, 300, 1101},
+                {"wc_sessionAuthenticate", 1116, 3600, 1117},
+                {"wc_authRequest", 3000, 86400, 3001}};
+    assert_null(pl_wc_sign_method("wc_sessionRequest"));
+    assert_null(pl_wc_sign_method(""));
+    char topic[PL_TOPIC_HEX_SIZE];
+    pair_up(topic);
+    B.auto_answer = true;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const pl_wc_method *m = pl_wc_sign_method(want[i].name);
+        assert_non_null(m);
+        assert_string_equal(m->name, want[i].name);
+        assert_int_equal(pl_wc_register(A.e, m, NULL, on_response, &A), PL_OK);
+        assert_int_equal(pl_wc_register(B.e, m, on_request, NULL, &B), PL_OK);
+        assert_int_equal(pl_wc_request(A.e, topic, m->name, "{}", T0 + 2000, NULL), PL_OK);
+        assert_int_equal(last_tag, want[i].req_tag);
+        assert_int_equal(last_ttl, want[i].ttl);
+        assert_true(last_prompt);
+        assert_int_equal(pump(T0 + 2000), 1);
+        assert_int_equal(B.requests, (int)i + 1);
+        assert_int_equal(last_tag, want[i].res_tag);
+        assert_int_equal(last_ttl, want[i].ttl);
+        assert_false(last_prompt);
+        assert_int_equal(pump(T0 + 2000), 1);
+        assert_int_equal(A.responses, (int)i + 1);
+        assert_int_equal(A.last_res_err, PL_OK);
+    }
+}
+
+static void fill_ab(void *ctx, uint8_t *buf, size_t len) {
+    ++*(int *)ctx;
+    memset(buf, 0xab, len);
+}
+
+/* The engine draws every random byte from the configured source: the
+ * symKey (so the topic), the request id's random part, the envelope IVs. */
+static void test_injected_randomness(void **state) {
+    (void)state;
+    int calls = 0;
+    pl_wc_config cfg = {.rng = fill_ab, .rng_ctx = &calls};
+    pl_transport *tp;
+    pl_transport_handler h = {NULL, NULL, NULL};
+    assert_int_equal(pl_loopback_new(&tp, H, "R", &h), PL_OK);
+    pl_wc_engine *e;
+    assert_int_equal(pl_wc_engine_new(&e, &cfg, tp, NULL), PL_OK);
+    assert_int_equal(pl_wc_register(e, &test_method, NULL, NULL, NULL), PL_OK);
+    char *uri = NULL, topic[PL_TOPIC_HEX_SIZE];
+    assert_int_equal(pl_wc_create(e, NULL, 0, T0, &uri, topic), PL_OK);
+    uint8_t key[32], h32[32];
+    memset(key, 0xab, sizeof key);
+    pl_sha256(h32, key, sizeof key);
+    char hex[65];
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", h32[i]);
+    assert_string_equal(topic, hex);
+    assert_non_null(strstr(uri, "symKey=abababab"));
+    pl_free(uri);
+    pl_rpc_id id;
+    int before = npubs;
+    assert_int_equal(pl_wc_request(e, topic, "test_method", "{}", T0, &id), PL_OK);
+    assert_int_equal(id.num, T0 * 1000 + 0xabab % 1000);
+    assert_int_equal(npubs, before + 1);
+    /* type 0 envelope: type byte, then the 12-byte IV */
+    assert_true(pubs[npubs - 1].len > 13);
+    for (int i = 1; i <= 12; i++) assert_int_equal(pubs[npubs - 1].data[i], 0xab);
+    assert_true(calls >= 3);
+    pl_wc_engine_free(e);
+    pl_transport_close(tp, 0, NULL, NULL);
+}
+
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_and_pair_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unregistered_method_gets_10001, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_methods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_injected_randomness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_handled_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inactive_pairing_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_reaches_peer, setup, teardown),

@@ -34,6 +34,7 @@
 
 #include "pairlink/common.h"
 #include "pairlink/crypto.h"
+#include "pairlink/hash.h"
 #include "pairlink/jsonrpc.h"
 #include "pairlink/transport.h"
 
@@ -125,6 +126,10 @@ typedef struct pl_wc_config {
     int64_t active_ttl;     /* seconds; 0: PL_WC_ACTIVE_TTL */
     void (*on_event)(void *ud, pl_wc_engine *e, const pl_wc_event *ev);
     void *ud;
+    /* Randomness: symKeys, request ids, envelope IVs. NULL: pl_random (the
+     * OS generator). A test may pass a seeded one to replay a run. */
+    pl_rng_fn rng;
+    void *rng_ctx;
 } pl_wc_config;
 
 /* Create an engine publishing through `transport` (required; not owned: it
@@ -163,6 +168,12 @@ PL_EXPORT pl_err pl_wc_register(pl_wc_engine *e, const pl_wc_method *m, pl_wc_re
                                 pl_wc_response_fn on_response, void *ud);
 /* Look up a registered method's settings (NULL if unknown). */
 PL_EXPORT const pl_wc_method *pl_wc_method_find(const pl_wc_engine *e, const char *name);
+/* The Sign protocol's settings for a method, as the JS SDK registers them
+ * (wc_sessionPropose: tags 1100/1101, TTL 300 s; wc_sessionAuthenticate:
+ * 1116/1117, 3600 s; wc_authRequest: 3000/3001, 86400 s; requests prompt),
+ * ready for pl_wc_register. NULL for any other name. Static data: any
+ * thread. */
+PL_EXPORT const pl_wc_method *pl_wc_sign_method(const char *name);
 
 /* ---- pairings ---- */
 /* Proposer: new inactive pairing; subscribes to its topic. *out_uri (caller

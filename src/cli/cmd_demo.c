@@ -6,7 +6,7 @@
 
 #include "pairlink/hash.h"
 #include "pairlink/wc_client.h"
-#include "runtime/ws_server.h"
+#include "relay/ws_server.h"
 
 #include <errno.h>
 #include <getopt.h>

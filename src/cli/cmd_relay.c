@@ -1,6 +1,6 @@
 /* `pairlink relay`: run a WalletConnect relay server. */
 #include "cli/cli.h"
-#include "runtime/ws_server.h"
+#include "relay/ws_server.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -24,14 +24,6 @@
 
 #define MAX_ACCEPT 16
 
-/* The Sign protocol's methods with their request/response tags and TTLs, so
- * that --accept can register them exactly as the JS SDK would. */
-static const pl_wc_method known_methods[] = {
-    {"wc_sessionPropose", 1100, 300, true, 1101, 300},
-    {"wc_sessionAuthenticate", 1116, 3600, true, 1117, 3600},
-    {"wc_authRequest", 3000, 86400, true, 3001, 86400},
-};
-
 typedef enum { CMD_CREATE, CMD_PAIR, CMD_RUN, CMD_PING, CMD_DELETE } wc_cmd;
 
 typedef struct runner {
@@ -226,9 +218,10 @@ static void on_poll(uv_timer_t *t) {
     if (pl_transport_pending(tp) == 0) stop(r, 0);
 }
 
+/* --accept registers the Sign protocol's methods exactly as the JS SDK. */
 static const pl_wc_method *method_settings(const char *name, pl_wc_method *tmp) {
-    for (size_t i = 0; i < sizeof known_methods / sizeof *known_methods; i++)
-        if (!strcmp(known_methods[i].name, name)) return &known_methods[i];
+    const pl_wc_method *m = pl_wc_sign_method(name);
+    if (m) return m;
     /* Unknown protocols: a day's TTL, tag 0 like unregistered replies. */
     *tmp = (pl_wc_method){name, 0, 86400, false, 0, 86400};
     return tmp;

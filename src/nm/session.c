@@ -663,11 +663,13 @@ void pl_nm_sessions_free(pl_nm_sessions *m) {
     free(m);
 }
 
+/* Any clamped scalar is a multiple of the cofactor 8, so it sends exactly
+ * the low-order points to zero (which pl_x25519 refuses): a fixed public
+ * probe decides, no randomness needed. */
 static bool low_order(const uint8_t pub[PL_NM_KEY_BYTES]) {
-    uint8_t probe[PL_NM_KEY_BYTES], out[PL_NM_KEY_BYTES];
-    pl_random(probe, sizeof probe);
+    static const uint8_t probe[PL_NM_KEY_BYTES] = {9};
+    uint8_t out[PL_NM_KEY_BYTES];
     bool bad = pl_x25519(out, probe, pub) != PL_OK;
-    sodium_memzero(probe, sizeof probe);
     sodium_memzero(out, sizeof out);
     return bad;
 }

@@ -24,6 +24,7 @@
 
 #include "pairlink/common.h"
 #include "pairlink/crypto.h"
+#include "pairlink/hash.h"
 #include "pairlink/relay_client.h"
 
 #include <stdbool.h>
@@ -63,6 +64,10 @@ typedef struct pl__relay_limits {
     uint32_t max_push_attempts;  /* then give up on that connection (mailbox keeps it) */
     size_t max_inflight_per_conn; /* unacknowledged pushes; more wait in a backlog */
     size_t max_backlog_per_conn;  /* deliveries waiting; beyond this they are dropped */
+    /* Not a limit: where the keys of the core's hash tables come from
+     * (NULL: pl_random). Tests and fuzzing pass a seeded one. */
+    pl_rng_fn rng;
+    void *rng_ctx;
 } pl__relay_limits;
 
 #define PL_RELAY_DEF_MAX_FRAME (1u << 20)        /* 1 MiB */

@@ -4,6 +4,7 @@
 #include "pairlink/wc_pairing.h"
 
 #include "core/internal.h"
+#include "wc/wc_internal.h"
 #include "pairlink/hash.h"
 #include "pairlink/relay_client.h"
 #include "pairlink/uri.h"
@@ -194,7 +195,9 @@ static pl_err publish_json(pl_wc_engine *e, const pl_wc_pairing *p, const char *
                            uint32_t ttl, bool prompt) {
     uint8_t *env = NULL;
     size_t env_len = 0;
-    pl_envelope_params params = {.type = 0};
+    uint8_t iv[PL_IV_BYTES];
+    pl__rng(e->cfg.rng, e->cfg.rng_ctx, iv, sizeof iv);
+    pl_envelope_params params = {.type = 0, .iv = iv};
     pl_err err =
         pl_envelope_seal_raw(&env, &env_len, p->sym_key, (const uint8_t *)json, strlen(json), &params);
     if (err != PL_OK) return err;
@@ -207,7 +210,7 @@ static pl_err publish_json(pl_wc_engine *e, const pl_wc_pairing *p, const char *
  * the previous one: two requests in the same millisecond collided about once
  * in a thousand, and the peer then dropped the second as a redelivery. */
 static pl_rpc_id next_id(pl_wc_engine *e, int64_t now_ms) {
-    pl_rpc_id id = pl_rpc_id_new(now_ms);
+    pl_rpc_id id = pl__rpc_id_new(now_ms, e->cfg.rng, e->cfg.rng_ctx);
     if (id.num <= e->last_id) id.num = e->last_id + 1;
     e->last_id = id.num;
     return id;
@@ -307,7 +310,8 @@ pl_err pl_wc_create(pl_wc_engine *e, const char *const *methods, size_t n_method
     *out_uri = NULL;
     if (e->n_pairings == PL_WC_MAX_PAIRINGS) return PL_ERR_TOO_LARGE;
     pl_uri u;
-    PL_TRY(pl_uri_new(&u, methods, n_methods, now_ms / 1000, inactive_ttl(e)));
+    PL_TRY(pl__uri_new(&u, methods, n_methods, now_ms / 1000, inactive_ttl(e), e->cfg.rng,
+                       e->cfg.rng_ctx));
     pl_wc_pairing p = {0};
     memcpy(p.topic, u.topic, sizeof p.topic);
     memcpy(p.sym_key, u.sym_key, sizeof p.sym_key);
@@ -383,7 +387,9 @@ pl_err pl_wc_request(pl_wc_engine *e, const char *topic, const char *method, con
     uint8_t *env = NULL;
     size_t env_len = 0;
     PL_TRY(pl_rpc_encode_request(&json, &r.id, method, params_json ? params_json : "{}"));
-    pl_envelope_params params = {.type = 0};
+    uint8_t iv[PL_IV_BYTES];
+    pl__rng(e->cfg.rng, e->cfg.rng_ctx, iv, sizeof iv);
+    pl_envelope_params params = {.type = 0, .iv = iv};
     pl_err err =
         pl_envelope_seal_raw(&env, &env_len, p->sym_key, (const uint8_t *)json, strlen(json), &params);
     pl_free(json);

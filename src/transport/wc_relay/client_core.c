@@ -5,6 +5,7 @@
  * and the operations. */
 #include "transport/wc_relay/client_core.h"
 
+#include "core/htable.h"
 #include "core/internal.h"
 #include "pairlink/codec.h"
 #include "pairlink/crypto.h"
@@ -109,22 +110,21 @@ pl_err pl__relay_url_parse(pl__relay_url *out, const char *url) {
     return PL_OK;
 }
 
-#define DD_NIL UINT32_MAX
-
+/* The LRU: entries in one array (no allocation after creation), found
+ * through the library's hash table, most recent first on a list. */
 typedef struct dd_ent {
     uint8_t d[32];
-    uint32_t prev, next; /* recency list, most recent at head */
-    uint32_t hnext;      /* bucket chain */
+    pl__hnode hnode;
+    struct dd_ent *prev, *next;
 } dd_ent;
 
 struct pl__dedup {
-    uint32_t cap, count, nbuckets;
-    uint32_t head, tail;
-    uint32_t *buckets;
+    size_t cap, count;
+    dd_ent *head, *tail;
     dd_ent *e;
-    /* Buckets are chosen by a keyed hash so that a hostile relay cannot pile
+    /* Keyed by the owner's random key, so that a hostile relay cannot pile
      * messages into one chain. */
-    uint8_t key[crypto_shorthash_KEYBYTES];
+    pl__htable tab;
 };
 
 pl_err pl__dedup_new(pl__dedup **out, uint32_t capacity, const uint8_t key[16]) {
@@ -133,26 +133,19 @@ pl_err pl__dedup_new(pl__dedup **out, uint32_t capacity, const uint8_t key[16]) 
     pl__dedup *d = calloc(1, sizeof *d);
     if (!d) return PL_ERR_NOMEM;
     d->cap = capacity;
-    d->nbuckets = 1;
-    while (d->nbuckets < capacity && d->nbuckets < (1u << 30))
-        d->nbuckets <<= 1;
-    d->buckets = malloc((size_t)d->nbuckets * sizeof *d->buckets);
+    pl__ht_init(&d->tab, key);
     d->e = calloc(capacity, sizeof *d->e);
-    if (!d->buckets || !d->e) {
+    if (!d->e || pl__ht_reserve(&d->tab, capacity) != PL_OK) {
         pl__dedup_free(d);
         return PL_ERR_NOMEM;
     }
-    for (uint32_t i = 0; i < d->nbuckets; i++)
-        d->buckets[i] = DD_NIL;
-    d->head = d->tail = DD_NIL;
-    memcpy(d->key, key, sizeof d->key);
     *out = d;
     return PL_OK;
 }
 
 void pl__dedup_free(pl__dedup *d) {
     if (!d) return;
-    free(d->buckets);
+    pl__ht_free(&d->tab);
     free(d->e);
     free(d);
 }
@@ -161,60 +154,43 @@ size_t pl__dedup_size(const pl__dedup *d) {
     return d->count;
 }
 
-static uint32_t dd_bucket(const pl__dedup *d, const uint8_t digest[32]) {
-    uint8_t h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, digest, 32, d->key);
-    uint32_t v = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
-    return v & (d->nbuckets - 1);
+static void dd_unlink(pl__dedup *d, dd_ent *x) {
+    if (x->prev) x->prev->next = x->next;
+    else d->head = x->next;
+    if (x->next) x->next->prev = x->prev;
+    else d->tail = x->prev;
+    x->prev = x->next = NULL;
 }
 
-static void dd_unlink(pl__dedup *d, uint32_t i) {
-    dd_ent *x = &d->e[i];
-    if (x->prev != DD_NIL)
-        d->e[x->prev].next = x->next;
-    else
-        d->head = x->next;
-    if (x->next != DD_NIL)
-        d->e[x->next].prev = x->prev;
-    else
-        d->tail = x->prev;
-    x->prev = x->next = DD_NIL;
-}
-
-static void dd_push_front(pl__dedup *d, uint32_t i) {
-    dd_ent *x = &d->e[i];
-    x->prev = DD_NIL;
+static void dd_push_front(pl__dedup *d, dd_ent *x) {
+    x->prev = NULL;
     x->next = d->head;
-    if (d->head != DD_NIL) d->e[d->head].prev = i;
-    d->head = i;
-    if (d->tail == DD_NIL) d->tail = i;
+    if (d->head) d->head->prev = x;
+    d->head = x;
+    if (!d->tail) d->tail = x;
 }
 
 bool pl__dedup_check(pl__dedup *d, const uint8_t digest[32]) {
-    uint32_t b = dd_bucket(d, digest);
-    for (uint32_t i = d->buckets[b]; i != DD_NIL; i = d->e[i].hnext) {
-        if (memcmp(d->e[i].d, digest, 32) == 0) { /* public data: no ct needed */
-            dd_unlink(d, i);
-            dd_push_front(d, i);
+    uint64_t h = pl__ht_hash(&d->tab, digest, 32);
+    for (pl__hnode *n = pl__ht_first(&d->tab, h); n; n = pl__ht_next(n, h)) {
+        dd_ent *x = PL__ENTRY(n, dd_ent, hnode);
+        if (memcmp(x->d, digest, 32) == 0) { /* public data: no ct needed */
+            dd_unlink(d, x);
+            dd_push_front(d, x);
             return true;
         }
     }
-    uint32_t slot;
+    dd_ent *x;
     if (d->count < d->cap) {
-        slot = d->count++;
+        x = &d->e[d->count++];
     } else {
-        slot = d->tail;
-        dd_unlink(d, slot);
-        uint32_t ob = dd_bucket(d, d->e[slot].d);
-        uint32_t *pp = &d->buckets[ob];
-        while (*pp != slot)
-            pp = &d->e[*pp].hnext;
-        *pp = d->e[slot].hnext;
+        x = d->tail;
+        dd_unlink(d, x);
+        pl__ht_remove(&d->tab, &x->hnode);
     }
-    memcpy(d->e[slot].d, digest, 32);
-    d->e[slot].hnext = d->buckets[b];
-    d->buckets[b] = slot;
-    dd_push_front(d, slot);
+    memcpy(x->d, digest, 32);
+    (void)pl__ht_insert(&d->tab, &x->hnode, h); /* cannot fail: room was reserved */
+    dd_push_front(d, x);
     return false;
 }
 

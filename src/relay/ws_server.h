@@ -7,9 +7,10 @@
  * after the idle timeout without any frame or pong. Relay auth: the JWT comes
  * from `?auth=` or `Authorization: Bearer`; its aud must be the URL the
  * client used (ws:// or wss:// + Host header, with or without a trailing
- * "/"). Store actions produced during one loop iteration are committed in
- * one transaction before the frames that follow them are released (group
- * commit), so a publish answered `true` is on disk.
+ * "/"): the policy is relay/auth.h. Time and timers come from the driver
+ * (pairlink/driver.h). Store actions produced during one loop iteration
+ * are committed in one transaction before the frames that follow them are
+ * released (group commit), so a publish answered `true` is on disk.
  *
  * Library code does not print: log lines go to the callback in the options.
  * All functions run on the thread that calls pl__ws_server_run. Private to

@@ -1,9 +1,11 @@
 /* libwebsockets + libuv runtime of the relay: see ws_server.h. */
-#include "runtime/ws_server.h"
+#include "relay/ws_server.h"
 
+#include "core/htable.h"
 #include "core/internal.h"
 #include "pairlink/crypto.h"
 #include "pairlink/driver.h"
+#include "relay/auth.h"
 #include "relay/relay_store.h"
 
 #include <arpa/inet.h>
@@ -22,7 +24,6 @@
 
 #define DEF_PING_MS 20000
 #define DEF_QUEUE_BYTES ((size_t)16 << 20)
-#define JWT_LEEWAY_S 60
 #define LOG_FRAME_CHARS 200
 #define WRITE_BURST 64 /* frames written per writable event, at most */
 
@@ -37,7 +38,7 @@ typedef struct sess {
     struct lws *wsi;
     uint64_t id;
     struct sess *prev, *next; /* every established session */
-    struct sess *hnext;       /* id table */
+    pl__hnode hnode;          /* id table */
     frame *qhead, *qtail;
     size_t qbytes;
     char *rx;
@@ -77,9 +78,7 @@ struct pl__ws_server {
     pl__relay_store *store;
     int port;
     sess *sessions;
-    size_t nsess;
-    sess **tab;
-    size_t tnb;
+    pl__htable tab; /* id -> established session */
     uint64_t next_id;
     held *held_head, *held_tail;
     bool holding, tx_failed;
@@ -104,57 +103,33 @@ static int64_t wall_ms(const pl__ws_server *s) { return pl_driver_now(s->d); }
 
 /* ---- session table -------------------------------------------------------------- */
 
-static uint64_t mix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    return x ^ (x >> 33);
+static uint64_t sess_hash(const pl__ws_server *s, uint64_t id) {
+    return pl__ht_hash(&s->tab, &id, sizeof id);
 }
 
 static sess *sess_find(pl__ws_server *s, uint64_t id) {
-    if (!s->tnb) return NULL;
-    for (sess *e = s->tab[mix(id) & (s->tnb - 1)]; e; e = e->hnext)
+    uint64_t h = sess_hash(s, id);
+    for (pl__hnode *n = pl__ht_first(&s->tab, h); n; n = pl__ht_next(n, h)) {
+        sess *e = PL__ENTRY(n, sess, hnode);
         if (e->id == id) return e;
+    }
     return NULL;
 }
 
 static pl_err sess_insert(pl__ws_server *s, sess *e) {
-    if (s->nsess >= s->tnb) {
-        size_t nn = s->tnb ? s->tnb * 2 : 256;
-        sess **nt = calloc(nn, sizeof *nt);
-        if (!nt) {
-            if (!s->tnb) return PL_ERR_NOMEM;
-        } else {
-            for (size_t i = 0; i < s->tnb; i++)
-                for (sess *x = s->tab[i], *nx; x; x = nx) {
-                    nx = x->hnext;
-                    size_t b = mix(x->id) & (nn - 1);
-                    x->hnext = nt[b];
-                    nt[b] = x;
-                }
-            free(s->tab);
-            s->tab = nt;
-            s->tnb = nn;
-        }
-    }
-    size_t b = mix(e->id) & (s->tnb - 1);
-    e->hnext = s->tab[b];
-    s->tab[b] = e;
+    PL_TRY(pl__ht_insert(&s->tab, &e->hnode, sess_hash(s, e->id)));
     e->prev = NULL;
     e->next = s->sessions;
     if (s->sessions) s->sessions->prev = e;
     s->sessions = e;
-    s->nsess++;
     return PL_OK;
 }
 
 static void sess_remove(pl__ws_server *s, sess *e) {
-    sess **pp = &s->tab[mix(e->id) & (s->tnb - 1)];
-    while (*pp && *pp != e) pp = &(*pp)->hnext;
-    if (*pp) *pp = e->hnext;
+    pl__ht_remove(&s->tab, &e->hnode);
     if (e->prev) e->prev->next = e->next;
     else s->sessions = e->next;
     if (e->next) e->next->prev = e->prev;
-    s->nsess--;
 }
 
 static void sess_free_buffers(sess *e) {
@@ -359,32 +334,18 @@ static void on_sweep(pl_driver_task *t, int64_t wall) {
 
 /* ---- authentication ---------------------------------------------------------------- */
 
-/* Verify the relay JWT against every URL form the client may have used. */
-static pl_err verify_jwt(struct lws *wsi, const char *jwt, size_t len, pl_jwt_claims *claims) {
-    char host[256];
-    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return PL_ERR_JWT_AUDIENCE;
-    static const char *const forms[] = {"ws://%s", "ws://%s/", "wss://%s", "wss://%s/"};
-    int64_t now = pl_wall_clock_ms() / 1000;
-    for (size_t i = 0; i < PL_ARRAY_LEN(forms); i++) {
-        char aud[300];
-        snprintf(aud, sizeof aud, forms[i], host);
-        pl_err e = pl_jwt_verify(claims, jwt, len, aud, now, JWT_LEEWAY_S);
-        if (e != PL_ERR_JWT_AUDIENCE) return e;
-    }
-    return PL_ERR_JWT_AUDIENCE;
-}
-
 /* Find the JWT, verify it, and record the client's did:key. -1: refuse. */
 static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
     const char *jwt = lws_get_urlarg_by_name(wsi, "auth=", s->urlarg, (int)sizeof s->urlarg);
-    if (!jwt) {
-        int n = lws_hdr_copy(wsi, s->urlarg, (int)sizeof s->urlarg, WSI_TOKEN_HTTP_AUTHORIZATION);
-        if (n > 7 && !strncasecmp(s->urlarg, "Bearer ", 7)) jwt = s->urlarg + 7;
-    }
+    if (!jwt && lws_hdr_copy(wsi, s->urlarg, (int)sizeof s->urlarg,
+                             WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+        jwt = pl__relay_auth_bearer(s->urlarg);
     pl_err err = PL_ERR_RELAY_AUTH;
     if (jwt && *jwt) {
         pl_jwt_claims claims;
-        err = verify_jwt(wsi, jwt, strlen(jwt), &claims);
+        char host[256];
+        if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) host[0] = '\0';
+        err = pl__relay_auth_verify(&claims, jwt, strlen(jwt), host, wall_ms(s) / 1000);
         if (err == PL_OK) {
             snprintf(e->did, sizeof e->did, "%s", claims.iss);
             return 0;
@@ -492,7 +453,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         e->established = true;
         logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s); %zu connected",
-              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous", s->nsess);
+              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous", s->tab.n);
         if (s->o.fault_close_code) sess_close_later(e, s->o.fault_close_code, "fault injected");
         return 0;
     }
@@ -568,7 +529,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             sess_remove(s, e);
             sess_free_buffers(e);
             logf_(s, PL__LOG_INFO, "conn %llu closed; %zu connected", (unsigned long long)e->id,
-                  s->nsess);
+                  s->tab.n);
             drain(s);
         }
         return 0;
@@ -665,7 +626,7 @@ void pl__ws_server_free(pl__ws_server *s) {
     pl_driver_free(s->d); /* only one that never ran anything is left here */
     pl__relay_core_free(s->core);
     pl__relay_store_close(s->store);
-    free(s->tab);
+    pl__ht_free(&s->tab);
     free(s->db_path);
     free(s);
 }
@@ -721,6 +682,9 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     if (!s->o.idle_timeout_ms) s->o.idle_timeout_ms = 2 * s->o.ping_interval_ms + 10000;
     if (!s->o.max_queue_bytes) s->o.max_queue_bytes = DEF_QUEUE_BYTES;
     s->next_id = 1;
+    uint8_t key[16];
+    pl_random(key, sizeof key);
+    pl__ht_init(&s->tab, key);
     pl_err e;
     int64_t now = s->started_at = pl_wall_clock_ms();
     if ((e = pl__relay_core_new(&s->core, &opts->limits, now)) != PL_OK) goto fail;
