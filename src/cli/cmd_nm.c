@@ -33,7 +33,7 @@ typedef struct ctx {
     pl_nm_node *node;
     uv_loop_t *loop;
     uv_signal_t sigint, sigterm;
-    uv_timer_t guard; /* session wait / send time-out; exit-drain poll */
+    uv_timer_t guard; /* session wait / send time-out; then the close */
     int status;       /* -1 while running */
     bool stopping;
     uint8_t target[PL_NM_KEY_BYTES]; /* pair: the paired peer; send: the destination */
@@ -41,7 +41,6 @@ typedef struct ctx {
     bool qr_failed; /* --qr-png could not be written */
     uint64_t req_id;
     const char *message;
-    int64_t drain_deadline;
 } ctx;
 
 static const char *role_name(pl_nm_role r) { return r == PL_NM_ROLE_APP ? "app" : "node-manager"; }
@@ -106,11 +105,12 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
     if (c->json) {
         json_t *o = json_object();
         switch (ev->kind) {
-        case PL_NM_NODE_RELAY:
+        case PL_NM_NODE_TRANSPORT:
             json_object_set_new(o, "event", json_string("relay"));
-            json_object_set_new(o, "state", json_string(ev->relay_state == PL_RELAY_CONNECTED ? "connected"
-                                                        : ev->relay_state == PL_RELAY_FAILED ? "failed"
-                                                                                             : "disconnected"));
+            json_object_set_new(o, "state",
+                                json_string(ev->transport_state == PL_TRANSPORT_CONNECTED ? "connected"
+                                            : ev->transport_state == PL_TRANSPORT_CLOSED  ? "failed"
+                                                                                          : "disconnected"));
             if (ev->err) json_object_set_new(o, "error", json_string(pl_errname(ev->err)));
             break;
         case PL_NM_NODE_PAIR_CODE:
@@ -166,9 +166,9 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
         return;
     }
     switch (ev->kind) {
-    case PL_NM_NODE_RELAY:
-        if (ev->relay_state == PL_RELAY_CONNECTED) printf("relay connected\n");
-        else printf("relay %s: %s\n", ev->relay_state == PL_RELAY_FAILED ? "failed" : "disconnected",
+    case PL_NM_NODE_TRANSPORT:
+        if (ev->transport_state == PL_TRANSPORT_CONNECTED) printf("relay connected\n");
+        else printf("relay %s: %s\n", ev->transport_state == PL_TRANSPORT_CLOSED ? "failed" : "disconnected",
                     pl_strerror(ev->err));
         break;
     case PL_NM_NODE_PAIR_CODE:
@@ -230,29 +230,24 @@ static void on_closed(void *ud) {
     uv_close((uv_handle_t *)&c->guard, NULL);
 }
 
+/* Close once the relay has taken what we published (the app's answer, a
+ * response), or after 5 s. */
+#define FLUSH_MS 5000
+
 static void close_now(ctx *c) {
-    if (c->node) pl_nm_node_close(c->node, on_closed);
+    if (c->node) pl_nm_node_close(c->node, FLUSH_MS, on_closed);
 }
 
-/* Finish with `status` once the relay has taken what we published (the
- * app's answer, a response), or after 5 s. */
-static void drain_poll(uv_timer_t *t) {
-    ctx *c = t->data;
-    if (!c->node) return;
-    if (pl_nm_node_pending(c->node) == 0 || uv_now(c->loop) >= (uint64_t)c->drain_deadline) {
-        close_now(c);
-        return;
-    }
-    uv_timer_start(&c->guard, drain_poll, 50, 0);
-}
+static void close_from_loop(uv_timer_t *t) { close_now(t->data); }
 
+/* From the loop, not inside the node's callback: the node finishes what it
+ * is doing first. */
 static void finish(ctx *c, int status) {
     if (c->stopping) return;
     c->stopping = true;
     c->status = status;
-    c->drain_deadline = (int64_t)uv_now(c->loop) + 5000;
     uv_timer_stop(&c->guard);
-    uv_timer_start(&c->guard, drain_poll, 0, 0);
+    uv_timer_start(&c->guard, close_from_loop, 0, 0);
 }
 
 static void on_guard(uv_timer_t *t) {
@@ -300,8 +295,8 @@ static void on_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
             else uv_timer_start(&c->guard, on_guard, 30000, 0);
         }
         break;
-    case PL_NM_NODE_RELAY:
-        if (ev->relay_state == PL_RELAY_FAILED) {
+    case PL_NM_NODE_TRANSPORT:
+        if (ev->transport_state == PL_TRANSPORT_CLOSED) {
             fprintf(stderr, "pairlink %s: relay: %s\n", c->cmd, pl_strerror(ev->err));
             finish(c, 1);
         }
