@@ -156,7 +156,12 @@ extern "C" {
     X(PL_ERR_WAKU_TOPIC, 1101, "malformed content topic or pubsub topic")             \
     X(PL_ERR_WAKU_CLUSTER, 1102, "peer belongs to another Waku cluster")              \
     X(PL_ERR_GOSSIP_PROTOCOL, 1103, "gossipsub protocol violation")                   \
-    X(PL_ERR_GOSSIP_SIGNED, 1104, "signed gossipsub message (StrictNoSign)")
+    X(PL_ERR_GOSSIP_SIGNED, 1104, "signed gossipsub message (StrictNoSign)")          \
+    X(PL_ERR_GOSSIP_BACKOFF, 1105, "gossipsub GRAFT during the prune backoff")        \
+    X(PL_ERR_GOSSIP_SCORE, 1106, "gossipsub peer score below the threshold")          \
+    X(PL_ERR_GOSSIP_LIMIT, 1107, "gossipsub RPC exceeds a count limit")               \
+    X(PL_ERR_GOSSIP_INVALID, 1108, "gossipsub message rejected by validation")        \
+    X(PL_ERR_WAKU_METADATA, 1109, "missing or malformed Waku metadata answer")
 
 typedef enum pl_err {
 #define PL__ERR_ENUM(name, value, msg) name = value,
@@ -175,6 +180,12 @@ PL_EXPORT const char *pl_errname(pl_err err);
  * every other function may assume it was called. Returns PL_ERR_CRYPTO if a
  * crypto library cannot be initialised. */
 PL_EXPORT pl_err pl_init(void);
+
+/* The version of the library running, "MAJOR.MINOR.PATCH"; never NULL, a
+ * static string, callable from any thread without pl_init(). It differs from
+ * PL_VERSION_STRING (the headers the program was compiled with) when the
+ * shared library was replaced by another release. */
+PL_EXPORT const char *pl_version(void);
 
 /* Release memory returned by pairlink through an out-parameter. NULL is a
  * no-op. Buffers that held secrets are wiped by the function that returned

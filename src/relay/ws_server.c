@@ -1,0 +1,783 @@
+/* libwebsockets + libuv runtime of the relay: see ws_server.h. */
+#include "relay/ws_server.h"
+
+#include "core/htable.h"
+#include "core/internal.h"
+#include "pairlink/crypto.h"
+#include "pairlink/driver.h"
+#include "relay/auth.h"
+#include "relay/relay_store.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libwebsockets.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#define DEF_PING_MS 20000
+#define DEF_QUEUE_BYTES ((size_t)16 << 20)
+#define LOG_FRAME_CHARS 200
+#define WRITE_BURST 64 /* frames written per writable event, at most */
+
+typedef struct frame {
+    struct frame *next;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE headroom, then len bytes */
+} frame;
+
+/* Per-connection state, living in lws's per-session user space. */
+typedef struct sess {
+    struct lws *wsi;
+    uint64_t id;
+    struct sess *prev, *next; /* every established session */
+    pl__hnode hnode;          /* id table */
+    frame *qhead, *qtail;
+    size_t qbytes;
+    char *rx;
+    size_t rxlen, rxcap;
+    uint64_t last_rx, last_ping; /* loop time, ms */
+    bool established, ping_pending, closing;
+    int close_code;
+    char close_reason[64];
+    char did[PL_DID_KEY_SIZE]; /* from a verified JWT, else "" */
+    char peer[64];
+} sess;
+
+typedef struct held {
+    struct held *next;
+    uint64_t conn;
+    frame *f;
+} held;
+
+struct pl__ws_server {
+    pl__ws_server_opts o;
+    char host[256];
+    char *db_path;
+    uv_loop_t loop;
+    bool loop_ok;
+    bool loop_poisoned; /* lws failed half-way: its handles on the loop dangle */
+    struct lws_context *ctx;
+    pl_driver *d;
+    /* The core's deadlines, and the commit before the loop waits. */
+    pl_driver_task core_task;
+    /* Pings and reaping, every sweep_ms. */
+    pl_driver_task sweep_task;
+    int64_t next_sweep, sweep_ms;
+    int64_t started_at; /* wall clock ms at start-up (the store's load) */
+    uv_signal_t sigint, sigterm;
+    bool handles_open, stopping, ran;
+    pl__relay_core *core;
+    pl__relay_store *store;
+    int port;
+    sess *sessions;
+    pl__htable tab; /* id -> established session */
+    uint64_t next_id;
+    held *held_head, *held_tail;
+    bool holding, tx_failed;
+    pl_err final_err;
+    char urlarg[PL_JWT_MAX_LEN + 64]; /* scratch for the handshake (one thread) */
+};
+
+/* ---- logging and clocks ------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) static void logf_(pl__ws_server *s, int level,
+                                                        const char *fmt, ...) {
+    if (!s->o.log || level > s->o.log_level) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    s->o.log(s->o.log_ud, level, line);
+}
+
+static int64_t wall_ms(const pl__ws_server *s) { return pl_driver_now(s->d); }
+
+/* ---- session table -------------------------------------------------------------- */
+
+static uint64_t sess_hash(const pl__ws_server *s, uint64_t id) {
+    return pl__ht_hash(&s->tab, &id, sizeof id);
+}
+
+static sess *sess_find(pl__ws_server *s, uint64_t id) {
+    uint64_t h = sess_hash(s, id);
+    for (pl__hnode *n = pl__ht_first(&s->tab, h); n; n = pl__ht_next(n, h)) {
+        sess *e = PL__ENTRY(n, sess, hnode);
+        if (e->id == id) return e;
+    }
+    return NULL;
+}
+
+static pl_err sess_insert(pl__ws_server *s, sess *e) {
+    PL_TRY(pl__ht_insert(&s->tab, &e->hnode, sess_hash(s, e->id)));
+    e->prev = NULL;
+    e->next = s->sessions;
+    if (s->sessions) s->sessions->prev = e;
+    s->sessions = e;
+    return PL_OK;
+}
+
+static void sess_remove(pl__ws_server *s, sess *e) {
+    pl__ht_remove(&s->tab, &e->hnode);
+    if (e->prev) e->prev->next = e->next;
+    else s->sessions = e->next;
+    if (e->next) e->next->prev = e->prev;
+}
+
+static void sess_free_buffers(sess *e) {
+    while (e->qhead) {
+        frame *f = e->qhead;
+        e->qhead = f->next;
+        free(f);
+    }
+    e->qtail = NULL;
+    e->qbytes = 0;
+    free(e->rx);
+    e->rx = NULL;
+    e->rxlen = e->rxcap = 0;
+}
+
+/* Close from outside a RECEIVE callback. Returning -1 from WRITEABLE under
+ * libuv drops the TCP connection without a CLOSE frame (Debian's 4.1.6), so
+ * WRITEABLE arms a 1 us lws timer and the TIMER callback closes. The timer is
+ * armed from inside lws: one armed from our own uv callbacks is only noticed
+ * at lws's next housekeeping, seconds later. The timeout is a backstop for a
+ * peer whose socket never becomes writable again. */
+static void sess_close_later(sess *e, int code, const char *reason) {
+    if (e->closing) return;
+    e->closing = true;
+    e->close_code = code;
+    snprintf(e->close_reason, sizeof e->close_reason, "%s", reason);
+    lws_callback_on_writable(e->wsi);
+    lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, 10);
+}
+
+static frame *frame_new(const char *text, size_t len) {
+    frame *f = malloc(sizeof *f + LWS_PRE + len);
+    if (!f) return NULL;
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->buf + LWS_PRE, text, len);
+    return f;
+}
+
+static void sess_enqueue(pl__ws_server *s, sess *e, frame *f) {
+    if (e->closing) {
+        free(f);
+        return;
+    }
+    if (e->qbytes + f->len > s->o.max_queue_bytes) {
+        logf_(s, PL__LOG_WARN, "conn %llu: send queue over %zu bytes, closing (slow consumer)",
+              (unsigned long long)e->id, s->o.max_queue_bytes);
+        free(f);
+        sess_close_later(e, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+        return;
+    }
+    if (e->qtail) e->qtail->next = f;
+    else e->qhead = f;
+    e->qtail = f;
+    e->qbytes += f->len;
+    lws_callback_on_writable(e->wsi);
+}
+
+/* ---- driving the core ------------------------------------------------------------ */
+
+static void store_failed(pl__ws_server *s, pl_err e, const char *what) {
+    if (!s->tx_failed)
+        logf_(s, PL__LOG_ERROR, "store: %s failed: %s (%s, sqlite %ld)", what, pl_strerror(e),
+              pl_errname(e), pl_last_detail());
+    s->tx_failed = true;
+}
+
+/* Apply every action the core produced, in order. Frames that follow a
+ * store write wait in `held` until the check phase commits. */
+static void drain(pl__ws_server *s) {
+    pl__relay_action a;
+    while (pl__relay_core_pop(s->core, &a)) {
+        switch (a.kind) {
+        case PL__RELAY_SEND: {
+            sess *e = sess_find(s, a.conn);
+            if (!e) break;
+            if (s->o.log_level >= PL__LOG_DEBUG)
+                logf_(s, PL__LOG_DEBUG, "conn %llu -> %.*s%s", (unsigned long long)a.conn,
+                      (int)(a.len > LOG_FRAME_CHARS ? LOG_FRAME_CHARS : a.len), a.text,
+                      a.len > LOG_FRAME_CHARS ? "..." : "");
+            frame *f = frame_new(a.text, a.len);
+            if (!f) {
+                sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+                break;
+            }
+            if (!s->holding) {
+                sess_enqueue(s, e, f);
+                break;
+            }
+            held *h = malloc(sizeof *h);
+            if (!h) {
+                free(f);
+                sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+                break;
+            }
+            h->next = NULL;
+            h->conn = a.conn;
+            h->f = f;
+            if (s->held_tail) s->held_tail->next = h;
+            else s->held_head = h;
+            s->held_tail = h;
+            break;
+        }
+        case PL__RELAY_CLOSE: {
+            sess *e = sess_find(s, a.conn);
+            if (e) sess_close_later(e, a.close_code, a.reason);
+            break;
+        }
+        case PL__RELAY_STORE_PUT:
+        case PL__RELAY_STORE_DEL: {
+            pl_err e = pl__relay_store_begin(s->store);
+            if (e != PL_OK) {
+                store_failed(s, e, "begin");
+            } else if (a.kind == PL__RELAY_STORE_PUT) {
+                if ((e = pl__relay_store_put(s->store, &a.rec)) != PL_OK) store_failed(s, e, "put");
+            } else if ((e = pl__relay_store_del(s->store, a.rec.topic, a.rec.id)) != PL_OK) {
+                store_failed(s, e, "delete");
+            }
+            /* Everything after a write waits for its commit; a failed
+             * DELETE is harmless (pruned at the next start). */
+            if (a.kind == PL__RELAY_STORE_PUT) s->holding = true;
+            break;
+        }
+        }
+        pl__relay_action_release(&a);
+    }
+}
+
+/* Before the loop waits: commit what this loop iteration wrote, then
+ * release the frames that were waiting for it (group commit). */
+static void commit(pl__ws_server *s) {
+    if (pl__relay_store_in_tx(s->store)) {
+        pl_err e = s->tx_failed ? PL_ERR_STORE : pl__relay_store_commit(s->store);
+        if (e != PL_OK) {
+            store_failed(s, e, "commit");
+            pl__relay_store_rollback(s->store);
+        }
+    }
+    while (s->held_head) {
+        held *x = s->held_head;
+        s->held_head = x->next;
+        sess *e = sess_find(s, x->conn);
+        if (!e) {
+            free(x->f);
+        } else if (s->tx_failed) {
+            /* Not durable, so not acknowledged: the client republishes. */
+            free(x->f);
+            sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "storage failure");
+        } else {
+            sess_enqueue(s, e, x->f);
+        }
+        free(x);
+    }
+    s->held_tail = NULL;
+    if (s->tx_failed) s->final_err = PL_ERR_STORE;
+    s->holding = false;
+    s->tx_failed = false;
+}
+
+static int64_t core_deadline(pl_driver_task *t) {
+    pl__ws_server *s = t->data;
+    return pl__relay_core_next_deadline(s->core);
+}
+
+static void core_timer(pl_driver_task *t, int64_t now) {
+    pl__ws_server *s = t->data;
+    pl__relay_core_tick(s->core, now);
+    drain(s);
+}
+
+static void core_before_wait(pl_driver_task *t, int64_t now) {
+    (void)now;
+    commit(t->data);
+}
+
+/* ---- pings and reaping ----------------------------------------------------------- */
+
+static int64_t sweep_deadline(pl_driver_task *t) {
+    return ((pl__ws_server *)t->data)->next_sweep;
+}
+
+/* Liveness is measured on the loop's monotonic time, not the wall clock. */
+static void on_sweep(pl_driver_task *t, int64_t wall) {
+    pl__ws_server *s = t->data;
+    s->next_sweep = wall + s->sweep_ms;
+    uint64_t now = uv_now(&s->loop);
+    for (sess *e = s->sessions; e; e = e->next) {
+        if (e->closing) continue;
+        if (now - e->last_rx >= (uint64_t)s->o.idle_timeout_ms) {
+            logf_(s, PL__LOG_INFO, "conn %llu: no frame or pong for %d ms, reaping",
+                  (unsigned long long)e->id, s->o.idle_timeout_ms);
+            sess_close_later(e, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+            continue;
+        }
+        if (now - e->last_ping >= (uint64_t)s->o.ping_interval_ms) {
+            e->last_ping = now;
+            e->ping_pending = true;
+            lws_callback_on_writable(e->wsi);
+        }
+    }
+}
+
+/* ---- authentication ---------------------------------------------------------------- */
+
+/* Find the JWT, verify it, and record the client's did:key. -1: refuse. */
+static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
+    const char *jwt = lws_get_urlarg_by_name(wsi, "auth=", s->urlarg, (int)sizeof s->urlarg);
+    if (!jwt && lws_hdr_copy(wsi, s->urlarg, (int)sizeof s->urlarg,
+                             WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+        jwt = pl__relay_auth_bearer(s->urlarg);
+    pl_err err = PL_ERR_RELAY_AUTH;
+    if (jwt && *jwt) {
+        pl_jwt_claims claims;
+        char host[256];
+        if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) host[0] = '\0';
+        err = pl__relay_auth_verify(&claims, jwt, strlen(jwt), host, wall_ms(s) / 1000);
+        if (err == PL_OK) {
+            snprintf(e->did, sizeof e->did, "%s", claims.iss);
+            return 0;
+        }
+    }
+    if (s->o.require_auth) {
+        logf_(s, PL__LOG_INFO, "refused connection from %s: %s (%s)", e->peer,
+              jwt ? pl_strerror(err) : "no JWT", pl_errname(err));
+        lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, NULL);
+        return -1;
+    }
+    if (jwt)
+        logf_(s, PL__LOG_INFO, "connection from %s has an invalid JWT (%s): anonymous", e->peer,
+              pl_errname(err));
+    return 0;
+}
+
+/* ---- the lws protocol callback ----------------------------------------------------- */
+
+static int on_receive(pl__ws_server *s, sess *e, struct lws *wsi, const void *in, size_t len) {
+    e->last_rx = uv_now(&s->loop);
+    if (e->closing || s->o.fault_ignore) return 0;
+    if (lws_frame_is_binary(wsi)) {
+        static const char why[] = "binary frames are not supported";
+        logf_(s, PL__LOG_INFO, "conn %llu: binary frame, closing 1003", (unsigned long long)e->id);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why,
+                         sizeof why - 1);
+        return -1;
+    }
+    size_t max = pl__relay_core_limits(s->core)->max_frame_bytes;
+    if (e->rxlen + len > max) {
+        char why[64];
+        int n = snprintf(why, sizeof why, "frame exceeds %zu bytes", max);
+        logf_(s, PL__LOG_INFO, "conn %llu: frame over %zu bytes, closing 1009",
+              (unsigned long long)e->id, max);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why, (size_t)n);
+        return -1;
+    }
+    bool final = lws_is_final_fragment(wsi);
+    const char *text = in;
+    size_t tlen = len;
+    if (!final || e->rxlen) { /* fragmented: gather the whole message */
+        if (e->rxlen + len > e->rxcap) {
+            size_t nc = e->rxcap ? e->rxcap : 4096;
+            while (nc < e->rxlen + len) nc *= 2;
+            if (nc > max) nc = max;
+            char *nr = realloc(e->rx, nc);
+            if (!nr) {
+                lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                                 (unsigned char *)"out of memory", 13);
+                return -1;
+            }
+            e->rx = nr;
+            e->rxcap = nc;
+        }
+        memcpy(e->rx + e->rxlen, in, len);
+        e->rxlen += len;
+        if (!final) return 0;
+        text = e->rx;
+        tlen = e->rxlen;
+    }
+    if (s->o.log_level >= PL__LOG_DEBUG)
+        logf_(s, PL__LOG_DEBUG, "conn %llu <- %.*s%s", (unsigned long long)e->id,
+              (int)(tlen > LOG_FRAME_CHARS ? LOG_FRAME_CHARS : tlen), text,
+              tlen > LOG_FRAME_CHARS ? "..." : "");
+    pl_err r = pl__relay_core_receive(s->core, e->id, text, tlen, wall_ms(s));
+    if (r != PL_OK)
+        logf_(s, PL__LOG_DEBUG, "conn %llu: request failed: %s", (unsigned long long)e->id,
+              pl_errname(r));
+    e->rxlen = 0;
+    if (e->rxcap > 65536) { /* do not keep a large buffer for an idle client */
+        free(e->rx);
+        e->rx = NULL;
+        e->rxcap = 0;
+    }
+    drain(s);
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len) {
+    struct lws_context *ctx = lws_get_context(wsi);
+    pl__ws_server *s = ctx ? lws_context_user(ctx) : NULL;
+    sess *e = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (!s || !e) return -1;
+        memset(e, 0, sizeof *e);
+        lws_get_peer_simple(wsi, e->peer, sizeof e->peer);
+        if (s->stopping) return -1;
+        return authenticate(s, wsi, e);
+
+    case LWS_CALLBACK_ESTABLISHED: {
+        if (!s || !e) return -1;
+        e->wsi = wsi;
+        e->id = s->next_id++;
+        e->last_rx = e->last_ping = uv_now(&s->loop);
+        pl_err err = pl__relay_core_open(s->core, e->id, e->did[0] ? e->did : NULL, wall_ms(s));
+        if (err == PL_OK && (err = sess_insert(s, e)) != PL_OK) pl__relay_core_close(s->core, e->id);
+        if (err != PL_OK) {
+            logf_(s, PL__LOG_ERROR, "conn from %s: cannot open: %s", e->peer, pl_errname(err));
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                             (unsigned char *)"internal error", 14);
+            return -1;
+        }
+        e->established = true;
+        logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s); %zu connected",
+              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous", s->tab.n);
+        if (s->o.fault_close_code) sess_close_later(e, s->o.fault_close_code, "fault injected");
+        return 0;
+    }
+
+    case LWS_CALLBACK_RECEIVE:
+        if (!s || !e || !e->established) return -1;
+        return on_receive(s, e, wsi, in, len);
+
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (s && e && e->established) e->last_rx = uv_now(&s->loop);
+        return 0;
+
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
+        if (!s || !e || !e->established) return 0;
+        if (e->closing) {
+            lws_set_timer_usecs(wsi, 1);
+            return 0;
+        }
+        if (e->ping_pending) {
+            /* lws 4.1 reports a pong only when it carries payload. */
+            unsigned char buf[LWS_PRE + 4] = {0};
+            memcpy(buf + LWS_PRE, "ping", 4);
+            e->ping_pending = false;
+            if (lws_write(wsi, buf + LWS_PRE, 4, LWS_WRITE_PING) < 4) return -1;
+            if (e->qhead) lws_callback_on_writable(wsi);
+            return 0;
+        }
+        /* Several frames per writable event while the socket takes them
+         * (lws_send_pipe_choked() is lws's licence for the next lws_write):
+         * one frame per event cost a loop iteration and an epoll_ctl per
+         * frame and capped a busy subscriber at one frame per iteration. A
+         * bound keeps one connection from starving the others. */
+        for (int burst = 0; e->qhead; burst++) {
+            if (burst && (burst >= WRITE_BURST || lws_send_pipe_choked(wsi))) {
+                lws_callback_on_writable(wsi);
+                break;
+            }
+            frame *f = e->qhead;
+            e->qhead = f->next;
+            if (!e->qhead) e->qtail = NULL;
+            e->qbytes -= f->len;
+            int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
+            size_t flen = f->len;
+            free(f);
+            if (n < (int)flen) {
+                logf_(s, PL__LOG_INFO, "conn %llu: write failed", (unsigned long long)e->id);
+                return -1;
+            }
+        }
+        return 0;
+    }
+
+    case LWS_CALLBACK_TIMER:
+        if (e && e->closing) {
+            lws_close_reason(wsi, (enum lws_close_status)e->close_code,
+                             (unsigned char *)e->close_reason, strlen(e->close_reason));
+            return -1;
+        }
+        return 0;
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (s && e && e->established && len >= 2) {
+            const unsigned char *p = in;
+            logf_(s, PL__LOG_DEBUG, "conn %llu: peer sent close %d", (unsigned long long)e->id,
+                  (p[0] << 8) | p[1]);
+        }
+        return 0;
+
+    case LWS_CALLBACK_CLOSED:
+        if (s && e && e->established) {
+            e->established = false;
+            pl__relay_core_close(s->core, e->id);
+            sess_remove(s, e);
+            sess_free_buffers(e);
+            logf_(s, PL__LOG_INFO, "conn %llu closed; %zu connected", (unsigned long long)e->id,
+                  s->tab.n);
+            drain(s);
+        }
+        return 0;
+
+    case LWS_CALLBACK_HTTP:
+        /* Only WebSocket upgrades are served. */
+        if (lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket only")) return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* lws allocates rx_buffer_size for every connection when it upgrades; keep
+ * it small so that idle clients stay cheap. Larger frames arrive in pieces
+ * and are gathered in the session's own buffer. */
+static const struct lws_protocols protocols[] = {
+    {"irn", callback, sizeof(sess), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- lifecycle ----------------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *h, int signum) {
+    pl__ws_server *s = h->data;
+    logf_(s, PL__LOG_INFO, "signal %d: shutting down", signum);
+    pl__ws_server_stop(s);
+}
+
+static pl_err restore_one(void *ud, const pl__relay_record *r) {
+    pl__ws_server *s = ud;
+    pl_err e = pl__relay_core_restore(s->core, r, s->started_at);
+    if (e == PL_ERR_NOMEM) return e;
+    if (e != PL_OK)
+        logf_(s, PL__LOG_WARN, "store: message %.16s... on topic %.16s... not restored: %s", r->id,
+              r->topic, pl_errname(e));
+    return PL_OK;
+}
+
+int pl__ws_server_port(const pl__ws_server *s) {
+    PL_REQUIRE(s);
+    return s->port;
+}
+
+/* The driver closes after the signal handles it counts. */
+static void close_handles(pl__ws_server *s) {
+    if (!s->handles_open) return;
+    s->handles_open = false;
+    pl_driver_stop(&s->core_task);
+    pl_driver_stop(&s->sweep_task);
+    if (s->o.handle_signals) {
+        pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigint);
+        pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigterm);
+    }
+    pl_driver_close(s->d, NULL, NULL);
+    s->d = NULL;
+}
+
+void pl__ws_server_stop(pl__ws_server *s) {
+    PL_REQUIRE(s);
+    if (s->stopping) return;
+    s->stopping = true;
+    commit(s); /* make what was acknowledged durable before anything else */
+    close_handles(s);
+    if (s->ctx) lws_context_destroy(s->ctx); /* starts closing; the loop finishes it */
+}
+
+void pl__ws_server_free(pl__ws_server *s) {
+    if (!s) return;
+    if (s->loop_poisoned) {
+        /* A failed lws_create_context can leave handles on the loop that
+         * point into memory it already freed: running the loop again would
+         * crash, so the loop is abandoned (a one-off leak on a failed start). */
+        s->loop_ok = false;
+    }
+    if (s->loop_ok) {
+        if (!s->stopping) pl__ws_server_stop(s);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        if (s->ctx) lws_context_destroy(s->ctx);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&s->loop) != 0) {
+            /* A handle outlived the context: run once more to let it go. */
+            uv_run(&s->loop, UV_RUN_NOWAIT);
+            (void)uv_loop_close(&s->loop);
+        }
+    }
+    while (s->held_head) {
+        held *x = s->held_head;
+        s->held_head = x->next;
+        free(x->f);
+        free(x);
+    }
+    pl_driver_free(s->d); /* only one that never ran anything is left here */
+    pl__relay_core_free(s->core);
+    pl__relay_store_close(s->store);
+    pl__ht_free(&s->tab);
+    free(s->db_path);
+    free(s);
+}
+
+/* Resolve host to an IPv4 address (lws binds only what it is given) and try
+ * the bind once ourselves: libwebsockets 4.1 with a foreign libuv loop
+ * cannot be cleaned up after it fails to bind, so the common failures
+ * (address in use, not local, no permission) are caught here first. */
+static pl_err probe_bind(const char *host, int port, char addr[INET_ADDRSTRLEN]) {
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = AF_INET;
+        hints.ai_socktype = SOCK_STREAM;
+        if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) return PL_ERR_INVALID_ARG;
+        sa.sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+        freeaddrinfo(res);
+    }
+    inet_ntop(AF_INET, &sa.sin_addr, addr, INET_ADDRSTRLEN);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return pl__fail(PL_ERR_SYS, errno);
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    int err = errno;
+    close(fd);
+    return rc == 0 ? PL_OK : pl__fail(PL_ERR_SYS, err);
+}
+
+pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
+    PL_REQUIRE(out && opts);
+    *out = NULL;
+    if (opts->port < 0 || opts->port > 65535 || opts->ping_interval_ms < 0 ||
+        opts->idle_timeout_ms < 0 || !opts->tls_cert != !opts->tls_key)
+        return PL_ERR_INVALID_ARG;
+    char addr[INET_ADDRSTRLEN];
+    PL_TRY(probe_bind(opts->host ? opts->host : "127.0.0.1", opts->port, addr));
+    pl__ws_server *s = calloc(1, sizeof *s);
+    if (!s) return PL_ERR_NOMEM;
+    s->o = *opts;
+    snprintf(s->host, sizeof s->host, "%s", addr);
+    s->o.host = s->host;
+    if (opts->db_path && !(s->db_path = strdup(opts->db_path))) {
+        free(s);
+        return PL_ERR_NOMEM;
+    }
+    s->o.db_path = s->db_path;
+    if (!s->o.ping_interval_ms) s->o.ping_interval_ms = DEF_PING_MS;
+    if (!s->o.idle_timeout_ms) s->o.idle_timeout_ms = 2 * s->o.ping_interval_ms + 10000;
+    if (!s->o.max_queue_bytes) s->o.max_queue_bytes = DEF_QUEUE_BYTES;
+    s->next_id = 1;
+    uint8_t key[16];
+    pl_random(key, sizeof key);
+    pl__ht_init(&s->tab, key);
+    pl_err e;
+    int64_t now = s->started_at = pl_wall_clock_ms();
+    if ((e = pl__relay_core_new(&s->core, &opts->limits, now)) != PL_OK) goto fail;
+    if ((e = pl__relay_store_open(&s->store, s->db_path)) != PL_OK) goto fail;
+    size_t pruned = 0, skipped = 0;
+    if ((e = pl__relay_store_prune(s->store, now, &pruned)) != PL_OK) goto fail;
+    if ((e = pl__relay_store_load(s->store, now, restore_one, s, &skipped)) != PL_OK) goto fail;
+    pl__relay_stats st;
+    pl__relay_core_stats(s->core, &st);
+    logf_(s, PL__LOG_INFO, "store %s: %zu messages on %zu topics restored, %zu expired pruned%s",
+          s->db_path ? s->db_path : "(memory)", st.messages, st.topics, pruned,
+          skipped ? ", some malformed rows skipped" : "");
+
+    if (uv_loop_init(&s->loop) != 0) {
+        e = PL_ERR_SYS;
+        goto fail;
+    }
+    s->loop_ok = true;
+    if ((e = pl_driver_new(&s->d, &s->loop)) != PL_OK) goto fail;
+    s->core_task = (pl_driver_task){.data = s, .next_deadline = core_deadline,
+                                    .on_timer = core_timer, .before_wait = core_before_wait};
+    s->sweep_task = (pl_driver_task){.data = s, .next_deadline = sweep_deadline, .on_timer = on_sweep};
+    if (s->o.handle_signals) {
+        uv_signal_init(&s->loop, &s->sigint);
+        uv_signal_init(&s->loop, &s->sigterm);
+        s->sigint.data = s->sigterm.data = s;
+    }
+    s->handles_open = true;
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    void *loops[] = {&s->loop};
+    info.port = s->o.port;
+    info.iface = s->host;
+    info.protocols = protocols;
+    info.gid = -1;
+    info.uid = -1;
+    /* IPv6 on makes lws bind every interface even with iface = 127.0.0.1. */
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DISABLE_IPV6 |
+                   LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (s->o.tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = s->o.tls_cert;
+        info.ssl_private_key_filepath = s->o.tls_key;
+    }
+    info.foreign_loops = loops;
+    info.pcontext = &s->ctx;
+    info.user = s;
+    /* A JS client's JWT travels in the query; lws drops a longer header
+     * silently at the default 4096. */
+    info.max_http_header_data = 16384;
+    lws_set_log_level(LLL_ERR, NULL);
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        logf_(s, PL__LOG_ERROR, "cannot listen on %s:%d (address in use, or no lws evlib_uv plugin)",
+              s->host, s->o.port);
+        s->loop_poisoned = true;
+        e = PL_ERR_WEBSOCKET;
+        goto fail;
+    }
+    struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "default");
+    s->port = vh ? lws_get_vhost_listen_port(vh) : -1;
+    if (s->port <= 0) {
+        logf_(s, PL__LOG_ERROR, "cannot listen on %s:%d", s->host, s->o.port);
+        e = PL_ERR_WEBSOCKET;
+        goto fail;
+    }
+    *out = s;
+    return PL_OK;
+fail:
+    pl__ws_server_free(s);
+    return e;
+}
+
+pl_err pl__ws_server_run(pl__ws_server *s) {
+    PL_REQUIRE(s && !s->ran);
+    s->ran = true;
+    if (!s->stopping) {
+        int64_t sweep = s->o.ping_interval_ms / 4;
+        if (sweep < 50) sweep = 50;
+        if (sweep > 5000) sweep = 5000;
+        s->sweep_ms = sweep;
+        s->next_sweep = pl_driver_now(s->d) + sweep;
+        pl_driver_start(s->d, &s->core_task);
+        pl_driver_start(s->d, &s->sweep_task);
+        if (s->o.handle_signals) {
+            uv_signal_start(&s->sigint, on_signal, SIGINT);
+            uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+        }
+    }
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    if (s->ctx) lws_context_destroy(s->ctx);
+    pl_err e = s->final_err;
+    logf_(s, PL__LOG_INFO, "stopped");
+    return e;
+}

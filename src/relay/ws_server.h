@@ -1,0 +1,75 @@
+/* The I/O runtime of `pairlink relay`: a libwebsockets server on one libuv
+ * loop that drives the relay protocol core (relay/relay_core.h) and its
+ * SQLite store (relay/relay_store.h).
+ *
+ * Per connection: a write queue drained one lws_write per WRITEABLE, a ping
+ * every ping interval (the JS client drops a socket silent for 35 s), reaping
+ * after the idle timeout without any frame or pong. Relay auth: the JWT comes
+ * from `?auth=` or `Authorization: Bearer`; its aud must be the URL the
+ * client used (ws:// or wss:// + Host header, with or without a trailing
+ * "/"): the policy is relay/auth.h. Time and timers come from the driver
+ * (pairlink/driver.h). Store actions produced during one loop iteration
+ * are committed in one transaction before the frames that follow them are
+ * released (group commit), so a publish answered `true` is on disk.
+ *
+ * Library code does not print: log lines go to the callback in the options.
+ * All functions run on the thread that calls pl__ws_server_run. Private to
+ * the library; behaviour and options are described in docs/relay.md. */
+#ifndef PAIRLINK_WS_SERVER_H
+#define PAIRLINK_WS_SERVER_H
+
+#include "relay/relay_core.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum { PL__LOG_ERROR = 0, PL__LOG_WARN = 1, PL__LOG_INFO = 2, PL__LOG_DEBUG = 3 };
+
+/* One log line (no trailing newline). */
+typedef void (*pl__ws_log_fn)(void *ud, int level, const char *line);
+
+typedef struct pl__ws_server_opts {
+    const char *host;        /* address to bind; NULL: 127.0.0.1 */
+    int port;                /* 0: the kernel picks a free port */
+    const char *db_path;     /* SQLite mailbox; NULL: in memory (lost on exit) */
+    bool require_auth;       /* refuse (HTTP 401) clients without a valid JWT */
+    pl__relay_limits limits; /* zero fields: defaults */
+    int ping_interval_ms;    /* 0: 20000 */
+    int idle_timeout_ms;     /* 0: 2 * ping interval + 10000 */
+    size_t max_queue_bytes;  /* per-connection send queue; 0: 16 MiB */
+    bool handle_signals;     /* stop cleanly on SIGINT/SIGTERM */
+    pl__ws_log_fn log;       /* NULL: silent */
+    void *log_ud;
+    int log_level;           /* highest PL__LOG_* level passed to log */
+    const char *tls_cert;    /* PEM certificate and key: serve wss:// (both or neither) */
+    const char *tls_key;
+    /* Misbehaving on purpose, for the clients' socket tests
+     * (tests/test_relay_client.c), never in service: */
+    int fault_close_code;    /* close every connection with this code once it is open */
+    bool fault_ignore;       /* read every frame, answer none (a stuck relay) */
+} pl__ws_server_opts;
+
+typedef struct pl__ws_server pl__ws_server;
+
+/* Open the store, load the unexpired mailbox, create the loop and bind the
+ * listening socket. opts is copied. Errors: PL_ERR_STORE,
+ * PL_ERR_STORE_CORRUPT, PL_ERR_INVALID_ARG (bad limits or address),
+ * PL_ERR_WEBSOCKET (libwebsockets could not start or bind), PL_ERR_SYS,
+ * PL_ERR_NOMEM. *out is NULL on failure. */
+pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts);
+
+/* The port actually bound (useful when opts.port was 0). */
+int pl__ws_server_port(const pl__ws_server *s);
+
+/* Serve until pl__ws_server_stop or a signal (with handle_signals). Returns
+ * PL_OK after a clean shutdown (open transaction committed, connections
+ * closed), PL_ERR_STORE if the last commit failed. Call once. */
+pl_err pl__ws_server_run(pl__ws_server *s);
+
+/* Begin a clean shutdown; only from the loop thread (a callback). */
+void pl__ws_server_stop(pl__ws_server *s);
+
+/* Free everything; NULL ok. After run returned, or instead of it. */
+void pl__ws_server_free(pl__ws_server *s);
+
+#endif
