@@ -90,7 +90,8 @@ static void child_listener(int fd, pl_p2p_muxers mux) {
                           .max_connections_per_ip = 100000,
                           .stream_recv_buffer = 4u << 20};
     pl_p2p_host *h = NULL;
-    if (pl_p2p_host_new(&h, &loop, &o) != PL_OK) _exit(1);
+    pl_driver *drv = NULL;
+    if (pl_driver_new(&drv, &loop) != PL_OK || pl_p2p_host_new(&h, drv, &o) != PL_OK) _exit(1);
     sink_state sink = {0};
     pl_p2p_host_handle(h, SINK_PROTOCOL, on_sink, &sink);
     if (pl_p2p_host_listen(h, "/ip4/127.0.0.1/tcp/0") != PL_OK) _exit(1);
@@ -139,6 +140,7 @@ static void stop_child(pid_t pid) {
 
 typedef struct dialer {
     uv_loop_t loop;
+    pl_driver *drv;
     pl_p2p_host *h;
     const char *addr;
     size_t want, done, open, failed;
@@ -188,15 +190,21 @@ static void dialer_init(dialer *d, const char *addr, pl_p2p_muxers mux, size_t n
                           .ud = d,
                           .muxers = mux,
                           .max_connections = 100000};
-    if (pl_p2p_host_new(&d->h, &d->loop, &o) != PL_OK) die("host");
+    if (pl_driver_new(&d->drv, &d->loop) != PL_OK || pl_p2p_host_new(&d->h, d->drv, &o) != PL_OK)
+        die("host");
     pl_p2p_key_free(key);
     d->addr = addr;
     d->want = n;
     d->lat = calloc(n ? n : 1, sizeof *d->lat);
 }
 
+static void on_dialer_closed(void *ud) {
+    dialer *d = ud;
+    pl_driver_close(d->drv, NULL, NULL);
+}
+
 static void dialer_free(dialer *d) {
-    pl_p2p_host_close(d->h, NULL, NULL);
+    pl_p2p_host_close(d->h, on_dialer_closed, d);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     uv_loop_close(&d->loop);
     free(d->lat);
@@ -398,7 +406,8 @@ static int bench_throughput(size_t mib) {
     pl_p2p_key_generate(&key, PL_P2P_KEY_ED25519);
     pl_p2p_host_opts o = {.key = key, .on_event = on_thr_event, .ud = &t, .muxers = PL_P2P_MUXERS_YAMUX,
                           .stream_send_buffer = 4u << 20, .conn_send_buffer = 4u << 20};
-    if (pl_p2p_host_new(&t.d.h, &t.d.loop, &o) != PL_OK) die("host");
+    if (pl_driver_new(&t.d.drv, &t.d.loop) != PL_OK || pl_p2p_host_new(&t.d.h, t.d.drv, &o) != PL_OK)
+        die("host");
     pl_p2p_key_free(key);
     t.total = mib << 20;
     t.buf = malloc((1u << 20) + 256 * 1024);
