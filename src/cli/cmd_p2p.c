@@ -114,7 +114,7 @@ static const char id_usage[] =
     "                        PrivateKey protobuf (docs/p2p.md)\n"
     "  --key-type T          type of a key created now: ed25519 (default) or secp256k1\n"
     "  --import-nodekey HEX  create the key file from a 32-byte secp256k1 secret in hex\n"
-    "                        (nwaku's --nodekey); refused if the file exists\n"
+    "                        (nwaku's node key); refused if the file exists\n"
     "  --json                {\"peer_id\", \"key_type\", \"key_file\", \"created\"}\n"
     "  --help                this text\n";
 
