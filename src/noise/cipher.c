@@ -1,6 +1,7 @@
-/* Noise CipherState and SymmetricState (Noise spec sections 5.1, 5.2) with
- * the Waku departures: extra associated data after h, PKCS#7 padding to
- * 248-byte blocks, and HKDF(h) derivations. */
+/* Noise CipherState and SymmetricState (Noise spec sections 5.1, 5.2),
+ * shared with libp2p Noise (symmetric.h), and the Waku departures: extra
+ * associated data after h, PKCS#7 padding to 248-byte blocks, and HKDF(h)
+ * derivations. */
 #include "noise/noise_internal.h"
 
 #include "pairlink/hash.h"
@@ -41,7 +42,8 @@ void pl__noise_ss_init(pl__noise_ss *ss, const char *protocol_name) {
     memset(ss, 0, sizeof *ss);
     size_t n = strlen(protocol_name);
     /* Noise 5.2: names up to HASHLEN are zero-padded, longer ones hashed.
-     * Every supported name is longer than 32 bytes. */
+     * The Waku names are longer than 32 bytes; libp2p's
+     * "Noise_XX_25519_ChaChaPoly_SHA256" is exactly 32. */
     if (n <= PL_NOISE_HASH_BYTES) memcpy(ss->h, protocol_name, n);
     else pl_sha256(ss->h, (const uint8_t *)protocol_name, n);
     memcpy(ss->ck, ss->h, sizeof ss->ck);
@@ -125,6 +127,16 @@ pl_err pl__noise_decrypt_and_hash(pl__noise_ss *ss, uint8_t *out, size_t *out_le
     /* The ciphertext, not the plaintext, enters h (Noise 5.2). */
     pl__noise_mix_hash(ss, in, in_len);
     return PL_OK;
+}
+
+void pl__noise_split(const pl__noise_ss *ss, uint8_t k1[PL_NOISE_KEY_BYTES],
+                     uint8_t k2[PL_NOISE_KEY_BYTES]) {
+    uint8_t out[2 * PL_NOISE_KEY_BYTES];
+    pl_err e = pl_hkdf_sha256(out, sizeof out, ss->ck, sizeof ss->ck, NULL, 0, NULL, 0);
+    PL_REQUIRE(e == PL_OK);
+    memcpy(k1, out, PL_NOISE_KEY_BYTES);
+    memcpy(k2, out + PL_NOISE_KEY_BYTES, PL_NOISE_KEY_BYTES);
+    pl_wipe(out, sizeof out);
 }
 
 void pl__noise_hkdf_h(uint8_t *out, size_t len, const uint8_t h[PL_NOISE_HASH_BYTES]) {

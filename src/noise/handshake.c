@@ -382,7 +382,7 @@ pl_err pl_noise_hs_split(pl_noise_hs *hs, pl_noise_session **out) {
     if (!hs->has_rs) return PL_ERR_INTERNAL; /* every pattern ends knowing rs */
 
     uint8_t cs[64], nms[64];
-    pl_hkdf_sha256(cs, sizeof cs, hs->ss.ck, sizeof hs->ss.ck, NULL, 0, NULL, 0);
+    pl__noise_split(&hs->ss, cs, cs + 32);
     pl__noise_hkdf_h(nms, sizeof nms, hs->ss.h);
     /* cs1 = cs[0..32] protects initiator -> responder. The initiator reads
      * inbound nametags from nms1 and writes outbound ones from nms2. */

@@ -1,5 +1,6 @@
 /* Secret key files (see include/pairlink/keyfile.h). */
 #include "pairlink/keyfile.h"
+#include "platform/keyfile_internal.h"
 
 #include "core/internal.h"
 #include "pairlink/hash.h"
@@ -12,13 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Reads one byte more than a key so that a file that grew after fstat is
- * still caught as the wrong size. */
-static pl_err read_exact(int fd, uint8_t key[PL_KEYFILE_BYTES]) {
-    uint8_t buf[PL_KEYFILE_BYTES + 1];
+/* Reads one byte more than the largest size so that a file that grew
+ * after fstat is still caught as the wrong size. */
+static pl_err read_bounded(int fd, uint8_t *out, size_t min, size_t max, size_t *len) {
+    uint8_t buf[PL__KEYFILE_MAX + 1];
     size_t got = 0;
-    while (got < sizeof buf) {
-        ssize_t n = read(fd, buf + got, sizeof buf - got);
+    while (got < max + 1) {
+        ssize_t n = read(fd, buf + got, max + 1 - got);
         if (n < 0) {
             if (errno == EINTR) continue;
             pl_wipe(buf, sizeof buf);
@@ -27,19 +28,21 @@ static pl_err read_exact(int fd, uint8_t key[PL_KEYFILE_BYTES]) {
         if (n == 0) break;
         got += (size_t)n;
     }
-    if (got != PL_KEYFILE_BYTES) {
+    if (got < min || got > max) {
         pl_wipe(buf, sizeof buf);
         return PL_ERR_KEY_FILE;
     }
-    memcpy(key, buf, PL_KEYFILE_BYTES);
+    memcpy(out, buf, got);
+    *len = got;
     pl_wipe(buf, sizeof buf);
     return PL_OK;
 }
 
-pl_err pl_keyfile_load(const char *path, uint8_t key[PL_KEYFILE_BYTES]) {
-    PL_REQUIRE(path != NULL);
-    PL_REQUIRE(key != NULL);
-    pl_wipe(key, PL_KEYFILE_BYTES);
+pl_err pl__keyfile_load_var(const char *path, uint8_t *out, size_t min, size_t max, size_t *len) {
+    PL_REQUIRE(path != NULL && out != NULL && len != NULL);
+    PL_REQUIRE(min >= 1 && min <= max && max <= PL__KEYFILE_MAX);
+    *len = 0;
+    pl_wipe(out, max);
 
     /* O_NOFOLLOW: a symlink planted at the key path must not redirect us to
      * another file; O_NONBLOCK keeps a FIFO planted there from blocking. */
@@ -55,14 +58,25 @@ pl_err pl_keyfile_load(const char *path, uint8_t key[PL_KEYFILE_BYTES]) {
     if (fstat(fd, &st) != 0) {
         err = pl__fail(PL_ERR_IO, errno);
     } else if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-               (st.st_mode & (S_IRWXG | S_IRWXO)) != 0 || st.st_size != PL_KEYFILE_BYTES) {
+               (st.st_mode & (S_IRWXG | S_IRWXO)) != 0 || st.st_size < (off_t)min ||
+               st.st_size > (off_t)max) {
         err = PL_ERR_KEY_FILE;
     } else {
-        err = read_exact(fd, key);
+        err = read_bounded(fd, out, min, max, len);
     }
     close(fd);
-    if (err != PL_OK) pl_wipe(key, PL_KEYFILE_BYTES);
+    if (err != PL_OK) {
+        pl_wipe(out, max);
+        *len = 0;
+    }
     return err;
+}
+
+pl_err pl_keyfile_load(const char *path, uint8_t key[PL_KEYFILE_BYTES]) {
+    PL_REQUIRE(path != NULL);
+    PL_REQUIRE(key != NULL);
+    size_t len = 0;
+    return pl__keyfile_load_var(path, key, PL_KEYFILE_BYTES, PL_KEYFILE_BYTES, &len);
 }
 
 static pl_err write_all(int fd, const uint8_t *p, size_t len) {
@@ -112,14 +126,8 @@ static int link_noreplace(const char *tmp, const char *path) {
     return -1;
 }
 
-pl_err pl_keyfile_load_or_create(const char *path, uint8_t key[PL_KEYFILE_BYTES], bool *created) {
-    PL_REQUIRE(path != NULL);
-    PL_REQUIRE(key != NULL);
-    if (created) *created = false;
-
-    pl_err err = pl_keyfile_load(path, key);
-    if (err != PL_ERR_NOT_FOUND) return err;
-
+pl_err pl__keyfile_create(const char *path, const uint8_t *data, size_t len) {
+    PL_REQUIRE(path != NULL && data != NULL && len >= 1 && len <= PL__KEYFILE_MAX);
     size_t plen = strlen(path);
     if (plen == 0) return PL_ERR_INVALID_ARG;
     char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
@@ -130,35 +138,47 @@ pl_err pl_keyfile_load_or_create(const char *path, uint8_t key[PL_KEYFILE_BYTES]
     /* mkostemp opens with O_CREAT|O_EXCL and mode 0600. */
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
-        err = pl__fail(PL_ERR_IO, errno);
+        pl_err err = pl__fail(PL_ERR_IO, errno);
         free(tmp);
         return err;
     }
-    pl_random(key, PL_KEYFILE_BYTES);
-    err = PL_OK;
+    pl_err err = PL_OK;
     if (fchmod(fd, S_IRUSR | S_IWUSR) != 0) err = pl__fail(PL_ERR_IO, errno);
-    if (err == PL_OK) err = write_all(fd, key, PL_KEYFILE_BYTES);
+    if (err == PL_OK) err = write_all(fd, data, len);
     if (err == PL_OK && fsync(fd) != 0) err = pl__fail(PL_ERR_IO, errno);
     if (close(fd) != 0 && err == PL_OK) err = pl__fail(PL_ERR_IO, errno);
 
     int linked = -1;
     if (err == PL_OK) {
         linked = link_noreplace(tmp, path);
-        if (linked < 0 && errno != EEXIST) err = pl__fail(PL_ERR_IO, errno);
+        if (linked < 0) err = errno == EEXIST ? PL_ERR_EXISTS : pl__fail(PL_ERR_IO, errno);
     }
     if (linked != 1) (void)unlink(tmp); /* renamed files are already gone */
     free(tmp);
+    if (err == PL_OK) sync_parent_dir(path);
+    return err;
+}
 
-    if (err != PL_OK) {
-        pl_wipe(key, PL_KEYFILE_BYTES);
-        return err;
-    }
-    if (linked < 0) {
+pl_err pl_keyfile_load_or_create(const char *path, uint8_t key[PL_KEYFILE_BYTES], bool *created) {
+    PL_REQUIRE(path != NULL);
+    PL_REQUIRE(key != NULL);
+    if (created) *created = false;
+
+    pl_err err = pl_keyfile_load(path, key);
+    if (err != PL_ERR_NOT_FOUND) return err;
+    if (path[0] == '\0') return PL_ERR_INVALID_ARG;
+
+    pl_random(key, PL_KEYFILE_BYTES);
+    err = pl__keyfile_create(path, key, PL_KEYFILE_BYTES);
+    if (err == PL_ERR_EXISTS) {
         /* Lost a race with another creator: use its key. */
         pl_wipe(key, PL_KEYFILE_BYTES);
         return pl_keyfile_load(path, key);
     }
-    sync_parent_dir(path);
+    if (err != PL_OK) {
+        pl_wipe(key, PL_KEYFILE_BYTES);
+        return err;
+    }
     if (created) *created = true;
     return PL_OK;
 }
