@@ -2,6 +2,7 @@
 #ifndef PAIRLINK_INTERNAL_H
 #define PAIRLINK_INTERNAL_H
 
+#include "pairlink/codec.h"
 #include "pairlink/common.h"
 #include "pairlink/hash.h"
 
@@ -36,6 +37,18 @@ bool pl__utf8_valid(const unsigned char *s, size_t n);
 /* Random bytes for a core: from its injected source, or pl_random when it
  * has none (hash.h: pl_rng_fn). */
 void pl__rng(pl_rng_fn rng, void *ctx, uint8_t *buf, size_t len);
+
+/* pl_base64_encode_public in place: the `len` bytes to encode lie at the end
+ * of `buf`, whose size is pl_base64_encoded_size(len, v); the text (with its
+ * NUL) replaces them from the start of `buf`. Lets an envelope be sealed
+ * into the one buffer it is returned in. */
+void pl__base64_encode_public_tail(char *buf, size_t len, pl_b64_variant v);
+
+/* The SIMD blocks the public base64 codecs may use: at most `max` (0 none,
+ * 1 SSSE3, 2 AVX2 and SSSE3; -1 all the CPU has, the default). Returns the
+ * level in force. For tests, which run every level against libsodium; not
+ * thread-safe against running codecs. */
+int pl__base64_simd_level(int max);
 
 /* Propagate a non-OK pl_err from an expression. */
 #define PL_TRY(expr)                     \

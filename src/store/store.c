@@ -165,7 +165,7 @@ static pl_err h_save_pending(void *ctx, const pl_wc_pending *r) {
         size_t cap = pl_base64_encoded_size(r->message_len, PL_B64_STD);
         b64 = malloc(cap);
         if (!b64) return PL_ERR_NOMEM;
-        pl_err e = pl_base64_encode(b64, cap, r->message, r->message_len, PL_B64_STD);
+        pl_err e = pl_base64_encode_public(b64, cap, r->message, r->message_len, PL_B64_STD);
         if (e != PL_OK) {
             free(b64);
             return e;

@@ -1145,7 +1145,7 @@ pl_err pl__rc_publish(pl__rc *c, const char *name, const uint8_t *data, size_t l
     }
     char *b64 = malloc(mlen + 1);
     if (!b64) return PL_ERR_NOMEM;
-    pl_err e = pl_base64_encode(b64, mlen + 1, data, len, PL_B64_STD);
+    pl_err e = pl_base64_encode_public(b64, mlen + 1, data, len, PL_B64_STD);
     json_t *m = e == PL_OK ? json_stringn(b64, mlen) : NULL;
     free(b64);
     if (!m) return e != PL_OK ? e : PL_ERR_NOMEM;
