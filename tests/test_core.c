@@ -17,7 +17,10 @@
 #include "pairlink/codec.h"
 #include "pairlink/transport.h"
 #include "pairlink/hash.h"
+#include "core/internal.h"
 #include "support/support.h"
+
+#include <pthread.h>
 
 static void test_strerror_names_every_code(void **state) {
     (void)state;
@@ -200,12 +203,63 @@ static void test_misuse_default_aborts(void **state) {
     assert_non_null(strstr(buf, "pairlink: API misuse: precondition failed: out_len"));
 }
 
+/* SHA-256, HMAC and HKDF run on libcrypto; libsodium's results are the
+ * reference: random lengths around the 64-byte block, keys longer than a
+ * block (hashed first), empty inputs, outputs of every length to 300. */
+static void check_hash_against_sodium(uint64_t *seed, int rounds) {
+    uint8_t buf[700], key[200], info[90], a[32], b[32];
+    uint8_t oa[300], ob[300]; /* per thread: the test runs in several */
+    for (int i = 0; i < rounds; i++) {
+        size_t n = (size_t)(pl_test_rand(seed) % sizeof buf);
+        size_t kn = (size_t)(pl_test_rand(seed) % sizeof key);
+        size_t in = (size_t)(pl_test_rand(seed) % sizeof info);
+        size_t on = 1 + (size_t)(pl_test_rand(seed) % sizeof oa);
+        if (i % 10 == 0) n = kn = in = 0;
+        pl_test_rand_bytes(seed, buf, n);
+        pl_test_rand_bytes(seed, key, kn);
+        pl_test_rand_bytes(seed, info, in);
+        pl_sha256(a, buf, n);
+        pl__sha256_sodium(b, buf, n);
+        assert_memory_equal(a, b, 32);
+        size_t cut = n ? (size_t)(pl_test_rand(seed) % n) : 0;
+        pl__sha256_cat(a, buf, cut, NULL, 0, buf + cut, n - cut);
+        assert_memory_equal(a, b, 32);
+        pl_hmac_sha256(a, kn ? key : NULL, kn, n ? buf : NULL, n);
+        pl__hmac_sha256_sodium(b, key, kn, buf, n);
+        assert_memory_equal(a, b, 32);
+        assert_int_equal(pl_hkdf_sha256(oa, on, kn ? key : NULL, kn, n ? buf : NULL, n,
+                                        in ? info : NULL, in),
+                         PL_OK);
+        pl__hkdf_sha256_sodium(ob, on, key, kn, buf, n, info, in);
+        assert_memory_equal(oa, ob, on);
+    }
+}
+
+static void *hash_thread(void *arg) {
+    uint64_t seed = (uint64_t)(uintptr_t)arg;
+    check_hash_against_sodium(&seed, 300);
+    return NULL;
+}
+
+static void test_hash_matches_sodium(void **state) {
+    (void)state;
+    uint64_t seed = pl_test_seed();
+    check_hash_against_sodium(&seed, 3000);
+    /* Other threads get their own contexts (freed when they end: ASan's
+     * leak check sees it). */
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, hash_thread, (void *)(uintptr_t)(seed + 1 + i)), 0);
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+}
+
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strerror_names_every_code),
         cmocka_unit_test(test_hkdf_rfc5869),
         cmocka_unit_test(test_hkdf_length_bounds),
+        cmocka_unit_test(test_hash_matches_sodium),
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_htable),
         cmocka_unit_test(test_misuse_check_fires),

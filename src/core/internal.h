@@ -38,6 +38,19 @@ bool pl__utf8_valid(const unsigned char *s, size_t n);
  * has none (hash.h: pl_rng_fn). */
 void pl__rng(pl_rng_fn rng, void *ctx, uint8_t *buf, size_t len);
 
+/* SHA-256 of the concatenation a || b || c (any part may be empty). */
+void pl__sha256_cat(uint8_t out[PL_SHA256_BYTES], const void *a, size_t a_len, const void *b,
+                    size_t b_len, const void *c, size_t c_len);
+/* The libsodium computations of pl_sha256, pl_hmac_sha256 and
+ * pl_hkdf_sha256 (which use libcrypto), for the tests that hold the two
+ * equal. No length checks. */
+void pl__sha256_sodium(uint8_t out[PL_SHA256_BYTES], const uint8_t *in, size_t len);
+void pl__hmac_sha256_sodium(uint8_t out[PL_HMAC_SHA256_BYTES], const uint8_t *key, size_t key_len,
+                            const uint8_t *msg, size_t msg_len);
+void pl__hkdf_sha256_sodium(uint8_t *out, size_t out_len, const uint8_t *salt, size_t salt_len,
+                            const uint8_t *ikm, size_t ikm_len, const uint8_t *info,
+                            size_t info_len);
+
 /* pl_base64_encode_public in place: the `len` bytes to encode lie at the end
  * of `buf`, whose size is pl_base64_encoded_size(len, v); the text (with its
  * NUL) replaces them from the start of `buf`. Lets an envelope be sealed

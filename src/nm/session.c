@@ -296,7 +296,8 @@ static pl_err check_hs_payload(pl_nm_sessions *m, const uint8_t *pl, size_t len,
 }
 
 static pl_err new_hs(pl_nm_sessions *m, const peer *p, pl_noise_role role, pl_noise_hs **out) {
-    pl_noise_keys keys = {.static_priv = m->priv, .remote_static_pub = p->pub};
+    pl_noise_keys keys = {
+        .static_priv = m->priv, .static_pub = m->pub, .remote_static_pub = p->pub};
     return pl_noise_hs_new(out, PL_NOISE_K1K1, role, &keys, (const uint8_t *)PL_NM_SESSION_PROLOGUE,
                            strlen(PL_NM_SESSION_PROLOGUE), NULL);
 }

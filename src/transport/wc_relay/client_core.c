@@ -195,12 +195,7 @@ bool pl__dedup_check(pl__dedup *d, const uint8_t digest[32]) {
 }
 
 void pl__relay_dedup_key(uint8_t out[32], const char *topic, const char *message, size_t len) {
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const unsigned char *)topic, strlen(topic));
-    crypto_hash_sha256_update(&st, (const unsigned char *)"|", 1);
-    crypto_hash_sha256_update(&st, (const unsigned char *)message, len);
-    crypto_hash_sha256_final(&st, out);
+    pl__sha256_cat(out, topic, strlen(topic), "|", 1, message, len);
 }
 
 uint32_t pl__relay_backoff_ms(unsigned attempt, uint32_t min_ms, uint32_t max_ms, uint32_t rnd) {
