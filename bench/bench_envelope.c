@@ -88,6 +88,6 @@ int main(int argc, char **argv) {
     printf("ratio envelope/raw throughput: median %.2f (min %.2f, max %.2f over %d rounds)\n",
            ratios[ROUNDS / 2], ratios[0], ratios[ROUNDS - 1], ROUNDS);
     /* for scripts/bench-check.sh */
-    printf("RATIO envelope_seal_open_1k %.3f\n", ratios[ROUNDS / 2]);
+    printf("BENCH envelope_seal_open_1k %.3f\n", ratios[ROUNDS / 2]);
     return 0;
 }

@@ -271,7 +271,7 @@ int main(int argc, char **argv) {
     printf("session/raw unpadded throughput ratio (the earlier figure): %.3f\n",
            median(r_sess, REPS));
     /* for scripts/bench-check.sh */
-    printf("RATIO noise_k1k1_x25519_bound %.3f\n", ratio);
-    printf("RATIO noise_session_1k_floor %.3f\n", rf);
+    printf("BENCH noise_k1k1_x25519_bound %.3f\n", ratio);
+    printf("BENCH noise_session_1k_floor %.3f\n", rf);
     return 0;
 }

@@ -11,6 +11,16 @@
 
 /* An established session is written to the store at most this often. */
 #define TOUCH_EVERY_MS 60000
+/* Publishes kept while the transport's queue is full (see retry_publish). */
+#define RETRY_MAX (2 * PL_NM_SESSION_MAX_PEERS)
+
+typedef struct retry_pub {
+    struct retry_pub *next;
+    char topic[PL_TRANSPORT_TOPIC_MAX + 1];
+    uint32_t ttl_s;
+    size_t len;
+    uint8_t data[];
+} retry_pub;
 
 struct pl__nmn {
     pl_nm_role role;
@@ -34,6 +44,8 @@ struct pl__nmn {
     pl_nm_counterparty *peers; /* cache of the store, for names and last_seen */
     size_t npeers, cap;
     size_t restored;
+    retry_pub *retry_head, *retry_tail;
+    size_t nretry;
 };
 
 static void rng_bytes(pl__nmn *n, uint8_t *buf, size_t len) { pl__rng(n->rng, n->rng_ctx, buf, len); }
@@ -91,8 +103,67 @@ static void on_established(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES]) {
     }
 }
 
+/* ---- publishes the transport could not queue ----
+ * A full transport queue must not lose a handshake message (the session
+ * would wait for its time-out and a backoff): the message is kept, in
+ * order, and offered again at every drain. Bounded by RETRY_MAX (then the
+ * oldest goes, and the session layer's retry takes over). */
+
+static bool retry_push(pl__nmn *n, const char *topic, const uint8_t *data, size_t len,
+                       uint32_t ttl_s) {
+    if (n->nretry == RETRY_MAX) {
+        retry_pub *old = n->retry_head;
+        n->retry_head = old->next;
+        if (!n->retry_head) n->retry_tail = NULL;
+        free(old);
+        n->nretry--;
+    }
+    retry_pub *r = malloc(sizeof *r + len);
+    if (!r) return false;
+    r->next = NULL;
+    snprintf(r->topic, sizeof r->topic, "%s", topic);
+    r->ttl_s = ttl_s;
+    r->len = len;
+    if (len) memcpy(r->data, data, len);
+    if (n->retry_tail) n->retry_tail->next = r;
+    else n->retry_head = r;
+    n->retry_tail = r;
+    n->nretry++;
+    return true;
+}
+
+/* Publish, or keep it for later when the queue is full (or others wait
+ * already: order is kept). A message too large for the transport is not
+ * kept: it would never fit. */
+static void publish_or_keep(pl__nmn *n, const char *topic, const uint8_t *data, size_t len,
+                            uint32_t ttl_s) {
+    if (n->retry_head) {
+        (void)retry_push(n, topic, data, len, ttl_s);
+        return;
+    }
+    pl_publish_opts po = {.ttl_s = ttl_s};
+    pl_err e = pl_transport_publish(n->tp, topic, data, len, &po);
+    if ((e == PL_ERR_TOO_LARGE && pl_transport_pending(n->tp) > 0) || e == PL_ERR_NOMEM)
+        (void)retry_push(n, topic, data, len, ttl_s);
+}
+
+static void retry_flush(pl__nmn *n) {
+    while (n->retry_head) {
+        retry_pub *r = n->retry_head;
+        pl_publish_opts po = {.ttl_s = r->ttl_s};
+        pl_err e = pl_transport_publish(n->tp, r->topic, r->data, r->len, &po);
+        if ((e == PL_ERR_TOO_LARGE && pl_transport_pending(n->tp) > 0) || e == PL_ERR_NOMEM)
+            return; /* still full: next time */
+        n->retry_head = r->next;
+        if (!n->retry_head) n->retry_tail = NULL;
+        n->nretry--;
+        free(r);
+    }
+}
+
 static void drain_sessions(pl__nmn *n) {
     pl_nm_session_output o;
+    retry_flush(n);
     while (n->sess && pl_nm_sessions_poll(n->sess, &o)) {
         switch (o.kind) {
         case PL_NM_SOUT_SUBSCRIBE:
@@ -101,12 +172,9 @@ static void drain_sessions(pl__nmn *n) {
         case PL_NM_SOUT_UNSUBSCRIBE:
             (void)pl_transport_unsubscribe(n->tp, o.topic);
             break;
-        case PL_NM_SOUT_PUBLISH: {
-            pl_publish_opts po = {.ttl_s = o.ttl_s};
-            /* A full queue loses this message; the session layer retries. */
-            (void)pl_transport_publish(n->tp, o.topic, o.message, o.message_len, &po);
+        case PL_NM_SOUT_PUBLISH:
+            publish_or_keep(n, o.topic, o.message, o.message_len, o.ttl_s);
             break;
-        }
         case PL_NM_SOUT_EVENT: {
             if (o.event == PL_NM_SEV_ESTABLISHED) on_established(n, o.peer);
             pl_nm_node_event ev = {.kind = PL_NM_NODE_SESSION, .err = o.err, .session = &o};
@@ -285,6 +353,11 @@ void pl__nmn_free(pl__nmn *n) {
     pl_nm_pairing_free(n->pairing);
     pl_nm_sessions_free(n->sess);
     free(n->peers);
+    while (n->retry_head) {
+        retry_pub *r = n->retry_head;
+        n->retry_head = r->next;
+        free(r);
+    }
     sodium_memzero(n, sizeof *n);
     free(n);
 }

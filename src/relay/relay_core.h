@@ -47,6 +47,12 @@
 #define PL_RELAY_ATTESTATION_MAX 8192
 #define PL_RELAY_FETCH_MAX 500 /* messages in one fetch answer; hasMore tells the rest */
 
+/* A request allowance of its own for one identity (--allowance). */
+typedef struct pl__relay_allowance {
+    char did[PL_DID_KEY_SIZE];
+    uint32_t rate_per_s, burst;
+} pl__relay_allowance;
+
 /* Every limit the core enforces. Zero in a field of the struct given to
  * pl__relay_core_new means "the default" (the PL_RELAY_DEF_* value). */
 typedef struct pl__relay_limits {
@@ -60,6 +66,11 @@ typedef struct pl__relay_limits {
     uint32_t rate_per_s;         /* requests per second per connection (token refill) */
     uint32_t rate_burst;         /* bucket size */
     bool rate_unlimited;         /* true: no request rate limit */
+    /* Identities (did:key of a verified JWT) that get their own allowance
+     * instead of rate_per_s / rate_burst: an operator's node manager, say.
+     * Borrowed: must outlive the core. */
+    const struct pl__relay_allowance *allowances;
+    size_t nallowances;
     int64_t ack_timeout_ms;      /* re-push an unacknowledged irn_subscription after this */
     uint32_t max_push_attempts;  /* then give up on that connection (mailbox keeps it) */
     size_t max_inflight_per_conn; /* unacknowledged pushes; more wait in a backlog */

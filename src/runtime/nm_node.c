@@ -134,8 +134,11 @@ static pl_err open_transport(pl_nm_node *n, const pl_nm_node_opts *opts) {
             .project_id = opts->project_id,
             /* two topics per counterparty (rendezvous, session), the pairing's */
             .max_topics = 2 * PL_NM_SESSION_MAX_PEERS + 16,
-            /* a start-up with many counterparties publishes one handshake each */
-            .max_queue = PL_NM_SESSION_MAX_PEERS + 1024,
+            /* A start-up with many counterparties publishes two handshake
+             * messages to each before the relay has taken them all: room for
+             * every one, so that none is lost to a full queue (the relay
+             * client batches them and paces to the relay's allowance). */
+            .max_queue = 2 * PL_NM_SESSION_MAX_PEERS + 1024,
         };
         e = pl__attach_transport(&n->at, NULL, &h, &ro);
     }

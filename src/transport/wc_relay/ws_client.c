@@ -623,6 +623,8 @@ pl_err pl_relay_client_new(pl_transport **out, pl_driver *d, const pl_relay_clie
         .dedup_capacity = opts->dedup_capacity,
         .max_queue_bytes = opts->max_queue_bytes,
         .max_frame_bytes = opts->max_frame_bytes,
+        .rate_per_s = opts->rate_per_s,
+        .rate_burst = opts->rate_burst,
     };
     rc_rt *rt = calloc(1, sizeof *rt);
     if (!rt) return PL_ERR_NOMEM;
