@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what pairlink needs on a fresh Debian 12 machine: the -dev
 # packages (apt-get, as root) and the pinned JS interop packages (npm ci from
-# interop/package-lock.json). Does nothing for what is already there.
+# each interop project's package-lock.json). Does nothing for what is already
+# there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,12 +27,15 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm ci only when the lock file changed since the last install.
-if [ -f interop/package-lock.json ]; then
-  stamp=interop/node_modules/.pl-lock-stamp
-  if [ ! -f "$stamp" ] || ! cmp -s interop/package-lock.json "$stamp"; then
-    echo "install-deps: npm ci (interop/)"
-    (cd interop && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-    cp interop/package-lock.json "$stamp"
+# npm ci per interop project, only when its lock file changed since the last
+# install (interop/: WalletConnect and js-noise; interop/js-waku/: js-waku and
+# js-libp2p 1.9; interop/libp2p3/: js-libp2p 3.x).
+for dir in interop interop/js-waku interop/libp2p3; do
+  [ -f "$dir/package-lock.json" ] || continue
+  stamp=$dir/node_modules/.pl-lock-stamp
+  if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+    echo "install-deps: npm ci ($dir/)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp "$dir/package-lock.json" "$stamp"
   fi
-fi
+done

@@ -603,11 +603,32 @@ static void test_reset(void **st) {
         /* Nothing answered the crossing data (no reset ping-pong). */
         const uint8_t *d;
         assert_int_equal(pl__mux_output(a.m, &d), 0);
+        /* Events queued before our reset are withdrawn with the stream. */
+        uint32_t x, y;
+        assert_int_equal(pl__mux_open(b.m, &x), PL_OK);
+        assert_int_equal(pl__mux_open(b.m, &y), PL_OK);
+        pump(&a, &b, 0);
+        uint32_t ax = a.st[a.nst - 2].h, ay = a.st[a.nst - 1].h;
+        assert_int_equal(pl__mux_write(b.m, x, buf, 10, &taken), PL_OK);
+        assert_int_equal(pl__mux_write(b.m, y, buf, 20, &taken), PL_OK);
+        assert_int_equal(pl__mux_write(b.m, x, buf, 30, &taken), PL_OK);
+        assert_int_equal(pl__mux_close_write(b.m, x), PL_OK);
+        const uint8_t *o;
+        size_t on = pl__mux_output(b.m, &o);
+        assert_int_equal(pl__mux_recv(a.m, o, on, 0), PL_OK);
+        pl__mux_output_done(b.m, on);
+        assert_int_equal(pl__mux_reset(a.m, ax), PL_OK);
+        drain(&a);
+        assert_int_equal(rs_get(&a, ax)->len, 0);
+        assert_false(rs_get(&a, ax)->eof);
+        assert_int_equal(rs_get(&a, ay)->len, 20);
+        pump(&a, &b, 0);
+        assert_true(rs_get(&b, x)->reset);
         /* New streams still work afterwards. */
         assert_int_equal(pl__mux_open(b.m, &h), PL_OK);
         assert_int_equal(pl__mux_write(b.m, h, buf, sizeof buf, &taken), PL_OK);
         pump(&a, &b, 0);
-        assert_int_equal(a.n_opened, 1);
+        assert_int_equal(a.n_opened, 3);
         assert_int_equal(rs_get(&a, a.st[a.nst - 1].h)->len, sizeof buf);
         side_free(&a);
         side_free(&b);

@@ -156,7 +156,12 @@ extern "C" {
     X(PL_ERR_WAKU_TOPIC, 1101, "malformed content topic or pubsub topic")             \
     X(PL_ERR_WAKU_CLUSTER, 1102, "peer belongs to another Waku cluster")              \
     X(PL_ERR_GOSSIP_PROTOCOL, 1103, "gossipsub protocol violation")                   \
-    X(PL_ERR_GOSSIP_SIGNED, 1104, "signed gossipsub message (StrictNoSign)")
+    X(PL_ERR_GOSSIP_SIGNED, 1104, "signed gossipsub message (StrictNoSign)")          \
+    X(PL_ERR_GOSSIP_BACKOFF, 1105, "gossipsub GRAFT during the prune backoff")        \
+    X(PL_ERR_GOSSIP_SCORE, 1106, "gossipsub peer score below the threshold")          \
+    X(PL_ERR_GOSSIP_LIMIT, 1107, "gossipsub RPC exceeds a count limit")               \
+    X(PL_ERR_GOSSIP_INVALID, 1108, "gossipsub message rejected by validation")        \
+    X(PL_ERR_WAKU_METADATA, 1109, "missing or malformed Waku metadata answer")
 
 typedef enum pl_err {
 #define PL__ERR_ENUM(name, value, msg) name = value,

@@ -25,6 +25,7 @@
 
 #include "pairlink/common.h"
 #include "pairlink/crypto.h"
+#include "pairlink/waku.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,9 +38,8 @@ extern "C" {
 #define PL_WAKU_V1_OVERHEAD (PL_WAKU_V1_TAG_BYTES + PL_WAKU_V1_IV_BYTES)
 #define PL_WAKU_V1_PAD_BLOCK 256
 #define PL_WAKU_V1_FLAG_SIGNED 0x04u
-/* 14/WAKU2-MESSAGE caps a message at 150 KiB; no sealed payload may exceed
- * it, and open refuses anything longer before decrypting. */
-#define PL_WAKU_MESSAGE_MAX (150u * 1024u)
+/* No sealed payload may exceed PL_WAKU_MESSAGE_MAX (pairlink/waku.h), and
+ * open refuses anything longer before decrypting. */
 /* Longest content topic accepted by pl_waku_relay_topic. */
 #define PL_WAKU_CONTENT_TOPIC_MAX 255
 

@@ -8,7 +8,12 @@
  *    at most what flow control lets in (yamux: one window per stream) or
  *    max_stream_buffer per stream (mplex), times the stream limits;
  *  - streams: max_streams inbound plus max_streams outbound.
- * Buffers that grew large are given back once they drain. */
+ * Buffers that grew large are given back once they drain.
+ *
+ * Events: DATA payloads are copied out of the caller's input (so the caller
+ * may reuse its buffer at once); consecutive DATA of one stream merge into
+ * one event. pl__mux_reset withdraws the stream's events still queued, so
+ * that no event follows a reset, as mux.h promises. */
 #include "p2p/mux_internal.h"
 
 #include <stdlib.h>
@@ -245,7 +250,7 @@ pl_err pl__mux_emit_ping(pl__mux *m, int64_t rtt_ms) {
 pl_err pl__mux_emit_data(pl__mux *m, uint32_t handle, const uint8_t *data, size_t len) {
     if (!len) return PL_OK;
     pl__mux_qev *t = ev_tail(m);
-    bool merge = t && t->kind == PL__MUX_EV_DATA && t->handle == handle;
+    bool merge = t && t->kind == PL__MUX_EV_DATA && t->handle == handle && !t->dropped;
     if (m->arena_cap - m->arena_len < len) {
         size_t ncap = m->arena_cap ? m->arena_cap : 16384;
         while (ncap - m->arena_len < len) {
@@ -420,6 +425,11 @@ pl_err pl__mux_reset(pl__mux *m, uint32_t handle) {
     PL_REQUIRE(m);
     pl__mux_stream *s = pl__mux_find(m, handle);
     if (!s) return PL_ERR_NOT_FOUND;
+    /* "No event follows": not even one queued before the reset. */
+    for (size_t i = 0; i < m->ev_n; i++) {
+        pl__mux_qev *q = &m->evq[(m->ev_head + i) % m->ev_cap];
+        if (q->handle == handle) q->dropped = true;
+    }
     if (m->failed != PL_OK) {
         pl__mux_stream_remove(m, s);
         return PL_OK;
@@ -483,19 +493,21 @@ bool pl__mux_poll(pl__mux *m, pl__mux_event *ev) {
     PL_REQUIRE(m && ev);
     arena_release(m);
     memset(ev, 0, sizeof *ev);
-    if (!m->ev_n) return false;
-    const pl__mux_qev *q = &m->evq[m->ev_head];
+    const pl__mux_qev *q;
+    for (;;) {
+        if (!m->ev_n) return false;
+        q = &m->evq[m->ev_head];
+        m->ev_head = (m->ev_head + 1) % m->ev_cap;
+        m->ev_n--;
+        if (q->kind == PL__MUX_EV_DATA) m->arena_release = q->off + q->len;
+        if (!q->dropped) break;
+    }
     ev->kind = q->kind;
     ev->handle = q->handle;
     ev->len = q->len;
     ev->err = q->err;
     ev->rtt_ms = q->rtt_ms;
-    if (q->kind == PL__MUX_EV_DATA) {
-        ev->data = m->arena + (size_t)(q->off - m->arena_base);
-        m->arena_release = q->off + q->len;
-    }
-    m->ev_head = (m->ev_head + 1) % m->ev_cap;
-    m->ev_n--;
+    if (q->kind == PL__MUX_EV_DATA) ev->data = m->arena + (size_t)(q->off - m->arena_base);
     return true;
 }
 

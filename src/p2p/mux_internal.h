@@ -55,6 +55,7 @@ typedef struct pl__mux_qev {
     size_t len;
     pl_err err;
     int64_t rtt_ms;
+    bool dropped; /* its stream was reset by us after it was queued */
 } pl__mux_qev;
 
 struct pl__mux {
