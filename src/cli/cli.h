@@ -37,5 +37,7 @@ int pl_cli_app(int argc, char **argv);
 int pl_cli_node_manager(int argc, char **argv);
 int pl_cli_peers(int argc, char **argv);
 int pl_cli_send(int argc, char **argv);
+/* cmd_waku.c: `waku node|subscribe|publish` */
+int pl_cli_waku(int argc, char **argv);
 
 #endif

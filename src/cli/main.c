@@ -17,6 +17,7 @@ static const pl_cli_cmd commands[] = {
     {"send", pl_cli_send, "send a message to a paired counterparty over a Noise session"},
     {"uri", pl_cli_uri, "create or parse a WalletConnect pairing URI"},
     {"version", pl_cli_version, "print the version"},
+    {"waku", pl_cli_waku, "Waku relay: run a node, subscribe, publish"},
     {"wc", pl_cli_wc, "WalletConnect pairings: create, pair, run, list, ping, delete"},
 };
 
