@@ -301,7 +301,7 @@ static void test_ring(void **state) {
         snprintf(name, sizeof name, "R%d", i);
         pl_waku_node_opts o;
         pl_waku_node_opts_init(&o);
-        const char *peers[2];
+        const char *peers[3];
         o.peers = peers;
         if (i > 0) peers[o.n_peers++] = ts[i - 1]->addr;
         if (i == RING - 1) peers[o.n_peers++] = ts[0]->addr;
