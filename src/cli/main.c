@@ -11,6 +11,7 @@ static const pl_cli_cmd commands[] = {
     {"demo", pl_cli_demo, "walk through both pairing flows on an embedded relay"},
     {"envelope", pl_cli_envelope, "seal or open a WalletConnect envelope (type 0, 1, 2)"},
     {"node-manager", pl_cli_node_manager, "node-manager pairing, node side: pair CODE, run"},
+    {"p2p", pl_cli_p2p, "libp2p: print the peer id, listen, ping a peer"},
     {"noise", pl_cli_noise, "Waku Noise: replay/generate transcripts, pairing demo"},
     {"peers", pl_cli_peers, "list or remove paired counterparties"},
     {"relay", pl_cli_relay, "run a WalletConnect relay server"},

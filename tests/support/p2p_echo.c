@@ -2,44 +2,44 @@
 
 #include <string.h>
 
-static bool eof_seen(const pl_test_echo *e, pl_p2p_stream_id s) {
-    for (size_t i = 0; i < e->neof; i++)
-        if (e->eof[i] == s) return true;
-    return false;
+static pl_test_echo_stream *slot(pl_test_echo *e, pl_p2p_stream_id id, bool make) {
+    for (size_t i = 0; i < e->n; i++)
+        if (e->s[i].id == id) return &e->s[i];
+    if (!make || e->n == PL_TEST_ECHO_STREAMS) return NULL;
+    pl_test_echo_stream *s = &e->s[e->n++];
+    memset(s, 0, sizeof *s);
+    s->id = id;
+    return s;
 }
 
-static void forget(pl_test_echo *e, pl_p2p_stream_id s) {
-    for (size_t i = 0; i < e->neof; i++)
-        if (e->eof[i] == s) e->eof[i] = e->eof[--e->neof];
-}
-
-static void pump(pl_test_echo *e, pl_p2p_host *h, pl_p2p_stream_id s) {
+static void pump(pl_test_echo *e, pl_p2p_host *h, pl_test_echo_stream *st) {
     for (;;) {
         const uint8_t *d;
         size_t n = 0, taken = 0;
-        if (pl_p2p_stream_peek(h, s, &d, &n) != PL_OK) return;
+        if (pl_p2p_stream_peek(h, st->id, &d, &n) != PL_OK) return;
         if (n == 0) break;
-        if (pl_p2p_stream_write(h, s, d, n, &taken) != PL_OK || taken == 0) return;
-        (void)pl_p2p_stream_consume(h, s, taken);
+        if (pl_p2p_stream_write(h, st->id, d, n, &taken) != PL_OK || taken == 0) return;
+        (void)pl_p2p_stream_consume(h, st->id, taken);
         e->echoed += taken;
+        st->bytes += taken;
     }
-    if (eof_seen(e, s)) (void)pl_p2p_stream_close(h, s);
+    if (st->eof) (void)pl_p2p_stream_close(h, st->id);
 }
 
 void pl_test_echo_cb(void *ud, pl_p2p_host *h, const pl_p2p_stream_event *ev) {
     pl_test_echo *e = ud;
-    switch (ev->kind) {
-    case PL_P2P_STREAM_EOF:
-        if (!eof_seen(e, ev->stream) && e->neof < sizeof e->eof / sizeof e->eof[0])
-            e->eof[e->neof++] = ev->stream;
-        pump(e, h, ev->stream);
-        break;
-    case PL_P2P_STREAM_CLOSED:
-        if (ev->err == PL_OK) e->streams_done++;
-        forget(e, ev->stream);
-        break;
-    default:
-        pump(e, h, ev->stream);
-        break;
+    pl_test_echo_stream *st = slot(e, ev->stream, ev->kind != PL_P2P_STREAM_CLOSED);
+    if (!st) {
+        /* More streams at once than this test helper follows. */
+        if (ev->kind != PL_P2P_STREAM_CLOSED) (void)pl_p2p_stream_reset(h, ev->stream);
+        return;
     }
+    if (ev->kind == PL_P2P_STREAM_CLOSED) {
+        if (ev->err == PL_OK) e->streams_done++;
+        if (e->on_done) e->on_done(e->done_ud, ev, st->bytes);
+        *st = e->s[--e->n];
+        return;
+    }
+    if (ev->kind == PL_P2P_STREAM_EOF) st->eof = true;
+    pump(e, h, st);
 }

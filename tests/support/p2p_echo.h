@@ -8,12 +8,22 @@
 #include "pairlink/p2p.h"
 
 #define PL_TEST_ECHO_PROTOCOL "/pairlink/test/echo/1.0.0"
+#define PL_TEST_ECHO_STREAMS 64
+
+typedef struct pl_test_echo_stream {
+    pl_p2p_stream_id id;
+    size_t bytes;
+    bool eof;
+} pl_test_echo_stream;
 
 typedef struct pl_test_echo {
-    pl_p2p_stream_id eof[64]; /* streams whose peer closed */
-    size_t neof;
+    pl_test_echo_stream s[PL_TEST_ECHO_STREAMS];
+    size_t n;
     size_t echoed;       /* bytes, over all streams */
     size_t streams_done; /* streams that ended with CLOSED PL_OK */
+    /* Optional: told when a stream ends (err PL_OK: cleanly). */
+    void (*on_done)(void *ud, const pl_p2p_stream_event *ev, size_t bytes);
+    void *done_ud;
 } pl_test_echo;
 
 /* A pl_p2p_stream_cb; ud is a pl_test_echo. */

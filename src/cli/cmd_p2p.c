@@ -1,0 +1,622 @@
+/* `pairlink p2p id | listen | ping`: the libp2p host from the command line. */
+#include "cli/cli.h"
+#include "pairlink/codec.h"
+#include "pairlink/hash.h"
+#include "pairlink/p2p.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <uv.h>
+
+/* ---- shared helpers ------------------------------------------------------------ */
+
+/* Default key file: $XDG_DATA_HOME/pairlink/p2p.key, else
+ * ~/.local/share/pairlink/p2p.key (directories created 0700), beside the
+ * `wc` commands' default store. */
+static const char *default_key_file(char *buf, size_t cap) {
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(buf, cap, "%s/pairlink", xdg);
+    else
+        snprintf(buf, cap, "%s/.local/share/pairlink", home ? home : ".");
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", buf);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0700);
+            *p = '/';
+        }
+    mkdir(tmp, 0700);
+    size_t n = strlen(buf);
+    snprintf(buf + n, cap - n, "/p2p.key");
+    return buf;
+}
+
+static bool parse_ulong(const char *s, unsigned long max, unsigned long *out) {
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') return false;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v > max) return false;
+    *out = v;
+    return true;
+}
+
+static void log_line(void *ud, const char *line) {
+    (void)ud;
+    char ts[32];
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03ldZ p2p: %s\n", ts, now.tv_nsec / 1000000, line);
+}
+
+static const char *type_name(pl_p2p_key_type t) {
+    return t == PL_P2P_KEY_SECP256K1 ? "secp256k1" : "ed25519";
+}
+
+static bool parse_type(const char *s, pl_p2p_key_type *t) {
+    if (!strcmp(s, "ed25519"))
+        *t = PL_P2P_KEY_ED25519;
+    else if (!strcmp(s, "secp256k1"))
+        *t = PL_P2P_KEY_SECP256K1;
+    else
+        return false;
+    return true;
+}
+
+static bool parse_muxer(const char *s, pl_p2p_muxers *m) {
+    if (!strcmp(s, "yamux"))
+        *m = PL_P2P_MUXERS_YAMUX;
+    else if (!strcmp(s, "mplex"))
+        *m = PL_P2P_MUXERS_MPLEX;
+    else if (!strcmp(s, "both"))
+        *m = PL_P2P_MUXERS_DEFAULT;
+    else
+        return false;
+    return true;
+}
+
+static int load_key(const char *cmd, const char *path, pl_p2p_key_type type, pl_p2p_key **key,
+                    bool *created) {
+    pl_err e = pl_p2p_key_load_or_create(path, type, key, created);
+    if (e == PL_OK) return 0;
+    fprintf(stderr, "pairlink %s: key file %s\n", cmd, path);
+    return pl_cli_fail(cmd, "cannot load or create the key", e);
+}
+
+static void peer_text(const pl_p2p_peer_id *id, char out[PL_P2P_PEER_ID_TEXT_SIZE]) {
+    if (pl_p2p_peer_id_format(out, id) != PL_OK) snprintf(out, PL_P2P_PEER_ID_TEXT_SIZE, "?");
+}
+
+/* ---- id ----------------------------------------------------------------------------------- */
+
+static const char id_usage[] =
+    "usage: pairlink p2p id [--key-file F] [--json] [--key-type ed25519|secp256k1]\n"
+    "                       [--import-nodekey HEX]\n"
+    "\n"
+    "Print the libp2p peer id of the key in the key file, creating the file (mode 0600)\n"
+    "with a new key on first use.\n"
+    "\n"
+    "options:\n"
+    "  --key-file F          the key file (default $XDG_DATA_HOME/pairlink/p2p.key, or\n"
+    "                        ~/.local/share/pairlink/p2p.key): libp2p's marshalled\n"
+    "                        PrivateKey protobuf (docs/p2p.md)\n"
+    "  --key-type T          type of a key created now: ed25519 (default) or secp256k1\n"
+    "  --import-nodekey HEX  create the key file from a 32-byte secp256k1 secret in hex\n"
+    "                        (nwaku's --nodekey); refused if the file exists\n"
+    "  --json                {\"peer_id\", \"key_type\", \"key_file\", \"created\"}\n"
+    "  --help                this text\n";
+
+static int cmd_id(int argc, char **argv) {
+    static const char cmd[] = "p2p id";
+    enum { O_KEY = 1, O_JSON, O_TYPE, O_IMPORT, O_HELP };
+    static const struct option longopts[] = {
+        {"key-file", required_argument, NULL, O_KEY},
+        {"json", no_argument, NULL, O_JSON},
+        {"key-type", required_argument, NULL, O_TYPE},
+        {"import-nodekey", required_argument, NULL, O_IMPORT},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key_file = NULL, *import = NULL;
+    bool json = false;
+    pl_p2p_key_type type = PL_P2P_KEY_ED25519;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_KEY:
+            key_file = optarg;
+            break;
+        case O_JSON:
+            json = true;
+            break;
+        case O_TYPE:
+            if (!parse_type(optarg, &type))
+                return pl_cli_usage_error(cmd, "--key-type wants ed25519 or secp256k1");
+            break;
+        case O_IMPORT:
+            import = optarg;
+            break;
+        case O_HELP:
+            fputs(id_usage, stdout);
+            return 0;
+        default:
+            return pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    char buf[4096];
+    if (!key_file) key_file = default_key_file(buf, sizeof buf);
+
+    pl_p2p_key *key = NULL;
+    bool created = false;
+    if (import) {
+        uint8_t secret[PL_P2P_SECRET_BYTES];
+        const char *hex = strncmp(import, "0x", 2) ? import : import + 2;
+        pl_err e = pl_hex_decode_exact(secret, sizeof secret, hex, strlen(hex));
+        if (e != PL_OK) return pl_cli_usage_error(cmd, "--import-nodekey wants 64 hex digits");
+        e = pl_p2p_key_from_secret(&key, PL_P2P_KEY_SECP256K1, secret);
+        pl_wipe(secret, sizeof secret);
+        if (e == PL_OK) e = pl_p2p_key_save(key_file, key);
+        if (e != PL_OK) {
+            pl_p2p_key_free(key);
+            fprintf(stderr, "pairlink %s: key file %s\n", cmd, key_file);
+            return pl_cli_fail(cmd, "cannot import the key", e);
+        }
+        created = true;
+    } else {
+        int rc = load_key(cmd, key_file, type, &key, &created);
+        if (rc) return rc;
+    }
+    pl_p2p_peer_id id;
+    pl_p2p_key_peer_id(key, &id);
+    char text[PL_P2P_PEER_ID_TEXT_SIZE];
+    peer_text(&id, text);
+    if (json) {
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:b}", "peer_id", text, "key_type",
+                      type_name(pl_p2p_key_type_of(key)), "key_file", key_file, "created", created);
+        char *s = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        printf("%s\n", text);
+    }
+    pl_p2p_key_free(key);
+    return 0;
+}
+
+/* ---- listen ------------------------------------------------------------------------------- */
+
+static const char listen_usage[] =
+    "usage: pairlink p2p listen [--listen MULTIADDR] [--key-file F] [--muxer yamux|mplex|both]\n"
+    "\n"
+    "Run a libp2p host that answers identify and ping. Prints\n"
+    "\"listening on /ip4/HOST/tcp/PORT/p2p/PEERID\" on stdout once it accepts;\n"
+    "connections are logged on stderr. SIGINT/SIGTERM stop it cleanly.\n"
+    "\n"
+    "options:\n"
+    "  --listen MULTIADDR    where to listen (default /ip4/127.0.0.1/tcp/0: a free port);\n"
+    "                        may be given up to 8 times\n"
+    "  --key-file F          identity key (see 'pairlink p2p id --help'); created if absent\n"
+    "  --muxer M             accept yamux, mplex, or both (default both)\n"
+    "  --max-connections N   connections at once (default 256)\n"
+    "  --help                this text\n";
+
+typedef struct runner {
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    pl_p2p_host *host;
+    bool stopping;
+} runner;
+
+static void on_host_closed(void *ud) {
+    runner *r = ud;
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+    runner *r = s->data;
+    (void)signum;
+    if (r->stopping) return;
+    r->stopping = true;
+    pl_p2p_host_close(r->host, on_host_closed, r);
+}
+
+static void runner_signals(runner *r) {
+    uv_signal_init(&r->loop, &r->sigint);
+    uv_signal_init(&r->loop, &r->sigterm);
+    r->sigint.data = r->sigterm.data = r;
+    uv_signal_start(&r->sigint, on_signal, SIGINT);
+    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+}
+
+static int cmd_listen(int argc, char **argv) {
+    static const char cmd[] = "p2p listen";
+    enum { O_LISTEN = 1, O_KEY, O_MUXER, O_MAXCONN, O_HELP };
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"key-file", required_argument, NULL, O_KEY},
+        {"muxer", required_argument, NULL, O_MUXER},
+        {"max-connections", required_argument, NULL, O_MAXCONN},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *addrs[8];
+    size_t naddrs = 0;
+    const char *key_file = NULL;
+    pl_p2p_host_opts o = {0};
+    unsigned long v;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_LISTEN:
+            if (naddrs == 8) return pl_cli_usage_error(cmd, "at most 8 --listen");
+            addrs[naddrs++] = optarg;
+            break;
+        case O_KEY:
+            key_file = optarg;
+            break;
+        case O_MUXER:
+            if (!parse_muxer(optarg, &o.muxers))
+                return pl_cli_usage_error(cmd, "--muxer wants yamux, mplex or both");
+            break;
+        case O_MAXCONN:
+            if (!parse_ulong(optarg, 100000, &v) || v == 0)
+                return pl_cli_usage_error(cmd, "--max-connections wants 1..100000");
+            o.max_connections = (uint32_t)v;
+            break;
+        case O_HELP:
+            fputs(listen_usage, stdout);
+            return 0;
+        default:
+            return pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (naddrs == 0) addrs[naddrs++] = "/ip4/127.0.0.1/tcp/0";
+    char buf[4096];
+    if (!key_file) key_file = default_key_file(buf, sizeof buf);
+    pl_p2p_key *key = NULL;
+    bool created = false;
+    int rc = load_key(cmd, key_file, PL_P2P_KEY_ED25519, &key, &created);
+    if (rc) return rc;
+
+    runner r = {0};
+    uv_loop_init(&r.loop);
+    o.key = key;
+    o.on_log = log_line;
+    pl_err e = pl_p2p_host_new(&r.host, &r.loop, &o);
+    pl_p2p_key_free(key);
+    if (e != PL_OK) {
+        uv_loop_close(&r.loop);
+        return pl_cli_fail(cmd, "cannot start the host", e);
+    }
+    for (size_t i = 0; i < naddrs && e == PL_OK; i++) {
+        e = pl_p2p_host_listen(r.host, addrs[i]);
+        if (e == PL_ERR_SYS)
+            fprintf(stderr, "pairlink %s: cannot listen on %s: %s\n", cmd, addrs[i],
+                    uv_strerror((int)pl_last_detail()));
+        else if (e != PL_OK)
+            fprintf(stderr, "pairlink %s: cannot listen on %s\n", cmd, addrs[i]);
+    }
+    if (e != PL_OK) {
+        pl_p2p_host_close(r.host, NULL, NULL);
+        uv_run(&r.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&r.loop);
+        return pl_cli_fail(cmd, "cannot listen", e);
+    }
+    /* Signals first: a script that stops us as soon as it reads the
+     * line below must not find them still at their defaults. */
+    runner_signals(&r);
+    pl_p2p_peer_id id;
+    pl_p2p_host_peer_id(r.host, &id);
+    char pt[PL_P2P_PEER_ID_TEXT_SIZE];
+    peer_text(&id, pt);
+    const char *const *la;
+    size_t n = pl_p2p_host_listen_addrs(r.host, &la);
+    for (size_t i = 0; i < n; i++)
+        printf("listening on %s/p2p/%s\n", la[i], pt);
+    fflush(stdout);
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    int lc = uv_loop_close(&r.loop);
+    if (lc != 0) fprintf(stderr, "pairlink %s: handles left open at exit\n", cmd);
+    return 0;
+}
+
+/* ---- ping --------------------------------------------------------------------------------- */
+
+static const char ping_usage[] =
+    "usage: pairlink p2p ping MULTIADDR [--count N] [--interval MS] [--json]\n"
+    "                         [--key-file F] [--muxer yamux|mplex|both] [--timeout S]\n"
+    "\n"
+    "Dial a libp2p peer (/ip4|ip6|dns|dns4|dns6/HOST/tcp/PORT[/p2p/PEERID]), show what it\n"
+    "says in identify (agent and protocols), and ping it (/ipfs/ping/1.0.0) N times,\n"
+    "one line per round trip. Exit status 0 when every ping was answered, else 1.\n"
+    "\n"
+    "options:\n"
+    "  --count N             pings to send (default 3)\n"
+    "  --interval MS         between pings (default 1000)\n"
+    "  --json                one JSON object at the end instead of lines\n"
+    "  --key-file F          identity to dial with (default: a fresh Ed25519 key)\n"
+    "  --muxer M             offer yamux, mplex, or both in that order (default both)\n"
+    "  --timeout S           give up on the connection after S seconds (default 10)\n"
+    "  --help                this text\n";
+
+typedef struct pinger {
+    runner r;
+    const char *addr;
+    pl_p2p_conn_id conn;
+    unsigned long count, interval_ms;
+    unsigned long sent, received;
+    double min, max, sum;
+    bool json, identified, failed, done;
+    json_t *out, *pings;
+    uv_timer_t timer;
+    char peer[PL_P2P_PEER_ID_TEXT_SIZE];
+} pinger;
+
+static void pinger_stop(pinger *p) {
+    if (p->done) return;
+    p->done = true;
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, NULL);
+    if (!p->r.stopping) {
+        p->r.stopping = true;
+        pl_p2p_host_close(p->r.host, on_host_closed, &p->r);
+    }
+}
+
+static void send_ping(pinger *p);
+
+static void on_tick(uv_timer_t *t) {
+    pinger *p = t->data;
+    send_ping(p);
+}
+
+static void after_ping(pinger *p) {
+    if (p->sent >= p->count)
+        pinger_stop(p);
+    else
+        uv_timer_start(&p->timer, on_tick, p->interval_ms, 0);
+}
+
+static void on_ping_done(void *ud, pl_p2p_host *h, pl_p2p_conn_id c, pl_err err, double rtt) {
+    (void)h, (void)c;
+    pinger *p = ud;
+    unsigned long seq = p->sent;
+    if (err == PL_OK) {
+        p->received++;
+        if (p->received == 1 || rtt < p->min) p->min = rtt;
+        if (rtt > p->max) p->max = rtt;
+        p->sum += rtt;
+        if (p->json)
+            json_array_append_new(p->pings,
+                                  json_pack("{s:i, s:f}", "seq", (json_int_t)seq, "rtt_ms", rtt));
+        else
+            printf("32 bytes from %s: seq=%lu time=%.3f ms\n", p->peer, seq, rtt);
+    } else {
+        if (p->json)
+            json_array_append_new(p->pings, json_pack("{s:i, s:s}", "seq", (json_int_t)seq, "error",
+                                                      pl_errname(err)));
+        else
+            printf("no answer from %s: seq=%lu: %s (%s)\n", p->peer, seq, pl_strerror(err),
+                   pl_errname(err));
+    }
+    fflush(stdout);
+    if (!p->done) after_ping(p);
+}
+
+static void send_ping(pinger *p) {
+    if (p->done) return;
+    p->sent++;
+    pl_err e = pl_p2p_ping(p->r.host, p->conn, on_ping_done, p);
+    if (e != PL_OK) on_ping_done(p, p->r.host, p->conn, e, 0);
+}
+
+static void on_ping_event(void *ud, pl_p2p_host *h, const pl_p2p_event *ev) {
+    (void)h;
+    pinger *p = ud;
+    if (ev->conn != p->conn) return;
+    switch (ev->kind) {
+    case PL_P2P_EV_CONNECTED:
+        peer_text(ev->peer, p->peer);
+        if (p->json) {
+            json_object_set_new(p->out, "peer_id", json_string(p->peer));
+            json_object_set_new(p->out, "muxer", json_string(ev->muxer));
+        } else {
+            printf("connected to %s via %s\n", p->peer, ev->muxer);
+        }
+        break;
+    case PL_P2P_EV_IDENTIFIED: {
+        p->identified = true;
+        const pl_p2p_identify *id = ev->identify;
+        if (p->json) {
+            if (id) {
+                json_t *pr = json_array();
+                for (size_t i = 0; i < id->nprotocols; i++)
+                    json_array_append_new(pr, json_string(id->protocols[i]));
+                json_object_set_new(p->out, "agent_version", json_string(id->agent_version));
+                json_object_set_new(p->out, "protocol_version", json_string(id->protocol_version));
+                json_object_set_new(p->out, "protocols", pr);
+            } else {
+                json_object_set_new(p->out, "identify_error", json_string(pl_errname(ev->err)));
+            }
+        } else if (id) {
+            printf("agent: %s\nprotocols:", id->agent_version);
+            for (size_t i = 0; i < id->nprotocols; i++)
+                printf(" %s", id->protocols[i]);
+            printf("\n");
+        } else {
+            printf("identify: %s (%s)\n", pl_strerror(ev->err), pl_errname(ev->err));
+        }
+        fflush(stdout);
+        send_ping(p);
+        break;
+    }
+    case PL_P2P_EV_DISCONNECTED:
+        if (!p->done) {
+            p->failed = true;
+            if (p->json)
+                json_object_set_new(p->out, "error", json_string(pl_errname(ev->err)));
+            else
+                fprintf(stderr, "pairlink p2p ping: %s: %s (%s)\n", p->addr, pl_strerror(ev->err),
+                        pl_errname(ev->err));
+            pinger_stop(p);
+        }
+        break;
+    }
+}
+
+static void on_ping_signal(uv_signal_t *s, int signum) {
+    (void)signum;
+    pinger *p = s->data;
+    pinger_stop(p);
+}
+
+static int cmd_ping(int argc, char **argv) {
+    static const char cmd[] = "p2p ping";
+    enum { O_COUNT = 1, O_INTERVAL, O_JSON, O_KEY, O_MUXER, O_TIMEOUT, O_HELP };
+    static const struct option longopts[] = {
+        {"count", required_argument, NULL, O_COUNT},
+        {"interval", required_argument, NULL, O_INTERVAL},
+        {"json", no_argument, NULL, O_JSON},
+        {"key-file", required_argument, NULL, O_KEY},
+        {"muxer", required_argument, NULL, O_MUXER},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    pinger p = {.count = 3, .interval_ms = 1000};
+    pl_p2p_host_opts o = {0};
+    const char *key_file = NULL;
+    unsigned long v;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_COUNT:
+            if (!parse_ulong(optarg, 1000000, &p.count) || p.count == 0)
+                return pl_cli_usage_error(cmd, "--count wants 1..1000000");
+            break;
+        case O_INTERVAL:
+            if (!parse_ulong(optarg, 3600000, &p.interval_ms))
+                return pl_cli_usage_error(cmd, "--interval wants 0..3600000 ms");
+            break;
+        case O_JSON:
+            p.json = true;
+            break;
+        case O_KEY:
+            key_file = optarg;
+            break;
+        case O_MUXER:
+            if (!parse_muxer(optarg, &o.muxers))
+                return pl_cli_usage_error(cmd, "--muxer wants yamux, mplex or both");
+            break;
+        case O_TIMEOUT:
+            if (!parse_ulong(optarg, 3600, &v) || v == 0)
+                return pl_cli_usage_error(cmd, "--timeout wants 1..3600 seconds");
+            o.dial_timeout_ms = o.handshake_timeout_ms = (int64_t)v * 1000;
+            break;
+        case O_HELP:
+            fputs(ping_usage, stdout);
+            return 0;
+        default:
+            return pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1) return pl_cli_usage_error(cmd, "wants one MULTIADDR");
+    p.addr = argv[optind];
+    pl_p2p_key *key = NULL;
+    pl_err e;
+    if (key_file) {
+        bool created;
+        int rc = load_key(cmd, key_file, PL_P2P_KEY_ED25519, &key, &created);
+        if (rc) return rc;
+    } else if ((e = pl_p2p_key_generate(&key, PL_P2P_KEY_ED25519)) != PL_OK) {
+        return pl_cli_fail(cmd, "cannot make a key", e);
+    }
+    uv_loop_init(&p.r.loop);
+    o.key = key;
+    o.on_event = on_ping_event;
+    o.ud = &p;
+    e = pl_p2p_host_new(&p.r.host, &p.r.loop, &o);
+    pl_p2p_key_free(key);
+    if (e != PL_OK) {
+        uv_loop_close(&p.r.loop);
+        return pl_cli_fail(cmd, "cannot start the host", e);
+    }
+    if (p.json) {
+        p.out = json_object();
+        p.pings = json_array();
+    }
+    uv_timer_init(&p.r.loop, &p.timer);
+    p.timer.data = &p;
+    uv_signal_init(&p.r.loop, &p.r.sigint);
+    uv_signal_init(&p.r.loop, &p.r.sigterm);
+    p.r.sigint.data = p.r.sigterm.data = &p;
+    uv_signal_start(&p.r.sigint, on_ping_signal, SIGINT);
+    uv_signal_start(&p.r.sigterm, on_ping_signal, SIGTERM);
+    e = pl_p2p_host_dial(p.r.host, p.addr, &p.conn);
+    if (e != PL_OK) {
+        fprintf(stderr, "pairlink %s: cannot dial %s\n", cmd, p.addr);
+        p.failed = true;
+        pinger_stop(&p);
+    } else if (!p.json) {
+        printf("PING %s\n", p.addr);
+        fflush(stdout);
+    }
+    uv_run(&p.r.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&p.r.loop);
+    bool ok = !p.failed && p.sent > 0 && p.received == p.sent;
+    if (p.json) {
+        json_object_set_new(p.out, "address", json_string(p.addr));
+        json_object_set_new(p.out, "sent", json_integer((json_int_t)p.sent));
+        json_object_set_new(p.out, "received", json_integer((json_int_t)p.received));
+        json_object_set_new(p.out, "pings", p.pings);
+        char *s = json_dumps(p.out, JSON_COMPACT);
+        printf("%s\n", s);
+        free(s);
+        json_decref(p.out);
+    } else if (p.sent > 0) {
+        printf("--- %s ping statistics ---\n", p.addr);
+        printf("%lu pings transmitted, %lu received, %.0f%% loss\n", p.sent, p.received,
+               100.0 * (double)(p.sent - p.received) / (double)p.sent);
+        if (p.received)
+            printf("rtt min/avg/max = %.3f/%.3f/%.3f ms\n", p.min, p.sum / (double)p.received,
+                   p.max);
+    }
+    if (e != PL_OK) return pl_cli_fail(cmd, "dial", e);
+    return ok ? 0 : 1;
+}
+
+/* ---- dispatch -------------------------------------------------------------------------------- */
+
+static const pl_cli_cmd p2p_cmds[] = {
+    {"id", cmd_id, "print (and create on first use) the libp2p peer id"},
+    {"listen", cmd_listen, "run a libp2p host that answers identify and ping"},
+    {"ping", cmd_ping, "dial a libp2p peer, show its identify, ping it"},
+};
+
+int pl_cli_p2p(int argc, char **argv) {
+    return pl_cli_dispatch("pairlink p2p", p2p_cmds, sizeof p2p_cmds / sizeof p2p_cmds[0], argc,
+                           argv);
+}
