@@ -61,6 +61,8 @@ struct pl_waku_node {
     int handles;
     bool draining, closing, host_closing, freed_host;
     int64_t flush_deadline;
+    bool flush_pinged;
+    size_t flush_pings; /* pings in flight while closing */
     size_t max_rpc; /* the gossip core's bound on one RPC */
     pl_p2p_peer_id self;
     char self_text[PL_P2P_PEER_ID_TEXT_SIZE];
@@ -653,12 +655,34 @@ static bool sends_pending(const pl_waku_node *n) {
     return false;
 }
 
+static void on_flush_ping(void *ud, pl_p2p_host *h, pl_p2p_conn_id conn, pl_err err,
+                          double rtt_ms) {
+    (void)h, (void)conn, (void)err, (void)rtt_ms;
+    pl_waku_node *n = ud;
+    n->flush_pings--;
+}
+
+/* Closing, in three steps: queued messages and relay bytes go out (or the
+ * flush deadline passes); then each relay peer is pinged, because a peer
+ * whose connection ends right after our last bytes may drop what it had
+ * not yet taken off the stream (js-libp2p aborts a closing connection's
+ * streams): the ping's answer comes after the peer read those bytes; then
+ * the host closes. */
 static void maybe_finish_flush(pl_waku_node *n) {
     if (n->host_closing) return;
-    bool done = pl__wnode_queued(n->core) == 0 && !sends_pending(n);
-    if (!done && now_ms(n) < n->flush_deadline) return;
-    pl__wnode_fail_queued(n->core, PL_ERR_CLOSED);
-    drain(n);
+    bool late = now_ms(n) >= n->flush_deadline;
+    if (!n->flush_pinged) {
+        bool done = pl__wnode_queued(n->core) == 0 && !sends_pending(n);
+        if (!done && !late) return;
+        pl__wnode_fail_queued(n->core, PL_ERR_CLOSED);
+        drain(n);
+        n->flush_pinged = true;
+        for (rconn *c = n->conns; c && !late; c = c->next)
+            if (c->relay_out && pl__wnode_relay_ready(n->core, c->id) &&
+                pl_p2p_ping(n->host, c->id, on_flush_ping, n) == PL_OK)
+                n->flush_pings++;
+    }
+    if (n->flush_pings > 0 && !late) return;
     n->host_closing = true;
     uv_timer_stop(&n->timer);
     pl_p2p_host_close(n->host, host_closed, n);
