@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 
 #include <libwebsockets.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,6 +72,9 @@ int main(int argc, char **argv) {
     /* stdout is line-buffered even into a pipe so that event lines reach
      * scripts (tests, GUIs) as they happen. */
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* A peer that resets a TCP connection must not kill the process:
+     * libuv's writes raise SIGPIPE; the write error is handled instead. */
+    signal(SIGPIPE, SIG_IGN);
     /* libwebsockets' start-up notices are noise for users; errors stay. */
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
     return pl_cli_dispatch("pairlink", commands, sizeof commands / sizeof commands[0], argc, argv);

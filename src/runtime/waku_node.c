@@ -512,6 +512,8 @@ static void on_output(pl_waku_node *n, pl__wnode_out *o) {
         if (c && c->relay_out) {
             queue_send(n, c, o->data, o->len);
             o->data = NULL;
+        } else {
+            logf_(n, "RPC for %s dropped: no relay stream", c ? ptext(&c->peer, pt) : "a closed connection");
         }
         break;
     case PL__WNODE_DISCONNECT:

@@ -113,6 +113,17 @@ static void on_closed(void *ud) {
 
 static void stop(drv *d, int code, const char *reason) {
     if (d->stopping) return;
+    pl_waku_node_stats st;
+    pl_waku_node_stats_get(d->n, &st);
+    json_t *so = json_object();
+    json_object_set_new(so, "event", json_string("stats"));
+    json_object_set_new(so, "peers", json_integer((json_int_t)st.peers));
+    json_object_set_new(so, "delivered", json_integer((json_int_t)st.delivered));
+    json_object_set_new(so, "filtered", json_integer((json_int_t)st.filtered));
+    json_object_set_new(so, "forwarded", json_integer((json_int_t)st.forwarded));
+    json_object_set_new(so, "duplicates", json_integer((json_int_t)st.duplicates));
+    json_object_set_new(so, "rejected", json_integer((json_int_t)st.rejected));
+    emit(so);
     d->stopping = true;
     d->exit_code = code;
     d->reason = reason;
@@ -238,7 +249,8 @@ static void on_tick(uv_timer_t *t) {
     drv *d = t->data;
     if (d->stopping) return;
     uint64_t now = uv_now(&d->loop);
-    if (d->publish_ct && d->published < d->count &&
+    if (d->start_after && access(d->start_after, F_OK) == 0) d->start_after = NULL;
+    if (d->publish_ct && !d->start_after && d->published < d->count &&
         pl_waku_node_mesh_size(d->n, d->topic) >= d->min_mesh && now >= d->next_pub_ms) {
         publish_one(d);
         if (d->stopping) return;
@@ -332,6 +344,8 @@ int main(int argc, char **argv) {
             d.publish_ct = v;
         else if (!strcmp(a, "--message"))
             message = v;
+        else if (!strcmp(a, "--start-after"))
+            d.start_after = v;
         else if (!strcmp(a, "--payload-hex"))
             payload_hex = v;
         else if (!strcmp(a, "--muxer")) {
@@ -361,6 +375,7 @@ int main(int argc, char **argv) {
             return usage();
     }
     if (pl_init() != PL_OK) return EXIT_FAIL;
+    signal(SIGPIPE, SIG_IGN); /* a peer's reset is a write error, not a death */
     uv_loop_init(&d.loop);
     char listen[64];
     snprintf(listen, sizeof listen, "/ip4/127.0.0.1/tcp/%lu", port);
