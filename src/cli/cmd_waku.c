@@ -188,13 +188,15 @@ static int parse(wctx *x, int argc, char **argv, int *first_pos) {
     optind = 1;
     opterr = 0;
     /* GNU getopt moves the positionals to the end: argv[optind..]. */
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int li = -1;
+    while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
+        const char *oname = li >= 0 ? longopts[li].name : "?";
+        li = -1;
         bool only_sub = c == O_COUNT || c == O_JSON;
         bool only_pub = c == O_HEX || c == O_EPHEMERAL || c == O_META || c == O_VERSION;
         if ((only_sub && x->mode != W_SUBSCRIBE) || (only_pub && x->mode != W_PUBLISH) ||
             (c == O_TIMEOUT && x->mode == W_NODE))
-            return pl_cli_usage_error(cmd, "option '%s' is not one of this command's",
-                                      argv[optind - 1]);
+            return pl_cli_usage_error(cmd, "option '--%s' is not one of this command's", oname);
         switch (c) {
         case O_LISTEN:
             if (o->nlisten == PL_WAKU_NODE_MAX_LISTEN)
