@@ -29,7 +29,16 @@
  * functions here must be called from it. Callbacks run from the loop,
  * never from inside a call of this header, and may call any function
  * here, pl_waku_node_close included. Pointers handed to callbacks are
- * valid during the callback only. */
+ * valid during the callback only.
+ *
+ * Signals: a peer that resets its connection makes libuv's next write on
+ * it raise SIGPIPE, which kills a process that has not set SIGPIPE to
+ * SIG_IGN (the pairlink CLI does). The node handles the write error; the
+ * process must ignore the signal.
+ *
+ * As a transport: bytes and a content topic go in (pl_waku_node_publish),
+ * deliveries come out (on_message), pl_waku_node_pending() counts what has
+ * not left yet, pl_waku_node_close() flushes before it closes. */
 #ifndef PAIRLINK_WAKU_NODE_H
 #define PAIRLINK_WAKU_NODE_H
 
