@@ -3,11 +3,15 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+COV_BUILD  ?= build-cov
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
 CTEST_FLAGS ?= --output-on-failure
+# make install: where (PREFIX) and under which staging root (DESTDIR).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
-.PHONY: all deps build build-asan test test-unit test-asan test-interop demo fuzz bench install clean format
+.PHONY: all deps build compile build-asan test test-unit test-asan test-interop demo fuzz bench install deb clean format
 
 all: build
 
@@ -17,7 +21,11 @@ deps:
 $(BUILD)/Makefile: CMakeLists.txt
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
-build: deps $(BUILD)/Makefile
+build: deps compile
+
+# The build alone, without set-up: what install and deb use, so that they
+# never install system packages or run npm.
+compile: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps
@@ -46,14 +54,40 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	./scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# Line coverage of the unit label (gcov, reported by gcovr): the runtime, the
+# stores (the bar: 90 %), the platform and the transports, then the whole
+# source tree.
+COV_REPORT = gcovr -r . --object-directory $(COV_BUILD) --exclude-unreachable-branches
+COV_SUMMARY = --print-summary 2>/dev/null | grep -E '^(lines|functions):'
+coverage: deps
+	cmake -S . -B $(COV_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPL_COVERAGE=ON >/dev/null
+	cmake --build $(COV_BUILD) -j $(JOBS)
+	find $(COV_BUILD) -name '*.gcda' -delete
+	@# notes of sources that were moved or deleted since the last build
+	find $(COV_BUILD) -name '*.c.gcno' | while read -r g; do \
+	  s=$${g#*.dir/}; s=$${s%.gcno}; \
+	  [ -f "$$s" ] || [ -f "$(COV_BUILD)/$$s" ] || rm -f "$$g"; done
+	cd $(COV_BUILD) && ctest $(CTEST_FLAGS) -j $(JOBS) -L unit
+	@for d in src/runtime/ src/store/ src/platform/ src/transport/ src/; do \
+	  echo "== $$d"; $(COV_REPORT) --filter "$$d" $(COV_SUMMARY); done
+	$(COV_REPORT) --filter 'src/' --txt $(COV_BUILD)/coverage.txt 2>/dev/null
+	@echo "per file: $(COV_BUILD)/coverage.txt"
+
 bench: build
 	./scripts/run-bench.sh $(BUILD)
 
-install: build
-	cmake --install $(BUILD)
+# Builds if needed (CMake only), then installs; `make deps` (as root) first on
+# a machine without the -dev packages.
+install: compile
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# Debian packages pairlink_VERSION_ARCH.deb and libpairlink-dev_VERSION_ARCH.deb
+# in $(BUILD)/ (CPack; see the end of CMakeLists.txt).
+deb: compile
+	cd $(BUILD) && cpack -G DEB
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(COV_BUILD)

@@ -26,21 +26,22 @@
  *       manager needs two per app (rendezvous + session), so it cannot
  *       serve more than ~499 apps.
  *       default: the same runtime rebuilt here from the public cores (store,
- *       pl_nm_sessions, pl_relay_client; the glue mirrors
- *       src/runtime/nm_node.c) with the relay client's topic limit set by
+ *       pl_nm_sessions, the relay client transport and a driver; the glue
+ *       mirrors src/runtime/nm_node.c) with the relay client's topic limit set by
  *       --max-topics (default 4096), and timers around the parts that may
  *       dominate: the session core (crypto) and the store writes.
  *
  * Without arguments it prints where to start and exits 0 (`make bench` runs
  * every bench_* program bare). Not part of `make test`. */
 #include "pairlink/codec.h"
+#include "pairlink/driver.h"
 #include "pairlink/hash.h"
 #include "pairlink/nm_node.h"
 #include "pairlink/nm_session.h"
 #include "pairlink/nm_store.h"
 #include "pairlink/relay_client.h"
 #include "pairlink/store.h"
-#include "runtime/ws_server.h"
+#include "relay/ws_server.h"
 
 #include <libwebsockets.h>
 #include <signal.h>
@@ -101,7 +102,7 @@ static int seed_main(const char *dir, size_t count) {
     pl_store *nms = NULL;
     if (e == PL_OK) e = pl_store_open(&nms, path);
     if (e == PL_OK) e = pl_nm_store_init(nms);
-    int64_t now = pl_nm_node_now_ms();
+    int64_t now = pl_wall_clock_ms();
     for (size_t i = 0; e == PL_OK && i < count; i++) {
         snprintf(path, sizeof path, "%s/app-%zu.db", dir, i);
         uint8_t priv[32], pub[32];
@@ -182,7 +183,8 @@ static uv_signal_t sig_term;
 
 static void app_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
     size_t i = (size_t)(uintptr_t)ud;
-    if (ev->kind == PL_NM_NODE_RELAY && ev->relay_state == PL_RELAY_CONNECTED && !app_conn[i]) {
+    if (ev->kind == PL_NM_NODE_TRANSPORT && ev->transport_state == PL_TRANSPORT_CONNECTED &&
+        !app_conn[i]) {
         app_conn[i] = true;
         if (++n_conn == n_apps) printf("connected %zu %.3f\n", n_conn, since_ms() / 1e3);
         return;
@@ -215,7 +217,7 @@ static void apps_stop(void) {
     printf("stopping: %zu apps with a session, %zu sessions in all, cpu %.0f ms\n", n_up,
            n_sessions, cpu_ms());
     apps_closing = (int)n_apps;
-    for (size_t i = 0; i < n_apps; i++) pl_nm_node_close(apps[i], apps_closed);
+    for (size_t i = 0; i < n_apps; i++) pl_nm_node_close(apps[i], 0, apps_closed);
 }
 
 static void on_apps_timer(uv_timer_t *t) {
@@ -266,12 +268,12 @@ typedef struct nm_run {
     /* rebuilt runtime */
     pl_store *store;
     pl_nm_sessions *sess;
-    pl_relay_client *relay;
+    pl_driver *d;
+    pl_driver_task task;
+    pl_transport *relay;
     pl_nm_counterparty *peers;
     size_t npeers;
-    uv_timer_t timer, deadline;
-    uv_prepare_t prepare;
-    int64_t armed_for;
+    uv_timer_t deadline;
     int closing;
 } nm_run;
 
@@ -286,8 +288,8 @@ static void nm_result(nm_run *r, const char *mode) {
     if (r->sess) {
         pl_nm_sessions_stats st;
         pl_nm_sessions_stats_get(r->sess, &st);
-        pl_relay_client_stats rs;
-        pl_relay_client_get_stats(r->relay, &rs);
+        pl_relay_client_stats rs = {0};
+        if (r->relay) pl_relay_client_get_stats(r->relay, &rs);
         printf(" hs_started=%llu dropped=%llu knocks_received=%llu lost=%llu relay_resent=%llu "
                "relay_dups=%llu",
                (unsigned long long)st.handshakes_started, (unsigned long long)st.dropped,
@@ -317,7 +319,7 @@ static void nm_stop(nm_run *r);
 static void node_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
     (void)n;
     nm_run *r = ud;
-    if (ev->kind == PL_NM_NODE_RELAY && ev->relay_state == PL_RELAY_CONNECTED && !r->t_conn)
+    if (ev->kind == PL_NM_NODE_TRANSPORT && ev->transport_state == PL_TRANSPORT_CONNECTED && !r->t_conn)
         r->t_conn = since_ms();
     if (ev->kind != PL_NM_NODE_SESSION) return;
     switch (ev->session->event) {
@@ -335,14 +337,14 @@ static void drain(nm_run *r) {
     while (r->sess && pl_nm_sessions_poll(r->sess, &o)) {
         switch (o.kind) {
         case PL_NM_SOUT_SUBSCRIBE:
-            if (pl_relay_client_subscribe(r->relay, o.relay_topic) != PL_OK) r->sub_refused++;
+            if (pl_transport_subscribe(r->relay, o.topic) != PL_OK) r->sub_refused++;
             break;
         case PL_NM_SOUT_UNSUBSCRIBE:
-            if (pl_relay_client_unsubscribe(r->relay, o.relay_topic) != PL_OK) r->unsub_refused++;
+            if (pl_transport_unsubscribe(r->relay, o.topic) != PL_OK) r->unsub_refused++;
             break;
         case PL_NM_SOUT_PUBLISH: {
-            pl_publish_opts po = {.ttl = o.ttl_s};
-            if (pl_relay_client_publish(r->relay, o.relay_topic, o.message, &po, NULL) != PL_OK)
+            pl_publish_opts po = {.ttl_s = o.ttl_s};
+            if (pl_transport_publish(r->relay, o.topic, o.message, o.message_len, &po) != PL_OK)
                 r->pub_refused++;
             break;
         }
@@ -352,7 +354,7 @@ static void drain(nm_run *r) {
                 pl_nm_counterparty *c = NULL;
                 for (size_t i = 0; i < r->npeers && !c; i++)
                     if (!memcmp(r->peers[i].pub, o.peer, 32)) c = &r->peers[i];
-                int64_t now = pl_nm_node_now_ms();
+                int64_t now = pl_driver_now(r->d);
                 if (c && (!c->confirmed || now - c->last_seen_ms > 60000)) {
                     double t0 = mono_s();
                     if (pl_nm_store_touch(r->store, o.peer, now) == PL_OK) {
@@ -375,49 +377,43 @@ static void drain(nm_run *r) {
     if (r->done) nm_stop(r);
 }
 
-static void on_nm_timer(uv_timer_t *t) {
+static int64_t nm_deadline(pl_driver_task *t) {
     nm_run *r = t->data;
-    r->armed_for = INT64_MAX;
+    return pl_nm_sessions_next_deadline(r->sess);
+}
+
+static void nm_timer(pl_driver_task *t, int64_t now) {
+    nm_run *r = t->data;
     double t0 = mono_s();
-    pl_nm_sessions_on_timer(r->sess, pl_nm_node_now_ms());
+    pl_nm_sessions_on_timer(r->sess, now);
     r->core_ms += (mono_s() - t0) * 1e3;
     drain(r);
 }
 
-static void on_nm_prepare(uv_prepare_t *p) {
-    nm_run *r = p->data;
-    if (r->closing) return;
-    drain(r);
-    if (r->closing) return;
-    int64_t d = pl_nm_sessions_next_deadline(r->sess);
-    if (d == r->armed_for) return;
-    r->armed_for = d;
-    if (d == INT64_MAX) {
-        uv_timer_stop(&r->timer);
-        return;
-    }
-    int64_t wait = d - pl_nm_node_now_ms();
-    uv_timer_start(&r->timer, on_nm_timer, (uint64_t)(wait < 0 ? 0 : wait), 0);
+static void nm_before_wait(pl_driver_task *t, int64_t now) {
+    (void)now;
+    nm_run *r = t->data;
+    if (!r->closing) drain(r);
 }
 
-static void on_nm_message(void *ud, const char *topic, const char *message, size_t len,
-                          int64_t published_at_ms, uint32_t tag) {
-    (void)published_at_ms, (void)tag;
+static void on_nm_message(void *ud, pl_transport *t, const char *topic, const uint8_t *data,
+                          size_t len, const pl_delivery_info *info) {
+    (void)t;
     nm_run *r = ud;
-    if (r->closing) return;
+    if (r->closing || info->err) return;
     r->msgs++;
     double t0 = mono_s();
-    (void)pl_nm_sessions_on_relay_message(r->sess, topic, message, len, pl_nm_node_now_ms());
+    (void)pl_nm_sessions_on_message(r->sess, topic, data, len, pl_driver_now(r->d));
     double dt = (mono_s() - t0) * 1e3;
     r->core_ms += dt;
     if (dt > r->core_max_ms) r->core_max_ms = dt;
     drain(r);
 }
 
-static void on_nm_state(void *ud, pl_relay_state state, pl_err err) {
-    (void)err;
+static void on_nm_state(void *ud, pl_transport *t, pl_transport_state state, pl_err err) {
+    (void)t, (void)err;
     nm_run *r = ud;
-    if (state == PL_RELAY_CONNECTED && !r->t_conn) r->t_conn = since_ms();
+    if (state == PL_TRANSPORT_CONNECTED && !r->t_conn) r->t_conn = since_ms();
 }
 
 static void nm_handle_closed(uv_handle_t *h) {
@@ -425,14 +421,14 @@ static void nm_handle_closed(uv_handle_t *h) {
     r->closing--;
 }
 
-static void nm_relay_closed(void *ud) {
+static void nm_part_closed(void *ud) {
     nm_run *r = ud;
     r->closing--;
 }
 
-static void nm_node_closed(void *ud) {
+static void nm_relay_closed(void *ud) {
     nm_run *r = ud;
-    r->closing--;
+    pl_driver_close(r->d, nm_part_closed, r);
 }
 
 static void nm_stop(nm_run *r) {
@@ -441,13 +437,11 @@ static void nm_stop(nm_run *r) {
     uv_close((uv_handle_t *)&r->deadline, nm_handle_closed);
     r->closing = 2;
     if (r->node) {
-        pl_nm_node_close(r->node, nm_node_closed);
+        pl_nm_node_close(r->node, 0, nm_part_closed);
         return;
     }
-    r->closing += 2;
-    uv_close((uv_handle_t *)&r->timer, nm_handle_closed);
-    uv_close((uv_handle_t *)&r->prepare, nm_handle_closed);
-    pl_relay_client_close(r->relay, nm_relay_closed);
+    pl_driver_stop(&r->task);
+    pl_transport_close(r->relay, 0, nm_relay_closed, r);
 }
 
 static void on_nm_deadline(uv_timer_t *t) {
@@ -467,18 +461,19 @@ static pl_err rebuilt_start(nm_run *r, const char *path, const char *url, uint32
     r->t_store = since_ms();
     if (e == PL_OK) {
         pl_nm_sessions_config sc = {.role = PL_NM_ROLE_NODE_MANAGER, .static_priv = priv};
-        e = pl_nm_sessions_new(&r->sess, &sc, pl_nm_node_now_ms());
+        e = pl_nm_sessions_new(&r->sess, &sc, pl_wall_clock_ms());
     }
+    if (e == PL_OK) e = pl_driver_new(&r->d, r->loop);
     if (e == PL_OK) {
-        pl_relay_client_opts ro = {.url = url, .seed = seed, .on_message = on_nm_message,
-                                   .on_state = on_nm_state, .user_data = r,
+        pl_relay_client_opts ro = {.url = url, .seed = seed,
+                                   .handler = {on_nm_message, on_nm_state, r},
                                    .max_topics = max_topics};
-        e = pl_relay_client_new(&r->relay, r->loop, &ro);
+        e = pl_relay_client_new(&r->relay, r->d, &ro);
     }
     pl_wipe(seed, sizeof seed);
     pl_wipe(priv, sizeof priv);
     if (e != PL_OK) return e;
-    int64_t now = pl_nm_node_now_ms();
+    int64_t now = pl_driver_now(r->d);
     double t0 = mono_s();
     for (size_t i = 0; i < r->npeers; i++) {
         if (r->peers[i].role != PL_NM_ROLE_APP) continue;
@@ -486,12 +481,11 @@ static pl_err rebuilt_start(nm_run *r, const char *path, const char *url, uint32
     }
     r->core_ms += (mono_s() - t0) * 1e3;
     r->t_added = since_ms();
-    uv_timer_init(r->loop, &r->timer);
-    r->timer.data = r;
-    uv_prepare_init(r->loop, &r->prepare);
-    r->prepare.data = r;
-    uv_prepare_start(&r->prepare, on_nm_prepare);
-    r->armed_for = INT64_MAX;
+    r->task.data = r;
+    r->task.next_deadline = nm_deadline;
+    r->task.on_timer = nm_timer;
+    r->task.before_wait = nm_before_wait;
+    pl_driver_start(r->d, &r->task);
     return PL_OK;
 }
 

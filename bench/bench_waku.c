@@ -28,6 +28,7 @@
 
 typedef struct bench {
     uv_loop_t loop;
+    pl_driver *drv;
     uv_timer_t tick, guard;
     pl_waku_node *pub, *sub;
     size_t size;
@@ -84,6 +85,7 @@ static void on_closed(void *ud) {
     if (++b->closed == 2) {
         uv_close((uv_handle_t *)&b->tick, NULL);
         uv_close((uv_handle_t *)&b->guard, NULL);
+        pl_driver_close(b->drv, NULL, NULL);
     }
 }
 
@@ -154,6 +156,7 @@ static int line(const char *relay, size_t size, unsigned rate, unsigned seconds,
     b.lat_ns = calloc(b.phase1_n + 1, sizeof *b.lat_ns);
     b.sent_ns = calloc(b.phase1_n + 1, sizeof *b.sent_ns);
     uv_loop_init(&b.loop);
+    if (pl_driver_new(&b.drv, &b.loop) != PL_OK) return 1;
     pl_waku_node_opts o;
     pl_waku_node_opts_init(&o);
     const char *peers[] = {relay};
@@ -162,9 +165,9 @@ static int line(const char *relay, size_t size, unsigned rate, unsigned seconds,
     o.publish_queue_max = burst + 16;
     o.publish_queue_bytes = (burst + 16) * (size + 256);
     o.ud = &b;
-    if (pl_waku_node_new(&b.pub, &b.loop, &o) != PL_OK) return 1;
+    if (pl_waku_node_new(&b.pub, b.drv, &o) != PL_OK) return 1;
     o.on_message = on_message;
-    if (pl_waku_node_new(&b.sub, &b.loop, &o) != PL_OK) return 1;
+    if (pl_waku_node_new(&b.sub, b.drv, &o) != PL_OK) return 1;
     if (pl_waku_node_subscribe(b.sub, CT) != PL_OK) return 1;
     uv_timer_init(&b.loop, &b.tick);
     uv_timer_init(&b.loop, &b.guard);
@@ -198,6 +201,7 @@ static int line(const char *relay, size_t size, unsigned rate, unsigned seconds,
 
 typedef struct peers {
     uv_loop_t loop;
+    pl_driver *drv;
     uv_timer_t hold;
     pl_waku_node **n;
     unsigned count, up, closed;
@@ -218,7 +222,10 @@ static void on_peer_event(void *ud, pl_waku_node *n, const pl_waku_event *ev) {
 
 static void peer_closed(void *ud) {
     peers *p = ud;
-    if (++p->closed == p->count) uv_close((uv_handle_t *)&p->hold, NULL);
+    if (++p->closed == p->count) {
+        uv_close((uv_handle_t *)&p->hold, NULL);
+        pl_driver_close(p->drv, NULL, NULL);
+    }
 }
 
 static void on_hold(uv_timer_t *t) {
@@ -233,6 +240,7 @@ static int run_peers(const char *addr, unsigned count, unsigned hold) {
     p.hold_s = hold;
     p.n = calloc(count, sizeof *p.n);
     uv_loop_init(&p.loop);
+    if (pl_driver_new(&p.drv, &p.loop) != PL_OK) return 1;
     uv_timer_init(&p.loop, &p.hold);
     p.hold.data = &p;
     pl_waku_node_opts o;
@@ -243,7 +251,7 @@ static int run_peers(const char *addr, unsigned count, unsigned hold) {
     o.on_event = on_peer_event;
     o.ud = &p;
     for (unsigned i = 0; i < count; i++)
-        if (pl_waku_node_new(&p.n[i], &p.loop, &o) != PL_OK) return 1;
+        if (pl_waku_node_new(&p.n[i], p.drv, &o) != PL_OK) return 1;
     /* hold for S seconds after the start (ready comes first) */
     uv_timer_start(&p.hold, on_hold, (uint64_t)hold * 1000, 0);
     uv_run(&p.loop, UV_RUN_DEFAULT);

@@ -93,7 +93,7 @@ static void start_cleanup(uv_timer_t *t) {
     bench *b = t->data;
     b->st = ST_CLEANUP;
     arm_limit(b);
-    pl_err e = pl_wc_delete(pl_wc_client_engine(b->a.client), b->topic, pl_wc_client_now_ms());
+    pl_err e = pl_wc_delete(pl_wc_client_engine(b->a.client), b->topic, pl_wc_client_now(b->a.client));
     if (e != PL_OK) {
         fprintf(stderr, "bench_wc_pairing: delete: %s\n", pl_errname(e));
         finish(b, 1);
@@ -113,10 +113,10 @@ static void start_round(uv_timer_t *t) {
     char *uri = NULL;
     char btopic[PL_TOPIC_HEX_SIZE];
     if (b->iter > 0) b->t_start = now_ms(); /* iteration 0 is timed from client creation */
-    pl_err e = pl_wc_create(ea, NULL, 0, pl_wc_client_now_ms(), &uri, b->topic);
-    if (e == PL_OK) e = pl_wc_pair(eb, uri, strlen(uri), pl_wc_client_now_ms(), btopic);
+    pl_err e = pl_wc_create(ea, NULL, 0, pl_wc_client_now(b->a.client), &uri, b->topic);
+    if (e == PL_OK) e = pl_wc_pair(eb, uri, strlen(uri), pl_wc_client_now(b->a.client), btopic);
     if (uri) pl_free_secret(uri, strlen(uri));
-    if (e == PL_OK) e = pl_wc_ping(ea, b->topic, pl_wc_client_now_ms(), &b->ping_id);
+    if (e == PL_OK) e = pl_wc_ping(ea, b->topic, pl_wc_client_now(b->a.client), &b->ping_id);
     if (b->iter >= b->warmup) b->calls[b->iter - b->warmup] = now_ms() - b->t_start;
     if (e != PL_OK) {
         fprintf(stderr, "bench_wc_pairing: round %d: %s\n", b->iter, pl_errname(e));
@@ -156,18 +156,18 @@ static void on_event(void *ud, pl_wc_client *c, const pl_wc_event *ev) {
     }
 }
 
-static void on_relay_state(void *ud, pl_wc_client *c, pl_relay_state st, pl_err err) {
+static void on_relay_state(void *ud, pl_wc_client *c, pl_transport_state st, pl_err err) {
     (void)c;
     side *s = ud;
     bench *b = s->b;
-    if (st == PL_RELAY_CONNECTED) {
+    if (st == PL_TRANSPORT_CONNECTED) {
         s->connected = true;
         if (b->st == ST_CONNECTING && b->a.connected && b->b.connected) schedule(b, start_round);
         return;
     }
     /* A benchmark with a reconnect in it measures something else. */
     fprintf(stderr, "bench_wc_pairing: %s: relay %s: %s\n", s->name,
-            st == PL_RELAY_FAILED ? "failed" : "disconnected", pl_errname(err));
+            st == PL_TRANSPORT_CLOSED ? "failed" : "disconnected", pl_errname(err));
     if (b->st != ST_DONE) finish(b, 1);
 }
 
@@ -189,7 +189,7 @@ static void finish(bench *b, int status) {
     for (int i = 0; i < 2; i++)
         if (sides[i]->client) {
             b->closing++;
-            pl_wc_client_close(sides[i]->client, on_client_closed);
+            pl_wc_client_close(sides[i]->client, 0, on_client_closed);
         }
 }
 
@@ -213,7 +213,7 @@ static pl_err start_side(bench *b, side *s, const char *name, const char *url) {
         .relay_url = url,
         .store_path = ":memory:",
         .on_event = on_event,
-        .on_relay_state = on_relay_state,
+        .on_transport_state = on_relay_state,
         .ud = s,
     };
     return pl_wc_client_new(&s->client, &b->loop, &o);

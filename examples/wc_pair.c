@@ -4,7 +4,8 @@
  *   example_wc_pair RELAY_URL STORE URI       pair with a URI
  *
  * It registers one protocol method, "example_echo", answers every request
- * for it with its own params, prints pairing events, and exits on Ctrl-C.
+ * for it with its own params, prints pairing events, and exits on Ctrl-C
+ * once the relay acknowledged its last answer (at most 3 s).
  * Build: cc wc_pair.c $(pkg-config --cflags --libs pairlink libuv) */
 #include <pairlink/wc_client.h>
 
@@ -31,7 +32,7 @@ static void on_closed(void *ud) { (void)ud; }
 
 static void on_signal(uv_signal_t *s, int signum) {
     (void)signum;
-    pl_wc_client_close(s->data, on_closed);
+    pl_wc_client_close(s->data, 3000, on_closed);
     uv_close((uv_handle_t *)s, NULL);
 }
 
@@ -56,11 +57,11 @@ int main(int argc, char **argv) {
 
     char topic[PL_TOPIC_HEX_SIZE];
     if (argc == 4) {
-        err = pl_wc_pair(e, argv[3], strlen(argv[3]), pl_wc_client_now_ms(), topic);
+        err = pl_wc_pair(e, argv[3], strlen(argv[3]), pl_wc_client_now(c), topic);
     } else {
         const char *methods[] = {"example_echo"};
         char *uri = NULL;
-        err = pl_wc_create(e, methods, 1, pl_wc_client_now_ms(), &uri, topic);
+        err = pl_wc_create(e, methods, 1, pl_wc_client_now(c), &uri, topic);
         if (err == PL_OK) printf("%s\n", uri);
         pl_free_secret(uri, uri ? strlen(uri) : 0);
     }

@@ -6,12 +6,14 @@
  * publishes and delivers it only when the input says so.
  *
  * Input: first, the whole input is given to both managers on their
- * rendezvous topic, as raw text and as base64 of its bytes. Then it is read
+ * rendezvous topic, as relay text and as bytes. Then it is read
  * as a script of records: control byte, big-endian 16-bit length, that many
  * bytes of data
  * (fewer at the end). Control byte:
- *   bits 0-2  op: 0 data as raw text on the topic; 1 base64 of data on the
- *             topic; 2 deliver every queued publish to the other party;
+ *   bits 0-2  op: 0 data as text from a WalletConnect relay (decoded as the
+ *             relay transport does: base64, or an undecodable arrival);
+ *             1 data as bytes on the topic; 2 deliver every queued publish
+ *             to the other party;
  *             3 deliver the oldest queued publish with data XORed into its
  *             bytes after the nametag; 4 request with body data; 5 respond
  *             to the last request received with body data; 6 restart
@@ -25,11 +27,11 @@
  * is polled.
  *
  * Checks, besides "no crash, no leak, no UB, no hang":
- *  - on_relay_message answers PL_ERR_NOT_FOUND exactly for the topics the
- *    party is not subscribed to (subscriptions tracked from its outputs);
- *    its other errors are named codes;
- *  - PUBLISH: 64-hex topic, NUL-terminated base64 message that decodes,
- *    ttl > 0; events name the other party; RESPONSE and REQUEST_FAILED
+ *  - on_message / on_bad_delivery answer PL_ERR_NOT_FOUND exactly for the
+ *    topics the party is not subscribed to (subscriptions tracked from its
+ *    outputs); their other errors are named codes;
+ *  - PUBLISH: a pairlink content topic, a non-empty message, ttl > 0;
+ *    events name the other party; RESPONSE and REQUEST_FAILED
  *    name one of our outstanding requests, once;
  *  - after on_timer(now) the next deadline is later than now.
  *
@@ -51,10 +53,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAXQ 64    /* queued publishes */
 #define MAXH 8     /* delivered messages kept for replays */
 #define MAXREQ 128 /* outstanding requests tracked */
+#define TOPIC PL_NM_SESSION_TOPIC_SIZE
 
 static const int64_t advance[4] = {0, 150, 2500, 31000};
-static const char unused_topic[PL_TOPIC_HEX_SIZE] =
-    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+static const char unused_topic[] = "/pairlink/1/rv-00000000000000000000000000000000/proto";
 
 static void check(int cond) {
     if (!cond) abort();
@@ -64,7 +66,7 @@ typedef struct party {
     pl_nm_sessions *m;
     pl_nm_role role;
     uint8_t priv[32], pub[32];
-    char topics[MAXT][PL_TOPIC_HEX_SIZE];
+    char topics[MAXT][TOPIC];
     size_t ntopics;
     uint64_t reqs[MAXREQ];
     size_t nreqs;
@@ -75,8 +77,9 @@ typedef struct party {
 
 typedef struct qmsg {
     int from;
-    char topic[PL_TOPIC_HEX_SIZE];
-    char *b64;
+    char topic[TOPIC];
+    uint8_t *data;
+    size_t len;
 } qmsg;
 
 typedef struct world {
@@ -84,7 +87,7 @@ typedef struct world {
     qmsg q[MAXQ], hist[MAXH];
     size_t nq, nhist;
     int64_t now;
-    char rv[PL_TOPIC_HEX_SIZE];
+    char rv[TOPIC];
     /* seed writer: the last message 1 N published, decoded */
     uint8_t msg1[1024];
     size_t msg1_len;
@@ -106,16 +109,13 @@ static bool subscribed(const party *p, const char *topic) {
     return false;
 }
 
-static bool hex64(const char *s) {
-    if (strlen(s) != 64) return false;
-    for (int i = 0; i < 64; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
-    return true;
+static bool our_topic(const char *s) {
+    return !strncmp(s, "/pairlink/1/", 12) && strlen(s) < TOPIC;
 }
 
 static void qmsg_free(qmsg *m) {
-    free(m->b64);
-    m->b64 = NULL;
+    free(m->data);
+    m->data = NULL;
 }
 
 static bool take_req(party *p, uint64_t id) {
@@ -131,34 +131,28 @@ static void on_output(world *w, int k, pl_nm_session_output *o) {
     party *p = &w->p[k];
     switch (o->kind) {
     case PL_NM_SOUT_SUBSCRIBE:
-        check(hex64(o->relay_topic));
-        if (!subscribed(p, o->relay_topic)) {
+        check(our_topic(o->topic));
+        if (!subscribed(p, o->topic)) {
             check(p->ntopics < MAXT);
-            memcpy(p->topics[p->ntopics++], o->relay_topic, PL_TOPIC_HEX_SIZE);
+            memcpy(p->topics[p->ntopics++], o->topic, TOPIC);
         }
         break;
     case PL_NM_SOUT_UNSUBSCRIBE:
-        check(hex64(o->relay_topic));
+        check(our_topic(o->topic));
         for (size_t i = 0; i < p->ntopics; i++)
-            if (!strcmp(p->topics[i], o->relay_topic)) {
-                memmove(p->topics[i], p->topics[i + 1], (p->ntopics - i - 1) * PL_TOPIC_HEX_SIZE);
+            if (!strcmp(p->topics[i], o->topic)) {
+                memmove(p->topics[i], p->topics[i + 1], (p->ntopics - i - 1) * TOPIC);
                 p->ntopics--;
                 break;
             }
         break;
     case PL_NM_SOUT_PUBLISH: {
-        check(hex64(o->relay_topic) && o->ttl_s > 0);
-        check(o->message != NULL && strlen(o->message) == o->message_len);
-        uint8_t *wire = malloc(o->message_len + 1);
-        size_t wl = 0;
-        check(wire != NULL);
-        check(pl_base64_decode_public(wire, o->message_len + 1, &wl, o->message, o->message_len,
-                                      PL_B64_STD) == PL_OK);
-        if (k == 1 && !w->msg1_len && !strcmp(o->relay_topic, w->rv) && wl <= sizeof w->msg1) {
-            memcpy(w->msg1, wire, wl);
-            w->msg1_len = wl;
+        check(our_topic(o->topic) && o->ttl_s > 0);
+        check(o->message != NULL && o->message_len > 0);
+        if (k == 1 && !w->msg1_len && !strcmp(o->topic, w->rv) && o->message_len <= sizeof w->msg1) {
+            memcpy(w->msg1, o->message, o->message_len);
+            w->msg1_len = o->message_len;
         }
-        free(wire);
         if (w->nq == MAXQ) {
             qmsg_free(&w->q[0]);
             memmove(w->q, w->q + 1, (MAXQ - 1) * sizeof *w->q);
@@ -166,8 +160,9 @@ static void on_output(world *w, int k, pl_nm_session_output *o) {
         }
         qmsg *m = &w->q[w->nq++];
         m->from = k;
-        memcpy(m->topic, o->relay_topic, PL_TOPIC_HEX_SIZE);
-        m->b64 = o->message; /* ownership moves to the queue */
+        memcpy(m->topic, o->topic, TOPIC);
+        m->data = o->message; /* ownership moves to the queue */
+        m->len = o->message_len;
         o->message = NULL;
         break;
     }
@@ -228,7 +223,7 @@ static void world_init(world *w) {
     }
     pl_nm_rendezvous rv;
     pl_nm_rendezvous_derive(&rv, pubs[1], pubs[0]);
-    memcpy(w->rv, rv.relay_topic, PL_TOPIC_HEX_SIZE);
+    snprintf(w->rv, sizeof w->rv, "%s", rv.content_topic);
     party_start(w, 0);
     party_start(w, 1);
 }
@@ -239,20 +234,28 @@ static void world_free(world *w) {
     for (size_t i = 0; i < w->nhist; i++) qmsg_free(&w->hist[i]);
 }
 
-static void deliver_text(world *w, int k, const char *topic, const char *text, size_t len) {
-    pl_err e = pl_nm_sessions_on_relay_message(w->p[k].m, topic, text, len, w->now);
+static void delivered(world *w, int k, const char *topic, pl_err e) {
     check((e == PL_ERR_NOT_FOUND) == !subscribed(&w->p[k], topic));
     check(e != PL_ERR_INVALID_ARG && e != PL_ERR_INTERNAL && pl_strerror(e) != NULL);
     drain(w);
 }
 
 static void deliver_bytes(world *w, int k, const char *topic, const uint8_t *b, size_t n) {
-    size_t cap = pl_base64_encoded_size(n, PL_B64_STD);
-    char *t = malloc(cap);
-    check(t != NULL);
-    check(pl_base64_encode(t, cap, b, n, PL_B64_STD) == PL_OK);
-    deliver_text(w, k, topic, t, strlen(t));
-    free(t);
+    delivered(w, k, topic, pl_nm_sessions_on_message(w->p[k].m, topic, b, n, w->now));
+}
+
+/* What a WalletConnect relay transport hands over for this text. */
+static void deliver_text(world *w, int k, const char *topic, const char *text, size_t len) {
+    size_t cap = len / 4 * 3 + 3;
+    uint8_t *b = malloc(cap);
+    size_t n = 0;
+    check(b != NULL);
+    if (pl_base64_decode_public(b, cap, &n, text, len, PL_B64_STD) == PL_OK)
+        deliver_bytes(w, k, topic, b, n);
+    else
+        delivered(w, k, topic,
+                  pl_nm_sessions_on_bad_delivery(w->p[k].m, topic, PL_ERR_BAD_BASE64, w->now));
+    free(b);
 }
 
 static void remember(world *w, const qmsg *m) {
@@ -263,8 +266,9 @@ static void remember(world *w, const qmsg *m) {
     }
     qmsg *h = &w->hist[w->nhist++];
     *h = *m;
-    h->b64 = strdup(m->b64);
-    check(h->b64 != NULL);
+    h->data = malloc(m->len ? m->len : 1);
+    check(h->data != NULL);
+    if (m->len) memcpy(h->data, m->data, m->len);
 }
 
 /* Deliver queued message i to the other party (if subscribed: the relay
@@ -276,17 +280,8 @@ static void deliver_queued(world *w, size_t i, const uint8_t *x, size_t xn) {
     int to = !m.from;
     if (subscribed(&w->p[to], m.topic)) {
         remember(w, &m);
-        if (xn == 0) {
-            deliver_text(w, to, m.topic, m.b64, strlen(m.b64));
-        } else {
-            size_t bl = strlen(m.b64);
-            uint8_t *b = malloc(bl + 1);
-            size_t n = 0;
-            check(b && pl_base64_decode_public(b, bl + 1, &n, m.b64, bl, PL_B64_STD) == PL_OK);
-            for (size_t j = 0; j < xn && n; j++) b[(16 + j) % n] ^= x[j];
-            deliver_bytes(w, to, m.topic, b, n);
-            free(b);
-        }
+        for (size_t j = 0; j < xn && m.len; j++) m.data[(16 + j) % m.len] ^= x[j];
+        deliver_bytes(w, to, m.topic, m.data, m.len);
     }
     qmsg_free(&m);
 }
@@ -355,7 +350,7 @@ static void record(world *w, int ctl, const uint8_t *d, size_t n) {
     case 7:
         if (w->nhist) {
             const qmsg *h = &w->hist[(n ? d[0] : 0) % w->nhist];
-            deliver_text(w, k, h->topic, h->b64, strlen(h->b64));
+            deliver_bytes(w, k, h->topic, h->data, h->len);
         }
         break;
     }

@@ -5,10 +5,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "pairlink/common.h"
+#include "core/htable.h"
+#include "pairlink/codec.h"
+#include "pairlink/transport.h"
 #include "pairlink/hash.h"
 #include "support/support.h"
 
@@ -72,6 +79,127 @@ static void test_ct_equal(void **state) {
     assert_false(pl_ct_equal(a, b, 32));
 }
 
+typedef struct item {
+    int v;
+    pl__hnode node;
+} item;
+
+/* Entries with equal hashes are all found; removal, the walk and pop see
+ * every entry once; growth keeps them. */
+static void test_htable(void **state) {
+    (void)state;
+    static const uint8_t key[16] = {1, 2, 3};
+    pl__htable t;
+    pl__ht_init(&t, key);
+    assert_null(pl__ht_first(&t, 7));
+    assert_null(pl__ht_pop(&t));
+    enum { N = 200 };
+    item it[N];
+    for (int i = 0; i < N; i++) {
+        it[i].v = i;
+        /* Half share one hash: the chains must tell them apart. */
+        uint64_t h = i % 2 ? 42 : pl__ht_hash(&t, &i, sizeof i);
+        assert_int_equal(pl__ht_insert(&t, &it[i].node, h), PL_OK);
+    }
+    assert_int_equal(t.n, N);
+    assert_true(t.nb > N);
+    assert_int_equal(pl__ht_hash(&t, "a", 1), pl__ht_hash(&t, "a", 1));
+    assert_int_not_equal(pl__ht_hash(&t, "a", 1), pl__ht_hash(&t, "b", 1));
+    int odd = 0;
+    for (pl__hnode *n = pl__ht_first(&t, 42); n; n = pl__ht_next(n, 42)) {
+        assert_int_equal(PL__ENTRY(n, item, node)->v % 2, 1);
+        odd++;
+    }
+    assert_int_equal(odd, N / 2);
+    pl__ht_remove(&t, &it[3].node);
+    pl__ht_remove(&t, &it[4].node);
+    int seen[N] = {0}, count = 0;
+    size_t cur = 0;
+    for (pl__hnode *n = pl__ht_each(&t, &cur, NULL); n; n = pl__ht_each(&t, &cur, n)) {
+        seen[PL__ENTRY(n, item, node)->v]++;
+        count++;
+    }
+    assert_int_equal(count, N - 2);
+    for (int i = 0; i < N; i++) assert_int_equal(seen[i], i == 3 || i == 4 ? 0 : 1);
+    assert_int_equal(pl__ht_reserve(&t, 1000), PL_OK);
+    assert_true(t.nb > 1000);
+    int four = 4;
+    assert_ptr_equal(pl__ht_first(&t, pl__ht_hash(&t, &four, sizeof four)), NULL);
+    int ten = 10;
+    pl__hnode *f = pl__ht_first(&t, pl__ht_hash(&t, &ten, sizeof ten));
+    assert_non_null(f);
+    assert_int_equal(PL__ENTRY(f, item, node)->v, 10);
+    memset(seen, 0, sizeof seen);
+    count = 0;
+    for (pl__hnode *n; (n = pl__ht_pop(&t));) {
+        seen[PL__ENTRY(n, item, node)->v]++;
+        count++;
+    }
+    assert_int_equal(count, N - 2);
+    assert_int_equal(t.n, 0);
+    for (int i = 0; i < N; i++) assert_int_equal(seen[i], i == 3 || i == 4 ? 0 : 1);
+    pl__ht_free(&t);
+    assert_int_equal(t.nb, 0);
+}
+
+static jmp_buf misuse_jmp;
+static char misuse_what[512];
+
+static void catch_misuse(const char *what) {
+    snprintf(misuse_what, sizeof misuse_what, "%s", what);
+    longjmp(misuse_jmp, 1);
+}
+
+/* A precondition that fails reaches the handler with what and where. */
+static void test_misuse_check_fires(void **state) {
+    (void)state;
+    pl_set_misuse_handler(catch_misuse);
+    misuse_what[0] = '\0';
+    uint8_t out[4];
+    volatile int reached = 0;
+    if (!setjmp(misuse_jmp)) {
+        (void)pl_hex_decode(out, sizeof out, NULL, "00", 2); /* out_len NULL */
+        reached = 1;
+    }
+    assert_int_equal(reached, 0);
+    assert_non_null(strstr(misuse_what, "precondition failed: out_len"));
+    assert_non_null(strstr(misuse_what, "codec.c:"));
+    misuse_what[0] = '\0';
+    if (!setjmp(misuse_jmp)) {
+        (void)pl_transport_publish(NULL, "t", (const uint8_t *)"x", 1, NULL);
+        reached = 1;
+    }
+    assert_int_equal(reached, 0);
+    assert_non_null(strstr(misuse_what, "precondition failed"));
+    pl_set_misuse_handler(NULL);
+}
+
+/* The default handler says what went wrong on stderr and aborts. */
+static void test_misuse_default_aborts(void **state) {
+    (void)state;
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        uint8_t out[4];
+        (void)pl_hex_decode(out, sizeof out, NULL, "00", 2);
+        _exit(0); /* not reached when the check fires */
+    }
+    close(fd[1]);
+    char buf[512] = {0};
+    size_t n = 0;
+    for (ssize_t r; n < sizeof buf - 1 && (r = read(fd[0], buf + n, sizeof buf - 1 - n)) > 0;)
+        n += (size_t)r;
+    close(fd[0]);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGABRT);
+    assert_non_null(strstr(buf, "pairlink: API misuse: precondition failed: out_len"));
+}
+
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
@@ -79,6 +207,9 @@ int main(void) {
         cmocka_unit_test(test_hkdf_rfc5869),
         cmocka_unit_test(test_hkdf_length_bounds),
         cmocka_unit_test(test_ct_equal),
+        cmocka_unit_test(test_htable),
+        cmocka_unit_test(test_misuse_check_fires),
+        cmocka_unit_test(test_misuse_default_aborts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

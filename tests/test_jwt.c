@@ -11,6 +11,7 @@
 
 #include "pairlink/codec.h"
 #include "pairlink/crypto.h"
+#include "relay/auth.h"
 #include "support/support.h"
 
 static json_t *wc;
@@ -447,6 +448,53 @@ static void test_jwt_garbage(void **state) {
     }
 }
 
+/* The relay's policy: any of the four URL forms of its Host, the leeway. */
+static void test_relay_auth_policy(void **state) {
+    (void)state;
+    static const char *const good[] = {"ws://127.0.0.1:5555", "ws://127.0.0.1:5555/",
+                                       "wss://127.0.0.1:5555", "wss://127.0.0.1:5555/"};
+    const int64_t iat = 1700000000, ttl = 3600;
+    for (size_t i = 0; i < 4; i++) {
+        char *jwt = NULL;
+        assert_int_equal(pl_jwt_sign(&jwt, seed, vec_sub, good[i], iat, ttl), PL_OK);
+        pl_jwt_claims cl;
+        memset(&cl, 0, sizeof cl);
+        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "127.0.0.1:5555", iat + 10),
+                         PL_OK);
+        assert_string_equal(cl.iss, vec_iss);
+        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "127.0.0.1:5556", iat + 10),
+                         PL_ERR_JWT_AUDIENCE);
+        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "", iat + 10),
+                         PL_ERR_JWT_AUDIENCE);
+        /* The leeway, not more. */
+        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "127.0.0.1:5555",
+                                               iat + ttl + PL__RELAY_JWT_LEEWAY_S),
+                         PL_OK);
+        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "127.0.0.1:5555",
+                                               iat + ttl + PL__RELAY_JWT_LEEWAY_S + 1),
+                         PL_ERR_JWT_EXPIRED);
+        free(jwt);
+    }
+    char *jwt = NULL;
+    assert_int_equal(pl_jwt_sign(&jwt, seed, vec_sub, "http://127.0.0.1:5555", iat, ttl), PL_OK);
+    pl_jwt_claims cl;
+    assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "127.0.0.1:5555", iat),
+                     PL_ERR_JWT_AUDIENCE);
+    free(jwt);
+    char longhost[400];
+    memset(longhost, 'h', sizeof longhost - 1);
+    longhost[sizeof longhost - 1] = '\0';
+    assert_int_equal(pl__relay_auth_verify(&cl, vec_jwt, strlen(vec_jwt), longhost, vec_iat),
+                     PL_ERR_JWT_AUDIENCE);
+
+    assert_string_equal(pl__relay_auth_bearer("Bearer abc"), "abc");
+    assert_string_equal(pl__relay_auth_bearer("bEARER x.y.z"), "x.y.z");
+    assert_null(pl__relay_auth_bearer("Bearer "));
+    assert_null(pl__relay_auth_bearer("Basic abc"));
+    assert_null(pl__relay_auth_bearer(""));
+    assert_null(pl__relay_auth_bearer(NULL));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_did_key_vector),
@@ -460,6 +508,7 @@ int main(void) {
         cmocka_unit_test(test_jwt_header_checks),
         cmocka_unit_test(test_jwt_payload_checks),
         cmocka_unit_test(test_jwt_garbage),
+        cmocka_unit_test(test_relay_auth_policy),
     };
     if (pl_init() != PL_OK) return 1;
     return cmocka_run_group_tests(tests, setup, teardown);

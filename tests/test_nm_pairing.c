@@ -1,6 +1,6 @@
 /* Node-manager pairing core: the code P, kdf, HELLO messages, fingerprint,
- * rendezvous, and the two engines run against each other through an
- * in-memory relay with a virtual clock. The vectors printed in
+ * rendezvous, and the two engines run against each other through the
+ * loopback transport (loopback.h) on a virtual driver. The vectors printed in
  * docs/protocol/node-manager-pairing.md are recomputed and compared
  * (PL_NM_PRINT_VECTORS=1 prints the block instead). Seeded:
  * PL_TEST_SEED=<n> repeats a run. */
@@ -17,8 +17,11 @@
 
 #include "pairlink/codec.h"
 #include "pairlink/crypto.h"
+#include "pairlink/driver.h"
 #include "pairlink/hash.h"
+#include "pairlink/loopback.h"
 #include "pairlink/nm_pairing.h"
+#include "pairlink/relay_client.h"
 #include "support/support.h"
 
 #define T0 1700000000000LL
@@ -227,9 +230,6 @@ static void test_kdf_deterministic(void **state) {
     assert_int_equal(pl_hex_encode(hex, sizeof hex, t, 16), PL_OK);
     snprintf(want, sizeof want, "/pairlink/1/pair-%s/proto", hex);
     assert_string_equal(s1.content_topic, want);
-    char rt[65];
-    assert_int_equal(pl_waku_relay_topic(rt, want), PL_OK);
-    assert_string_equal(s1.relay_topic, rt);
     /* out-of-range parameters */
     pl_nm_kdf_params badp = {.opslimit = 0, .memlimit = 8192};
     memset(&s3, 0xaa, sizeof s3);
@@ -275,12 +275,10 @@ static void test_fingerprint_and_rendezvous(void **state) {
     assert_int_equal(pl_hkdf_sha256(want, 48, (const uint8_t *)"pairlink-rv-1", 13, ikm, 64, NULL, 0), PL_OK);
     assert_memory_equal(rv.rv, want, 48);
     assert_memory_equal(rv.nametag, want + 32, 16);
-    char hex[33], ct[80], rt[65];
+    char hex[33], ct[80];
     assert_int_equal(pl_hex_encode(hex, sizeof hex, want, 16), PL_OK);
     snprintf(ct, sizeof ct, "/pairlink/1/rv-%s/proto", hex);
     assert_string_equal(rv.content_topic, ct);
-    assert_int_equal(pl_waku_relay_topic(rt, ct), PL_OK);
-    assert_string_equal(rv.relay_topic, rt);
     pl_nm_rendezvous_derive(&rv2, app, nm); /* direction matters */
     assert_memory_not_equal(rv.rv, rv2.rv, 48);
 }
@@ -421,8 +419,9 @@ static void test_hello_seal_open_tamper(void **state) {
 /* ======================= the engines ======================= */
 
 #define MAXSIDES 4
-#define BUSQ 4096
 
+/* A side: one engine on one loopback endpoint, driven as a runtime would
+ * (a driver task: its deadline, its outputs before every wait). */
 typedef struct side {
     const char *label;
     pl_nm_pairing_config cfg;
@@ -430,9 +429,10 @@ typedef struct side {
     uint8_t priv[32];
     char name[PL_NM_NAME_MAX + 1];
     pl_nm_pairing *p;
+    pl_transport *tp;
+    pl_driver_task task;
     int64_t start_ms;
-    bool started, subscribed, frozen;
-    char topic[PL_TOPIC_HEX_SIZE];
+    bool started, subscribed;
     /* persistence, done by the test as a runtime would */
     bool need_confirm;
     pl_err confirm_result;
@@ -448,22 +448,64 @@ typedef struct side {
     int last_rc; /* pl_err of the last on_message */
 } side;
 
-typedef struct bus_msg {
-    char topic[PL_TOPIC_HEX_SIZE];
-    char b64[PL_NM_HELLO_B64_SIZE];
-    int from;
-} bus_msg;
-
 static side S[MAXSIDES];
 static int n_sides;
-static bus_msg bus[BUSQ];
-static int bus_n;
+static pl_driver *D;
+static pl_loopback_hub *H;
 static int64_t now;
-static bool echo_to_sender;
+static bool echo_to_sender; /* set before the first side: the hub's echo */
 static uint64_t engine_rng;
+
+static bool drain(side *s);
+
+static void on_message(void *ud, pl_transport *t, const char *topic, const uint8_t *data,
+                       size_t len, const pl_delivery_info *info) {
+    (void)t;
+    side *s = ud;
+    now = pl_driver_now(D);
+    if (!s->p || strcmp(topic, pl_nm_pairing_topic(s->p))) return;
+    s->last_rc = info->err ? pl_nm_pairing_on_bad_delivery(s->p, info->err, now)
+                           : pl_nm_pairing_on_message(s->p, data, len, now);
+}
+
+static int64_t side_deadline(pl_driver_task *t) {
+    side *s = t->data;
+    return s->started ? pl_nm_pairing_next_deadline(s->p) : s->start_ms;
+}
+
+static void side_timer(pl_driver_task *t, int64_t at) {
+    side *s = t->data;
+    now = at;
+    if (!s->started) {
+        assert_int_equal(pl_nm_pairing_new(&s->p, &s->cfg, now), PL_OK);
+        s->started = true;
+    } else {
+        pl_nm_pairing_on_timer(s->p, now);
+    }
+}
+
+/* Outputs, then persistence, until the engine is quiet. */
+static void side_before_wait(pl_driver_task *t, int64_t at) {
+    side *s = t->data;
+    now = at;
+    for (bool progress = true; progress;) {
+        progress = drain(s);
+        if (s->need_confirm) {
+            s->need_confirm = false;
+            if (s->confirm_result == PL_OK) s->persisted++;
+            assert_int_equal(pl_nm_pairing_confirm_persisted(s->p, s->confirm_result, now), PL_OK);
+            progress = true;
+        }
+    }
+}
 
 static side *add_side(const char *label, pl_nm_role role, const uint8_t code[8], int64_t start,
                       const char *name) {
+    if (!D) {
+        assert_int_equal(pl_driver_new_virtual(&D, T0), PL_OK);
+        pl_loopback_config lc = {.echo = echo_to_sender};
+        assert_int_equal(pl_loopback_hub_new(&H, D, &lc), PL_OK);
+    }
     side *s = &S[n_sides++];
     memset(s, 0, sizeof *s);
     s->label = label;
@@ -477,14 +519,29 @@ static side *add_side(const char *label, pl_nm_role role, const uint8_t code[8],
     s->cfg.secrets = &s->sec;
     s->cfg.rng = test_rng;
     s->cfg.rng_ctx = &engine_rng;
+    pl_transport_handler h = {on_message, NULL, s};
+    assert_int_equal(pl_loopback_new(&s->tp, H, label, &h), PL_OK);
+    s->task.data = s;
+    s->task.next_deadline = side_deadline;
+    s->task.on_timer = side_timer;
+    s->task.before_wait = side_before_wait;
+    pl_driver_start(D, &s->task);
     return s;
 }
 
 static void reset_world(void) {
+    for (int i = 0; i < n_sides; i++) {
+        pl_driver_stop(&S[i].task);
+        pl_transport_close(S[i].tp, 0, NULL, NULL);
+    }
+    if (D) pl_driver_run(D);
+    pl_loopback_hub_free(H);
+    pl_driver_free(D);
+    H = NULL;
+    D = NULL;
     for (int i = 0; i < n_sides; i++) pl_nm_pairing_free(S[i].p);
     memset(S, 0, sizeof S);
     n_sides = 0;
-    bus_n = 0;
     now = T0;
     echo_to_sender = true;
 }
@@ -508,25 +565,22 @@ static bool drain(side *s) {
         any = true;
         switch (o.kind) {
         case PL_NM_OUT_SUBSCRIBE:
-            assert_string_equal(o.relay_topic, pl_nm_pairing_topic(s->p, true));
-            assert_string_equal(o.content_topic, pl_nm_pairing_topic(s->p, false));
+            assert_string_equal(o.content_topic, pl_nm_pairing_topic(s->p));
             s->subscribed = true;
-            memcpy(s->topic, o.relay_topic, sizeof s->topic);
+            assert_int_equal(pl_transport_subscribe(s->tp, o.content_topic), PL_OK);
             break;
         case PL_NM_OUT_UNSUBSCRIBE:
             s->subscribed = false;
+            assert_int_equal(pl_transport_unsubscribe(s->tp, o.content_topic), PL_OK);
             break;
         case PL_NM_OUT_PUBLISH: {
             assert_int_equal(o.payload_len, PL_NM_HELLO_WIRE_BYTES);
-            assert_int_equal(strlen(o.payload_b64), 380);
             s->published++;
             if (s->learned && !s->persisted) s->published_before_confirm++;
             memcpy(s->last_publish, o.payload, sizeof s->last_publish);
-            assert_true(bus_n < BUSQ);
-            bus_msg *m = &bus[bus_n++];
-            memcpy(m->topic, o.relay_topic, sizeof m->topic);
-            memcpy(m->b64, o.payload_b64, sizeof m->b64);
-            m->from = (int)(s - S);
+            pl_publish_opts po = {.ttl_s = PL_NM_RELAY_TTL_S};
+            assert_int_equal(pl_transport_publish(s->tp, o.content_topic, o.payload, o.payload_len, &po),
+                             PL_OK);
             break;
         }
         case PL_NM_OUT_EVENT:
@@ -560,58 +614,12 @@ static bool drain(side *s) {
     return any;
 }
 
-static void deliver(const char *topic, const char *b64, int from) {
-    for (int i = 0; i < n_sides; i++) {
-        side *s = &S[i];
-        if (!s->started || !s->subscribed || s->frozen || strcmp(s->topic, topic) != 0) continue;
-        if (i == from && !echo_to_sender) continue;
-        s->last_rc = pl_nm_pairing_on_relay_message(s->p, b64, strlen(b64), now);
-    }
-}
-
-/* Run the world until `end` (virtual ms): start sides, drain, deliver,
- * confirm persistence, then jump to the next deadline. */
+/* Run the world until `end` (virtual ms). A test may have moved `now`
+ * ahead by hand (direct calls): the driver catches up first. */
 static void run_until(int64_t end) {
-    for (int guard = 0; guard < 100000; guard++) {
-        bool progress = true;
-        while (progress) {
-            progress = false;
-            for (int i = 0; i < n_sides; i++) {
-                side *s = &S[i];
-                if (!s->started && now >= s->start_ms) {
-                    assert_int_equal(pl_nm_pairing_new(&s->p, &s->cfg, now), PL_OK);
-                    s->started = true;
-                }
-                if (drain(s)) progress = true;
-                if (s->need_confirm) {
-                    s->need_confirm = false;
-                    if (s->confirm_result == PL_OK) s->persisted++;
-                    assert_int_equal(pl_nm_pairing_confirm_persisted(s->p, s->confirm_result, now), PL_OK);
-                    progress = true;
-                }
-            }
-            int n = bus_n;
-            bus_n = 0;
-            static bus_msg batch[BUSQ];
-            memcpy(batch, bus, sizeof bus[0] * (size_t)n);
-            for (int k = 0; k < n; k++) deliver(batch[k].topic, batch[k].b64, batch[k].from);
-            if (n) progress = true;
-        }
-        int64_t next = INT64_MAX;
-        for (int i = 0; i < n_sides; i++) {
-            side *s = &S[i];
-            int64_t d = s->started ? pl_nm_pairing_next_deadline(s->p) : s->start_ms;
-            if (d < next) next = d;
-        }
-        if (next > end) {
-            now = end;
-            return;
-        }
-        if (next > now) now = next;
-        for (int i = 0; i < n_sides; i++)
-            if (S[i].started) pl_nm_pairing_on_timer(S[i].p, now);
-    }
-    fail_msg("the simulation does not settle");
+    if (now > pl_driver_now(D)) pl_driver_advance(D, now - pl_driver_now(D));
+    pl_driver_advance(D, end - pl_driver_now(D));
+    now = end;
 }
 
 static void assert_paired(side *app, side *nm) {
@@ -670,9 +678,9 @@ static void test_pair_nm_first(void **state) {
      * and are lost (a relay does not buffer); a repetition gets through. */
     uint8_t code[8];
     random_code(code);
+    echo_to_sender = false;
     side *nm = add_side("nm", PL_NM_ROLE_NODE_MANAGER, code, T0, "node manager");
     side *app = add_side("app", PL_NM_ROLE_APP, code, T0 + 5000, "Nimbus GUI");
-    echo_to_sender = false;
     run_until(T0 + 20000);
     assert_paired(app, nm);
     assert_int_equal(nm->published, 4); /* T0, +2 s, +4 s, +6 s */
@@ -688,11 +696,11 @@ static void test_pair_lossy_answer(void **state) {
     random_code(code);
     side *app = add_side("app", PL_NM_ROLE_APP, code, T0, "a");
     side *nm = add_side("nm", PL_NM_ROLE_NODE_MANAGER, code, T0 + 1000, "n");
-    nm->frozen = true; /* deaf while the app answers */
+    pl_loopback_set_deaf(nm->tp, true); /* deaf while the app answers */
     run_until(T0 + 1500);
     assert_int_equal(app->completed, 1);
     assert_int_equal(nm->learned, 0);
-    nm->frozen = false;
+    pl_loopback_set_deaf(nm->tp, false);
     run_until(T0 + 10000);
     assert_paired(app, nm);
     assert_int_equal(app->reanswered, 1);
@@ -725,9 +733,8 @@ static void test_wrong_code(void **state) {
     nm = add_side("nm", PL_NM_ROLE_NODE_MANAGER, other, T0, "n");
     run_until(T0 + 100);
     assert_true(nm->published >= 1);
-    char b64[PL_NM_HELLO_B64_SIZE];
-    assert_int_equal(pl_base64_encode(b64, sizeof b64, nm->last_publish, sizeof nm->last_publish, PL_B64_STD), PL_OK);
-    assert_int_equal(pl_nm_pairing_on_relay_message(app->p, b64, strlen(b64), now), PL_ERR_DECRYPT);
+    assert_int_equal(pl_nm_pairing_on_message(app->p, nm->last_publish, sizeof nm->last_publish, now),
+                     PL_ERR_DECRYPT);
     drain(app);
     assert_int_equal(app->drops[PL_NM_DROP_WRONG_KEY], 1);
     assert_int_equal(app->last_drop_err, PL_ERR_DECRYPT);
@@ -758,12 +765,11 @@ static void test_expired_code(void **state) {
     run_until(T0 + 1000);
     nm->started = true;
     assert_int_equal(pl_nm_pairing_new(&nm->p, &nm->cfg, T0 + 4 * MIN_MS), PL_OK);
+    pl_loopback_hub_drop_next(H, 1); /* it does not reach the app through the hub */
     drain(nm);
     now = T0 + 5 * MIN_MS;
-    bus_n = 0;
-    char b64[PL_NM_HELLO_B64_SIZE];
-    assert_int_equal(pl_base64_encode(b64, sizeof b64, nm->last_publish, sizeof nm->last_publish, PL_B64_STD), PL_OK);
-    assert_int_equal(pl_nm_pairing_on_relay_message(app->p, b64, strlen(b64), now), PL_ERR_STATE);
+    assert_int_equal(pl_nm_pairing_on_message(app->p, nm->last_publish, sizeof nm->last_publish, now),
+                     PL_ERR_STATE);
     drain(app);
     assert_int_equal(app->failed, 1);
     assert_int_equal(app->learned, 0);
@@ -775,12 +781,13 @@ static void test_expired_code(void **state) {
     app->started = true;
     assert_int_equal(pl_nm_pairing_new(&app->p, &app->cfg, T0), PL_OK);
     drain(app);
+    pl_driver_stop(&app->task); /* the test drives the app by hand from here */
     now = T0 + 1000;
     nm->started = true;
     assert_int_equal(pl_nm_pairing_new(&nm->p, &nm->cfg, now), PL_OK);
+    pl_driver_stop(&nm->task);
     drain(nm);
-    deliver(bus[0].topic, bus[0].b64, 1);
-    bus_n = 0;
+    pl_driver_advance(D, now - pl_driver_now(D)); /* the hub delivers the HELLO */
     drain(app);
     assert_int_equal(app->learned, 1);
     app->need_confirm = false;
@@ -861,8 +868,8 @@ static void test_replayed_hello(void **state) {
     assert_int_equal(pl_nm_pairing_new(&nm->p, &nm->cfg, now), PL_OK);
     nm->learned = nm->completed = 0;
     nm->persisted = 0;
+    pl_loopback_hub_drop_next(H, 1); /* its first HELLO is lost */
     drain(nm);
-    bus_n = 0; /* its first HELLO is lost */
     assert_int_equal(pl_nm_pairing_on_message(nm->p, app_answer, sizeof app_answer, now), PL_ERR_HELLO_ECHO);
     drain(nm);
     assert_int_equal(nm->drops[PL_NM_DROP_WRONG_ECHO], 1);
@@ -918,11 +925,11 @@ static void test_stale_and_other_drops(void **state) {
     h.echo[5] = 1;
     inject(app, nm, &h);
     assert_int_equal(app->last_rc, PL_ERR_HELLO_ECHO);
-    /* malformed: bad base64, too long, not a HELLO, weak key */
-    assert_int_equal(pl_nm_pairing_on_relay_message(app->p, "!!!!", 4, now), PL_ERR_BAD_BASE64);
-    static char longb64[2000];
-    memset(longb64, 'A', sizeof longb64 - 1);
-    assert_int_equal(pl_nm_pairing_on_relay_message(app->p, longb64, strlen(longb64), now), PL_ERR_TOO_LARGE);
+    /* malformed: undecodable by the transport, too long, not a HELLO, weak
+     * key */
+    assert_int_equal(pl_nm_pairing_on_bad_delivery(app->p, PL_ERR_BAD_BASE64, now), PL_ERR_BAD_BASE64);
+    static uint8_t longmsg[1500];
+    assert_int_equal(pl_nm_pairing_on_message(app->p, longmsg, sizeof longmsg, now), PL_ERR_TOO_LARGE);
     uint8_t junk[100], wire[PL_NM_HELLO_WIRE_MAX];
     size_t wl;
     pl_test_rand_bytes(&seed_state, junk, sizeof junk);
@@ -1152,7 +1159,7 @@ static void vector_hello(const char *prefix, const pl_nm_hello *h, const uint8_t
     put_hex(k, pad, pl_waku_v1_padding_len(n));
     snprintf(k, sizeof k, "%s.wire", prefix);
     put_hex(k, wire, sizeof wire);
-    char b64[PL_NM_HELLO_B64_SIZE];
+    char b64[PL_NM_HELLO_WIRE_BYTES / 3 * 4 + 5]; /* what a WalletConnect relay carries */
     assert_int_equal(pl_base64_encode(b64, sizeof b64, wire, sizeof wire, PL_B64_STD), PL_OK);
     snprintf(k, sizeof k, "%s.wire_base64", prefix);
     put(k, b64);
@@ -1193,7 +1200,9 @@ static void compute_vectors(void) {
     put_hex("T", s.topic_key, 32);
     put_hex("HS", s.hs, 32);
     put("pair.content_topic", s.content_topic);
-    put("pair.relay_topic", s.relay_topic);
+    char rt[PL_TOPIC_HEX_SIZE];
+    assert_int_equal(pl_relay_topic(rt, s.content_topic), PL_OK); /* spec 4.3 */
+    put("pair.relay_topic", rt);
 
     uint8_t app_priv[32], nm_priv[32], app_pub[32], nm_pub[32];
     vbytes(app_priv, 32, "app.identity_priv");
@@ -1233,7 +1242,8 @@ static void compute_vectors(void) {
     pl_nm_rendezvous_derive(&rv, nm_pub, app_pub);
     put_hex("rv", rv.rv, 48);
     put("rv.content_topic", rv.content_topic);
-    put("rv.relay_topic", rv.relay_topic);
+    assert_int_equal(pl_relay_topic(rt, rv.content_topic), PL_OK);
+    put("rv.relay_topic", rt);
     put_hex("rv.nametag", rv.nametag, 16);
     pl_nm_secrets_wipe(&s);
 }

@@ -1,5 +1,5 @@
-/* Node-manager session core (nm_session.h) over an in-memory relay: no
- * sockets, time is simulated. */
+/* Node-manager session core (nm_session.h) over the loopback transport
+ * (loopback.h) on a virtual driver: no sockets, time is explicit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,8 @@
 
 #include "pairlink/codec.h"
 #include "pairlink/crypto.h"
+#include "pairlink/driver.h"
+#include "pairlink/loopback.h"
 #include "pairlink/hash.h"
 #include "pairlink/noise.h"
 #include "pairlink/nm_session.h"
@@ -21,16 +23,17 @@
 
 #define MAXN 64
 #define MAXTOPICS 256
-#define MAXMSG 4096
 
-/* ---- a tiny relay: publish reaches every *other* subscribed party ---- */
+/* ---- the parties: each on a loopback endpoint, one virtual driver ---- */
 
 typedef struct party {
     pl_nm_sessions *m;
     uint8_t priv[32], pub[32];
     pl_nm_role role;
-    bool online;
-    char topics[MAXTOPICS][PL_TOPIC_HEX_SIZE];
+    bool online; /* offline: deaf, and what it publishes is lost */
+    pl_transport *tp;
+    pl_driver_task task;
+    char topics[MAXTOPICS][PL_NM_SESSION_TOPIC_SIZE];
     size_t ntopics;
     /* what happened */
     int established, rejected, retries, requests, responses, failed, connecting, knocks;
@@ -43,32 +46,46 @@ typedef struct party {
     size_t nretry;
 } party;
 
-typedef struct msg {
-    int from;
-    char topic[PL_TOPIC_HEX_SIZE];
-    char *b64;
-} msg;
+typedef struct captured_msg {
+    uint8_t *data;
+    size_t len;
+} captured_msg;
 
 static party P[MAXN];
 static size_t NP;
-static msg Q[MAXMSG];
-static size_t QH, QT;
+static pl_driver *D;
+static pl_loopback_hub *H;
 static int64_t NOW;
 /* Capture: every message published on a topic, for replay tests. */
-static char *captured[64];
+static captured_msg captured[64];
 static size_t ncaptured;
 static const char *capture_topic;
 
-static void reset_world(void) {
-    for (size_t i = 0; i < NP; i++) pl_nm_sessions_free(P[i].m);
+static void drain(int who);
+
+static void free_world(void) {
+    for (size_t i = 0; i < NP; i++) {
+        pl_driver_stop(&P[i].task);
+        if (P[i].tp) pl_transport_close(P[i].tp, 0, NULL, NULL);
+        pl_nm_sessions_free(P[i].m);
+    }
+    if (D) pl_driver_run(D);
+    pl_loopback_hub_free(H);
+    pl_driver_free(D);
+    D = NULL;
+    H = NULL;
     memset(P, 0, sizeof P);
     NP = 0;
-    for (size_t i = QH; i < QT; i++) free(Q[i % MAXMSG].b64);
-    QH = QT = 0;
-    for (size_t i = 0; i < ncaptured; i++) free(captured[i]);
+    for (size_t i = 0; i < ncaptured; i++) free(captured[i].data);
     ncaptured = 0;
     capture_topic = NULL;
+}
+
+static void reset_world(void) {
+    free_world();
     NOW = 1700000000000;
+    assert_int_equal(pl_driver_new_virtual(&D, NOW), PL_OK);
+    assert_int_equal(pl_loopback_hub_new(&H, D, NULL), PL_OK);
 }
 
 static bool subscribed(const party *p, const char *t) {
@@ -83,28 +100,33 @@ static void drain(int who) {
     while (pl_nm_sessions_poll(p->m, &o)) {
         switch (o.kind) {
         case PL_NM_SOUT_SUBSCRIBE:
-            if (!subscribed(p, o.relay_topic)) {
+            if (!subscribed(p, o.topic)) {
                 assert_true(p->ntopics < MAXTOPICS);
-                memcpy(p->topics[p->ntopics++], o.relay_topic, PL_TOPIC_HEX_SIZE);
+                memcpy(p->topics[p->ntopics++], o.topic, PL_NM_SESSION_TOPIC_SIZE);
             }
+            assert_int_equal(pl_transport_subscribe(p->tp, o.topic), PL_OK);
             break;
         case PL_NM_SOUT_UNSUBSCRIBE:
             for (size_t i = 0; i < p->ntopics; i++)
-                if (!strcmp(p->topics[i], o.relay_topic)) {
-                    memcpy(p->topics[i], p->topics[--p->ntopics], PL_TOPIC_HEX_SIZE);
+                if (!strcmp(p->topics[i], o.topic)) {
+                    memcpy(p->topics[i], p->topics[--p->ntopics], PL_NM_SESSION_TOPIC_SIZE);
                     break;
                 }
+            assert_int_equal(pl_transport_unsubscribe(p->tp, o.topic), PL_OK);
             break;
         case PL_NM_SOUT_PUBLISH:
             assert_int_equal(o.ttl_s, PL_NM_SESSION_RELAY_TTL_S);
-            if (capture_topic && !strcmp(capture_topic, o.relay_topic) && ncaptured < 64)
-                captured[ncaptured++] = strdup(o.message);
+            if (capture_topic && !strcmp(capture_topic, o.topic) && ncaptured < 64) {
+                captured_msg *c = &captured[ncaptured++];
+                c->data = malloc(o.message_len);
+                assert_non_null(c->data);
+                memcpy(c->data, o.message, o.message_len);
+                c->len = o.message_len;
+            }
             if (p->online) {
-                assert_true(QT - QH < MAXMSG);
-                msg *m = &Q[QT++ % MAXMSG];
-                m->from = who;
-                memcpy(m->topic, o.relay_topic, PL_TOPIC_HEX_SIZE);
-                m->b64 = strdup(o.message);
+                pl_publish_opts po = {.ttl_s = o.ttl_s};
+                assert_int_equal(pl_transport_publish(p->tp, o.topic, o.message, o.message_len, &po),
+                                 PL_OK);
             }
             break;
         case PL_NM_SOUT_EVENT:
@@ -144,40 +166,49 @@ static void drain(int who) {
     }
 }
 
-/* Deliver queued messages until quiet. */
+static void on_message(void *ud, pl_transport *t, const char *topic, const uint8_t *data,
+                       size_t len, const pl_delivery_info *info) {
+    (void)t, (void)info;
+    party *p = ud;
+    if (!p->m) return;
+    NOW = pl_driver_now(D);
+    pl_nm_sessions_on_message(p->m, topic, data, len, NOW);
+    drain((int)(p - P));
+}
+
+static int64_t party_deadline(pl_driver_task *t) {
+    party *p = t->data;
+    return p->m ? pl_nm_sessions_next_deadline(p->m) : INT64_MAX;
+}
+
+static void party_timer(pl_driver_task *t, int64_t now) {
+    party *p = t->data;
+    NOW = now;
+    pl_nm_sessions_on_timer(p->m, NOW);
+    drain((int)(p - P));
+}
+
+static void party_before_wait(pl_driver_task *t, int64_t now) {
+    party *p = t->data;
+    NOW = now;
+    if (p->m) drain((int)(p - P));
+}
+
+/* The driver catches up with a NOW moved by hand (direct calls). */
+static void catch_up(void) {
+    if (NOW > pl_driver_now(D)) pl_driver_advance(D, NOW - pl_driver_now(D));
+}
+
+/* Deliver what is in flight (and what that causes) until quiet. */
 static void pump(void) {
-    for (size_t i = 0; i < NP; i++)
-        if (P[i].m) drain((int)i);
-    while (QH < QT) {
-        msg m = Q[QH++ % MAXMSG];
-        for (size_t i = 0; i < NP; i++) {
-            if ((int)i == m.from || !P[i].m || !P[i].online || !subscribed(&P[i], m.topic)) continue;
-            pl_nm_sessions_on_relay_message(P[i].m, m.topic, m.b64, strlen(m.b64), NOW);
-            drain((int)i);
-        }
-        free(m.b64);
-    }
+    catch_up();
+    pl_driver_run(D);
 }
 
 static void advance(int64_t ms) {
-    int64_t end = NOW + ms;
-    for (;;) {
-        int64_t next = INT64_MAX;
-        for (size_t i = 0; i < NP; i++)
-            if (P[i].m) {
-                int64_t d = pl_nm_sessions_next_deadline(P[i].m);
-                if (d < next) next = d;
-            }
-        if (next > end) break;
-        if (next > NOW) NOW = next;
-        for (size_t i = 0; i < NP; i++)
-            if (P[i].m) {
-                pl_nm_sessions_on_timer(P[i].m, NOW);
-                drain((int)i);
-            }
-        pump();
-    }
-    NOW = end;
+    catch_up();
+    pl_driver_advance(D, ms);
+    NOW = pl_driver_now(D);
 }
 
 static void start(int i, int64_t hs_timeout) {
@@ -186,6 +217,13 @@ static void start(int i, int64_t hs_timeout) {
     assert_int_equal(pl_nm_sessions_new(&P[i].m, &cfg, NOW), PL_OK);
     P[i].online = true;
     P[i].ntopics = 0;
+    pl_transport_handler h = {on_message, NULL, &P[i]};
+    assert_int_equal(pl_loopback_new(&P[i].tp, H, "party", &h), PL_OK);
+    P[i].task.data = &P[i];
+    P[i].task.next_deadline = party_deadline;
+    P[i].task.on_timer = party_timer;
+    P[i].task.before_wait = party_before_wait;
+    pl_driver_start(D, &P[i].task);
 }
 
 static int new_party(pl_nm_role role) {
@@ -196,7 +234,15 @@ static int new_party(pl_nm_role role) {
     return i;
 }
 
+static void set_online(int i, bool online) {
+    P[i].online = online;
+    pl_loopback_set_deaf(P[i].tp, !online);
+}
+
 static void stop(int i) {
+    pl_driver_stop(&P[i].task);
+    pl_transport_close(P[i].tp, 0, NULL, NULL);
+    P[i].tp = NULL;
     pl_nm_sessions_free(P[i].m);
     P[i].m = NULL;
     P[i].online = false;
@@ -388,13 +434,12 @@ static void test_impostor_app_rejected(void **state) {
     stop(app);
     pl_nm_rendezvous rv;
     pl_nm_rendezvous_derive(&rv, P[nm].pub, P[app].pub);
-    capture_topic = rv.relay_topic;
+    capture_topic = rv.content_topic;
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[app].pub, NOW), PL_OK);
     drain(nm);
     assert_int_equal(ncaptured, 1);
-    uint8_t w1[4096];
-    size_t w1len;
-    assert_int_equal(pl_base64_decode(w1, sizeof w1, &w1len, captured[0], strlen(captured[0]), PL_B64_STD), PL_OK);
+    const uint8_t *w1 = captured[0].data;
+    size_t w1len = captured[0].len;
 
     /* The nametag the node manager expects for message 2 (computed with the
      * real app's key, which the impostor lacks; the tag is public anyway). */
@@ -422,10 +467,8 @@ static void test_impostor_app_rejected(void **state) {
     assert_int_equal(pl_noise_hs_write(imp, tag2, pl, pllen, &w2, &w2len), PL_OK);
     pl_free_secret(pl, pllen);
     pl_noise_hs_free(imp);
-    char b64[8192];
-    assert_int_equal(pl_base64_encode(b64, sizeof b64, w2, w2len, PL_B64_STD), PL_OK);
+    assert_int_not_equal(pl_nm_sessions_on_message(P[nm].m, rv.content_topic, w2, w2len, NOW), PL_OK);
     pl_free(w2);
-    assert_int_not_equal(pl_nm_sessions_on_relay_message(P[nm].m, rv.relay_topic, b64, strlen(b64), NOW), PL_OK);
     drain(nm);
     assert_int_equal(P[nm].rejected, 1);
     assert_int_equal(P[nm].last_err, PL_ERR_UNKNOWN_PEER);
@@ -444,34 +487,33 @@ static void test_tampered_msg3_rejected(void **state) {
     drain(app);
     pl_nm_rendezvous rv;
     pl_nm_rendezvous_derive(&rv, P[nm].pub, P[app].pub);
-    capture_topic = rv.relay_topic;
-    P[app].online = false; /* hold the app's answers: we deliver by hand */
+    capture_topic = rv.content_topic;
+    set_online(app, false); /* hold the app's answers: we deliver by hand */
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[app].pub, NOW), PL_OK);
     drain(nm);
     /* captured[0] = message 1; give it to the app, capture message 2 */
-    assert_int_equal(pl_nm_sessions_on_relay_message(P[app].m, rv.relay_topic, captured[0], strlen(captured[0]), NOW), PL_OK);
+    assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, captured[0].data, captured[0].len, NOW), PL_OK);
     drain(app);
     assert_int_equal(ncaptured, 2);
-    assert_int_equal(pl_nm_sessions_on_relay_message(P[nm].m, rv.relay_topic, captured[1], strlen(captured[1]), NOW), PL_OK);
+    assert_int_equal(pl_nm_sessions_on_message(P[nm].m, rv.content_topic, captured[1].data, captured[1].len, NOW), PL_OK);
     drain(nm);
     assert_int_equal(ncaptured, 3);
     /* flip a byte of message 3's ciphertext (after nametag, id, length) */
     uint8_t w[4096];
-    size_t wl;
-    assert_int_equal(pl_base64_decode(w, sizeof w, &wl, captured[2], strlen(captured[2]), PL_B64_STD), PL_OK);
+    size_t wl = captured[2].len;
+    assert_true(wl <= sizeof w);
+    memcpy(w, captured[2].data, wl);
     w[wl - 5] ^= 1;
-    char b64[8192];
-    assert_int_equal(pl_base64_encode(b64, sizeof b64, w, wl, PL_B64_STD), PL_OK);
-    assert_int_not_equal(pl_nm_sessions_on_relay_message(P[app].m, rv.relay_topic, b64, strlen(b64), NOW), PL_OK);
+    assert_int_not_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, w, wl, NOW), PL_OK);
     drain(app);
     assert_int_equal(P[app].rejected, 1);
     assert_int_equal(P[app].established, 0);
     /* Replaying the genuine message 3 now finds no handshake to finish. */
-    assert_int_equal(pl_nm_sessions_on_relay_message(P[app].m, rv.relay_topic, captured[2], strlen(captured[2]), NOW), PL_OK);
+    assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, captured[2].data, captured[2].len, NOW), PL_OK);
     drain(app);
     assert_int_equal(P[app].established, 0);
     /* Life goes on: the node manager gets no READY, retries, succeeds. */
-    P[app].online = true;
+    set_online(app, true);
     capture_topic = NULL;
     advance(30000);
     assert_int_equal(P[app].established, 1);
@@ -489,13 +531,13 @@ static void test_stale_msg1_ignored(void **state) {
     drain(app);
     pl_nm_rendezvous rv;
     pl_nm_rendezvous_derive(&rv, P[nm].pub, P[app].pub);
-    capture_topic = rv.relay_topic;
-    P[nm].online = false;
+    capture_topic = rv.content_topic;
+    set_online(nm, false);
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[app].pub, NOW), PL_OK);
     drain(nm);
     size_t before = ncaptured;
     NOW += 60000;
-    assert_int_equal(pl_nm_sessions_on_relay_message(P[app].m, rv.relay_topic, captured[0], strlen(captured[0]), NOW), PL_OK);
+    assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, captured[0].data, captured[0].len, NOW), PL_OK);
     drain(app);
     assert_int_equal(ncaptured, before); /* no message 2 */
     reset_world();
@@ -507,7 +549,7 @@ static void test_request_timeout_triggers_rehandshake(void **state) {
     int nm = new_party(PL_NM_ROLE_NODE_MANAGER), app = new_party(PL_NM_ROLE_APP);
     link_pair(nm, app);
     pump();
-    P[app].online = false; /* the app vanished without a word */
+    set_online(app, false); /* the app vanished without a word */
     uint64_t id;
     request(nm, app, "anyone?", &id);
     int connecting = P[nm].connecting;
@@ -542,20 +584,26 @@ static void test_bad_input(void **state) {
         pl_test_rand_bytes(&seed, junk, n);
         if (round % 3 == 0 && n >= 16) memcpy(junk, rv.nametag, 16);      /* looks like msg 1 */
         if (round % 3 == 1 && n >= 16) memcpy(junk, rv.rv + 16, 16);      /* looks like a knock */
-        char b64[1024];
-        assert_int_equal(pl_base64_encode(b64, sizeof b64, junk, n, PL_B64_STD), PL_OK);
         for (int who = 0; who < 2; who++) {
-            pl_nm_sessions_on_relay_message(P[who].m, rv.relay_topic, b64, strlen(b64), NOW);
+            pl_nm_sessions_on_message(P[who].m, rv.content_topic, junk, n, NOW);
             for (size_t t = 0; t < P[who].ntopics; t++)
-                pl_nm_sessions_on_relay_message(P[who].m, P[who].topics[t], b64, strlen(b64), NOW);
+                pl_nm_sessions_on_message(P[who].m, P[who].topics[t], junk, n, NOW);
             drain(who);
         }
     }
-    assert_int_equal(pl_nm_sessions_on_relay_message(P[app].m, rv.relay_topic, "%%%", 3, NOW), PL_ERR_BAD_BASE64);
-    char other[PL_TOPIC_HEX_SIZE];
-    memset(other, 'a', 64);
-    other[64] = 0;
-    assert_int_equal(pl_nm_sessions_on_relay_message(P[app].m, other, "AAAA", 4, NOW), PL_ERR_NOT_FOUND);
+    /* through the hub too: garbage injected on the rendezvous topic */
+    uint8_t junk[40] = {0};
+    assert_int_equal(pl_loopback_hub_inject(H, rv.content_topic, junk, sizeof junk, NULL), PL_OK);
+    pump();
+    assert_int_equal(pl_nm_sessions_on_bad_delivery(P[app].m, rv.content_topic, PL_ERR_BAD_BASE64, NOW),
+                     PL_ERR_BAD_BASE64);
+    static uint8_t huge[PL_NOISE_MAX_WIRE + 1];
+    assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, huge, sizeof huge, NOW),
+                     PL_ERR_TOO_LARGE);
+    const char *other = "/pairlink/1/rv-0123456789abcdef0123456789abcdef/proto";
+    assert_int_equal(pl_nm_sessions_on_message(P[app].m, other, junk, 4, NOW), PL_ERR_NOT_FOUND);
+    assert_int_equal(pl_nm_sessions_on_bad_delivery(P[app].m, other, PL_ERR_BAD_BASE64, NOW),
+                     PL_ERR_NOT_FOUND);
     /* still working */
     uint64_t id;
     request(nm, app, "ok?", &id);
@@ -563,8 +611,13 @@ static void test_bad_input(void **state) {
     assert_string_equal(P[app].last_body, "ok?");
     /* adding our own key or a low-order key is refused */
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[nm].pub, NOW), PL_ERR_WEAK_KEY);
-    uint8_t zero[32] = {0};
+    uint8_t zero[32] = {0}, one[32] = {1}, order8[32];
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, zero, NOW), PL_ERR_WEAK_KEY);
+    assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, one, NOW), PL_ERR_WEAK_KEY);
+    assert_int_equal(pl_hex_decode_exact(order8, sizeof order8,
+                                   "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", 64),
+                     PL_OK);
+    assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, order8, NOW), PL_ERR_WEAK_KEY);
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[app].pub, NOW), PL_ERR_EXISTS);
     reset_world();
 }
@@ -637,6 +690,12 @@ static void test_second_process_gets_its_own_handshake(void **state) {
     reset_world();
 }
 
+static int group_teardown(void **state) {
+    (void)state;
+    free_world();
+    return 0;
+}
+
 int main(void) {
     pl_init();
     const struct CMUnitTest tests[] = {
@@ -655,5 +714,5 @@ int main(void) {
         cmocka_unit_test(test_many_peers),
         cmocka_unit_test(test_config_validation),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, group_teardown);
 }

@@ -15,6 +15,7 @@
 #include "noise/noise_internal.h"
 #include "pairlink/hash.h"
 #include "pairlink/noise.h"
+#include "tools/noise_transcript.h"
 #include "support/support.h"
 
 static uint64_t seed_state;

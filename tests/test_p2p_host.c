@@ -23,6 +23,7 @@
 #define MAX_EV 64
 
 static uint64_t rng;
+static pl_driver *drv; /* one per test, shared by its hosts */
 
 typedef struct ev_log {
     pl_p2p_event ev[MAX_EV];
@@ -104,7 +105,8 @@ static void peer_new(peer *p, uv_loop_t *loop, const char *name, const pl_p2p_ho
     o.ud = p;
     o.on_log = on_log;
     o.log_ud = (void *)name;
-    assert_int_equal(pl_p2p_host_new(&p->h, loop, &o), PL_OK);
+    (void)loop;
+    assert_int_equal(pl_p2p_host_new(&p->h, drv, &o), PL_OK);
     assert_int_equal(pl_p2p_host_handle(p->h, PL_TEST_ECHO_PROTOCOL, pl_test_echo_cb, &p->echo), PL_OK);
     assert_int_equal(pl_p2p_host_handle(p->h, MSG_PROTOCOL, on_msg_server, NULL), PL_OK);
 }
@@ -120,7 +122,6 @@ static void peer_listen(peer *p) {
     snprintf(p->addr, sizeof p->addr, "%s/p2p/%s", a[0], t);
 }
 
-static void on_closed(void *ud) { ((peer *)ud)->closed = true; }
 
 /* ---- running the loop until a condition holds ---- */
 
@@ -160,15 +161,43 @@ static void run_until(uv_loop_t *loop, cond_fn cond, void *arg) {
     assert_false(w.timed_out);
 }
 
+typedef struct closing {
+    size_t left;
+    uv_loop_t *loop;
+} closing;
+static closing shut;
+
+/* on_closed runs from the driver just before the loop would wait: stop the
+ * loop from here, nothing else would wake it. */
+static void on_host_closed(void *ud) {
+    peer *p = ud;
+    p->closed = true;
+    if (--shut.left == 0) uv_stop(shut.loop);
+}
+
+static void uv_stop_cb(uv_timer_t *t) { uv_stop(t->loop); }
+
 static void shutdown_peers(uv_loop_t *loop, peer *ps, size_t n) {
-    for (size_t i = 0; i < n; i++) pl_p2p_host_close(ps[i].h, on_closed, &ps[i]);
-    /* Everything closes by itself: the loop runs dry. */
+    shut = (closing){n, loop};
+    for (size_t i = 0; i < n; i++) pl_p2p_host_close(ps[i].h, on_host_closed, &ps[i]);
+    uv_timer_t guard; /* bounds the wait: a host that never closes fails */
+    uv_timer_init(loop, &guard);
+    uv_timer_start(&guard, uv_stop_cb, 20000, 0);
     uv_run(loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&guard, NULL);
     for (size_t i = 0; i < n; i++) {
         assert_true(ps[i].closed);
         pl_p2p_key_free(ps[i].key);
     }
+    /* Then the driver; everything closes by itself: the loop runs dry. */
+    pl_driver_close(drv, NULL, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static void loop_start(uv_loop_t *loop) {
+    uv_loop_init(loop);
+    assert_int_equal(pl_driver_new(&drv, loop), PL_OK);
 }
 
 /* ---- the echo client ---- */
@@ -261,7 +290,7 @@ static bool one_has(void *arg) {
 static void test_c_to_c(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
+    loop_start(&loop);
     peer ps[2];
     peer *a = &ps[0], *b = &ps[1];
     peer_new(a, &loop, "a", NULL);
@@ -360,7 +389,7 @@ static bool msg_done(void *arg) { return ((msg_client *)arg)->done; }
 static void test_messages_and_backpressure(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
+    loop_start(&loop);
     peer ps[2];
     peer *a = &ps[0], *b = &ps[1];
     pl_p2p_host_opts small = {.stream_send_buffer = 64 * 1024, .muxers = PL_P2P_MUXERS_MPLEX};
@@ -450,7 +479,7 @@ static bool raw_closed(void *arg) { return ((raw *)arg)->closed; }
 static void test_bad_peers_and_limits(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
+    loop_start(&loop);
     peer ps[3];
     peer *a = &ps[0], *b = &ps[1], *x = &ps[2];
     pl_p2p_host_opts lim = {.max_connections_per_ip = 3};

@@ -34,6 +34,7 @@
 #define MAXGOT 256
 
 static bool verbose;
+static pl_driver *drv; /* one per test, on its loop, shared by its nodes */
 
 static void on_log(void *ud, const char *line) {
     if (verbose) fprintf(stderr, "[%s] %s\n", (const char *)ud, line);
@@ -96,8 +97,8 @@ static void on_event(void *ud, pl_waku_node *n, const pl_waku_event *ev) {
     }
 }
 
-static void node_start(tnode *t, uv_loop_t *loop, const char *name, const char *peer,
-                       pl_waku_node_opts *extra) {
+static void node_start_at(tnode *t, const char *name, const char *peer, pl_waku_node_opts *extra,
+                          const char *listen) {
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     pl_waku_node_opts o;
@@ -105,11 +106,6 @@ static void node_start(tnode *t, uv_loop_t *loop, const char *name, const char *
         o = *extra;
     else
         pl_waku_node_opts_init(&o);
-    static const char *const listen[] = {"/ip4/127.0.0.1/tcp/0"};
-    if (!o.n_listen) {
-        o.listen = listen;
-        o.n_listen = 1;
-    }
     const char *peers[1] = {peer};
     if (peer) {
         o.peers = peers;
@@ -120,8 +116,20 @@ static void node_start(tnode *t, uv_loop_t *loop, const char *name, const char *
     o.ud = t;
     o.on_log = on_log;
     o.log_ud = t->name;
-    assert_int_equal(pl_waku_node_new(&t->n, loop, &o), PL_OK);
+    assert_int_equal(pl_waku_node_new(&t->n, drv, &o), PL_OK);
+    assert_int_equal(pl_waku_node_listen(t->n, listen ? listen : "/ip4/127.0.0.1/tcp/0"), PL_OK);
     assert_int_equal(pl_waku_node_listen_addr(t->n, 0, t->addr, sizeof t->addr), 1);
+}
+
+static void node_start(tnode *t, uv_loop_t *loop, const char *name, const char *peer,
+                       pl_waku_node_opts *extra) {
+    (void)loop;
+    node_start_at(t, name, peer, extra, NULL);
+}
+
+static void loop_start(uv_loop_t *loop) {
+    uv_loop_init(loop);
+    assert_int_equal(pl_driver_new(&drv, loop), PL_OK);
 }
 
 static void on_node_closed(void *ud) {
@@ -178,13 +186,33 @@ static void run_for(uv_loop_t *loop, uint64_t ms) {
     (void)run_until(loop, NULL, NULL, ms);
 }
 
-static void close_all(uv_loop_t *loop, tnode **ts, size_t n) {
+typedef struct closing {
+    tnode **ts;
+    size_t n;
+    const bool *extra; /* another thing that must have closed, or NULL */
+} closing;
+
+static bool all_closed(void *arg) {
+    closing *c = arg;
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->ts[i]->closed) return false;
+    return !c->extra || *c->extra;
+}
+
+/* Close the nodes, then the driver; everything must be gone from the loop. */
+static void close_all_and(uv_loop_t *loop, tnode **ts, size_t n, const bool *extra) {
     for (size_t i = 0; i < n; i++)
         if (ts[i]->n && !ts[i]->closed) pl_waku_node_close(ts[i]->n, on_node_closed, ts[i]);
+    closing c = {ts, n, extra};
+    assert_true(run_until(loop, all_closed, &c, 10000));
+    pl_driver_close(drv, NULL, NULL);
+    drv = NULL;
     uv_run(loop, UV_RUN_DEFAULT);
-    for (size_t i = 0; i < n; i++)
-        assert_true(ts[i]->closed);
     assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static void close_all(uv_loop_t *loop, tnode **ts, size_t n) {
+    close_all_and(loop, ts, n, NULL);
 }
 
 static void publish(tnode *t, const char *text, bool *queued) {
@@ -223,7 +251,7 @@ static bool meshes_ready(void *arg) {
 static void test_line(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
+    loop_start(&loop);
     tnode *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b), *c = calloc(1, sizeof *c);
     node_start(b, &loop, "B", NULL, NULL);
     node_start(c, &loop, "C", b->addr, NULL);
@@ -291,7 +319,7 @@ static bool ring_done(void *arg) {
 static void test_ring(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
+    loop_start(&loop);
     tnode *ts[RING];
     for (int i = 0; i < RING; i++)
         ts[i] = calloc(1, sizeof *ts[i]);
@@ -373,7 +401,7 @@ static bool downs_at_least(void *arg) {
 static void test_reconnect(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
+    loop_start(&loop);
     pl_p2p_key *key;
     assert_int_equal(pl_p2p_key_generate(&key, PL_P2P_KEY_ED25519), PL_OK);
     tnode *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b), *b2 = calloc(1, sizeof *b2);
@@ -397,10 +425,7 @@ static void test_reconnect(void **state) {
     run_for(&loop, 800);
     assert_true(a->refused >= 1); /* failed redials */
     /* B comes back at the same address with the same key */
-    const char *l[] = {listen};
-    o.listen = l;
-    o.n_listen = 1;
-    node_start(b2, &loop, "B2", NULL, &o);
+    node_start_at(b2, "B2", NULL, &o, listen);
     assert_int_equal(pl_waku_node_subscribe(b2->n, CT), PL_OK);
     w.n = 2;
     assert_true(run_until(&loop, ups_at_least, &w, 10000));
@@ -754,7 +779,7 @@ static void on_tick(uv_timer_t *tm) {
 
 static void run_attack(attack kind, pl_err expect, bool refused) {
     uv_loop_t loop;
-    uv_loop_init(&loop);
+    loop_start(&loop);
     tnode *t = calloc(1, sizeof *t), *g = calloc(1, sizeof *g);
     pl_waku_node_opts o;
     pl_waku_node_opts_init(&o);
@@ -778,7 +803,7 @@ static void run_attack(attack kind, pl_err expect, bool refused) {
     pl_p2p_key_peer_id(x->key, &x->id);
     pl_p2p_host_opts ho = {
         .key = x->key, .on_event = h_event, .ud = x, .on_log = on_log, .log_ud = "H"};
-    assert_int_equal(pl_p2p_host_new(&x->h, &loop, &ho), PL_OK);
+    assert_int_equal(pl_p2p_host_new(&x->h, drv, &ho), PL_OK);
     assert_int_equal(pl_p2p_host_handle(x->h, PL__GOSSIP_PROTOCOL, h_relay_in, x), PL_OK);
     assert_int_equal(pl_p2p_host_handle(x->h, PL__WAKU_METADATA_PROTOCOL, h_meta_in, x), PL_OK);
     assert_int_equal(pl_p2p_host_dial(x->h, t->addr, &x->conn), PL_OK);
@@ -807,7 +832,7 @@ static void run_attack(attack kind, pl_err expect, bool refused) {
     uv_close((uv_handle_t *)&k.tm, NULL);
     pl_p2p_host_close(x->h, h_closed, x);
     tnode *all[] = {t, g};
-    close_all(&loop, all, 2);
+    close_all_and(&loop, all, 2, &x->closed);
     assert_true(x->closed);
     while (x->nq)
         free(x->q[--x->nq]);

@@ -229,25 +229,6 @@ static void test_size_limits(void **state) {
     free(buf);
 }
 
-static void test_relay_topic(void **state) {
-    (void)state;
-    const char *ct = "/pairlink/1/pair-00112233445566778899aabbccddeeff/proto";
-    char got[PL_TOPIC_HEX_SIZE], want[PL_TOPIC_HEX_SIZE];
-    uint8_t h[32];
-    pl_sha256(h, (const uint8_t *)ct, strlen(ct));
-    assert_int_equal(pl_hex_encode(want, sizeof want, h, 32), PL_OK);
-    assert_int_equal(pl_waku_relay_topic(got, ct), PL_OK);
-    assert_string_equal(got, want);
-    assert_int_equal(strlen(got), 64);
-    assert_int_equal(pl_waku_relay_topic(got, ""), PL_ERR_INVALID_ARG);
-    assert_string_equal(got, "");
-    char longt[PL_WAKU_CONTENT_TOPIC_MAX + 2];
-    memset(longt, 'a', sizeof longt - 1);
-    longt[sizeof longt - 1] = '\0';
-    assert_int_equal(pl_waku_relay_topic(got, longt), PL_ERR_TOO_LARGE);
-    longt[PL_WAKU_CONTENT_TOPIC_MAX] = '\0';
-    assert_int_equal(pl_waku_relay_topic(got, longt), PL_OK);
-}
 
 int main(void) {
     if (pl_init() != PL_OK) return 1;
@@ -258,7 +239,6 @@ int main(void) {
         cmocka_unit_test(test_every_tampered_byte_rejected),
         cmocka_unit_test(test_malformed_plaintexts),
         cmocka_unit_test(test_size_limits),
-        cmocka_unit_test(test_relay_topic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

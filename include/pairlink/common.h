@@ -183,6 +183,12 @@ PL_EXPORT const char *pl_errname(pl_err err);
  * crypto library cannot be initialised. */
 PL_EXPORT pl_err pl_init(void);
 
+/* The version of the library running, "MAJOR.MINOR.PATCH"; never NULL, a
+ * static string, callable from any thread without pl_init(). It differs from
+ * PL_VERSION_STRING (the headers the program was compiled with) when the
+ * shared library was replaced by another release. */
+PL_EXPORT const char *pl_version(void);
+
 /* Release memory returned by pairlink through an out-parameter. NULL is a
  * no-op. Buffers that held secrets are wiped by the function that returned
  * them only where its header says so; pl_free itself does not wipe. */

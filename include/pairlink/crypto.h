@@ -62,6 +62,14 @@ typedef struct pl_envelope_params {
 PL_EXPORT pl_err pl_envelope_seal(char **out_b64, const uint8_t *key, const uint8_t *msg,
                                   size_t msg_len, const pl_envelope_params *params);
 
+/* The same without the base64: *out (pl_free; wipe it first for type 2,
+ * which holds the plaintext) gets the envelope bytes, which is what a
+ * transport carries (the WalletConnect relay transport base64-encodes them
+ * itself). */
+PL_EXPORT pl_err pl_envelope_seal_raw(uint8_t **out, size_t *out_len, const uint8_t *key,
+                                      const uint8_t *msg, size_t msg_len,
+                                      const pl_envelope_params *params);
+
 typedef struct pl_envelope_info {
     int type;
     uint8_t sender_pub[PL_X25519_BYTES]; /* type 1 only */
@@ -86,6 +94,12 @@ PL_EXPORT pl_err pl_envelope_peek(pl_envelope_info *info, const char *b64, size_
  * PL_ERR_NOMEM. info may be NULL; it is filled on success, zeroed otherwise. */
 PL_EXPORT pl_err pl_envelope_open(uint8_t **out_msg, size_t *out_len, pl_envelope_info *info,
                                   const uint8_t *key, const char *b64, size_t b64_len);
+
+/* pl_envelope_peek and pl_envelope_open on envelope bytes (no base64):
+ * the same checks and errors, except PL_ERR_BAD_BASE64. */
+PL_EXPORT pl_err pl_envelope_peek_raw(pl_envelope_info *info, const uint8_t *env, size_t env_len);
+PL_EXPORT pl_err pl_envelope_open_raw(uint8_t **out_msg, size_t *out_len, pl_envelope_info *info,
+                                      const uint8_t *key, const uint8_t *env, size_t env_len);
 
 /* Open a type 1 envelope with the receiver's private key: derives the
  * session key from the sender key carried inside, then opens. Errors: those

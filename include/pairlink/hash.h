@@ -30,6 +30,12 @@ PL_EXPORT pl_err pl_hkdf_sha256(uint8_t *out, size_t out_len, const uint8_t *sal
 /* Fill buf with len cryptographically secure random bytes. */
 PL_EXPORT void pl_random(uint8_t *buf, size_t len);
 
+/* A source of random bytes handed to a protocol core (nonces, IVs, padding,
+ * ids, jitter). Every core that needs randomness takes one in its config;
+ * NULL there means pl_random. Fixed sources exist for reproducible tests
+ * and vectors only. */
+typedef void (*pl_rng_fn)(void *ctx, uint8_t *buf, size_t len);
+
 /* Constant-time equality of two equal-length buffers: 1 if equal, else 0. */
 PL_EXPORT int pl_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
 

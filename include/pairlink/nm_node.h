@@ -1,7 +1,8 @@
-/* A node-manager pairing node on a libuv loop: one identity (app or node
- * manager) with its store, a relay connection, the pairing engine
- * (nm_pairing.h) for pairing with a code, and the session manager
- * (nm_session.h) for Noise sessions with every stored counterparty.
+/* A node-manager pairing node: one identity (app or node manager) with its
+ * store, a transport (transport.h; a WalletConnect relay client unless one
+ * is given), the pairing engine (nm_pairing.h) for pairing with a code, and
+ * the session manager (nm_session.h) for Noise sessions with every stored
+ * counterparty, run by a driver (driver.h).
  *
  * At start it opens the store (nm_store.h), loads or creates the identity
  * key (a 0600 file beside the store), connects to the relay, and at once
@@ -9,17 +10,18 @@
  * started with pl_nm_node_pair() persists the new counterparty before
  * answering and then starts a session with it (step 10).
  *
- * Threads: everything runs on the loop's thread; callbacks too. Callbacks
+ * Threads: everything runs on the driver's thread; callbacks too. Callbacks
  * may call any function of this header, pl_nm_node_close() included. They
- * run from the loop, except the PAIR_CODE event, which pl_nm_node_pair()
+ * run from the driver, except the PAIR_CODE event, which pl_nm_node_pair()
  * delivers before it returns. */
 #ifndef PAIRLINK_NM_NODE_H
 #define PAIRLINK_NM_NODE_H
 
 #include "pairlink/common.h"
+#include "pairlink/driver.h"
 #include "pairlink/nm_pairing.h"
 #include "pairlink/nm_session.h"
-#include "pairlink/relay_client.h"
+#include "pairlink/transport.h"
 
 #include <stdbool.h>
 #include <uv.h>
@@ -31,7 +33,7 @@ extern "C" {
 typedef struct pl_nm_node pl_nm_node;
 
 typedef enum pl_nm_node_event_kind {
-    PL_NM_NODE_RELAY = 1,        /* relay state: relay_state, err */
+    PL_NM_NODE_TRANSPORT = 1,    /* transport state: transport_state, err */
     PL_NM_NODE_PAIR_CODE,        /* app: the code to show: code (text) */
     PL_NM_NODE_PAIR_DROPPED,     /* a HELLO was not acted upon: reason, err */
     PL_NM_NODE_PAIR_STORED,      /* the counterparty is durably stored: peer */
@@ -43,8 +45,8 @@ typedef enum pl_nm_node_event_kind {
 
 typedef struct pl_nm_node_event {
     pl_nm_node_event_kind kind;
-    pl_relay_state relay_state;                  /* RELAY */
-    pl_err err;                                  /* RELAY, PAIR_DROPPED, PAIR_FAILED, SESSION */
+    pl_transport_state transport_state;          /* TRANSPORT */
+    pl_err err;                                  /* TRANSPORT, PAIR_DROPPED, PAIR_FAILED, SESSION */
     char code[PL_NM_CODE_TEXT_SIZE];             /* PAIR_CODE */
     pl_nm_drop_reason reason;                    /* PAIR_DROPPED */
     uint8_t peer[PL_NM_KEY_BYTES];               /* PAIR_STORED, PAIRED, SESSION */
@@ -60,7 +62,13 @@ typedef void (*pl_nm_node_event_cb)(void *ud, pl_nm_node *n, const pl_nm_node_ev
 
 typedef struct pl_nm_node_opts {
     pl_nm_role role;        /* required */
-    const char *relay_url;  /* required, e.g. ws://127.0.0.1:8787 */
+    const char *relay_url;  /* e.g. ws://127.0.0.1:8787; required unless transport is set */
+    /* Optional: use this transport instead of a relay client of the node's
+     * own. Not owned (it must outlive the node); the node sets its handler. */
+    pl_transport *transport;
+    /* Optional: run on this driver (a virtual one in tests); NULL: a driver
+     * of the node's own on `loop`. */
+    pl_driver *driver;
     const char *store_path; /* required: SQLite file; the identity key is "<store_path>.key" */
     const char *name;       /* display name sent in HELLOs (<= 64 bytes UTF-8); NULL: "" */
     const char *project_id; /* optional relay projectId */
@@ -73,11 +81,12 @@ typedef struct pl_nm_node_opts {
     void *ud;
 } pl_nm_node_opts;
 
-/* Create and start. Errors: PL_ERR_INVALID_ARG (role, code_ttl_ms outside
- * 0..PL_NM_CODE_TTL_MS), PL_ERR_TOO_LARGE (name above 64 bytes), those of
- * pl_nm_store_open / pl_nm_store_identity (PL_ERR_KEY_FILE: unsafe key file),
- * pl_relay_client_new, pl_nm_sessions_new. Nothing is left on the loop on
- * error. Blocking file I/O at start. */
+/* Create and start, on opts->driver or else on a driver of its own on
+ * `loop` (then required). Errors: PL_ERR_INVALID_ARG (role, code_ttl_ms
+ * outside 0..PL_NM_CODE_TTL_MS), PL_ERR_TOO_LARGE (name above 64 bytes),
+ * those of pl_nm_store_open / pl_nm_store_identity (PL_ERR_KEY_FILE: unsafe
+ * key file), pl_relay_client_new, pl_nm_sessions_new. Blocking file I/O at
+ * start. */
 PL_EXPORT pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *opts);
 
 /* Start a pairing. App: code NULL -> a fresh code (reported at once as a
@@ -117,19 +126,20 @@ PL_EXPORT pl_err pl_nm_node_remove_peer(pl_nm_node *n, const uint8_t peer[PL_NM_
  * pl_nm_sessions_peer_state, _count, _stats_get). */
 PL_EXPORT void pl_nm_node_identity(const pl_nm_node *n, uint8_t pub[PL_NM_KEY_BYTES]);
 PL_EXPORT const pl_nm_sessions *pl_nm_node_sessions(const pl_nm_node *n);
-/* Messages handed to the relay client and not yet acknowledged by the
- * relay: a process about to exit waits for 0 so that its last message (an
- * answer, a response) is not lost. */
-PL_EXPORT size_t pl_nm_node_pending(const pl_nm_node *n);
+/* The transport underneath, and the driver. */
+PL_EXPORT pl_transport *pl_nm_node_transport(pl_nm_node *n);
+PL_EXPORT pl_driver *pl_nm_node_driver(pl_nm_node *n);
 /* Counterparties restored from the store at start-up (0 without sessions). */
 PL_EXPORT size_t pl_nm_node_restored(const pl_nm_node *n);
-/* Unix ms wall clock the node feeds its cores. */
-PL_EXPORT int64_t pl_nm_node_now_ms(void);
-
-/* Close: relay, timers, store; pending requests vanish without events.
- * on_closed (may be NULL) runs from the loop once everything is closed; then
- * the node is freed. No event is delivered after this call. */
-PL_EXPORT void pl_nm_node_close(pl_nm_node *n, void (*on_closed)(void *ud));
+/* Close; pending requests vanish without events, and no event is delivered
+ * after this call. With a transport of its own, the node first waits up to
+ * flush_ms until the network took every message (pl_transport_close): a
+ * process that answered and exits passes a few seconds so that its last
+ * message is not lost; 0 closes at once. Then the transport, the store and
+ * the node's own driver close; on_closed (may be NULL) runs from the driver
+ * once everything is closed, and the node is freed. A borrowed transport is
+ * left open. Calling it twice is misuse. */
+PL_EXPORT void pl_nm_node_close(pl_nm_node *n, int64_t flush_ms, void (*on_closed)(void *ud));
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 
 #include "pairlink/common.h"
 #include "pairlink/crypto.h"
+#include "pairlink/hash.h"
 #include "pairlink/waku_payload.h"
 
 #include <stdbool.h>
@@ -47,7 +48,6 @@ extern "C" {
 #define PL_NM_HELLO_BODY_MAX (PL_NM_HELLO_BODY_MIN + PL_NM_NAME_MAX)
 #define PL_NM_HELLO_WIRE_BYTES 284      /* every HELLO we seal: 256 + tag + iv */
 #define PL_NM_HELLO_WIRE_MAX 1024       /* longest HELLO accepted (any encoder's padding) */
-#define PL_NM_HELLO_B64_SIZE 381        /* base64 of 284 bytes + NUL */
 
 #define PL_NM_FINGERPRINT_SIZE 10       /* "XXXX-XXXX" + NUL */
 #define PL_NM_RV_BYTES 48
@@ -97,7 +97,6 @@ typedef struct pl_nm_secrets {
     uint8_t topic_key[PL_NM_KEY_BYTES]; /* T = kdf(P, TOPIC_SALT) */
     uint8_t hs[PL_NM_KEY_BYTES];        /* HS = kdf(P, HANDSHAKE_KEY_SALT) */
     char content_topic[PL_NM_CONTENT_TOPIC_SIZE]; /* "/pairlink/1/pair-<hex T[0..16]>/proto" */
-    char relay_topic[PL_TOPIC_HEX_SIZE];          /* pl_waku_relay_topic(content_topic) */
 } pl_nm_secrets;
 
 /* kdf(x, salt) = Argon2id v1.3 (x = the 8 bytes of P, 16-byte salt, 32-byte
@@ -120,7 +119,6 @@ PL_EXPORT void pl_nm_fingerprint(char out[PL_NM_FINGERPRINT_SIZE], const uint8_t
 typedef struct pl_nm_rendezvous {
     uint8_t rv[PL_NM_RV_BYTES];
     char content_topic[PL_NM_CONTENT_TOPIC_SIZE]; /* "/pairlink/1/rv-<hex rv[0..16]>/proto" */
-    char relay_topic[PL_TOPIC_HEX_SIZE];
     uint8_t nametag[16];                          /* rv[32..48]: message 1's nametag */
 } pl_nm_rendezvous;
 PL_EXPORT void pl_nm_rendezvous_derive(pl_nm_rendezvous *out, const uint8_t nm_pub[PL_NM_KEY_BYTES],
@@ -226,13 +224,12 @@ typedef struct pl_nm_peer {
 /* One output. Nothing in it is secret. */
 typedef struct pl_nm_output {
     pl_nm_output_kind kind;
-    /* SUBSCRIBE, PUBLISH, UNSUBSCRIBE: the Waku content topic and its relay topic. */
+    /* SUBSCRIBE, PUBLISH, UNSUBSCRIBE: the Waku content topic (a topic name
+     * of transport.h; the transport maps it onto its network). */
     char content_topic[PL_NM_CONTENT_TOPIC_SIZE];
-    char relay_topic[PL_TOPIC_HEX_SIZE];
-    /* PUBLISH: WakuMessage payload (version 1) and its base64 for the relay. */
+    /* PUBLISH: the WakuMessage payload (version 1) bytes. */
     uint8_t payload[PL_NM_HELLO_WIRE_BYTES];
     size_t payload_len;
-    char payload_b64[PL_NM_HELLO_B64_SIZE];
     /* EVENT */
     pl_nm_event_kind event;
     pl_nm_peer peer;          /* PEER_LEARNED, COMPLETED, REANSWERED; DROPPED if has_peer */
@@ -241,9 +238,9 @@ typedef struct pl_nm_output {
     pl_err err;               /* FAILED, DROPPED */
 } pl_nm_output;
 
-/* Random source for nonces, IVs and padding: NULL means pl_random. A fixed
- * source exists for reproducible tests and vectors only. */
-typedef void (*pl_nm_rng_fn)(void *ctx, uint8_t *buf, size_t len);
+/* Random source for nonces, IVs and padding (hash.h): NULL means
+ * pl_random. */
+typedef pl_rng_fn pl_nm_rng_fn;
 
 typedef struct pl_nm_pairing_config {
     pl_nm_role role;
@@ -282,10 +279,10 @@ PL_EXPORT bool pl_nm_pairing_poll(pl_nm_pairing *p, pl_nm_output *out);
  * arriving at or after the expiry first expires the engine. */
 PL_EXPORT pl_err pl_nm_pairing_on_message(pl_nm_pairing *p, const uint8_t *payload, size_t len,
                                           int64_t now_ms);
-/* The same for a message from a WalletConnect-protocol relay (base64 text).
- * Undecodable base64 is dropped as MALFORMED (PL_ERR_BAD_BASE64). */
-PL_EXPORT pl_err pl_nm_pairing_on_relay_message(pl_nm_pairing *p, const char *b64, size_t len,
-                                                int64_t now_ms);
+/* Something arrived on the pairing topic that the transport could not
+ * decode (pl_delivery_info.err = err): dropped as MALFORMED with that error,
+ * which is returned (PL_ERR_STATE once the engine is DONE or FAILED). */
+PL_EXPORT pl_err pl_nm_pairing_on_bad_delivery(pl_nm_pairing *p, pl_err err, int64_t now_ms);
 
 /* Answer a PEER_LEARNED: result PL_OK once the peer is durably stored; any
  * other value fails the pairing with that error (FAILED event). The app then
@@ -306,8 +303,8 @@ PL_EXPORT void pl_nm_pairing_cancel(pl_nm_pairing *p);
 
 PL_EXPORT pl_nm_state pl_nm_pairing_state(const pl_nm_pairing *p);
 PL_EXPORT pl_nm_role pl_nm_pairing_role(const pl_nm_pairing *p);
-/* The pairing topic (content topic; relay topic with relay = true). */
-PL_EXPORT const char *pl_nm_pairing_topic(const pl_nm_pairing *p, bool relay);
+/* The pairing topic (a content topic). */
+PL_EXPORT const char *pl_nm_pairing_topic(const pl_nm_pairing *p);
 
 typedef struct pl_nm_pairing_stats {
     uint32_t published;                       /* PUBLISH outputs made */

@@ -13,9 +13,11 @@
  * This is a protocol core: no I/O, no clock (times are unix ms passed in),
  * no threads. It manages every counterparty of one identity. Its outputs,
  * taken with pl_nm_sessions_poll() after every other call, are SUBSCRIBE /
- * UNSUBSCRIBE / PUBLISH on relay topics (64 hex; messages are base64 of
- * PayloadV2, to publish with ttl_s) and events. One object is used from one
- * thread. */
+ * UNSUBSCRIBE / PUBLISH on Waku content topics (topic names of
+ * transport.h; messages are PayloadV2 bytes, to publish with ttl_s) and
+ * events. How a network carries them (base64 and hashed topics on a
+ * WalletConnect relay, WakuMessages on Waku) is the transport's business.
+ * One object is used from one thread. */
 #ifndef PAIRLINK_NM_SESSION_H
 #define PAIRLINK_NM_SESSION_H
 
@@ -35,6 +37,8 @@ extern "C" {
 #define PL_NM_SESSION_KNOCK_MAGIC "PLK1"            /* knock transport magic */
 #define PL_NM_SESSION_BODY_MAX (64u * 1024u)        /* bytes of a request/response body */
 #define PL_NM_SESSION_FRAME_HEADER 9                /* type(1) | id(8) */
+/* "/pairlink/1/wakunoise/1/sessions/<64 hex>/proto" + NUL, with room. */
+#define PL_NM_SESSION_TOPIC_SIZE 128
 
 /* ---- local policy (defaults of the config) ---- */
 #define PL_NM_SESSION_HS_TIMEOUT_MS 10000   /* one handshake attempt */
@@ -86,8 +90,8 @@ typedef enum pl_nm_session_event {
  * pl_nm_session_output_clear() before reusing the struct. */
 typedef struct pl_nm_session_output {
     pl_nm_session_output_kind kind;
-    char relay_topic[PL_TOPIC_HEX_SIZE]; /* SUBSCRIBE, UNSUBSCRIBE, PUBLISH */
-    char *message;                       /* PUBLISH: base64 of the PayloadV2, NUL-terminated */
+    char topic[PL_NM_SESSION_TOPIC_SIZE]; /* SUBSCRIBE, UNSUBSCRIBE, PUBLISH: content topic */
+    uint8_t *message;                     /* PUBLISH: the PayloadV2 bytes */
     size_t message_len;
     uint32_t ttl_s;                      /* PUBLISH */
     pl_nm_session_event event;           /* EVENT */
@@ -129,14 +133,19 @@ PL_EXPORT pl_err pl_nm_sessions_add_peer(pl_nm_sessions *m, const uint8_t pub[PL
 PL_EXPORT pl_err pl_nm_sessions_remove_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES],
                                             int64_t now_ms);
 
-/* A message from the relay on relay_topic (base64 text of a PayloadV2).
+/* A message (PayloadV2 bytes) delivered on `topic` (a content topic).
  * Returns PL_OK when it was used or harmlessly ignored (our own message, a
  * nametag for another step, a stale message: counted, DROPPED event for the
  * non-trivial ones); PL_ERR_NOT_FOUND when no counterparty uses the topic;
- * else the error of the malformed message (also a DROPPED event). Never
- * fails the manager. */
-PL_EXPORT pl_err pl_nm_sessions_on_relay_message(pl_nm_sessions *m, const char *relay_topic,
-                                                 const char *b64, size_t len, int64_t now_ms);
+ * else the error of the malformed message (PL_ERR_TOO_LARGE above
+ * PL_NOISE_MAX_WIRE; also a DROPPED event). Never fails the manager. */
+PL_EXPORT pl_err pl_nm_sessions_on_message(pl_nm_sessions *m, const char *topic,
+                                           const uint8_t *data, size_t len, int64_t now_ms);
+/* Something arrived on `topic` that the transport could not decode
+ * (pl_delivery_info.err = err): a DROPPED event with err, which is returned;
+ * PL_ERR_NOT_FOUND when no counterparty uses the topic. */
+PL_EXPORT pl_err pl_nm_sessions_on_bad_delivery(pl_nm_sessions *m, const char *topic, pl_err err,
+                                                int64_t now_ms);
 
 /* Run what is due at now_ms (retries, knocks, time-outs). Early calls are
  * harmless. */

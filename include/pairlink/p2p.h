@@ -11,6 +11,7 @@
 #define PAIRLINK_P2P_H
 
 #include "pairlink/common.h"
+#include "pairlink/driver.h"
 
 #include <stdbool.h>
 #include <uv.h>
@@ -110,7 +111,9 @@ typedef struct pl_p2p_identify {
 
 /* ---- the host --------------------------------------------------------------
  *
- * A libp2p host on a libuv loop: TCP dial and listen, and on every
+ * A libp2p host on a driver's libuv loop (driver.h: it shares the driver's
+ * clock and timer with whatever else runs on it, e.g. a Waku relay core):
+ * TCP dial and listen, and on every
  * connection multistream-select, Noise XX (the remote peer id checked
  * against a dialed /p2p/ id), yamux or mplex, identify (asked of every peer
  * and answered automatically) and ping (answered automatically).
@@ -255,16 +258,20 @@ typedef struct pl_p2p_host_opts {
     int64_t close_timeout_ms;
 } pl_p2p_host_opts;
 
-/* Create a host on `loop` (it listens nowhere yet). Errors:
- * PL_ERR_INVALID_ARG (no key, a receive buffer below 64 KiB), PL_ERR_NOMEM.
- * Nothing is left on the loop on error. */
-PL_EXPORT pl_err pl_p2p_host_new(pl_p2p_host **out, uv_loop_t *loop, const pl_p2p_host_opts *opts);
+/* Create a host on a loop driver (pl_driver_new; it listens nowhere yet).
+ * The driver must outlive the host: close the host first, then the driver
+ * (from on_closed, or later). Errors: PL_ERR_INVALID_ARG (no key, a virtual
+ * driver, a receive buffer below 64 KiB), PL_ERR_NOMEM. Nothing is left on
+ * the loop on error. */
+PL_EXPORT pl_err pl_p2p_host_new(pl_p2p_host **out, pl_driver *driver,
+                                 const pl_p2p_host_opts *opts);
 
 /* Graceful end: listeners stop, every connection says GO_AWAY, its streams
  * and itself report CLOSED / DISCONNECTED (PL_ERR_CLOSED), its last bytes
  * are flushed (at most close_timeout_ms), every handle is closed; then
- * on_closed(ud) runs from the loop (may be NULL) and the host is freed. No
- * callback follows on_closed. Calling it twice is a misuse. */
+ * on_closed(ud) runs from the driver (never inside this call; may be NULL)
+ * and the host is freed. No callback follows on_closed. Calling it twice
+ * is a misuse. */
 PL_EXPORT void pl_p2p_host_close(pl_p2p_host *h, void (*on_closed)(void *ud), void *ud);
 
 /* Our peer id. */

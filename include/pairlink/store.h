@@ -17,9 +17,9 @@ extern "C" {
 typedef struct pl_store pl_store;
 
 /* Open or create the store at `path` (":memory:" for a throwaway store).
- * Errors: PL_ERR_STORE (SQLite code in pl_last_detail), PL_ERR_STORE_CORRUPT
- * (not a database, or a newer schema), PL_ERR_KEY_FILE (unsafe permissions),
- * PL_ERR_NOMEM. */
+ * Errors: PL_ERR_STORE (SQLite extended result code in pl_last_detail),
+ * PL_ERR_STORE_CORRUPT (not a database, or a newer schema), PL_ERR_KEY_FILE
+ * (unsafe permissions), PL_ERR_NOMEM. */
 PL_EXPORT pl_err pl_store_open(pl_store **out, const char *path);
 PL_EXPORT void pl_store_close(pl_store *s);
 

@@ -1,4 +1,4 @@
-/* A Waku v2 relay node on a libuv loop: a libp2p host (p2p.h) speaking
+/* A Waku v2 relay node on a driver (driver.h): a libp2p host (p2p.h) speaking
  * /vac/waku/relay/2.0.0 (gossipsub, docs/waku.md) and
  * /vac/waku/metadata/1.0.0, with content-topic subscriptions, publishing
  * and bootstrap peers. It interoperates with nwaku, js-waku and go-waku
@@ -25,11 +25,12 @@
  * topic on /waku/2/rs/<cluster>/<shard>; default /waku/2/rs/16/64) or by
  * autosharding (sharding.num_shards > 0), see waku.h.
  *
- * Threads: everything runs on the loop's thread, callbacks too; the
- * functions here must be called from it. Callbacks run from the loop,
- * never from inside a call of this header, and may call any function
- * here, pl_waku_node_close included. Pointers handed to callbacks are
- * valid during the callback only.
+ * Threads: everything runs on the driver's thread (its loop), callbacks
+ * too; the functions here must be called from it. Callbacks run from the
+ * driver, never from inside a call of this header, and may call any
+ * function here, pl_waku_node_close included. Pointers handed to callbacks
+ * are valid during the callback only. Time is the driver's (it shares the
+ * driver's one timer with the host and whatever else runs there).
  *
  * Signals: a peer that resets its connection makes libuv's next write on
  * it raise SIGPIPE, which kills a process that has not set SIGPIPE to
@@ -43,11 +44,11 @@
 #define PAIRLINK_WAKU_NODE_H
 
 #include "pairlink/common.h"
+#include "pairlink/driver.h"
 #include "pairlink/p2p.h"
 #include "pairlink/waku.h"
 
 #include <stdbool.h>
-#include <uv.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -110,15 +111,12 @@ typedef void (*pl_waku_event_cb)(void *ud, pl_waku_node *n, const pl_waku_event 
 
 #define PL_WAKU_NODE_MAX_PEERS_OPT 64 /* bootstrap peers */
 #define PL_WAKU_NODE_MAX_SHARDS_OPT 64
-#define PL_WAKU_NODE_MAX_LISTEN 8
 
 typedef struct pl_waku_node_opts {
     /* Identity: key (borrowed; the node keeps a copy). NULL: a fresh
      * Ed25519 key (a new peer id each run; see pl_p2p_key_load_or_create
      * to keep one in a file). */
     const pl_p2p_key *key;
-    const char *const *listen; /* multiaddrs /ip4|ip6/.../tcp/PORT; none: dial only */
-    size_t n_listen;           /* <= PL_WAKU_NODE_MAX_LISTEN */
     const char *const *peers;  /* bootstrap multiaddrs (tcp, /p2p/ id recommended) */
     size_t n_peers;            /* <= PL_WAKU_NODE_MAX_PEERS_OPT */
     pl_waku_sharding sharding; /* default cluster 16, static shard 64 */
@@ -145,21 +143,28 @@ typedef struct pl_waku_node_opts {
 /* Defaults: everything 0 / NULL, sharding cluster 16 static shard 64. */
 PL_EXPORT void pl_waku_node_opts_init(pl_waku_node_opts *o);
 
-/* Create the node, listen on opts.listen, and start dialing the bootstrap
- * peers (from the loop). Errors (nothing is left on the loop):
- * PL_ERR_INVALID_ARG (too many listen addresses, peers or shards, a shard
+/* Create the node on a loop driver (pl_driver_new; the driver must outlive
+ * the node: close the node first) and start dialing the bootstrap peers
+ * (from the driver). It listens nowhere until pl_waku_node_listen. Errors:
+ * PL_ERR_INVALID_ARG (a virtual driver, too many peers or shards, a shard
  * outside autosharding's range, negative times), PL_ERR_P2P_MULTIADDR /
- * PL_ERR_P2P_PEER_ID / PL_ERR_P2P_TRANSPORT (a listen or bootstrap
- * address), PL_ERR_SYS (bind or listen; pl_last_detail() holds the
- * negative libuv code), PL_ERR_NOMEM. */
-PL_EXPORT pl_err pl_waku_node_new(pl_waku_node **out, uv_loop_t *loop,
+ * PL_ERR_P2P_PEER_ID / PL_ERR_P2P_TRANSPORT (a bootstrap address),
+ * PL_ERR_NOMEM. Nothing is left on the driver on error, except after
+ * PL_ERR_NOMEM a host that finishes closing from the driver. */
+PL_EXPORT pl_err pl_waku_node_new(pl_waku_node **out, pl_driver *driver,
                                   const pl_waku_node_opts *opts);
+
+/* Listen on /ip4|ip6/<addr>/tcp/<port> (port 0: any; at most 8). Errors:
+ * those of pl_p2p_host_listen (PL_ERR_P2P_MULTIADDR, PL_ERR_P2P_TRANSPORT,
+ * PL_ERR_SYS with the libuv code in pl_last_detail(), PL_ERR_TOO_LARGE),
+ * PL_ERR_STATE (closing). The node stays usable after an error. */
+PL_EXPORT pl_err pl_waku_node_listen(pl_waku_node *n, const char *multiaddr);
 
 /* Flush, then close: no more publishes are taken; queued messages get
  * until flush_timeout_ms to find a subscribed peer (then PUBLISH_FAILED
  * with PL_ERR_CLOSED); relay bytes already published are handed to the
  * connections, which end gracefully (GO_AWAY, last bytes flushed); then
- * on_closed(ud) runs from the loop (may be NULL) and the node is freed.
+ * on_closed(ud) runs from the driver (may be NULL) and the node is freed.
  * No callback follows on_closed. Calling it twice is a misuse. */
 PL_EXPORT void pl_waku_node_close(pl_waku_node *n, void (*on_closed)(void *ud), void *ud);
 

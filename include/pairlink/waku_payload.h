@@ -1,5 +1,6 @@
-/* 26/WAKU-PAYLOAD version 1, symmetric form, and the mapping of Waku content
- * topics onto a WalletConnect-protocol relay.
+/* 26/WAKU-PAYLOAD version 1, symmetric form. (Carrying Waku content topics
+ * over a WalletConnect-protocol relay is the relay transport's business:
+ * pl_relay_topic() in relay_client.h.)
  *
  * A version 1 payload (the `payload` field of a WakuMessage whose `version`
  * is 1) is, before encryption:
@@ -83,15 +84,6 @@ PL_EXPORT pl_err pl_waku_v1_open(uint8_t *out, size_t cap, size_t *out_len,
                                  const uint8_t key[PL_WAKU_V1_KEY_BYTES], const uint8_t *wire,
                                  size_t wire_len);
 
-/* pairlink's one mapping from a Waku content topic to a WalletConnect-relay
- * topic (which must be 64 hex characters): lowercase hex of
- * sha256(UTF-8 bytes of the content topic, no terminator). Messages for a
- * content topic travel on that relay topic as standard padded base64 of the
- * Waku payload bytes (the WakuMessage `payload` field; version, timestamp
- * and meta are not carried).
- * Errors: PL_ERR_TOO_LARGE if the topic is longer than
- * PL_WAKU_CONTENT_TOPIC_MAX; PL_ERR_INVALID_ARG if it is empty. */
-PL_EXPORT pl_err pl_waku_relay_topic(char out[PL_TOPIC_HEX_SIZE], const char *content_topic);
 
 #ifdef __cplusplus
 }

@@ -20,8 +20,10 @@
  * Driving it: the runtime passes every message delivered on a topic to
  * pl_wc_engine_on_message(), calls pl_wc_engine_on_timer() at (or after)
  * pl_wc_engine_next_deadline(), and restores persisted state at start-up.
- * The engine calls the transport (publish/subscribe/unsubscribe), the store
- * and the application callbacks synchronously from inside these calls. None
+ * The engine calls the transport (transport.h: publish, subscribe,
+ * unsubscribe of envelope bytes on its 64-hex topics, with the WalletConnect
+ * relay's tag and prompt as pl_wc_relay_publish_ext), the store and the
+ * application callbacks synchronously from inside these calls. None
  * of those callbacks may call back into the engine except the request and
  * response handlers, which may call pl_wc_respond*, pl_wc_request,
  * pl_wc_delete and pl_wc_ping. All times: `now_ms` is unix milliseconds;
@@ -32,6 +34,7 @@
 
 #include "pairlink/common.h"
 #include "pairlink/crypto.h"
+#include "pairlink/hash.h"
 #include "pairlink/jsonrpc.h"
 #include "pairlink/transport.h"
 
@@ -70,11 +73,12 @@ typedef struct pl_wc_pending {
     pl_rpc_id id;
     char method[PL_WC_METHOD_MAX + 1];
     int64_t deadline_ms;
-    /* The sealed envelope and how it was published. Filled when the engine
-     * saves a request (valid during save_pending only) so that a restart
-     * can publish it again: the relay may never have received it. NULL in
-     * the engine's own list and in pl_wc_pairings() copies. */
-    const char *message;
+    /* The sealed envelope (bytes) and how it was published. Filled when the
+     * engine saves a request (valid during save_pending only) so that a
+     * restart can publish it again: the relay may never have received it.
+     * NULL in the engine's own list and in pl_wc_pairings() copies. */
+    const uint8_t *message;
+    size_t message_len;
     uint32_t tag, ttl;
     bool prompt;
 } pl_wc_pending;
@@ -122,12 +126,18 @@ typedef struct pl_wc_config {
     int64_t active_ttl;     /* seconds; 0: PL_WC_ACTIVE_TTL */
     void (*on_event)(void *ud, pl_wc_engine *e, const pl_wc_event *ev);
     void *ud;
+    /* Randomness: symKeys, request ids, envelope IVs. NULL: pl_random (the
+     * OS generator). A test may pass a seeded one to replay a run. */
+    pl_rng_fn rng;
+    void *rng_ctx;
 } pl_wc_config;
 
-/* Create an engine. transport is required; store may be NULL (no
- * persistence). Both structs are copied. Errors: PL_ERR_NOMEM. */
+/* Create an engine publishing through `transport` (required; not owned: it
+ * must outlive the engine). The engine does not take the transport's
+ * handler: the runtime passes deliveries in. store may be NULL (no
+ * persistence); it is copied. Errors: PL_ERR_NOMEM. */
 PL_EXPORT pl_err pl_wc_engine_new(pl_wc_engine **out, const pl_wc_config *cfg,
-                                  const pl_transport *transport, const pl_wc_store *store);
+                                  pl_transport *transport, const pl_wc_store *store);
 /* Free the engine and wipe its keys. NULL ok. Pending requests are dropped
  * without callbacks. */
 PL_EXPORT void pl_wc_engine_free(pl_wc_engine *e);
@@ -158,6 +168,12 @@ PL_EXPORT pl_err pl_wc_register(pl_wc_engine *e, const pl_wc_method *m, pl_wc_re
                                 pl_wc_response_fn on_response, void *ud);
 /* Look up a registered method's settings (NULL if unknown). */
 PL_EXPORT const pl_wc_method *pl_wc_method_find(const pl_wc_engine *e, const char *name);
+/* The Sign protocol's settings for a method, as the JS SDK registers them
+ * (wc_sessionPropose: tags 1100/1101, TTL 300 s; wc_sessionAuthenticate:
+ * 1116/1117, 3600 s; wc_authRequest: 3000/3001, 86400 s; requests prompt),
+ * ready for pl_wc_register. NULL for any other name. Static data: any
+ * thread. */
+PL_EXPORT const pl_wc_method *pl_wc_sign_method(const char *name);
 
 /* ---- pairings ---- */
 /* Proposer: new inactive pairing; subscribes to its topic. *out_uri (caller
@@ -193,12 +209,14 @@ PL_EXPORT pl_err pl_wc_delete(pl_wc_engine *e, const char *topic, int64_t now_ms
 PL_EXPORT pl_err pl_wc_extend(pl_wc_engine *e, const char *topic, int64_t expiry, int64_t now_ms);
 
 /* ---- driving ---- */
-/* A message delivered on `topic`. Errors: PL_ERR_NO_MATCHING_KEY when the
- * topic is not a pairing of this engine (the runtime may route it elsewhere);
- * other failures (bad envelope, bad JSON) are reported as
- * PL_WC_EV_BAD_MESSAGE and return the reason. */
-PL_EXPORT pl_err pl_wc_engine_on_message(pl_wc_engine *e, const char *topic, const char *message,
-                                         size_t len, int64_t now_ms);
+/* A message (envelope bytes) delivered on `topic`; info is the transport's
+ * (may be NULL). Errors: PL_ERR_NO_MATCHING_KEY when the topic is not a
+ * pairing of this engine (the runtime may route it elsewhere); other
+ * failures (an undecodable arrival: info->err, bad envelope, bad JSON) are
+ * reported as PL_WC_EV_BAD_MESSAGE and return the reason. */
+PL_EXPORT pl_err pl_wc_engine_on_message(pl_wc_engine *e, const char *topic, const uint8_t *data,
+                                         size_t len, const pl_delivery_info *info,
+                                         int64_t now_ms);
 /* Expire pairings and time out requests due at now_ms. */
 PL_EXPORT void pl_wc_engine_on_timer(pl_wc_engine *e, int64_t now_ms);
 /* Earliest time (unix ms) the engine wants on_timer; INT64_MAX if none. */

@@ -7,6 +7,7 @@
 #include "pairlink/common.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 
 typedef struct pl_cli_cmd {
     const char *name;
@@ -21,8 +22,33 @@ int pl_cli_fail(const char *cmd, const char *what, pl_err err);
 int pl_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Dispatch argv[1] among `cmds` (for nested commands like `uri new`). */
 int pl_cli_dispatch(const char *prefix, const pl_cli_cmd *cmds, size_t n, int argc, char **argv);
-/* Print a QR code of `text` to stdout with terminal half-blocks. */
-pl_err pl_cli_print_qr(const char *text);
+
+/* QR codes (qr.c). Commands that show one take --qr, --no-qr and
+ * --qr-png FILE; by default the code is drawn only when stdout is a
+ * terminal. */
+typedef enum { PL_CLI_QR_AUTO, PL_CLI_QR_ON, PL_CLI_QR_OFF } pl_cli_qr_mode;
+typedef struct pl_cli_qr {
+    pl_cli_qr_mode mode;  /* --qr: ON, --no-qr: OFF */
+    const char *png_path; /* --qr-png FILE, or NULL */
+    FILE *png;            /* opened by pl_cli_qr_open */
+    bool png_created;     /* the file did not exist before */
+} pl_cli_qr;
+/* Open --qr-png's file (created with mode 0600) before any work, so that a
+ * path that cannot be written fails at once. Prints the reason; returns 0 or
+ * the exit status 1. */
+int pl_cli_qr_open(pl_cli_qr *q, const char *cmd);
+/* Show `text`: on stdout when the mode and stdout say so (never with
+ * `json`, which keeps one object per line), and into the PNG file if one is
+ * open. Returns 0, or 1 after printing why the file could not be written. */
+int pl_cli_qr_show(pl_cli_qr *q, const char *cmd, const char *text, bool json);
+/* Close an unused PNG file (removing it when this run created it). */
+void pl_cli_qr_close(pl_cli_qr *q);
+/* Draw a QR code of `text` with half blocks in explicit black and white,
+ * with a 4-module quiet zone. PL_ERR_TOO_LARGE when it does not fit a QR. */
+pl_err pl_cli_print_qr(FILE *f, const char *text);
+/* Write a QR code of `text` as a 1-bit greyscale PNG (8 pixels a module,
+ * 4-module quiet zone). PL_ERR_IO on a write error (errno says why). */
+pl_err pl_cli_write_qr_png(FILE *f, const char *text);
 
 /* Subcommands (one file each under src/cli/). */
 int pl_cli_version(int argc, char **argv);

@@ -6,7 +6,7 @@
 
 #include "pairlink/hash.h"
 #include "pairlink/wc_client.h"
-#include "runtime/ws_server.h"
+#include "relay/ws_server.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -112,9 +112,9 @@ static void on_event(void *ud, pl_wc_client *c, const pl_wc_event *ev) {
     if (ev->kind == PL_WC_EV_DELETED && ev->by_peer) p->deleted = true;
 }
 
-static void on_state(void *ud, pl_wc_client *c, pl_relay_state st, pl_err err) {
+static void on_state(void *ud, pl_wc_client *c, pl_transport_state st, pl_err err) {
     (void)c, (void)err;
-    ((party *)ud)->connected = st == PL_RELAY_CONNECTED;
+    ((party *)ud)->connected = st == PL_TRANSPORT_CONNECTED;
 }
 
 static void on_sign_request(void *ud, pl_wc_engine *e, const char *topic, const pl_rpc_msg *req) {
@@ -147,7 +147,7 @@ static pl_err party_open(pl_demo *d, party *p, const char *name, const char *db)
     pl_wc_client_opts o = {.relay_url = d->relay_url,
                            .store_path = path,
                            .on_event = on_event,
-                           .on_relay_state = on_state,
+                           .on_transport_state = on_state,
                            .ud = p};
     pl_err e = pl_wc_client_new(&p->c, &d->loop, &o);
     if (e != PL_OK) return e;
@@ -160,7 +160,7 @@ static pl_err party_open(pl_demo *d, party *p, const char *name, const char *db)
 
 static void party_close(pl_demo *d, party *p) {
     if (!p->c) return;
-    pl_wc_client_close(p->c, on_closed);
+    pl_wc_client_close(p->c, 0, on_closed);
     pl__demo_run_until(&d->loop, &p->closed, 5000);
     p->c = NULL;
 }
@@ -176,7 +176,7 @@ static int wc_flow(pl_demo *d) {
     pl__demo_step(d, "dapp and wallet connected to the relay (each with its own Ed25519 relay identity)");
 
     pl_wc_engine *de = pl_wc_client_engine(dapp.c), *we = pl_wc_client_engine(wallet.c);
-    int64_t now = pl_wc_client_now_ms();
+    int64_t now = pl_wc_client_now(dapp.c);
     char *uri = NULL, topic[PL_TOPIC_HEX_SIZE];
     const char *methods[] = {"demo_sign"};
     if ((e = pl_wc_create(de, methods, 1, now, &uri, topic)) != PL_OK) return pl__demo_fail(d, "create", e);
@@ -203,14 +203,14 @@ static int wc_flow(pl_demo *d) {
     dapp.got_response = false;
     const pl_wc_method other = {"demo_unregistered", 1300, 300, false, 1301, 300};
     pl_wc_register(de, &other, NULL, on_sign_response, &dapp);
-    if ((e = pl_wc_request(de, topic, "demo_unregistered", "{}", pl_wc_client_now_ms(), NULL)) != PL_OK)
+    if ((e = pl_wc_request(de, topic, "demo_unregistered", "{}", pl_wc_client_now(dapp.c), NULL)) != PL_OK)
         return pl__demo_fail(d, "request", e);
     if (!pl__demo_run_until(&d->loop, &dapp.got_response, 10000) || dapp.err_code != 10001)
         return pl__demo_fail(d, "unsupported method reply", PL_ERR_TIMEOUT);
     pl__demo_step(d, "a method the wallet never registered is refused: %lld \"%s\"", (long long)dapp.err_code,
                   dapp.err_msg);
 
-    if ((e = pl_wc_ping(we, topic, pl_wc_client_now_ms(), NULL)) != PL_OK) return pl__demo_fail(d, "ping", e);
+    if ((e = pl_wc_ping(we, topic, pl_wc_client_now(dapp.c), NULL)) != PL_OK) return pl__demo_fail(d, "ping", e);
     if (!pl__demo_run_until(&d->loop, &wallet.pong, 10000)) return pl__demo_fail(d, "pong", PL_ERR_TIMEOUT);
     pl__demo_step(d, "wallet pinged the dapp (wc_pairingPing): answered");
 
@@ -220,11 +220,11 @@ static int wc_flow(pl_demo *d) {
                   pl_wc_client_restored(dapp.c));
     de = pl_wc_client_engine(dapp.c);
     dapp.pong = false;
-    if ((e = pl_wc_ping(de, topic, pl_wc_client_now_ms(), NULL)) != PL_OK) return pl__demo_fail(d, "ping", e);
+    if ((e = pl_wc_ping(de, topic, pl_wc_client_now(dapp.c), NULL)) != PL_OK) return pl__demo_fail(d, "ping", e);
     if (!pl__demo_run_until(&d->loop, &dapp.pong, 10000)) return pl__demo_fail(d, "pong", PL_ERR_TIMEOUT);
     pl__demo_step(d, "the restored pairing still works: dapp's ping answered by the wallet");
 
-    if ((e = pl_wc_delete(de, topic, pl_wc_client_now_ms())) != PL_OK) return pl__demo_fail(d, "delete", e);
+    if ((e = pl_wc_delete(de, topic, pl_wc_client_now(dapp.c))) != PL_OK) return pl__demo_fail(d, "delete", e);
     if (!pl__demo_run_until(&d->loop, &wallet.deleted, 10000))
         return pl__demo_fail(d, "delete reaching the wallet", PL_ERR_TIMEOUT);
     pl__demo_step(d, "dapp deleted the pairing (wc_pairingDelete 6000); the wallet removed it too");

@@ -26,7 +26,7 @@ typedef struct side {
 static void on_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
     side *s = ud;
     switch (ev->kind) {
-    case PL_NM_NODE_RELAY: s->connected = ev->relay_state == PL_RELAY_CONNECTED; break;
+    case PL_NM_NODE_TRANSPORT: s->connected = ev->transport_state == PL_TRANSPORT_CONNECTED; break;
     case PL_NM_NODE_PAIR_CODE:
         snprintf(s->code, sizeof s->code, "%s", ev->code);
         s->got_code = true;
@@ -88,7 +88,7 @@ static pl_err side_open(pl_demo *d, side *s, const char *label, pl_nm_role role,
 
 static void side_close(pl_demo *d, side *s) {
     if (!s->n) return;
-    pl_nm_node_close(s->n, on_closed);
+    pl_nm_node_close(s->n, 0, on_closed);
     pl__demo_run_until(&d->loop, &s->closed, 5000);
     s->n = NULL;
 }

@@ -28,19 +28,19 @@ typedef struct ctx {
     mode mode;
     pl_nm_role role;
     bool json;
-    bool no_qr;
+    pl_cli_qr qr;
     bool wait_session;
     pl_nm_node *node;
     uv_loop_t *loop;
     uv_signal_t sigint, sigterm;
-    uv_timer_t guard; /* session wait / send time-out; exit-drain poll */
+    uv_timer_t guard; /* session wait / send time-out; then the close */
     int status;       /* -1 while running */
     bool stopping;
     uint8_t target[PL_NM_KEY_BYTES]; /* pair: the paired peer; send: the destination */
     bool have_target;
+    bool qr_failed; /* --qr-png could not be written */
     uint64_t req_id;
     const char *message;
-    int64_t drain_deadline;
 } ctx;
 
 static const char *role_name(pl_nm_role r) { return r == PL_NM_ROLE_APP ? "app" : "node-manager"; }
@@ -105,16 +105,18 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
     if (c->json) {
         json_t *o = json_object();
         switch (ev->kind) {
-        case PL_NM_NODE_RELAY:
+        case PL_NM_NODE_TRANSPORT:
             json_object_set_new(o, "event", json_string("relay"));
-            json_object_set_new(o, "state", json_string(ev->relay_state == PL_RELAY_CONNECTED ? "connected"
-                                                        : ev->relay_state == PL_RELAY_FAILED ? "failed"
-                                                                                             : "disconnected"));
+            json_object_set_new(o, "state",
+                                json_string(ev->transport_state == PL_TRANSPORT_CONNECTED ? "connected"
+                                            : ev->transport_state == PL_TRANSPORT_CLOSED  ? "failed"
+                                                                                          : "disconnected"));
             if (ev->err) json_object_set_new(o, "error", json_string(pl_errname(ev->err)));
             break;
         case PL_NM_NODE_PAIR_CODE:
             json_object_set_new(o, "event", json_string("code"));
             json_object_set_new(o, "code", json_string(ev->code));
+            if (pl_cli_qr_show(&c->qr, c->cmd, ev->code, true) != 0) c->qr_failed = true;
             break;
         case PL_NM_NODE_PAIR_DROPPED:
             json_object_set_new(o, "event", json_string("hello_dropped"));
@@ -164,15 +166,15 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
         return;
     }
     switch (ev->kind) {
-    case PL_NM_NODE_RELAY:
-        if (ev->relay_state == PL_RELAY_CONNECTED) printf("relay connected\n");
-        else printf("relay %s: %s\n", ev->relay_state == PL_RELAY_FAILED ? "failed" : "disconnected",
+    case PL_NM_NODE_TRANSPORT:
+        if (ev->transport_state == PL_TRANSPORT_CONNECTED) printf("relay connected\n");
+        else printf("relay %s: %s\n", ev->transport_state == PL_TRANSPORT_CLOSED ? "failed" : "disconnected",
                     pl_strerror(ev->err));
         break;
     case PL_NM_NODE_PAIR_CODE:
         printf("pairing code: %s\n", ev->code);
         printf("type it on the node manager: pairlink node-manager pair %s\n", ev->code);
-        if (!c->no_qr) pl_cli_print_qr(ev->code);
+        if (pl_cli_qr_show(&c->qr, c->cmd, ev->code, false) != 0) c->qr_failed = true;
         printf("waiting for the node manager (the code expires in 5 minutes)...\n");
         break;
     case PL_NM_NODE_PAIR_DROPPED:
@@ -228,29 +230,24 @@ static void on_closed(void *ud) {
     uv_close((uv_handle_t *)&c->guard, NULL);
 }
 
+/* Close once the relay has taken what we published (the app's answer, a
+ * response), or after 5 s. */
+#define FLUSH_MS 5000
+
 static void close_now(ctx *c) {
-    if (c->node) pl_nm_node_close(c->node, on_closed);
+    if (c->node) pl_nm_node_close(c->node, FLUSH_MS, on_closed);
 }
 
-/* Finish with `status` once the relay has taken what we published (the
- * app's answer, a response), or after 5 s. */
-static void drain_poll(uv_timer_t *t) {
-    ctx *c = t->data;
-    if (!c->node) return;
-    if (pl_nm_node_pending(c->node) == 0 || uv_now(c->loop) >= (uint64_t)c->drain_deadline) {
-        close_now(c);
-        return;
-    }
-    uv_timer_start(&c->guard, drain_poll, 50, 0);
-}
+static void close_from_loop(uv_timer_t *t) { close_now(t->data); }
 
+/* From the loop, not inside the node's callback: the node finishes what it
+ * is doing first. */
 static void finish(ctx *c, int status) {
     if (c->stopping) return;
     c->stopping = true;
     c->status = status;
-    c->drain_deadline = (int64_t)uv_now(c->loop) + 5000;
     uv_timer_stop(&c->guard);
-    uv_timer_start(&c->guard, drain_poll, 0, 0);
+    uv_timer_start(&c->guard, close_from_loop, 0, 0);
 }
 
 static void on_guard(uv_timer_t *t) {
@@ -277,6 +274,12 @@ static void on_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
     print_event(c, ev);
     if (c->stopping) return;
     switch (ev->kind) {
+    case PL_NM_NODE_PAIR_CODE:
+        if (c->qr_failed) { /* --qr-png could not be written: the user asked for that file */
+            pl_nm_node_pair_cancel(n);
+            finish(c, 1);
+        }
+        break;
     case PL_NM_NODE_PAIR_FAILED:
         if (c->mode == M_PAIR) {
             fprintf(stderr, "pairlink %s: pairing failed: %s (%s)\n", c->cmd, pl_strerror(ev->err),
@@ -292,8 +295,8 @@ static void on_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
             else uv_timer_start(&c->guard, on_guard, 30000, 0);
         }
         break;
-    case PL_NM_NODE_RELAY:
-        if (ev->relay_state == PL_RELAY_FAILED) {
+    case PL_NM_NODE_TRANSPORT:
+        if (ev->transport_state == PL_TRANSPORT_CLOSED) {
             fprintf(stderr, "pairlink %s: relay: %s\n", c->cmd, pl_strerror(ev->err));
             finish(c, 1);
         }
@@ -402,13 +405,16 @@ static int run_node(ctx *c, const char *relay, const char *store, const char *na
 /* ---- app / node-manager ---- */
 
 static const char pair_usage_app[] =
-    "usage: pairlink app pair [--relay URL] [--store PATH] [--name NAME] [--json] [--no-qr]\n"
-    "                         [--no-session]\n"
+    "usage: pairlink app pair [--relay URL] [--store PATH] [--name NAME] [--json]\n"
+    "                         [--qr | --no-qr] [--qr-png FILE] [--no-session]\n"
     "\n"
     "Show a pairing code (and its QR code) and wait until a node manager pairs with it\n"
     "(`pairlink node-manager pair CODE`), or until it expires after 5 minutes. Both\n"
     "sides then print the same fingerprint; compare them. The node manager is stored,\n"
-    "then a session with it is awaited (up to 30 s) unless --no-session.\n";
+    "then a session with it is awaited (up to 30 s) unless --no-session.\n"
+    "The QR code is drawn when stdout is a terminal (not with --json); --qr draws\n"
+    "it anyway, --no-qr never. --qr-png FILE also writes it as a PNG image (mode\n"
+    "0600).\n";
 static const char pair_usage_nm[] =
     "usage: pairlink node-manager pair CODE [--relay URL] [--store PATH] [--name NAME]\n"
     "                                  [--json] [--no-session]\n"
@@ -453,11 +459,12 @@ static int role_cmd(int argc, char **argv, pl_nm_role role) {
         fputs(common_opts, stdout);
         return 0;
     }
-    enum { O_RELAY = 1, O_STORE, O_NAME, O_JSON, O_NOQR, O_NOSESS };
+    enum { O_RELAY = 1, O_STORE, O_NAME, O_JSON, O_NOQR, O_NOSESS, O_QR, O_QR_PNG };
     static const struct option longopts[] = {
         {"relay", required_argument, NULL, O_RELAY}, {"store", required_argument, NULL, O_STORE},
         {"name", required_argument, NULL, O_NAME},   {"json", no_argument, NULL, O_JSON},
         {"no-qr", no_argument, NULL, O_NOQR},        {"no-session", no_argument, NULL, O_NOSESS},
+        {"qr", no_argument, NULL, O_QR},             {"qr-png", required_argument, NULL, O_QR_PNG},
         {NULL, 0, NULL, 0}};
     ctx c = {.cmd = cmd, .mode = m, .role = role, .wait_session = true};
     const char *relay = default_relay(), *store = default_store(role), *name = NULL;
@@ -470,7 +477,9 @@ static int role_cmd(int argc, char **argv, pl_nm_role role) {
         case O_STORE: store = optarg; break;
         case O_NAME: name = optarg; break;
         case O_JSON: c.json = true; break;
-        case O_NOQR: c.no_qr = true; break;
+        case O_NOQR: c.qr.mode = PL_CLI_QR_OFF; break;
+        case O_QR: c.qr.mode = PL_CLI_QR_ON; break;
+        case O_QR_PNG: c.qr.png_path = optarg; break;
         case O_NOSESS: c.wait_session = false; break;
         default: return pl_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
@@ -484,8 +493,12 @@ static int role_cmd(int argc, char **argv, pl_nm_role role) {
     } else if (optind != argc) {
         return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     }
-    if (c.json) c.no_qr = true;
-    return run_node(&c, relay, store, name, code, 0);
+    if ((c.qr.mode == PL_CLI_QR_ON || c.qr.png_path) && !(m == M_PAIR && role == PL_NM_ROLE_APP))
+        return pl_cli_usage_error(cmd, "--qr and --qr-png are options of 'app pair'");
+    if (pl_cli_qr_open(&c.qr, cmd) != 0) return 1;
+    int rc = run_node(&c, relay, store, name, code, 0);
+    pl_cli_qr_close(&c.qr);
+    return rc;
 }
 
 int pl_cli_app(int argc, char **argv) { return role_cmd(argc, argv, PL_NM_ROLE_APP); }

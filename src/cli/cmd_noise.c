@@ -4,6 +4,7 @@
 #include "pairlink/crypto.h"
 #include "pairlink/hash.h"
 #include "pairlink/noise.h"
+#include "tools/noise_transcript.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -114,7 +114,7 @@ static const char id_usage[] =
     "                        PrivateKey protobuf (docs/p2p.md)\n"
     "  --key-type T          type of a key created now: ed25519 (default) or secp256k1\n"
     "  --import-nodekey HEX  create the key file from a 32-byte secp256k1 secret in hex\n"
-    "                        (nwaku's --nodekey); refused if the file exists\n"
+    "                        (nwaku's node key); refused if the file exists\n"
     "  --json                {\"peer_id\", \"key_type\", \"key_file\", \"created\"}\n"
     "  --help                this text\n";
 
@@ -219,15 +219,33 @@ static const char listen_usage[] =
 
 typedef struct runner {
     uv_loop_t loop;
+    pl_driver *drv;
     uv_signal_t sigint, sigterm;
+    bool signals; /* the two handles are on the loop */
     pl_p2p_host *host;
     bool stopping;
 } runner;
 
+/* A loop, a driver on it, and a host on the driver. */
+static pl_err runner_start(runner *r, pl_p2p_host_opts *o) {
+    uv_loop_init(&r->loop);
+    pl_err e = pl_driver_new(&r->drv, &r->loop);
+    if (e == PL_OK) e = pl_p2p_host_new(&r->host, r->drv, o);
+    if (e != PL_OK) {
+        pl_driver_free(r->drv);
+        r->drv = NULL;
+        uv_loop_close(&r->loop);
+    }
+    return e;
+}
+
 static void on_host_closed(void *ud) {
     runner *r = ud;
-    uv_close((uv_handle_t *)&r->sigint, NULL);
-    uv_close((uv_handle_t *)&r->sigterm, NULL);
+    if (r->signals) {
+        uv_close((uv_handle_t *)&r->sigint, NULL);
+        uv_close((uv_handle_t *)&r->sigterm, NULL);
+    }
+    pl_driver_close(r->drv, NULL, NULL);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -239,6 +257,7 @@ static void on_signal(uv_signal_t *s, int signum) {
 }
 
 static void runner_signals(runner *r) {
+    r->signals = true;
     uv_signal_init(&r->loop, &r->sigint);
     uv_signal_init(&r->loop, &r->sigterm);
     r->sigint.data = r->sigterm.data = r;
@@ -300,15 +319,11 @@ static int cmd_listen(int argc, char **argv) {
     if (rc) return rc;
 
     runner r = {0};
-    uv_loop_init(&r.loop);
     o.key = key;
     o.on_log = log_line;
-    pl_err e = pl_p2p_host_new(&r.host, &r.loop, &o);
+    pl_err e = runner_start(&r, &o);
     pl_p2p_key_free(key);
-    if (e != PL_OK) {
-        uv_loop_close(&r.loop);
-        return pl_cli_fail(cmd, "cannot start the host", e);
-    }
+    if (e != PL_OK) return pl_cli_fail(cmd, "cannot start the host", e);
     for (size_t i = 0; i < naddrs && e == PL_OK; i++) {
         e = pl_p2p_host_listen(r.host, addrs[i]);
         if (e == PL_ERR_SYS)
@@ -318,7 +333,7 @@ static int cmd_listen(int argc, char **argv) {
             fprintf(stderr, "pairlink %s: cannot listen on %s\n", cmd, addrs[i]);
     }
     if (e != PL_OK) {
-        pl_p2p_host_close(r.host, NULL, NULL);
+        pl_p2p_host_close(r.host, on_host_closed, &r);
         uv_run(&r.loop, UV_RUN_DEFAULT);
         uv_loop_close(&r.loop);
         return pl_cli_fail(cmd, "cannot listen", e);
@@ -554,22 +569,19 @@ static int cmd_ping(int argc, char **argv) {
     } else if ((e = pl_p2p_key_generate(&key, PL_P2P_KEY_ED25519)) != PL_OK) {
         return pl_cli_fail(cmd, "cannot make a key", e);
     }
-    uv_loop_init(&p.r.loop);
     o.key = key;
     o.on_event = on_ping_event;
     o.ud = &p;
-    e = pl_p2p_host_new(&p.r.host, &p.r.loop, &o);
+    e = runner_start(&p.r, &o);
     pl_p2p_key_free(key);
-    if (e != PL_OK) {
-        uv_loop_close(&p.r.loop);
-        return pl_cli_fail(cmd, "cannot start the host", e);
-    }
+    if (e != PL_OK) return pl_cli_fail(cmd, "cannot start the host", e);
     if (p.json) {
         p.out = json_object();
         p.pings = json_array();
     }
     uv_timer_init(&p.r.loop, &p.timer);
     p.timer.data = &p;
+    p.r.signals = true;
     uv_signal_init(&p.r.loop, &p.r.sigint);
     uv_signal_init(&p.r.loop, &p.r.sigterm);
     p.r.sigint.data = p.r.sigterm.data = &p;

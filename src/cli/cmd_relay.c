@@ -1,6 +1,6 @@
 /* `pairlink relay`: run a WalletConnect relay server. */
 #include "cli/cli.h"
-#include "runtime/ws_server.h"
+#include "relay/ws_server.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +32,10 @@ static const char usage[] =
     "  --max-message BYTES   largest message accepted (default 524288)\n"
     "  --rate-limit N        requests per second per connection, burst 5 * N\n"
     "                        (default 100; 0 = unlimited)\n"
+    "  --tls-cert PEM --tls-key PEM\n"
+    "                        serve wss:// with this certificate and key\n"
+    "  --fault close=CODE    (tests) close every connection with CODE once it is open\n"
+    "  --fault ignore        (tests) read every frame and answer none\n"
     "  --verbose             log every frame (debug level)\n"
     "  --help                this text\n"
     "\n"
@@ -74,7 +78,8 @@ static bool parse_listen(const char *arg, char *host, size_t hostsz, int *port) 
 
 int pl_cli_relay(int argc, char **argv) {
     static const char cmd[] = "relay";
-    enum { O_LISTEN = 1, O_DB, O_AUTH, O_PING, O_IDLE, O_MAILBOX, O_MAXMSG, O_RATE, O_TOPICS, O_VERBOSE, O_HELP };
+    enum { O_LISTEN = 1, O_DB, O_AUTH, O_PING, O_IDLE, O_MAILBOX, O_MAXMSG, O_RATE, O_TOPICS, O_VERBOSE,
+           O_HELP, O_CERT, O_KEY, O_FAULT };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"db", required_argument, NULL, O_DB},
@@ -86,6 +91,9 @@ int pl_cli_relay(int argc, char **argv) {
         {"rate-limit", required_argument, NULL, O_RATE},
         {"max-topics", required_argument, NULL, O_TOPICS},
         {"verbose", no_argument, NULL, O_VERBOSE},
+        {"tls-cert", required_argument, NULL, O_CERT},
+        {"tls-key", required_argument, NULL, O_KEY},
+        {"fault", required_argument, NULL, O_FAULT},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -145,12 +153,24 @@ int pl_cli_relay(int argc, char **argv) {
             }
             break;
         case O_VERBOSE: o.log_level = PL__LOG_DEBUG; break;
+        case O_CERT: o.tls_cert = optarg; break;
+        case O_KEY: o.tls_key = optarg; break;
+        case O_FAULT:
+            if (!strcmp(optarg, "ignore")) {
+                o.fault_ignore = true;
+            } else if (!strncmp(optarg, "close=", 6) && parse_ulong(optarg + 6, 4999, &v) && v >= 1000) {
+                o.fault_close_code = (int)v;
+            } else {
+                return pl_cli_usage_error(cmd, "--fault wants close=CODE (1000..4999) or ignore");
+            }
+            break;
         case O_HELP: fputs(usage, stdout); return 0;
         default:
             return pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!o.tls_cert != !o.tls_key) return pl_cli_usage_error(cmd, "--tls-cert and --tls-key go together");
     o.host = host;
     if (!o.db_path)
         log_line(NULL, PL__LOG_WARN, "no --db: the mailbox is kept in memory and lost on exit");
@@ -163,7 +183,7 @@ int pl_cli_relay(int argc, char **argv) {
     else if (e == PL_ERR_INVALID_ARG)
         fprintf(stderr, "pairlink relay: '%s' is not an IPv4 address or a resolvable name\n", host);
     if (e != PL_OK) return pl_cli_fail(cmd, "cannot start the relay", e);
-    printf("listening on ws://%s:%d\n", host, pl__ws_server_port(srv));
+    printf("listening on %s://%s:%d\n", o.tls_cert ? "wss" : "ws", host, pl__ws_server_port(srv));
     fflush(stdout);
     e = pl__ws_server_run(srv);
     pl__ws_server_free(srv);

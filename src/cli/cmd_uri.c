@@ -141,14 +141,17 @@ static int uri_new_main(int argc, char **argv) {
                                          {"ttl", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
                                          {"no-qr", no_argument, 0, 'q'},
+                                         {"qr", no_argument, 0, 'Q'},
+                                         {"qr-png", required_argument, 0, 'P'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *methods = NULL;
     long long ttl = 300;
-    bool json = false, qr = true;
+    bool json = false;
+    pl_cli_qr qr = {.mode = PL_CLI_QR_AUTO};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:t:jqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:t:jqQP:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': methods = optarg; break;
         case 't': {
@@ -159,26 +162,36 @@ static int uri_new_main(int argc, char **argv) {
             break;
         }
         case 'j': json = true; break;
-        case 'q': qr = false; break;
+        case 'q': qr.mode = PL_CLI_QR_OFF; break;
+        case 'Q': qr.mode = PL_CLI_QR_ON; break;
+        case 'P': qr.png_path = optarg; break;
         case 'h':
-            printf("usage: pairlink uri new [--methods a,b] [--ttl SECONDS] [--json] [--no-qr]\n\n"
+            printf("usage: pairlink uri new [--methods a,b] [--ttl SECONDS] [--json]\n"
+                   "                        [--qr | --no-qr] [--qr-png FILE]\n\n"
                    "Create a fresh pairing: random symKey, topic = sha256(symKey), and the\n"
                    "pairing URI (expiring after --ttl, default 300 s), shown with a QR code.\n"
-                   "The symKey is part of the URI: treat the URI as a secret.\n");
+                   "The symKey is part of the URI: treat the URI as a secret.\n"
+                   "The QR code is drawn when stdout is a terminal; --qr draws it anyway,\n"
+                   "--no-qr never. --qr-png FILE also writes it as a PNG image (mode 0600).\n");
             return 0;
         default: return pl_cli_usage_error("uri new", "bad option");
         }
     }
     if (optind != argc) return pl_cli_usage_error("uri new", "takes no positional arguments");
+    if (pl_cli_qr_open(&qr, "uri new") != 0) return 1;
 
     char *list[PL_URI_MAX_METHODS];
     size_t n = 0;
     char *copy = methods ? strdup(methods) : NULL;
-    if (methods && !copy) return pl_cli_fail("uri new", "methods", PL_ERR_NOMEM);
+    if (methods && !copy) {
+        pl_cli_qr_close(&qr);
+        return pl_cli_fail("uri new", "methods", PL_ERR_NOMEM);
+    }
     for (char *save = NULL, *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
          tok = strtok_r(NULL, ",", &save)) {
         if (n == PL_URI_MAX_METHODS) {
             free(copy);
+            pl_cli_qr_close(&qr);
             return pl_cli_fail("uri new", "--methods", PL_ERR_TOO_LARGE);
         }
         list[n++] = tok;
@@ -187,13 +200,18 @@ static int uri_new_main(int argc, char **argv) {
     pl_uri u;
     pl_err e = pl_uri_new(&u, (const char *const *)list, n, now, ttl);
     free(copy);
-    if (e != PL_OK) return pl_cli_fail("uri new", "creating the pairing", e);
+    if (e != PL_OK) {
+        pl_cli_qr_close(&qr);
+        return pl_cli_fail("uri new", "creating the pairing", e);
+    }
     char *s = NULL;
     e = pl_uri_format(&s, &u);
     if (e != PL_OK) {
         pl_uri_clear(&u);
+        pl_cli_qr_close(&qr);
         return pl_cli_fail("uri new", "formatting the URI", e);
     }
+    int rc = pl_cli_qr_show(&qr, "uri new", s, json);
     if (json) {
         uri_checks ok = {PL_OK, PL_OK};
         json_t *o = uri_to_json(&u, now, true, &ok);
@@ -201,13 +219,12 @@ static int uri_new_main(int argc, char **argv) {
         print_json(o);
         json_decref(o);
     } else {
-        if (qr) pl_cli_print_qr(s);
         printf("%s\n", s);
         printf("topic %s, expires in %lld s\n", u.topic, ttl);
     }
     pl_free_secret(s, strlen(s));
     pl_uri_clear(&u);
-    return 0;
+    return rc;
 }
 
 int pl_cli_uri(int argc, char **argv) {

@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "core/internal.h"
 #include "pairlink/codec.h"
+#include "pairlink/driver.h"
 #include "pairlink/waku_node.h"
 
 #include <errno.h>
@@ -19,9 +20,10 @@
 typedef enum wmode { W_NODE = 1, W_SUBSCRIBE, W_PUBLISH } wmode;
 
 #define MAX_TOPICS 64
+#define MAX_LISTEN 8
 
 typedef struct wopts {
-    const char *listen[PL_WAKU_NODE_MAX_LISTEN];
+    const char *listen[MAX_LISTEN];
     size_t nlisten;
     const char *peers[PL_WAKU_NODE_MAX_PEERS_OPT];
     size_t npeers;
@@ -43,6 +45,7 @@ typedef struct wctx {
     wmode mode;
     wopts o;
     uv_loop_t loop;
+    pl_driver *drv;
     pl_waku_node *node;
     uv_signal_t sigint, sigterm;
     uv_timer_t timer;
@@ -199,8 +202,8 @@ static int parse(wctx *x, int argc, char **argv, int *first_pos) {
             return pl_cli_usage_error(cmd, "option '--%s' is not one of this command's", oname);
         switch (c) {
         case O_LISTEN:
-            if (o->nlisten == PL_WAKU_NODE_MAX_LISTEN)
-                return pl_cli_usage_error(cmd, "at most %d --listen", PL_WAKU_NODE_MAX_LISTEN);
+            if (o->nlisten == MAX_LISTEN)
+                return pl_cli_usage_error(cmd, "at most %d --listen", MAX_LISTEN);
             o->listen[o->nlisten++] = optarg;
             break;
         case O_PEER:
@@ -369,6 +372,7 @@ static void on_node_closed(void *ud) {
     uv_close((uv_handle_t *)&x->sigint, NULL);
     uv_close((uv_handle_t *)&x->sigterm, NULL);
     uv_close((uv_handle_t *)&x->timer, NULL);
+    pl_driver_close(x->drv, NULL, NULL);
 }
 
 static void stop(wctx *x, int status) {
@@ -431,14 +435,7 @@ static int run(wctx *x, const uint8_t *payload, size_t plen, const uint8_t *meta
     pl_waku_node_opts no;
     pl_waku_node_opts_init(&no);
     no.key = key;
-    static const char *const def_listen[] = {"/ip4/127.0.0.1/tcp/0"};
-    if (o->nlisten) {
-        no.listen = o->listen;
-        no.n_listen = o->nlisten;
-    } else if (x->mode == W_NODE) {
-        no.listen = def_listen;
-        no.n_listen = 1;
-    }
+    if (!o->nlisten && x->mode == W_NODE) o->listen[o->nlisten++] = "/ip4/127.0.0.1/tcp/0";
     no.peers = o->peers;
     no.n_peers = o->npeers;
     no.sharding.cluster = (uint16_t)o->cluster;
@@ -458,10 +455,11 @@ static int run(wctx *x, const uint8_t *payload, size_t plen, const uint8_t *meta
         pl_p2p_key_free(key);
         return pl_cli_fail(x->cmd, "event loop", PL_ERR_SYS);
     }
-    pl_err e = pl_waku_node_new(&x->node, &x->loop, &no);
+    pl_err e = pl_driver_new(&x->drv, &x->loop);
+    if (e == PL_OK) e = pl_waku_node_new(&x->node, x->drv, &no);
     pl_p2p_key_free(key);
     if (e != PL_OK) {
-        uv_run(&x->loop, UV_RUN_DEFAULT); /* let a half-made host finish closing */
+        pl_driver_free(x->drv); /* nothing of it is on the loop yet */
         uv_loop_close(&x->loop);
         return pl_cli_fail(x->cmd, "starting the node", e);
     }
@@ -473,8 +471,15 @@ static int run(wctx *x, const uint8_t *payload, size_t plen, const uint8_t *meta
     uv_signal_start(&x->sigint, on_signal, SIGINT);
     uv_signal_start(&x->sigterm, on_signal, SIGTERM);
 
+    for (size_t i = 0; i < o->nlisten && e == PL_OK; i++) {
+        e = pl_waku_node_listen(x->node, o->listen[i]);
+        if (e == PL_ERR_SYS)
+            fprintf(stderr, "pairlink %s: cannot listen on %s: %s\n", x->cmd, o->listen[i],
+                    uv_strerror((int)pl_last_detail()));
+        if (e != PL_OK) pl_cli_fail(x->cmd, o->listen[i], e);
+    }
     char addr[1200];
-    size_t nl = pl_waku_node_listen_addr(x->node, 0, NULL, 0);
+    size_t nl = e == PL_OK ? pl_waku_node_listen_addr(x->node, 0, NULL, 0) : 0;
     for (size_t i = 0; i < nl; i++) {
         pl_waku_node_listen_addr(x->node, i, addr, sizeof addr);
         if (x->mode == W_NODE) {

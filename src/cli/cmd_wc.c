@@ -6,7 +6,9 @@
 #include "cli/cli.h"
 
 #include "pairlink/codec.h"
+#include "pairlink/driver.h"
 #include "pairlink/hash.h"
+#include "pairlink/loopback.h"
 #include "pairlink/store.h"
 #include "pairlink/uri.h"
 #include "pairlink/wc_client.h"
@@ -22,21 +24,13 @@
 
 #define MAX_ACCEPT 16
 
-/* The Sign protocol's methods with their request/response tags and TTLs, so
- * that --accept can register them exactly as the JS SDK would. */
-static const pl_wc_method known_methods[] = {
-    {"wc_sessionPropose", 1100, 300, true, 1101, 300},
-    {"wc_sessionAuthenticate", 1116, 3600, true, 1117, 3600},
-    {"wc_authRequest", 3000, 86400, true, 3001, 86400},
-};
-
 typedef enum { CMD_CREATE, CMD_PAIR, CMD_RUN, CMD_PING, CMD_DELETE } wc_cmd;
 
 typedef struct runner {
     wc_cmd cmd;
     const char *name;
     bool json;
-    bool qr;
+    pl_cli_qr qr;
     const char *relay;
     const char *store;
     const char *arg;        /* URI or topic */
@@ -51,8 +45,6 @@ typedef struct runner {
     uv_signal_t sigint, sigterm;
     uv_timer_t deadline;
     uv_timer_t poll; /* delete: waits until the relay took the message */
-    uv_timer_t drain; /* stopping: waits (briefly) for unacknowledged publishes */
-    uint64_t drain_until;
     bool signalled;
     char topic[PL_TOPIC_HEX_SIZE];
     pl_rpc_id ping_id;
@@ -149,37 +141,30 @@ static void on_request(void *ud, pl_wc_engine *e, const char *topic, const pl_rp
     print_line(r, o);
 }
 
-static void on_relay_state(void *ud, pl_wc_client *c, pl_relay_state state, pl_err err) {
+static void on_transport_state(void *ud, pl_wc_client *c, pl_transport_state state, pl_err err) {
     (void)c;
     runner *r = ud;
     json_t *o = json_object();
-    json_object_set_new(o, "event", json_string(state == PL_RELAY_CONNECTED ? "relay_connected"
-                                                : state == PL_RELAY_FAILED  ? "relay_failed"
-                                                                            : "relay_disconnected"));
+    json_object_set_new(o, "event", json_string(state == PL_TRANSPORT_CONNECTED ? "relay_connected"
+                                                : state == PL_TRANSPORT_CLOSED  ? "relay_failed"
+                                                                                : "relay_disconnected"));
     if (err != PL_OK) json_object_set_new(o, "error", json_string(pl_errname(err)));
     print_line(r, o);
-    if (state == PL_RELAY_FAILED) {
+    if (state == PL_TRANSPORT_CLOSED) {
         pl_cli_fail(r->name, "relay", err);
         stop(r, 1);
     }
-}
-
-static void on_closed(void *ud) {
-    runner *r = ud;
-    r->client = NULL;
 }
 
 static void close_handle(uv_handle_t *h) {
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-static void finish(runner *r) {
+static void on_closed(void *ud) {
+    runner *r = ud;
+    r->client = NULL;
     close_handle((uv_handle_t *)&r->sigint);
     close_handle((uv_handle_t *)&r->sigterm);
-    close_handle((uv_handle_t *)&r->deadline);
-    close_handle((uv_handle_t *)&r->poll);
-    close_handle((uv_handle_t *)&r->drain);
-    if (r->client) pl_wc_client_close(r->client, on_closed);
 }
 
 /* Before exiting, let the relay take what we already answered (an answer
@@ -187,25 +172,20 @@ static void finish(runner *r) {
  * remembered in the store, so an answer lost here would never be sent. At
  * most DRAIN_MS, and not at all on a signal or when the relay is away. */
 #define DRAIN_MS 3000
-static void on_drain(uv_timer_t *t) {
-    runner *r = t->data;
-    pl_relay_client *rc = r->client ? pl_wc_client_relay(r->client) : NULL;
-    if (!rc || pl_relay_client_pending(rc) == 0 || !pl_relay_client_connected(rc) ||
-        uv_now(&r->loop) >= r->drain_until)
-        finish(r);
-}
 
 static void stop(runner *r, int status) {
     if (r->stopping) return;
     r->stopping = true;
     r->status = status;
-    pl_relay_client *rc = r->client ? pl_wc_client_relay(r->client) : NULL;
-    if (rc && pl_relay_client_connected(rc) && pl_relay_client_pending(rc) > 0 && !r->signalled) {
-        r->drain_until = uv_now(&r->loop) + DRAIN_MS;
-        uv_timer_start(&r->drain, on_drain, 20, 20);
+    close_handle((uv_handle_t *)&r->deadline);
+    close_handle((uv_handle_t *)&r->poll);
+    if (!r->client) {
+        on_closed(r);
         return;
     }
-    finish(r);
+    pl_transport *tp = pl_wc_client_transport(r->client);
+    bool connected = pl_transport_get_state(tp, NULL) == PL_TRANSPORT_CONNECTED;
+    pl_wc_client_close(r->client, connected && !r->signalled ? DRAIN_MS : 0, on_closed);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -232,15 +212,16 @@ static void on_deadline(uv_timer_t *t) {
  * the relay never heard of, even with an unreachable relay. */
 static void on_poll(uv_timer_t *t) {
     runner *r = t->data;
-    if (!r->client) return;
-    pl_relay_client *rc = pl_wc_client_relay(r->client);
-    if (r->cmd == CMD_PAIR && !pl_relay_client_connected(rc)) return;
-    if (pl_relay_client_pending(rc) == 0) stop(r, 0);
+    if (!r->client || r->stopping) return;
+    pl_transport *tp = pl_wc_client_transport(r->client);
+    if (r->cmd == CMD_PAIR && pl_transport_get_state(tp, NULL) != PL_TRANSPORT_CONNECTED) return;
+    if (pl_transport_pending(tp) == 0) stop(r, 0);
 }
 
+/* --accept registers the Sign protocol's methods exactly as the JS SDK. */
 static const pl_wc_method *method_settings(const char *name, pl_wc_method *tmp) {
-    for (size_t i = 0; i < sizeof known_methods / sizeof *known_methods; i++)
-        if (!strcmp(known_methods[i].name, name)) return &known_methods[i];
+    const pl_wc_method *m = pl_wc_sign_method(name);
+    if (m) return m;
     /* Unknown protocols: a day's TTL, tag 0 like unregistered replies. */
     *tmp = (pl_wc_method){name, 0, 86400, false, 0, 86400};
     return tmp;
@@ -249,7 +230,7 @@ static const pl_wc_method *method_settings(const char *name, pl_wc_method *tmp) 
 /* What each command does once the client is up. */
 static int start(runner *r) {
     pl_wc_engine *e = pl_wc_client_engine(r->client);
-    int64_t now = pl_wc_client_now_ms();
+    int64_t now = pl_wc_client_now(r->client);
     for (int i = 0; i < r->n_accept; i++) {
         pl_wc_method tmp;
         pl_err err = pl_wc_register(e, method_settings(r->accept[i], &tmp), on_request, NULL, r);
@@ -268,14 +249,16 @@ static int start(runner *r) {
         err = pl_wc_create(e, list, n, now, &uri, r->topic);
         free(copy);
         if (err != PL_OK) return pl_cli_fail(r->name, "creating the pairing", err);
+        /* The PNG is complete before the line that announces the URI. */
+        int rc = pl_cli_qr_show(&r->qr, r->name, uri, r->json);
         if (r->json) {
             json_t *o = json_pack("{s:s,s:s,s:s}", "event", "uri", "topic", r->topic, "uri", uri);
             print_line(r, o);
         } else {
-            if (r->qr) pl_cli_print_qr(uri);
             printf("%s\n", uri);
         }
         pl_free_secret(uri, strlen(uri));
+        if (rc != 0) return rc;
         break;
     }
     case CMD_PAIR:
@@ -333,9 +316,13 @@ static const char *default_store(char *buf, size_t cap) {
 static void usage(const runner *r) {
     static const char *const text[] = {
         [CMD_CREATE] = "usage: pairlink wc create [--methods a,b] [--accept METHOD]... [--until-active]\n"
-                       "                          [--timeout S] [--no-qr] [common options]\n\n"
+                       "                          [--timeout S] [--qr | --no-qr] [--qr-png FILE]\n"
+                       "                          [common options]\n\n"
                        "Create a pairing (inactive, expires after 5 minutes unless the peer answers),\n"
-                       "print its URI and QR code, and serve it until it is deleted or expires.\n",
+                       "print its URI and QR code, and serve it until it is deleted or expires.\n"
+                       "The QR code is drawn when stdout is a terminal; --qr draws it anyway,\n"
+                       "--no-qr never. --qr-png FILE also writes it as a PNG image (mode 0600:\n"
+                       "the URI holds the pairing key).\n",
         [CMD_PAIR] = "usage: pairlink wc pair URI [--accept METHOD]... [--exit] [--timeout S] [common options]\n\n"
                      "Pair with a URI (the pairing is active at once, for 30 days renewed on every\n"
                      "delivered message) and serve it: answer pings, print requests and events.\n"
@@ -357,6 +344,7 @@ static void usage(const runner *r) {
 }
 
 static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
+    enum { O_QR = 256, O_QR_PNG };
     static const struct option opts[] = {{"relay", required_argument, 0, 'r'},
                                          {"store", required_argument, 0, 's'},
                                          {"json", no_argument, 0, 'j'},
@@ -364,11 +352,13 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
                                          {"accept", required_argument, 0, 'a'},
                                          {"timeout", required_argument, 0, 't'},
                                          {"no-qr", no_argument, 0, 'q'},
+                                         {"qr", no_argument, 0, O_QR},
+                                         {"qr-png", required_argument, 0, O_QR_PNG},
                                          {"until-active", no_argument, 0, 'u'},
                                          {"exit", no_argument, 0, 'x'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    runner r = {.cmd = cmd, .name = name, .qr = true};
+    runner r = {.cmd = cmd, .name = name};
     char store_buf[4096];
     const char *env_relay = getenv("PAIRLINK_RELAY");
     r.relay = env_relay && *env_relay ? env_relay : "ws://127.0.0.1:8787";
@@ -391,7 +381,9 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
                 return pl_cli_usage_error(name, "--timeout takes seconds");
             break;
         }
-        case 'q': r.qr = false; break;
+        case 'q': r.qr.mode = PL_CLI_QR_OFF; break;
+        case O_QR: r.qr.mode = PL_CLI_QR_ON; break;
+        case O_QR_PNG: r.qr.png_path = optarg; break;
         case 'u':
         case 'x': r.exit_when_paired = true; break;
         case 'h': usage(&r); return 0;
@@ -402,24 +394,28 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
     if (wants_arg != (optind == argc - 1) || optind < argc - 1)
         return pl_cli_usage_error(name, wants_arg ? "expects one argument" : "takes no positional arguments");
     if (wants_arg) r.arg = argv[optind];
+    if (cmd != CMD_CREATE && (r.qr.mode == PL_CLI_QR_ON || r.qr.png_path))
+        return pl_cli_usage_error(name, "--qr and --qr-png are options of 'wc create'");
     if ((cmd == CMD_PING || cmd == CMD_DELETE) &&
         (strlen(r.arg) != 64 || strspn(r.arg, "0123456789abcdef") != 64))
         return pl_cli_usage_error(name, "TOPIC is 64 lowercase hex characters");
     if (!r.store) r.store = default_store(store_buf, sizeof store_buf);
     if (cmd == CMD_PING && !r.timeout_s) r.timeout_s = 35;
     if (cmd == CMD_DELETE && !r.timeout_s) r.timeout_s = 30;
+    if (pl_cli_qr_open(&r.qr, name) != 0) return 1;
 
     uv_loop_init(&r.loop);
     pl_wc_client_opts co = {.relay_url = r.relay,
                             .store_path = r.store,
                             .on_event = on_event,
-                            .on_relay_state = on_relay_state,
+                            .on_transport_state = on_transport_state,
                             .ud = &r};
     const char *ttl = getenv("PAIRLINK_WC_INACTIVE_TTL"); /* tests shorten the 5 minutes */
     if (ttl && *ttl) co.inactive_ttl = atol(ttl);
     pl_err err = pl_wc_client_new(&r.client, &r.loop, &co);
     if (err != PL_OK) {
         uv_loop_close(&r.loop);
+        pl_cli_qr_close(&r.qr);
         return pl_cli_fail(name, "starting the client", err);
     }
     uv_signal_init(&r.loop, &r.sigint);
@@ -429,8 +425,7 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
     uv_timer_init(&r.loop, &r.deadline);
     uv_timer_init(&r.loop, &r.poll);
-    uv_timer_init(&r.loop, &r.drain);
-    r.deadline.data = r.poll.data = r.drain.data = &r;
+    r.deadline.data = r.poll.data = &r;
     if (r.timeout_s) uv_timer_start(&r.deadline, on_deadline, (uint64_t)r.timeout_s * 1000, 0);
     int rc = start(&r);
     if (rc != 0) stop(&r, rc);
@@ -438,6 +433,7 @@ static int run_cmd(wc_cmd cmd, const char *name, int argc, char **argv) {
     /* Second pass for anything the first close scheduled (libwebsockets). */
     uv_run(&r.loop, UV_RUN_DEFAULT);
     uv_loop_close(&r.loop);
+    pl_cli_qr_close(&r.qr);
     return r.status;
 }
 
@@ -447,15 +443,6 @@ static int wc_run(int argc, char **argv) { return run_cmd(CMD_RUN, "wc run", arg
 static int wc_ping(int argc, char **argv) { return run_cmd(CMD_PING, "wc ping", argc, argv); }
 static int wc_delete(int argc, char **argv) { return run_cmd(CMD_DELETE, "wc delete", argc, argv); }
 
-/* list reads the store only: no relay needed. */
-static pl_err nop_pub(void *c, const char *t, const char *m, const pl_publish_opts *o) {
-    (void)c, (void)t, (void)m, (void)o;
-    return PL_OK;
-}
-static pl_err nop_sub(void *c, const char *t) {
-    (void)c, (void)t;
-    return PL_OK;
-}
 
 static int wc_list(int argc, char **argv) {
     static const struct option opts[] = {{"store", required_argument, 0, 's'},
@@ -482,14 +469,25 @@ static int wc_list(int argc, char **argv) {
     pl_store *s = NULL;
     pl_err err = pl_store_open(&s, store);
     if (err != PL_OK) return pl_cli_fail("wc list", store, err);
-    pl_transport tp = {NULL, nop_pub, nop_sub, nop_sub};
+    /* list reads the store only: the engine gets a transport that goes
+     * nowhere (an endpoint alone on a loopback hub, on a virtual driver). */
+    int64_t now = pl_wall_clock_ms();
+    pl_driver *vd = NULL;
+    pl_loopback_hub *hub = NULL;
+    pl_transport *tp = NULL;
     pl_wc_store hooks = pl_store_wc_hooks(s);
     pl_wc_engine *e = NULL;
-    err = pl_wc_engine_new(&e, NULL, &tp, &hooks);
-    int64_t now = pl_wc_client_now_ms();
+    err = pl_driver_new_virtual(&vd, now);
+    if (err == PL_OK) err = pl_loopback_hub_new(&hub, vd, NULL);
+    if (err == PL_OK) err = pl_loopback_new(&tp, hub, "wc list", NULL);
+    if (err == PL_OK) err = pl_wc_engine_new(&e, NULL, tp, &hooks);
     if (err == PL_OK) err = pl_store_wc_load(s, e, now, NULL);
     if (err != PL_OK) {
         pl_wc_engine_free(e);
+        if (tp) pl_transport_close(tp, 0, NULL, NULL);
+        if (vd) pl_driver_run(vd);
+        pl_loopback_hub_free(hub);
+        pl_driver_free(vd);
         pl_store_close(s);
         return pl_cli_fail("wc list", "reading the store", err);
     }
@@ -521,6 +519,10 @@ static int wc_list(int argc, char **argv) {
         free(all);
     }
     pl_wc_engine_free(e);
+    pl_transport_close(tp, 0, NULL, NULL);
+    pl_driver_run(vd);
+    pl_loopback_hub_free(hub);
+    pl_driver_free(vd);
     pl_store_close(s);
     return 0;
 }

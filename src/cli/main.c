@@ -39,7 +39,9 @@ int pl_cli_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 static void list_commands(FILE *f, const char *prefix, const pl_cli_cmd *cmds, size_t n) {
-    fprintf(f, "usage: %s <command> [options]\n\ncommands:\n", prefix);
+    fprintf(f, "usage: %s <command> [options]\n", prefix);
+    if (!strchr(prefix, ' ')) fprintf(f, "       %s --version\n", prefix); /* the top level */
+    fprintf(f, "\ncommands:\n");
     for (size_t i = 0; i < n; i++) fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].summary);
     fprintf(f, "\n'%s <command> --help' describes a command.\n", prefix);
 }
@@ -61,8 +63,9 @@ int pl_cli_version(int argc, char **argv) {
         printf("usage: pairlink version [--json]\n\nPrint the pairlink version.\n");
         return 0;
     }
-    if (argc > 1 && !strcmp(argv[1], "--json")) printf("{\"version\":\"%s\"}\n", PL_VERSION_STRING);
-    else printf("pairlink %s\n", PL_VERSION_STRING);
+    /* pl_version(): the library's own, which is what runs. */
+    if (argc > 1 && !strcmp(argv[1], "--json")) printf("{\"version\":\"%s\"}\n", pl_version());
+    else printf("pairlink %s\n", pl_version());
     return 0;
 }
 
@@ -77,5 +80,6 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     /* libwebsockets' start-up notices are noise for users; errors stay. */
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    if (argc == 2 && !strcmp(argv[1], "--version")) return pl_cli_version(1, argv + 1);
     return pl_cli_dispatch("pairlink", commands, sizeof commands / sizeof commands[0], argc, argv);
 }

@@ -3,6 +3,7 @@
 #define PAIRLINK_INTERNAL_H
 
 #include "pairlink/common.h"
+#include "pairlink/hash.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +32,10 @@ static inline pl_err pl__fail(pl_err err, long detail) {
 bool pl__utf8_valid(const unsigned char *s, size_t n);
 
 #define PL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Random bytes for a core: from its injected source, or pl_random when it
+ * has none (hash.h: pl_rng_fn). */
+void pl__rng(pl_rng_fn rng, void *ctx, uint8_t *buf, size_t len);
 
 /* Propagate a non-OK pl_err from an expression. */
 #define PL_TRY(expr)                     \

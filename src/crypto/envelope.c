@@ -39,10 +39,11 @@ static void free_wiped(uint8_t *p, size_t len) {
     free(p);
 }
 
-pl_err pl_envelope_seal(char **out_b64, const uint8_t *key, const uint8_t *msg, size_t msg_len,
-                        const pl_envelope_params *params) {
-    PL_REQUIRE(out_b64 && params && (msg || msg_len == 0));
-    *out_b64 = NULL;
+pl_err pl_envelope_seal_raw(uint8_t **out, size_t *out_len, const uint8_t *key, const uint8_t *msg,
+                            size_t msg_len, const pl_envelope_params *params) {
+    PL_REQUIRE(out && out_len && params && (msg || msg_len == 0));
+    *out = NULL;
+    *out_len = 0;
     int type = params->type;
     if (type != 0 && type != 1 && type != 2) return PL_ERR_ENVELOPE_TYPE;
     if (msg_len > PL_ENVELOPE_MAX_MESSAGE) return PL_ERR_TOO_LARGE;
@@ -70,7 +71,18 @@ pl_err pl_envelope_seal(char **out_b64, const uint8_t *key, const uint8_t *msg, 
         crypto_aead_chacha20poly1305_ietf_encrypt(iv + PL_IV_BYTES, &clen, msg, msg_len, NULL, 0,
                                                   NULL, iv, key);
     }
+    *out = raw;
+    *out_len = raw_len;
+    return PL_OK;
+}
 
+pl_err pl_envelope_seal(char **out_b64, const uint8_t *key, const uint8_t *msg, size_t msg_len,
+                        const pl_envelope_params *params) {
+    PL_REQUIRE(out_b64);
+    *out_b64 = NULL;
+    uint8_t *raw;
+    size_t raw_len;
+    PL_TRY(pl_envelope_seal_raw(&raw, &raw_len, key, msg, msg_len, params));
     size_t cap = pl_base64_encoded_size(raw_len, PL_B64_STD);
     char *b64 = malloc(cap);
     if (!b64) {
@@ -84,6 +96,30 @@ pl_err pl_envelope_seal(char **out_b64, const uint8_t *key, const uint8_t *msg, 
         return e;
     }
     *out_b64 = b64;
+    return PL_OK;
+}
+
+/* Check the outer layout of raw envelope bytes and fill info. */
+static pl_err check_outer(pl_envelope_info *info, const uint8_t *buf, size_t n) {
+    memset(info, 0, sizeof *info);
+    if (n == 0) return PL_ERR_BAD_ENVELOPE;
+    switch (buf[0]) {
+    case 0:
+        if (n < MIN_TYPE0) return PL_ERR_BAD_ENVELOPE;
+        if (n - MIN_TYPE0 > PL_ENVELOPE_MAX_MESSAGE) return PL_ERR_TOO_LARGE;
+        break;
+    case 1:
+        if (n < MIN_TYPE1) return PL_ERR_BAD_ENVELOPE;
+        if (n - MIN_TYPE1 > PL_ENVELOPE_MAX_MESSAGE) return PL_ERR_TOO_LARGE;
+        if (!x25519_canonical(buf + 1)) return PL_ERR_BAD_ENVELOPE;
+        memcpy(info->sender_pub, buf + 1, TYPE1_PUB_BYTES);
+        break;
+    case 2:
+        if (n - 1 > PL_ENVELOPE_MAX_MESSAGE) return PL_ERR_TOO_LARGE;
+        break;
+    default: return PL_ERR_ENVELOPE_TYPE;
+    }
+    info->type = buf[0];
     return PL_OK;
 }
 
@@ -102,31 +138,12 @@ static pl_err decode_outer(uint8_t **raw, size_t *raw_cap, size_t *raw_len, pl_e
     size_t n = 0;
     /* Ciphertext is public: the variable-time decoder is several times faster. */
     pl_err e = pl_base64_decode_public(buf, cap, &n, b64, b64_len, PL_B64_STD);
-    if (e == PL_OK && n == 0) e = PL_ERR_BAD_ENVELOPE;
-    if (e == PL_OK) {
-        switch (buf[0]) {
-        case 0:
-            if (n < MIN_TYPE0) e = PL_ERR_BAD_ENVELOPE;
-            else if (n - MIN_TYPE0 > PL_ENVELOPE_MAX_MESSAGE) e = PL_ERR_TOO_LARGE;
-            break;
-        case 1:
-            if (n < MIN_TYPE1) e = PL_ERR_BAD_ENVELOPE;
-            else if (n - MIN_TYPE1 > PL_ENVELOPE_MAX_MESSAGE) e = PL_ERR_TOO_LARGE;
-            else if (!x25519_canonical(buf + 1)) e = PL_ERR_BAD_ENVELOPE;
-            else memcpy(info->sender_pub, buf + 1, TYPE1_PUB_BYTES);
-            break;
-        case 2:
-            if (n - 1 > PL_ENVELOPE_MAX_MESSAGE) e = PL_ERR_TOO_LARGE;
-            break;
-        default: e = PL_ERR_ENVELOPE_TYPE; break;
-        }
-    }
+    if (e == PL_OK) e = check_outer(info, buf, n);
     if (e != PL_OK) {
         memset(info, 0, sizeof *info);
         free_wiped(buf, cap);
         return e;
     }
-    info->type = buf[0];
     *raw = buf;
     *raw_cap = cap;
     *raw_len = n;
@@ -175,6 +192,34 @@ pl_err pl_envelope_peek(pl_envelope_info *info, const char *b64, size_t b64_len)
     return e;
 }
 
+pl_err pl_envelope_peek_raw(pl_envelope_info *info, const uint8_t *env, size_t env_len) {
+    PL_REQUIRE(info && (env || env_len == 0));
+    return check_outer(info, env, env_len);
+}
+
+/* The key rule of pl_envelope_open on checked raw bytes. */
+static pl_err open_checked(uint8_t **out_msg, size_t *out_len, pl_envelope_info *info,
+                           const pl_envelope_info *tmp, const uint8_t *key, const uint8_t *raw,
+                           size_t n) {
+    /* A caller holding a key expects authenticated data: accepting type 2
+     * there would let anyone strip the encryption off a message. */
+    pl_err e = (tmp->type == 2) == (key == NULL) ? open_body(out_msg, out_len, raw, n, key)
+                                                  : PL_ERR_ENVELOPE_TYPE;
+    if (e == PL_OK && info) *info = *tmp;
+    return e;
+}
+
+pl_err pl_envelope_open_raw(uint8_t **out_msg, size_t *out_len, pl_envelope_info *info,
+                            const uint8_t *key, const uint8_t *env, size_t env_len) {
+    PL_REQUIRE(out_msg && out_len && (env || env_len == 0));
+    *out_msg = NULL;
+    *out_len = 0;
+    if (info) memset(info, 0, sizeof *info);
+    pl_envelope_info tmp;
+    PL_TRY(check_outer(&tmp, env, env_len));
+    return open_checked(out_msg, out_len, info, &tmp, key, env, env_len);
+}
+
 pl_err pl_envelope_open(uint8_t **out_msg, size_t *out_len, pl_envelope_info *info,
                         const uint8_t *key, const char *b64, size_t b64_len) {
     PL_REQUIRE(out_msg && out_len && (b64 || b64_len == 0));
@@ -186,12 +231,8 @@ pl_err pl_envelope_open(uint8_t **out_msg, size_t *out_len, pl_envelope_info *in
     uint8_t *raw;
     size_t cap, n;
     PL_TRY(decode_outer(&raw, &cap, &n, &tmp, b64, b64_len));
-    /* A caller holding a key expects authenticated data: accepting type 2
-     * there would let anyone strip the encryption off a message. */
-    pl_err e = (tmp.type == 2) == (key == NULL) ? open_body(out_msg, out_len, raw, n, key)
-                                                 : PL_ERR_ENVELOPE_TYPE;
+    pl_err e = open_checked(out_msg, out_len, info, &tmp, key, raw, n);
     free_wiped(raw, cap);
-    if (e == PL_OK && info) *info = tmp;
     return e;
 }
 

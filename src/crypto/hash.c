@@ -59,6 +59,11 @@ void pl_random(uint8_t *buf, size_t len) {
     randombytes_buf(buf, len);
 }
 
+void pl__rng(pl_rng_fn rng, void *ctx, uint8_t *buf, size_t len) {
+    if (rng) rng(ctx, buf, len);
+    else pl_random(buf, len);
+}
+
 int pl_ct_equal(const uint8_t *a, const uint8_t *b, size_t len) {
     PL_REQUIRE((a && b) || len == 0);
     return sodium_memcmp(a, b, len) == 0;

@@ -11,16 +11,14 @@
 _Static_assert(sizeof(PL_NM_TOPIC_SALT) - 1 == PL_ARGON2_SALT_BYTES, "TOPIC_SALT is 16 bytes");
 _Static_assert(sizeof(PL_NM_HANDSHAKE_KEY_SALT) - 1 == PL_ARGON2_SALT_BYTES, "HS salt is 16 bytes");
 
-/* "/pairlink/1/<kind>-<32 hex>/proto" and its relay topic. */
-static void topic_for(char content[PL_NM_CONTENT_TOPIC_SIZE], char relay[PL_TOPIC_HEX_SIZE],
-                      const char *kind, const uint8_t id[16]) {
+/* "/pairlink/1/<kind>-<32 hex>/proto". */
+static void topic_for(char content[PL_NM_CONTENT_TOPIC_SIZE], const char *kind,
+                      const uint8_t id[16]) {
     char hex[PL_HEX_SIZE(16)];
     pl_err e = pl_hex_encode(hex, sizeof hex, id, 16);
     PL_REQUIRE(e == PL_OK);
     int n = snprintf(content, PL_NM_CONTENT_TOPIC_SIZE, "/pairlink/1/%s-%s/proto", kind, hex);
     PL_REQUIRE(n > 0 && n < PL_NM_CONTENT_TOPIC_SIZE);
-    e = pl_waku_relay_topic(relay, content);
-    PL_REQUIRE(e == PL_OK);
 }
 
 pl_err pl_nm_derive(pl_nm_secrets *out, const uint8_t code[PL_NM_CODE_BYTES],
@@ -38,7 +36,7 @@ pl_err pl_nm_derive(pl_nm_secrets *out, const uint8_t code[PL_NM_CODE_BYTES],
         pl_nm_secrets_wipe(out);
         return e;
     }
-    topic_for(out->content_topic, out->relay_topic, "pair", out->topic_key);
+    topic_for(out->content_topic, "pair", out->topic_key);
     return PL_OK;
 }
 
@@ -57,6 +55,6 @@ void pl_nm_rendezvous_derive(pl_nm_rendezvous *out, const uint8_t nm_pub[PL_NM_K
     pl_err e = pl_hkdf_sha256(out->rv, sizeof out->rv, (const uint8_t *)salt, sizeof salt - 1, ikm,
                               sizeof ikm, NULL, 0);
     PL_REQUIRE(e == PL_OK); /* 48 bytes is always a valid HKDF length */
-    topic_for(out->content_topic, out->relay_topic, "rv", out->rv);
+    topic_for(out->content_topic, "rv", out->rv);
     memcpy(out->nametag, out->rv + 32, sizeof out->nametag);
 }

@@ -77,10 +77,6 @@ const char *pl_nm_drop_reason_name(pl_nm_drop_reason r) {
     return drop_names[r];
 }
 
-static void sys_rng(void *ctx, uint8_t *buf, size_t len) {
-    (void)ctx;
-    pl_random(buf, len);
-}
 
 static void sat_inc(uint32_t *c) {
     if (*c != UINT32_MAX) (*c)++;
@@ -120,7 +116,6 @@ static void push_topic(pl_nm_pairing *p, pl_nm_output_kind kind) {
     memset(&o, 0, sizeof o);
     o.kind = kind;
     memcpy(o.content_topic, p->sec.content_topic, sizeof o.content_topic);
-    memcpy(o.relay_topic, p->sec.relay_topic, sizeof o.relay_topic);
     push(p, &o);
 }
 
@@ -145,7 +140,6 @@ static pl_err push_publish(pl_nm_pairing *p) {
     memset(&o, 0, sizeof o);
     o.kind = PL_NM_OUT_PUBLISH;
     memcpy(o.content_topic, p->sec.content_topic, sizeof o.content_topic);
-    memcpy(o.relay_topic, p->sec.relay_topic, sizeof o.relay_topic);
 
     uint8_t body[PL_NM_HELLO_BODY_MAX];
     size_t n = 0;
@@ -153,14 +147,12 @@ static pl_err push_publish(pl_nm_pairing *p) {
     pl_wipe(body, sizeof body);
     if (e != PL_OK) return e;
     uint8_t iv[PL_WAKU_V1_IV_BYTES], pad[PL_WAKU_V1_PAD_BLOCK];
-    p->rng(p->rng_ctx, iv, sizeof iv);
-    p->rng(p->rng_ctx, pad, pl_waku_v1_padding_len(n));
+    pl__rng(p->rng, p->rng_ctx, iv, sizeof iv);
+    pl__rng(p->rng, p->rng_ctx, pad, pl_waku_v1_padding_len(n));
     pl_waku_v1_seal_opts opts = {.iv = iv, .padding = pad};
     e = pl_nm_hello_seal(o.payload, p->sec.hs, &p->mine, &opts);
     if (e != PL_OK) return e;
     o.payload_len = PL_NM_HELLO_WIRE_BYTES;
-    e = pl_base64_encode(o.payload_b64, sizeof o.payload_b64, o.payload, o.payload_len, PL_B64_STD);
-    if (e != PL_OK) return e;
     push(p, &o);
     sat_inc(&p->stats.published);
     return PL_OK;
@@ -204,7 +196,7 @@ static void make_mine(pl_nm_pairing *p, const uint8_t echo[PL_NM_NONCE_BYTES], i
     p->mine.role = p->role;
     memcpy(p->mine.identity, p->identity, PL_NM_KEY_BYTES);
     p->mine.created_at_ms = (uint64_t)now_ms;
-    p->rng(p->rng_ctx, p->mine.nonce, PL_NM_NONCE_BYTES);
+    pl__rng(p->rng, p->rng_ctx, p->mine.nonce, PL_NM_NONCE_BYTES);
     if (echo) memcpy(p->mine.echo, echo, PL_NM_NONCE_BYTES);
     memcpy(p->mine.name, p->name, sizeof p->mine.name);
     p->have_mine = true;
@@ -237,10 +229,9 @@ pl_err pl_nm_pairing_new(pl_nm_pairing **out, const pl_nm_pairing_config *cfg, i
     memcpy(p->name, name, nl);
     p->sec = *cfg->secrets;
     p->sec.content_topic[sizeof p->sec.content_topic - 1] = '\0';
-    p->sec.relay_topic[sizeof p->sec.relay_topic - 1] = '\0';
     p->expires_at_ms = expires;
     p->resend_ms = resend;
-    p->rng = cfg->rng ? cfg->rng : sys_rng;
+    p->rng = cfg->rng;
     p->rng_ctx = cfg->rng_ctx;
 
     push_topic(p, PL_NM_OUT_SUBSCRIBE);
@@ -407,22 +398,12 @@ pl_err pl_nm_pairing_on_message(pl_nm_pairing *p, const uint8_t *payload, size_t
     return drop(p, PL_NM_DROP_DUPLICATE, PL_OK, &h);
 }
 
-pl_err pl_nm_pairing_on_relay_message(pl_nm_pairing *p, const char *b64, size_t len,
-                                      int64_t now_ms) {
-    PL_REQUIRE(p && (b64 || len == 0));
+pl_err pl_nm_pairing_on_bad_delivery(pl_nm_pairing *p, pl_err err, int64_t now_ms) {
+    PL_REQUIRE(p && err != PL_OK);
     check_expiry(p, now_ms);
     if (finished(p)) return PL_ERR_STATE;
-    uint8_t wire[PL_NM_HELLO_WIRE_MAX];
-    size_t n = 0;
-    pl_err e = len > pl_base64_encoded_size(PL_NM_HELLO_WIRE_MAX, PL_B64_STD)
-                   ? PL_ERR_TOO_LARGE
-                   : pl_base64_decode(wire, sizeof wire, &n, b64, len, PL_B64_STD);
-    if (e == PL_ERR_BUFFER_TOO_SMALL) e = PL_ERR_TOO_LARGE;
-    if (e != PL_OK) {
-        sat_inc(&p->stats.received);
-        return drop(p, PL_NM_DROP_MALFORMED, e, NULL);
-    }
-    return pl_nm_pairing_on_message(p, wire, n, now_ms);
+    sat_inc(&p->stats.received);
+    return drop(p, PL_NM_DROP_MALFORMED, err, NULL);
 }
 
 pl_err pl_nm_pairing_confirm_persisted(pl_nm_pairing *p, pl_err result, int64_t now_ms) {
@@ -498,9 +479,9 @@ pl_nm_role pl_nm_pairing_role(const pl_nm_pairing *p) {
     return p->role;
 }
 
-const char *pl_nm_pairing_topic(const pl_nm_pairing *p, bool relay) {
+const char *pl_nm_pairing_topic(const pl_nm_pairing *p) {
     PL_REQUIRE(p);
-    return relay ? p->sec.relay_topic : p->sec.content_topic;
+    return p->sec.content_topic;
 }
 
 void pl_nm_pairing_stats_get(const pl_nm_pairing *p, pl_nm_pairing_stats *out) {

@@ -44,7 +44,7 @@ typedef struct peer {
     uint32_t attempt;
     int64_t next_attempt; /* INT64_MAX: none scheduled */
     pl_noise_session *pending;
-    char pending_topic[PL_TOPIC_HEX_SIZE];
+    char pending_topic[PL_NM_SESSION_TOPIC_SIZE];
     int64_t pending_deadline;
     /* responder */
     responder resp[PL_NM_SESSION_RESPONDERS];
@@ -60,7 +60,7 @@ typedef struct peer {
     uint64_t answer_knock;         /* nm: knock id the next message 1 echoes */
     /* the session */
     pl_noise_session *sess;
-    char sess_topic[PL_TOPIC_HEX_SIZE];
+    char sess_topic[PL_NM_SESSION_TOPIC_SIZE];
     int64_t established_at;
     uint64_t next_id;
     req reqs[PL_NM_SESSION_MAX_REQUESTS];
@@ -130,7 +130,7 @@ bool pl_nm_sessions_poll(pl_nm_sessions *m, pl_nm_session_output *out) {
 
 static void out_topic(pl_nm_sessions *m, pl_nm_session_output_kind k, const char *topic) {
     pl_nm_session_output o = {.kind = k};
-    memcpy(o.relay_topic, topic, PL_TOPIC_HEX_SIZE);
+    snprintf(o.topic, sizeof o.topic, "%s", topic);
     push(m, &o);
 }
 
@@ -148,17 +148,9 @@ static void dropped(pl_nm_sessions *m, const peer *p, pl_err err) {
 /* Publish a PayloadV2 (takes ownership of wire). */
 static void publish_wire(pl_nm_sessions *m, const char *topic, uint8_t *wire, size_t len) {
     pl_nm_session_output o = {.kind = PL_NM_SOUT_PUBLISH, .ttl_s = PL_NM_SESSION_RELAY_TTL_S};
-    memcpy(o.relay_topic, topic, PL_TOPIC_HEX_SIZE);
-    size_t cap = pl_base64_encoded_size(len, PL_B64_STD);
-    o.message = malloc(cap);
-    if (!o.message || pl_base64_encode(o.message, cap, wire, len, PL_B64_STD) != PL_OK) {
-        free(o.message);
-        pl_free(wire);
-        m->stats.outputs_lost++;
-        return;
-    }
-    o.message_len = strlen(o.message);
-    pl_free(wire);
+    snprintf(o.topic, sizeof o.topic, "%s", topic);
+    o.message = wire;
+    o.message_len = len;
     push(m, &o);
 }
 
@@ -189,8 +181,7 @@ static int64_t backoff(pl_nm_sessions *m, uint32_t n) {
     for (uint32_t i = 1; i < n && d < m->bo_max; i++) d *= 2;
     if (d > m->bo_max) d = m->bo_max;
     uint8_t r[2];
-    if (m->rng) m->rng(m->rng_ctx, r, sizeof r);
-    else pl_random(r, sizeof r);
+    pl__rng(m->rng, m->rng_ctx, r, sizeof r);
     int64_t j = (d / 4) * (int64_t)(r[0] << 8 | r[1]) / 65536;
     return d - j;
 }
@@ -218,12 +209,14 @@ static void free_peer(peer *p) {
     free(p);
 }
 
-static pl_err session_topic(char out[PL_TOPIC_HEX_SIZE], const pl_noise_session *s) {
+static pl_err session_topic(char out[PL_NM_SESSION_TOPIC_SIZE], const pl_noise_session *s) {
     char *ct = NULL;
     PL_TRY(pl_noise_session_content_topic(&ct, s, "pairlink", "1"));
-    pl_err e = pl_waku_relay_topic(out, ct);
+    size_t n = strlen(ct);
+    PL_REQUIRE(n < PL_NM_SESSION_TOPIC_SIZE); /* fixed by the app and version names */
+    memcpy(out, ct, n + 1);
     pl_free(ct);
-    return e;
+    return PL_OK;
 }
 
 /* Encrypt one frame on a session and publish it on its topic. */
@@ -265,7 +258,7 @@ static void install_session(pl_nm_sessions *m, peer *p, pl_noise_session *s, con
         pl_noise_session_free(p->sess);
     }
     p->sess = s;
-    memcpy(p->sess_topic, topic, PL_TOPIC_HEX_SIZE);
+    snprintf(p->sess_topic, sizeof p->sess_topic, "%s", topic);
     p->established_at = now;
     p->attempt = 0;
     p->next_attempt = INT64_MAX;
@@ -344,7 +337,7 @@ static void start_attempt(pl_nm_sessions *m, peer *p, int64_t now) {
     }
     p->hs_deadline = now + m->hs_timeout;
     m->stats.handshakes_started++;
-    publish_wire(m, p->rv.relay_topic, wire, wlen);
+    publish_wire(m, p->rv.content_topic, wire, wlen);
     pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_CONNECTING,
                               .attempt = p->attempt};
     memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
@@ -387,7 +380,7 @@ static pl_err initiator_read(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
     uint8_t *w3 = NULL;
     size_t w3len = 0;
     pl_noise_session *s = NULL;
-    char topic[PL_TOPIC_HEX_SIZE];
+    char topic[PL_NM_SESSION_TOPIC_SIZE];
     e = pl_noise_hs_write(p->hs, NULL, out_pl, sizeof out_pl, &w3, &w3len);
     if (e == PL_OK) e = pl_noise_hs_split(p->hs, &s);
     if (e == PL_OK) e = session_topic(topic, s);
@@ -406,10 +399,10 @@ static pl_err initiator_read(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
         pl_noise_session_free(p->pending);
     }
     p->pending = s;
-    memcpy(p->pending_topic, topic, PL_TOPIC_HEX_SIZE);
+    snprintf(p->pending_topic, sizeof p->pending_topic, "%s", topic);
     p->pending_deadline = now + m->hs_timeout;
     out_topic(m, PL_NM_SOUT_SUBSCRIBE, topic);
-    publish_wire(m, p->rv.relay_topic, w3, w3len);
+    publish_wire(m, p->rv.content_topic, w3, w3len);
     return PL_OK;
 }
 
@@ -444,7 +437,7 @@ static void on_knock(pl_nm_sessions *m, peer *p, const uint8_t *t, size_t tlen, 
 static void send_knock(pl_nm_sessions *m, peer *p, int64_t now) {
     uint8_t t[KNOCK_LEN];
     uint64_t id = 0;
-    while (id == 0) pl_random((uint8_t *)&id, sizeof id); /* 0 means "no knock" */
+    while (id == 0) pl__rng(m->rng, m->rng_ctx, (uint8_t *)&id, sizeof id); /* 0: "no knock" */
     memcpy(t, PL_NM_SESSION_KNOCK_MAGIC, 4);
     put_u64(t + 4, (uint64_t)now);
     put_u64(t + 12, id);
@@ -458,7 +451,7 @@ static void send_knock(pl_nm_sessions *m, peer *p, int64_t now) {
     p->last_knock = now;
     p->knock_attempt++;
     m->stats.knocks_sent++;
-    publish_wire(m, p->rv.relay_topic, wire, wlen);
+    publish_wire(m, p->rv.content_topic, wire, wlen);
     pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_KNOCKED,
                               .attempt = p->knock_attempt};
     memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
@@ -518,7 +511,7 @@ static pl_err responder_msg1(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
     p->resp[slot].hs = hs;
     p->resp[slot].deadline = now + m->hs_timeout;
     m->stats.handshakes_started++;
-    publish_wire(m, p->rv.relay_topic, w2, w2len);
+    publish_wire(m, p->rv.content_topic, w2, w2len);
     return PL_OK;
 }
 
@@ -537,7 +530,7 @@ static pl_err responder_msg3(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
             pl_free_secret(pl, plen);
         }
         pl_noise_session *s = NULL;
-        char topic[PL_TOPIC_HEX_SIZE];
+        char topic[PL_NM_SESSION_TOPIC_SIZE];
         if (e == PL_OK && pl_noise_hs_action(r->hs) != PL_NOISE_ACTION_SPLIT) e = PL_ERR_NOISE_STATE;
         if (e != PL_OK) {
             pl_noise_hs_free(r->hs);
@@ -670,11 +663,13 @@ void pl_nm_sessions_free(pl_nm_sessions *m) {
     free(m);
 }
 
+/* Any clamped scalar is a multiple of the cofactor 8, so it sends exactly
+ * the low-order points to zero (which pl_x25519 refuses): a fixed public
+ * probe decides, no randomness needed. */
 static bool low_order(const uint8_t pub[PL_NM_KEY_BYTES]) {
-    uint8_t probe[PL_NM_KEY_BYTES], out[PL_NM_KEY_BYTES];
-    pl_random(probe, sizeof probe);
+    static const uint8_t probe[PL_NM_KEY_BYTES] = {9};
+    uint8_t out[PL_NM_KEY_BYTES];
     bool bad = pl_x25519(out, probe, pub) != PL_OK;
-    sodium_memzero(probe, sizeof probe);
     sodium_memzero(out, sizeof out);
     return bad;
 }
@@ -701,7 +696,7 @@ pl_err pl_nm_sessions_add_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BY
     p->next_id = 1;
     p->added_at = now_ms;
     m->peers[m->npeers++] = p;
-    out_topic(m, PL_NM_SOUT_SUBSCRIBE, p->rv.relay_topic);
+    out_topic(m, PL_NM_SOUT_SUBSCRIBE, p->rv.content_topic);
     if (m->role == PL_NM_ROLE_NODE_MANAGER) {
         start_attempt(m, p, now_ms);
     } else {
@@ -718,7 +713,7 @@ pl_err pl_nm_sessions_remove_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY
     while (i < m->npeers && memcmp(m->peers[i]->pub, pub, PL_NM_KEY_BYTES)) i++;
     if (i == m->npeers) return PL_ERR_NOT_FOUND;
     peer *p = m->peers[i];
-    out_topic(m, PL_NM_SOUT_UNSUBSCRIBE, p->rv.relay_topic);
+    out_topic(m, PL_NM_SOUT_UNSUBSCRIBE, p->rv.content_topic);
     if (p->sess) out_topic(m, PL_NM_SOUT_UNSUBSCRIBE, p->sess_topic);
     if (p->pending) out_topic(m, PL_NM_SOUT_UNSUBSCRIBE, p->pending_topic);
     for (size_t k = 0; k < p->nreqs; k++) {
@@ -732,42 +727,48 @@ pl_err pl_nm_sessions_remove_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY
     return PL_OK;
 }
 
-pl_err pl_nm_sessions_on_relay_message(pl_nm_sessions *m, const char *relay_topic, const char *b64,
-                                       size_t len, int64_t now_ms) {
-    PL_REQUIRE(m && relay_topic && (b64 || !len));
-    peer *p = NULL;
-    int which = 0; /* 1 rendezvous, 2 session, 3 pending session */
-    for (size_t i = 0; i < m->npeers && !which; i++) {
+/* The peer a topic belongs to, and which of its topics it is (1
+ * rendezvous, 2 session, 3 pending session). */
+static peer *peer_by_topic(pl_nm_sessions *m, const char *topic, int *which) {
+    *which = 0;
+    for (size_t i = 0; i < m->npeers; i++) {
         peer *q = m->peers[i];
-        if (!strcmp(q->rv.relay_topic, relay_topic)) which = 1;
-        else if (q->sess && !strcmp(q->sess_topic, relay_topic)) which = 2;
-        else if (q->pending && !strcmp(q->pending_topic, relay_topic)) which = 3;
-        if (which) p = q;
+        if (!strcmp(q->rv.content_topic, topic)) *which = 1;
+        else if (q->sess && !strcmp(q->sess_topic, topic)) *which = 2;
+        else if (q->pending && !strcmp(q->pending_topic, topic)) *which = 3;
+        if (*which) return q;
     }
+    return NULL;
+}
+
+pl_err pl_nm_sessions_on_bad_delivery(pl_nm_sessions *m, const char *topic, pl_err err,
+                                      int64_t now_ms) {
+    PL_REQUIRE(m && topic && err != PL_OK);
+    (void)now_ms;
+    int which;
+    peer *p = peer_by_topic(m, topic, &which);
     if (!p) return PL_ERR_NOT_FOUND;
-    /* Bound before decoding: a PayloadV2 is at most PL_NOISE_MAX_WIRE. */
-    if (len > pl_base64_encoded_size(PL_NOISE_MAX_WIRE, PL_B64_STD)) {
+    dropped(m, p, err);
+    return err;
+}
+
+pl_err pl_nm_sessions_on_message(pl_nm_sessions *m, const char *topic, const uint8_t *wire,
+                                 size_t wlen, int64_t now_ms) {
+    PL_REQUIRE(m && topic && (wire || !wlen));
+    int which;
+    peer *p = peer_by_topic(m, topic, &which);
+    if (!p) return PL_ERR_NOT_FOUND;
+    /* A PayloadV2 is at most PL_NOISE_MAX_WIRE. */
+    if (wlen > PL_NOISE_MAX_WIRE) {
         dropped(m, p, PL_ERR_TOO_LARGE);
         return PL_ERR_TOO_LARGE;
     }
-    size_t cap = len / 4 * 3 + 3;
-    uint8_t *wire = malloc(cap ? cap : 1);
-    if (!wire) return PL_ERR_NOMEM;
-    size_t wlen = 0;
-    pl_err e = pl_base64_decode_public(wire, cap, &wlen, b64, len, PL_B64_STD);
-    if (e != PL_OK) {
-        free(wire);
-        dropped(m, p, PL_ERR_BAD_BASE64);
-        return PL_ERR_BAD_BASE64;
-    }
+    pl_err e = PL_OK;
     if (which == 2 || which == 3) {
         pl_noise_session *s = which == 2 ? p->sess : p->pending;
-        e = session_read(m, p, s, wire, wlen, now_ms);
-        free(wire);
-        return e;
+        return session_read(m, p, s, wire, wlen, now_ms);
     }
     if (wlen < PL_NOISE_NAMETAG_BYTES) {
-        free(wire);
         dropped(m, p, PL_ERR_NOISE_PAYLOAD);
         return PL_ERR_NOISE_PAYLOAD;
     }
@@ -790,7 +791,6 @@ pl_err pl_nm_sessions_on_relay_message(pl_nm_sessions *m, const char *relay_topi
         else if (is_msg1) e = responder_msg1(m, p, wire, wlen, now_ms);
         else e = responder_msg3(m, p, wire, wlen, now_ms);
     }
-    free(wire);
     return e;
 }
 

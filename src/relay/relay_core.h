@@ -24,6 +24,8 @@
 
 #include "pairlink/common.h"
 #include "pairlink/crypto.h"
+#include "pairlink/hash.h"
+#include "pairlink/relay_client.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,8 +38,8 @@
 #define PL_RELAY_ERR_INVALID_PARAMS (-32602)
 #define PL_RELAY_ERR_INTERNAL (-32603)
 #define PL_RELAY_ERR_HANDLER (-32000) /* ttl bounds, mailbox and subscription limits */
-#define PL_RELAY_ERR_AUTH 3000
-#define PL_RELAY_ERR_RATE 3001 /* too many requests */
+#define PL_RELAY_ERR_AUTH PL_RELAY_CODE_AUTH
+#define PL_RELAY_ERR_RATE PL_RELAY_CODE_RATE /* too many requests */
 
 #define PL_RELAY_TOPIC_HEX 64
 #define PL_RELAY_ID_HEX 64
@@ -62,6 +64,10 @@ typedef struct pl__relay_limits {
     uint32_t max_push_attempts;  /* then give up on that connection (mailbox keeps it) */
     size_t max_inflight_per_conn; /* unacknowledged pushes; more wait in a backlog */
     size_t max_backlog_per_conn;  /* deliveries waiting; beyond this they are dropped */
+    /* Not a limit: where the keys of the core's hash tables come from
+     * (NULL: pl_random). Tests and fuzzing pass a seeded one. */
+    pl_rng_fn rng;
+    void *rng_ctx;
 } pl__relay_limits;
 
 #define PL_RELAY_DEF_MAX_FRAME (1u << 20)        /* 1 MiB */

@@ -2,6 +2,7 @@
 #include "relay/relay_store.h"
 
 #include "core/internal.h"
+#include "store/sqlite.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -14,12 +15,6 @@ struct pl__relay_store {
     sqlite3_stmt *put, *del, *prune, *load, *count, *begin, *commit, *rollback;
     bool in_tx;
 };
-
-static pl_err sql_err(int rc) {
-    if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT) return pl__fail(PL_ERR_STORE_CORRUPT, rc);
-    if (rc == SQLITE_NOMEM) return pl__fail(PL_ERR_NOMEM, rc);
-    return pl__fail(PL_ERR_STORE, rc);
-}
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS relay_messages("
@@ -58,7 +53,7 @@ pl_err pl__relay_store_open(pl__relay_store **out, const char *path) {
     int rc = sqlite3_open_v2(mem ? ":memory:" : path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) goto fail;
-    sqlite3_extended_result_codes(s->db, 0);
+    pl__sqlite_setup(s->db);
     sqlite3_busy_timeout(s->db, 5000);
     /* WAL + FULL: a commit returns only after the WAL is on disk, so an
      * acknowledged publish survives kill -9 and a power cut. */
@@ -109,7 +104,7 @@ pl_err pl__relay_store_open(pl__relay_store **out, const char *path) {
     *out = s;
     return PL_OK;
 fail:;
-    pl_err e = sql_err(rc);
+    pl_err e = pl__sqlite_err(rc);
     pl__relay_store_close(s);
     return e;
 }
@@ -118,7 +113,7 @@ static pl_err run(sqlite3_stmt *st) {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? PL_OK : sql_err(rc);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? PL_OK : pl__sqlite_err(rc);
 }
 
 pl_err pl__relay_store_begin(pl__relay_store *s) {
@@ -190,7 +185,7 @@ pl_err pl__relay_store_count(pl__relay_store *s, size_t *out) {
     int rc = sqlite3_step(s->count);
     if (rc == SQLITE_ROW) *out = (size_t)sqlite3_column_int64(s->count, 0);
     sqlite3_reset(s->count);
-    return rc == SQLITE_ROW ? PL_OK : sql_err(rc);
+    return rc == SQLITE_ROW ? PL_OK : pl__sqlite_err(rc);
 }
 
 /* Copy a text column into a fixed buffer; false if absent or of the wrong size. */
@@ -235,7 +230,7 @@ pl_err pl__relay_store_load(pl__relay_store *s, int64_t now_ms, pl__relay_store_
         }
         if ((e = fn(ud, &r)) != PL_OK) break;
     }
-    if (e == PL_OK && rc != SQLITE_DONE) e = sql_err(rc);
+    if (e == PL_OK && rc != SQLITE_DONE) e = pl__sqlite_err(rc);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return e;

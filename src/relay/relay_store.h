@@ -15,8 +15,9 @@ typedef struct pl__relay_store pl__relay_store;
 
 /* Open or create the database at path (NULL or ":memory:": a private
  * in-memory database, nothing survives the process). Errors: PL_ERR_STORE
- * (SQLite code in pl_last_detail), PL_ERR_STORE_CORRUPT (not a database, or
- * a schema version this code does not know), PL_ERR_NOMEM. */
+ * (SQLite extended result code in pl_last_detail), PL_ERR_STORE_CORRUPT
+ * (not a database, or a schema version this code does not know),
+ * PL_ERR_NOMEM. */
 pl_err pl__relay_store_open(pl__relay_store **out, const char *path);
 void pl__relay_store_close(pl__relay_store *s); /* NULL ok; rolls back an open transaction */
 

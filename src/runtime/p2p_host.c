@@ -1,7 +1,9 @@
-/* The libp2p host on a libuv loop (include/pairlink/p2p.h): TCP, DNS, time,
- * limits, and the application's callbacks around one connection core
+/* The libp2p host on a driver's libuv loop (include/pairlink/p2p.h): TCP,
+ * DNS, limits, and the application's callbacks around one connection core
  * (src/p2p/conn.c) per TCP connection. Protocol decisions are the core's;
- * this file moves bytes, reads the clock and keeps handles. */
+ * this file moves bytes and keeps handles. Time comes from the driver: each
+ * connection is a driver task whose deadline is its core's (or its dial,
+ * close or ping deadline). */
 #include "pairlink/p2p.h"
 
 #include "core/internal.h"
@@ -58,18 +60,18 @@ typedef struct hconn {
     hc_state st;
     bool inbound, established, reported;
     uv_tcp_t tcp;
-    uv_timer_t timer;
+    pl_driver_task task;
     uv_connect_t connect;
     uv_getaddrinfo_t gai;
     bool gai_pending;
-    int handles; /* open uv handles (tcp, timer) */
+    int handles; /* open uv handles (the TCP one) */
     pl__conn *core;
     pl__ma_dial target;
     pl__ma remote_ma;
     char remote[PL__MA_TEXT_MAX + 1];
     char ip[64];
     size_t inflight;
-    int64_t dial_deadline, close_deadline, armed;
+    int64_t dial_deadline, close_deadline;
     hstream *streams;
     hping *pings;
     int depth;  /* inside pump */
@@ -89,6 +91,7 @@ typedef struct listener {
 } listener;
 
 struct pl_p2p_host {
+    pl_driver *drv;
     uv_loop_t *loop;
     pl_p2p_host_opts o;
     pl_p2p_key *key;
@@ -107,8 +110,8 @@ struct pl_p2p_host {
     uint64_t next_id;
     uint8_t readbuf[READ_BUF];
     bool closing;
-    int handles; /* listeners + connections' handles + the idle closer */
-    uv_idle_t closer;
+    int handles;           /* listeners + connections' TCP handles */
+    pl_driver_call finish; /* the end of pl_p2p_host_close, from the driver */
     void (*on_closed)(void *ud);
     void *closed_ud;
 };
@@ -126,7 +129,7 @@ __attribute__((format(printf, 2, 3))) static void logf_(pl_p2p_host *h, const ch
 }
 
 static int64_t now_ms(const pl_p2p_host *h) {
-    return (int64_t)uv_now(h->loop);
+    return pl_driver_now(h->drv);
 }
 
 static const char *peer_text(const pl_p2p_peer_id *id, char buf[PL_P2P_PEER_ID_TEXT_SIZE]) {
@@ -233,9 +236,9 @@ static void on_conn_handle_closed(uv_handle_t *hd) {
 static void conn_kill(hconn *c) {
     if (c->st == HC_DEAD) return;
     c->st = HC_DEAD;
+    pl_driver_stop(&c->task);
     if (c->gai_pending) uv_cancel((uv_req_t *)&c->gai);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
 static void report_disconnected(hconn *c, pl_err err) {
@@ -270,67 +273,62 @@ static void try_finish_close(hconn *c) {
     if (c->inflight == 0 && (!c->core || pl__conn_output(c->core, &d) == 0)) conn_kill(c);
 }
 
-/* ---- timers -----------------------------------------------------------------------------------
- */
-
-static void on_conn_timer(uv_timer_t *t);
-
-static void rearm(hconn *c) {
-    if (c->st == HC_DEAD) return;
-    int64_t d = INT64_MAX;
-    if (c->st == HC_RESOLVING || c->st == HC_CONNECTING) d = c->dial_deadline;
-    if (c->st == HC_CLOSING) d = c->close_deadline;
-    if (c->st == HC_OPEN && c->core) {
-        d = pl__conn_next_deadline(c->core);
-        for (hping *p = c->pings; p; p = p->next)
-            if (!p->done && p->deadline < d) d = p->deadline;
-    }
-    if (d == c->armed) return;
-    c->armed = d;
-    if (d == INT64_MAX) {
-        uv_timer_stop(&c->timer);
-        return;
-    }
-    int64_t wait = d - now_ms(c->host);
-    uv_timer_start(&c->timer, on_conn_timer, wait > 0 ? (uint64_t)wait : 0, 0);
-}
+/* ---- time: each connection is a driver task ----------------------------------------------- */
 
 static void ping_finish(hconn *c, hping *p, pl_err err, double rtt);
 
-static void on_conn_timer(uv_timer_t *t) {
+static int64_t conn_deadline(pl_driver_task *t) {
     hconn *c = t->data;
-    c->armed = INT64_MAX;
-    int64_t now = now_ms(c->host);
+    switch (c->st) {
+    case HC_RESOLVING:
+    case HC_CONNECTING:
+        return c->dial_deadline;
+    case HC_CLOSING:
+        return c->close_deadline;
+    case HC_OPEN: {
+        int64_t d = pl__conn_next_deadline(c->core);
+        for (hping *p = c->pings; p; p = p->next)
+            if (!p->done && p->deadline < d) d = p->deadline;
+        return d;
+    }
+    case HC_DEAD:
+        break;
+    }
+    return INT64_MAX;
+}
+
+static void conn_timer(pl_driver_task *t, int64_t now) {
+    hconn *c = t->data;
     switch (c->st) {
     case HC_RESOLVING:
     case HC_CONNECTING:
         if (now >= c->dial_deadline) {
             logf_(c->host, "dial %s: timed out", c->remote);
             conn_fail_early(c, PL_ERR_TIMEOUT);
-            return;
         }
-        break;
+        return;
     case HC_CLOSING:
-        if (now >= c->close_deadline) {
-            conn_kill(c);
-            return;
-        }
-        break;
+        if (now >= c->close_deadline) conn_kill(c);
+        return;
     case HC_OPEN:
-        for (hping *p = c->pings; p; p = p->next)
+        for (hping *p = c->pings, *next; p; p = next) {
+            next = p->next; /* ping_finish frees p */
             if (!p->done && now >= p->deadline) {
                 pl__conn_stream_reset(c->core, p->handle, now);
                 hstream *s = hs_find(c, p->handle);
                 if (s) hs_free(c, s);
                 ping_finish(c, p, PL_ERR_TIMEOUT, 0);
+                /* Its callback may have ended other pings or the connection. */
+                if (c->st != HC_OPEN) return;
+                next = c->pings;
             }
+        }
         pl__conn_on_timer(c->core, now);
         pump(c);
         return;
     case HC_DEAD:
         return;
     }
-    rearm(c);
 }
 
 /* ---- output -------------------------------------------------------------------------------------
@@ -530,7 +528,6 @@ static void pump(hconn *c) {
     } while (c->again && c->st != HC_DEAD);
     c->depth--;
     if (c->st == HC_CLOSING) try_finish_close(c);
-    rearm(c);
 }
 
 /* ---- reading
@@ -570,15 +567,17 @@ static hconn *conn_new(pl_p2p_host *h, bool inbound) {
     c->host = h;
     c->inbound = inbound;
     c->id = ++h->next_id;
-    c->armed = INT64_MAX;
     if (uv_tcp_init(h->loop, &c->tcp) != 0) {
         free(c);
         return NULL;
     }
-    uv_timer_init(h->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles = 2;
-    h->handles += 2;
+    c->tcp.data = c;
+    c->handles = 1;
+    h->handles += 1;
+    c->task.data = c;
+    c->task.next_deadline = conn_deadline;
+    c->task.on_timer = conn_timer;
+    pl_driver_start(h->drv, &c->task);
     c->next = h->conns;
     h->conns = c;
     h->nconns++;
@@ -747,13 +746,15 @@ static void on_listener_closed(uv_handle_t *hd) {
 /* ---- the host
  * --------------------------------------------------------------------------------------------- */
 
-pl_err pl_p2p_host_new(pl_p2p_host **out, uv_loop_t *loop, const pl_p2p_host_opts *opts) {
-    PL_REQUIRE(out && loop && opts);
+pl_err pl_p2p_host_new(pl_p2p_host **out, pl_driver *driver, const pl_p2p_host_opts *opts) {
+    PL_REQUIRE(out && driver && opts);
     *out = NULL;
-    if (!opts->key) return PL_ERR_INVALID_ARG;
+    uv_loop_t *loop = pl_driver_loop(driver);
+    if (!opts->key || !loop) return PL_ERR_INVALID_ARG;
     if (opts->stream_recv_buffer && opts->stream_recv_buffer < 64 * 1024) return PL_ERR_INVALID_ARG;
     pl_p2p_host *h = calloc(1, sizeof *h);
     if (!h) return PL_ERR_NOMEM;
+    h->drv = driver;
     h->loop = loop;
     h->o = *opts;
     pl_p2p_host_opts *o = &h->o;
@@ -781,9 +782,6 @@ pl_err pl_p2p_host_new(pl_p2p_host **out, uv_loop_t *loop, const pl_p2p_host_opt
     }
     o->key = h->key;
     h->reg = (pl__conn_registry){reg_supports, reg_list, h};
-    uv_idle_init(loop, &h->closer);
-    h->closer.data = h;
-    h->handles = 1;
     *out = h;
     return PL_OK;
 }
@@ -805,8 +803,8 @@ static void host_free(pl_p2p_host *h) {
     free(h);
 }
 
-static void on_closer_closed(uv_handle_t *hd) {
-    pl_p2p_host *h = hd->data;
+static void on_finish(pl_driver_call *call) {
+    pl_p2p_host *h = call->data;
     void (*cb)(void *) = h->on_closed;
     void *ud = h->closed_ud;
     host_free(h);
@@ -814,10 +812,13 @@ static void on_closer_closed(uv_handle_t *hd) {
 }
 
 static void host_maybe_done(pl_p2p_host *h) {
-    /* The idle handle closes last, so on_closed runs from the loop after
-     * every other handle reported back. */
-    if (h->closing && h->handles == 1 && !uv_is_closing((uv_handle_t *)&h->closer))
-        uv_close((uv_handle_t *)&h->closer, on_closer_closed);
+    /* From the driver, so that on_closed never runs inside
+     * pl_p2p_host_close, and only once every handle reported back. */
+    if (h->closing && h->handles == 0) {
+        h->finish.fn = on_finish;
+        h->finish.data = h;
+        pl_driver_defer(h->drv, &h->finish);
+    }
 }
 
 void pl_p2p_host_close(pl_p2p_host *h, void (*on_closed)(void *ud), void *ud) {
@@ -983,7 +984,6 @@ pl_err pl_p2p_host_dial(pl_p2p_host *h, const char *multiaddr, pl_p2p_conn_id *c
         }
         c->gai_pending = true;
     }
-    rearm(c);
     return PL_OK;
 }
 
@@ -1281,6 +1281,5 @@ pl_err pl_p2p_ping(pl_p2p_host *h, pl_p2p_conn_id id, pl_p2p_ping_cb cb, void *u
         return e;
     }
     p->handle = (uint32_t)s;
-    rearm(c);
     return PL_OK;
 }

@@ -49,21 +49,18 @@ typedef struct pdial {
 } pdial;
 
 struct pl_waku_node {
-    uv_loop_t *loop;
+    pl_driver *drv;
+    pl_driver_task task; /* the core's deadlines, and its outputs before each wait */
     pl_waku_node_opts o;
     pl_p2p_host *host;
     pl__wnode *core;
     rconn *conns;
     pdial *dials;
-    uv_timer_t timer;
-    uv_prepare_t prepare;
-    int64_t armed;
-    int handles;
     bool draining, closing, host_closing, freed_host;
     int64_t flush_deadline;
     bool flush_pinged;
     size_t flush_pings; /* pings in flight while closing */
-    size_t max_rpc; /* the gossip core's bound on one RPC */
+    size_t max_rpc;     /* the gossip core's bound on one RPC */
     pl_p2p_peer_id self;
     char self_text[PL_P2P_PEER_ID_TEXT_SIZE];
     void (*on_closed)(void *ud);
@@ -83,7 +80,7 @@ __attribute__((format(printf, 2, 3))) static void logf_(pl_waku_node *n, const c
 }
 
 static int64_t now_ms(const pl_waku_node *n) {
-    return (int64_t)uv_now(n->loop);
+    return pl_driver_now(n->drv);
 }
 
 static const char *ptext(const pl_p2p_peer_id *id, char buf[PL_P2P_PEER_ID_TEXT_SIZE]) {
@@ -513,7 +510,8 @@ static void on_output(pl_waku_node *n, pl__wnode_out *o) {
             queue_send(n, c, o->data, o->len);
             o->data = NULL;
         } else {
-            logf_(n, "RPC for %s dropped: no relay stream", c ? ptext(&c->peer, pt) : "a closed connection");
+            logf_(n, "RPC for %s dropped: no relay stream",
+                  c ? ptext(&c->peer, pt) : "a closed connection");
         }
         break;
     case PL__WNODE_DISCONNECT:
@@ -620,35 +618,30 @@ static void drain(pl_waku_node *n) {
 static void host_closed(void *ud);
 static void maybe_finish_flush(pl_waku_node *n);
 
-static void on_timer(uv_timer_t *t) {
+static int64_t task_deadline(pl_driver_task *t) {
     pl_waku_node *n = t->data;
-    n->armed = INT64_MAX;
+    if (n->host_closing) return INT64_MAX;
+    int64_t d = pl__wnode_next_deadline(n->core);
+    if (n->closing && n->flush_deadline < d) d = n->flush_deadline;
+    return d;
+}
+
+static void task_timer(pl_driver_task *t, int64_t now) {
+    pl_waku_node *n = t->data;
     if (n->host_closing) return;
-    pl__wnode_on_timer(n->core, now_ms(n));
+    pl__wnode_on_timer(n->core, now);
     drain(n);
     if (n->closing) maybe_finish_flush(n);
 }
 
-/* Before the loop waits: the timer follows the core's next deadline,
- * whatever happened since. */
-static void on_prepare(uv_prepare_t *p) {
-    pl_waku_node *n = p->data;
+/* Before the loop waits: what API calls produced goes out (never inside
+ * the calls), and a close moves on. */
+static void task_before_wait(pl_driver_task *t, int64_t now) {
+    (void)now;
+    pl_waku_node *n = t->data;
     if (n->host_closing) return;
     drain(n);
-    if (n->closing) {
-        maybe_finish_flush(n);
-        if (n->host_closing) return;
-    }
-    int64_t d = pl__wnode_next_deadline(n->core);
-    if (n->closing && n->flush_deadline < d) d = n->flush_deadline;
-    if (d == n->armed) return;
-    n->armed = d;
-    if (d == INT64_MAX) {
-        uv_timer_stop(&n->timer);
-        return;
-    }
-    int64_t wait = d - now_ms(n);
-    uv_timer_start(&n->timer, on_timer, wait > 0 ? (uint64_t)wait : 0, 0);
+    if (n->closing) maybe_finish_flush(n);
 }
 
 static bool sends_pending(const pl_waku_node *n) {
@@ -686,7 +679,6 @@ static void maybe_finish_flush(pl_waku_node *n) {
     }
     if (n->flush_pings > 0 && !late) return;
     n->host_closing = true;
-    uv_timer_stop(&n->timer);
     pl_p2p_host_close(n->host, host_closed, n);
 }
 
@@ -702,20 +694,15 @@ static void free_node(pl_waku_node *n) {
     free(n);
 }
 
-static void on_handle_closed(uv_handle_t *hd) {
-    pl_waku_node *n = hd->data;
-    if (--n->handles) return;
-    void (*cb)(void *) = n->on_closed;
-    void *ud = n->closed_ud;
-    free_node(n);
-    if (cb) cb(ud);
-}
-
+/* From the driver, after the host's last callback. */
 static void host_closed(void *ud) {
     pl_waku_node *n = ud;
     n->host = NULL;
-    uv_close((uv_handle_t *)&n->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&n->prepare, on_handle_closed);
+    pl_driver_stop(&n->task);
+    void (*cb)(void *) = n->on_closed;
+    void *cud = n->closed_ud;
+    free_node(n);
+    if (cb) cb(cud);
 }
 
 void pl_waku_node_close(pl_waku_node *n, void (*on_closed)(void *ud), void *ud) {
@@ -726,10 +713,8 @@ void pl_waku_node_close(pl_waku_node *n, void (*on_closed)(void *ud), void *ud) 
     pl__wnode_close(n->core);
     int64_t t = n->o.flush_timeout_ms ? n->o.flush_timeout_ms : DEF_FLUSH_TIMEOUT_MS;
     n->flush_deadline = now_ms(n) + t;
-    /* The rest happens from the loop (prepare / timer), never inside this
-     * call, so that a callback may close the node. */
-    n->armed = INT64_MIN;
-    uv_timer_start(&n->timer, on_timer, 0, 0);
+    /* The rest happens from the driver (before_wait, the deadline), never
+     * inside this call, so that a callback may close the node. */
 }
 
 /* ---- creation and the API ------------------------------------------------------------------ */
@@ -740,55 +725,27 @@ void pl_waku_node_opts_init(pl_waku_node_opts *o) {
     pl_waku_sharding_default(&o->sharding);
 }
 
-static void host_abandon(void *ud) {
-    (void)ud;
-}
-
-pl_err pl_waku_node_new(pl_waku_node **out, uv_loop_t *loop, const pl_waku_node_opts *opts) {
-    PL_REQUIRE(out && loop && opts && (opts->listen || !opts->n_listen) &&
-               (opts->peers || !opts->n_peers) && (opts->shards || !opts->n_shards));
+pl_err pl_waku_node_new(pl_waku_node **out, pl_driver *driver, const pl_waku_node_opts *opts) {
+    PL_REQUIRE(out && driver && opts && (opts->peers || !opts->n_peers) &&
+               (opts->shards || !opts->n_shards));
     *out = NULL;
-    if (opts->n_listen > PL_WAKU_NODE_MAX_LISTEN || opts->n_peers > PL_WAKU_NODE_MAX_PEERS_OPT ||
+    if (!pl_driver_loop(driver) || opts->n_peers > PL_WAKU_NODE_MAX_PEERS_OPT ||
         opts->n_shards > PL_WAKU_NODE_MAX_SHARDS_OPT || opts->flush_timeout_ms < 0)
         return PL_ERR_INVALID_ARG;
     pl_waku_node *n = calloc(1, sizeof *n);
     if (!n) return PL_ERR_NOMEM;
-    n->loop = loop;
+    n->drv = driver;
     n->o = *opts;
-    n->o.listen = NULL, n->o.peers = NULL, n->o.shards = NULL, n->o.key = NULL;
-    n->armed = INT64_MAX;
+    n->o.peers = NULL, n->o.shards = NULL, n->o.key = NULL;
     pl__gossip_config gc;
     pl__gossip_config_default(&gc);
     n->max_rpc = gc.max_rpc_bytes;
 
-    pl_p2p_key *tmp = NULL;
-    const pl_p2p_key *key = opts->key;
-    pl_err e = PL_OK;
-    if (!key) {
-        e = pl_p2p_key_generate(&tmp, PL_P2P_KEY_ED25519);
-        key = tmp;
-    }
-    pl_p2p_host_opts ho = {0};
-    ho.key = key;
-    ho.on_event = on_host_event;
-    ho.ud = n;
-    ho.on_log = opts->on_log;
-    ho.log_ud = opts->log_ud;
-    ho.muxers = opts->muxers;
-    ho.max_connections = opts->max_connections ? opts->max_connections : DEF_MAX_CONNECTIONS;
-    ho.stream_recv_buffer = RELAY_RECV_BUFFER;
-    if (e == PL_OK) e = pl_p2p_host_new(&n->host, loop, &ho);
-    pl_p2p_key_free(tmp);
-    if (e != PL_OK) {
-        free(n);
-        return e;
-    }
-    pl_p2p_host_peer_id(n->host, &n->self);
-    ptext(&n->self, n->self_text);
-
+    /* The core first: it checks the configuration and the bootstrap
+     * addresses, so that the host (whose close is asynchronous) is made
+     * only once nothing else can fail but memory. */
     pl__wnode_config wc;
     pl__wnode_config_default(&wc);
-    wc.self = n->self;
     wc.sharding = opts->sharding;
     wc.shards = opts->shards;
     wc.n_shards = opts->n_shards;
@@ -800,31 +757,58 @@ pl_err pl_waku_node_new(pl_waku_node **out, uv_loop_t *loop, const pl_waku_node_
     wc.publish_ttl_ms = opts->publish_ttl_ms;
     wc.queue_max = opts->publish_queue_max;
     wc.queue_bytes = opts->publish_queue_bytes;
-    wc.max_conns = ho.max_connections;
-    e = pl__wnode_new(&n->core, &wc, now_ms(n));
-    if (e == PL_OK) e = pl_p2p_host_handle(n->host, PL__GOSSIP_PROTOCOL, on_relay_in, n);
-    if (e == PL_OK) e = pl_p2p_host_handle(n->host, PL__WAKU_METADATA_PROTOCOL, on_meta_in, n);
-    for (size_t i = 0; i < opts->n_listen && e == PL_OK; i++)
-        e = pl_p2p_host_listen(n->host, opts->listen[i]);
+    wc.max_conns = opts->max_connections ? opts->max_connections : DEF_MAX_CONNECTIONS;
+    pl_p2p_key *tmp = NULL;
+    const pl_p2p_key *key = opts->key;
+    pl_err e = PL_OK;
+    if (!key) {
+        e = pl_p2p_key_generate(&tmp, PL_P2P_KEY_ED25519);
+        key = tmp;
+    }
+    /* our peer id is the core's too (duplicate connections) */
+    if (e == PL_OK) pl_p2p_key_peer_id(key, &wc.self);
+    if (e == PL_OK) e = pl__wnode_new(&n->core, &wc, now_ms(n));
+    pl_p2p_host_opts ho = {0};
+    ho.key = key;
+    ho.on_event = on_host_event;
+    ho.ud = n;
+    ho.on_log = opts->on_log;
+    ho.log_ud = opts->log_ud;
+    ho.muxers = opts->muxers;
+    ho.max_connections = (uint32_t)wc.max_conns;
+    ho.stream_recv_buffer = RELAY_RECV_BUFFER;
+    if (e == PL_OK) e = pl_p2p_host_new(&n->host, driver, &ho);
+    pl_p2p_key_free(tmp);
     if (e != PL_OK) {
-        long detail = pl_last_detail();
-        /* The host's handles finish closing on the loop; it frees itself. */
-        pl_p2p_host_close(n->host, host_abandon, NULL);
         pl__wnode_free(n->core);
         free(n);
-        pl__set_detail(detail);
         return e;
     }
-    uv_timer_init(loop, &n->timer);
-    uv_prepare_init(loop, &n->prepare);
-    n->timer.data = n->prepare.data = n;
-    n->handles = 2;
-    uv_prepare_start(&n->prepare, on_prepare);
-    /* The bootstrap dials are due now: from the loop. */
-    n->armed = 0;
-    uv_timer_start(&n->timer, on_timer, 0, 0);
+    pl_p2p_host_peer_id(n->host, &n->self);
+    ptext(&n->self, n->self_text);
+    e = pl_p2p_host_handle(n->host, PL__GOSSIP_PROTOCOL, on_relay_in, n);
+    if (e == PL_OK) e = pl_p2p_host_handle(n->host, PL__WAKU_METADATA_PROTOCOL, on_meta_in, n);
+    if (e != PL_OK) {
+        /* memory only; the host frees itself from the driver */
+        pl_p2p_host_close(n->host, NULL, NULL);
+        pl__wnode_free(n->core);
+        free(n);
+        return e;
+    }
+    n->task.data = n;
+    n->task.next_deadline = task_deadline;
+    n->task.on_timer = task_timer;
+    n->task.before_wait = task_before_wait;
+    /* The bootstrap dials are due now: the driver runs them from the loop. */
+    pl_driver_start(driver, &n->task);
     *out = n;
     return PL_OK;
+}
+
+pl_err pl_waku_node_listen(pl_waku_node *n, const char *multiaddr) {
+    PL_REQUIRE(n && multiaddr);
+    if (n->closing) return PL_ERR_STATE;
+    return pl_p2p_host_listen(n->host, multiaddr);
 }
 
 void pl_waku_node_peer_id(const pl_waku_node *n, pl_p2p_peer_id *id) {

@@ -6,6 +6,7 @@
 #include "pairlink/crypto.h"
 #include "pairlink/hash.h"
 #include "pairlink/keyfile.h"
+#include "store/sqlite.h"
 #include "store/store_internal.h"
 
 #include <ctype.h>
@@ -15,13 +16,6 @@
 #include <string.h>
 #include <strings.h>
 
-static pl_err sql_fail(int rc) {
-    int prim = rc & 0xff;
-    if (prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT) return pl__fail(PL_ERR_STORE_CORRUPT, rc);
-    if (prim == SQLITE_NOMEM) return pl__fail(PL_ERR_NOMEM, rc);
-    return pl__fail(PL_ERR_STORE, rc);
-}
-
 pl_err pl_nm_store_init(pl_store *s) {
     PL_REQUIRE(s);
     int rc = sqlite3_exec(pl__store_db(s),
@@ -30,7 +24,7 @@ pl_err pl_nm_store_init(pl_store *s) {
                           "  fingerprint TEXT NOT NULL, first_seen INTEGER NOT NULL,"
                           "  last_seen INTEGER NOT NULL, confirmed INTEGER NOT NULL)",
                           NULL, NULL, NULL);
-    return rc == SQLITE_OK ? PL_OK : sql_fail(rc);
+    return rc == SQLITE_OK ? PL_OK : pl__sqlite_err(rc);
 }
 
 pl_err pl_nm_store_identity(const char *store_path, uint8_t priv[PL_NM_KEY_BYTES],
@@ -57,7 +51,7 @@ pl_err pl_nm_store_identity(const char *store_path, uint8_t priv[PL_NM_KEY_BYTES
 static pl_err step_done(sqlite3_stmt *st) {
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? PL_OK : sql_fail(rc);
+    return rc == SQLITE_DONE ? PL_OK : pl__sqlite_err(rc);
 }
 
 pl_err pl_nm_store_put(pl_store *s, const pl_nm_counterparty *c) {
@@ -72,7 +66,7 @@ pl_err pl_nm_store_put(pl_store *s, const pl_nm_counterparty *c) {
         " name=excluded.name, fingerprint=excluded.fingerprint, last_seen=excluded.last_seen,"
         " confirmed=excluded.confirmed",
         -1, &st, NULL);
-    if (rc != SQLITE_OK) return sql_fail(rc);
+    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
     sqlite3_bind_blob(st, 1, c->pub, PL_NM_KEY_BYTES, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, (int)c->role);
     sqlite3_bind_text(st, 3, c->name, -1, SQLITE_TRANSIENT);
@@ -88,7 +82,7 @@ static pl_err exec_pub(pl_store *s, const char *sql, const uint8_t pub[PL_NM_KEY
     sqlite3 *db = pl__store_db(s);
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) return sql_fail(rc);
+    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
     int i = 1;
     if (with_t) sqlite3_bind_int64(st, i++, t);
     sqlite3_bind_blob(st, i, pub, PL_NM_KEY_BYTES, SQLITE_TRANSIENT);
@@ -132,7 +126,7 @@ pl_err pl_nm_store_list(pl_store *s, pl_nm_counterparty **out, size_t *n) {
     *n = 0;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(pl__store_db(s), SELECT_ALL, -1, &st, NULL);
-    if (rc != SQLITE_OK) return sql_fail(rc);
+    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
     pl_nm_counterparty *v = NULL;
     size_t len = 0, cap = 0;
     pl_err e = PL_OK;
@@ -149,7 +143,7 @@ pl_err pl_nm_store_list(pl_store *s, pl_nm_counterparty **out, size_t *n) {
         }
         if (row_to_cp(st, &v[len])) len++;
     }
-    if (e == PL_OK && rc != SQLITE_DONE) e = sql_fail(rc);
+    if (e == PL_OK && rc != SQLITE_DONE) e = pl__sqlite_err(rc);
     sqlite3_finalize(st);
     if (e != PL_OK || len == 0) {
         free(v);

@@ -1,8 +1,10 @@
 /* SQLite persistence: see include/pairlink/store.h. */
 #include "pairlink/store.h"
+#include "store/sqlite.h"
 #include "store/store_internal.h"
 
 #include "core/internal.h"
+#include "pairlink/codec.h"
 #include "pairlink/hash.h"
 
 #include <errno.h>
@@ -22,17 +24,10 @@ struct pl_store {
     sqlite3 *db;
 };
 
-static pl_err sql_fail(sqlite3 *db, int rc) {
-    (void)db;
-    int prim = rc & 0xff;
-    if (prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT) return pl__fail(PL_ERR_STORE_CORRUPT, rc);
-    if (prim == SQLITE_NOMEM) return pl__fail(PL_ERR_NOMEM, rc);
-    return pl__fail(PL_ERR_STORE, rc);
-}
 
 static pl_err exec(sqlite3 *db, const char *sql) {
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? PL_OK : sql_fail(db, rc);
+    return rc == SQLITE_OK ? PL_OK : pl__sqlite_err(rc);
 }
 
 static const char *const schema =
@@ -80,7 +75,8 @@ pl_err pl_store_open(pl_store **out, const char *path) {
     pl_store *s = calloc(1, sizeof *s);
     if (!s) return PL_ERR_NOMEM;
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    pl_err err = rc == SQLITE_OK ? PL_OK : sql_fail(s->db, rc);
+    pl_err err = rc == SQLITE_OK ? PL_OK : pl__sqlite_err(rc);
+    pl__sqlite_setup(s->db);
     if (err == PL_OK) sqlite3_busy_timeout(s->db, 5000);
     /* WAL + FULL: a committed transaction survives power loss and kill -9. */
     if (err == PL_OK) err = exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
@@ -89,7 +85,7 @@ pl_err pl_store_open(pl_store **out, const char *path) {
         sqlite3_stmt *st = NULL;
         rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
         if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
-        else err = sql_fail(s->db, rc == SQLITE_OK ? sqlite3_errcode(s->db) : rc);
+        else err = pl__sqlite_err(rc == SQLITE_OK ? sqlite3_errcode(s->db) : rc);
         sqlite3_finalize(st);
     }
     if (err == PL_OK && version > SCHEMA_VERSION) err = PL_ERR_STORE_CORRUPT;
@@ -125,7 +121,7 @@ void pl_store_close(pl_store *s) {
 static pl_err run(pl_store *s, const char *sql, const char *types, ...) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) return sql_fail(s->db, rc);
+    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
     va_list ap;
     va_start(ap, types);
     for (int i = 0; types[i]; i++) {
@@ -143,7 +139,7 @@ static pl_err run(pl_store *s, const char *sql, const char *types, ...) {
     va_end(ap);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? PL_OK : sql_fail(s->db, rc);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? PL_OK : pl__sqlite_err(rc);
 }
 
 static pl_err h_save_pairing(void *ctx, const pl_wc_pairing *p) {
@@ -162,12 +158,28 @@ static pl_err h_remove_pairing(void *ctx, const char *topic) {
 }
 
 static pl_err h_save_pending(void *ctx, const pl_wc_pending *r) {
-    return run(ctx,
-               "INSERT OR REPLACE INTO wc_pending(topic,id_kind,id_num,id_str,method,deadline_ms,"
-               "tag,ttl,prompt,message) VALUES(?,?,?,?,?,?,?,?,?,?)",
-               "tiittiiiit", r->topic, (int64_t)r->id.kind, r->id.kind == PL_RPC_ID_NUM ? r->id.num : 0,
-               r->id.kind == PL_RPC_ID_STR ? r->id.str : "", r->method, r->deadline_ms,
-               (int64_t)r->tag, (int64_t)r->ttl, (int64_t)r->prompt, r->message);
+    /* The envelope is kept as the base64 text the relay carries (the
+     * column's format since schema 2). */
+    char *b64 = NULL;
+    if (r->message) {
+        size_t cap = pl_base64_encoded_size(r->message_len, PL_B64_STD);
+        b64 = malloc(cap);
+        if (!b64) return PL_ERR_NOMEM;
+        pl_err e = pl_base64_encode(b64, cap, r->message, r->message_len, PL_B64_STD);
+        if (e != PL_OK) {
+            free(b64);
+            return e;
+        }
+    }
+    pl_err e = run(ctx,
+                   "INSERT OR REPLACE INTO wc_pending(topic,id_kind,id_num,id_str,method,deadline_ms,"
+                   "tag,ttl,prompt,message) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                   "tiittiiiit", r->topic, (int64_t)r->id.kind,
+                   r->id.kind == PL_RPC_ID_NUM ? r->id.num : 0,
+                   r->id.kind == PL_RPC_ID_STR ? r->id.str : "", r->method, r->deadline_ms,
+                   (int64_t)r->tag, (int64_t)r->ttl, (int64_t)r->prompt, b64);
+    free(b64);
+    return e;
 }
 
 static pl_err h_save_seen(void *ctx, const char *topic, const pl_rpc_id *id, int64_t until_ms) {
@@ -202,7 +214,7 @@ static pl_err load_seen(pl_store *s, pl_wc_engine *e, int64_t now_ms) {
     int rc = sqlite3_prepare_v2(s->db,
                                 "SELECT topic,id_kind,id_num,id_str FROM wc_seen ORDER BY until_ms", -1,
                                 &st, NULL);
-    if (rc != SQLITE_OK) return sql_fail(s->db, rc);
+    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         char topic[PL_TOPIC_HEX_SIZE];
         pl_rpc_id id = {0};
@@ -212,7 +224,7 @@ static pl_err load_seen(pl_store *s, pl_wc_engine *e, int64_t now_ms) {
         copy_text(id.str, sizeof id.str, sqlite3_column_text(st, 3));
         if (id.kind == PL_RPC_ID_NUM || id.kind == PL_RPC_ID_STR) pl_wc_restore_seen(e, topic, &id);
     }
-    pl_err err = rc == SQLITE_DONE ? PL_OK : sql_fail(s->db, rc);
+    pl_err err = rc == SQLITE_DONE ? PL_OK : pl__sqlite_err(rc);
     sqlite3_finalize(st);
     return err;
 }
@@ -224,7 +236,7 @@ pl_err pl_store_wc_load(pl_store *s, pl_wc_engine *e, int64_t now_ms, size_t *n_
     int rc = sqlite3_prepare_v2(s->db,
                                 "SELECT topic,sym_key,relay_protocol,expiry,active,proposer,methods FROM wc_pairing",
                                 -1, &st, NULL);
-    if (rc != SQLITE_OK) return sql_fail(s->db, rc);
+    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
     /* Collect first: restoring may delete expired rows, which must not
      * happen under an open SELECT. */
     size_t cap = 16, n = 0;
@@ -250,7 +262,7 @@ pl_err pl_store_wc_load(pl_store *s, pl_wc_engine *e, int64_t now_ms, size_t *n_
         p->proposer = sqlite3_column_int(st, 5) != 0;
         copy_text(p->methods, sizeof p->methods, sqlite3_column_text(st, 6));
     }
-    if (err == PL_OK && rc != SQLITE_DONE) err = sql_fail(s->db, rc);
+    if (err == PL_OK && rc != SQLITE_DONE) err = pl__sqlite_err(rc);
     sqlite3_finalize(st);
     size_t restored = 0;
     for (size_t i = 0; i < n; i++) {
@@ -268,7 +280,7 @@ pl_err pl_store_wc_load(pl_store *s, pl_wc_engine *e, int64_t now_ms, size_t *n_
                             "SELECT topic,id_kind,id_num,id_str,method,deadline_ms,tag,ttl,prompt,message"
                             " FROM wc_pending",
                             -1, &st, NULL);
-    if (rc != SQLITE_OK) return sql_fail(s->db, rc);
+    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
     pl_wc_pending *pend = NULL;
     size_t np = 0, pcap = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -293,16 +305,29 @@ pl_err pl_store_wc_load(pl_store *s, pl_wc_engine *e, int64_t now_ms, size_t *n_
         r->ttl = (uint32_t)sqlite3_column_int64(st, 7);
         r->prompt = sqlite3_column_int(st, 8) != 0;
         const unsigned char *m = sqlite3_column_text(st, 9);
-        if (m && !(r->message = strdup((const char *)m))) err = PL_ERR_NOMEM;
+        if (m) {
+            size_t mlen = (size_t)sqlite3_column_bytes(st, 9);
+            size_t bcap = mlen / 4 * 3 + 3, blen = 0;
+            uint8_t *buf = malloc(bcap);
+            if (!buf) {
+                err = PL_ERR_NOMEM;
+            } else if (pl_base64_decode_public(buf, bcap, &blen, (const char *)m, mlen,
+                                               PL_B64_STD) != PL_OK) {
+                free(buf); /* a damaged envelope: restored without a re-publish */
+            } else {
+                r->message = buf;
+                r->message_len = blen;
+            }
+        }
     }
-    if (err == PL_OK && rc != SQLITE_DONE) err = sql_fail(s->db, rc);
+    if (err == PL_OK && rc != SQLITE_DONE) err = pl__sqlite_err(rc);
     sqlite3_finalize(st);
     for (size_t i = 0; i < np; i++) {
         if (err == PL_OK) {
             pl_err r = pl_wc_restore_pending(e, &pend[i]);
             if (r != PL_OK && r != PL_ERR_NO_MATCHING_KEY) err = r;
         }
-        free((char *)pend[i].message);
+        free((uint8_t *)pend[i].message);
     }
     free(pend);
     if (err == PL_OK) err = load_seen(s, e, now_ms);
@@ -322,7 +347,7 @@ pl_err pl_store_get(pl_store *s, const char *key, uint8_t **out, size_t *len) {
     *len = 0;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, "SELECT value FROM kv WHERE key=?", -1, &st, NULL);
-    if (rc != SQLITE_OK) return sql_fail(s->db, rc);
+    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(st);
     pl_err err = PL_OK;
@@ -338,7 +363,7 @@ pl_err pl_store_get(pl_store *s, const char *key, uint8_t **out, size_t *len) {
     } else if (rc == SQLITE_DONE) {
         err = PL_ERR_NOT_FOUND;
     } else {
-        err = sql_fail(s->db, rc);
+        err = pl__sqlite_err(rc);
     }
     sqlite3_finalize(st);
     return err;

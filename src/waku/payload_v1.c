@@ -105,14 +105,3 @@ done:
     pl_free_secret(plain, plain_len ? plain_len : 1);
     return e;
 }
-
-pl_err pl_waku_relay_topic(char out[PL_TOPIC_HEX_SIZE], const char *content_topic) {
-    PL_REQUIRE(out && content_topic);
-    out[0] = '\0';
-    size_t n = strnlen(content_topic, PL_WAKU_CONTENT_TOPIC_MAX + 1);
-    if (n == 0) return PL_ERR_INVALID_ARG;
-    if (n > PL_WAKU_CONTENT_TOPIC_MAX) return PL_ERR_TOO_LARGE;
-    uint8_t h[PL_SHA256_BYTES];
-    pl_sha256(h, (const uint8_t *)content_topic, n);
-    return pl_hex_encode(out, PL_TOPIC_HEX_SIZE, h, sizeof h);
-}

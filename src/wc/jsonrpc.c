@@ -14,6 +14,7 @@
 #include "pairlink/jsonrpc.h"
 
 #include "core/internal.h"
+#include "wc/wc_internal.h"
 #include "pairlink/hash.h"
 
 #include <jansson.h>
@@ -400,12 +401,14 @@ bool pl_rpc_id_equal(const pl_rpc_id *a, const pl_rpc_id *b) {
     }
 }
 
-pl_rpc_id pl_rpc_id_new(int64_t now_ms) {
+pl_rpc_id pl_rpc_id_new(int64_t now_ms) { return pl__rpc_id_new(now_ms, NULL, NULL); }
+
+pl_rpc_id pl__rpc_id_new(int64_t now_ms, pl_rng_fn rng, void *rng_ctx) {
     PL_REQUIRE(now_ms >= 0 && now_ms <= (INT64_MAX - 999) / 1000);
     /* Rejection sampling keeps 0..999 uniform: 64000 is a multiple of 1000. */
     uint16_t r;
     do {
-        pl_random((uint8_t *)&r, sizeof r);
+        pl__rng(rng, rng_ctx, (uint8_t *)&r, sizeof r);
     } while (r >= 64000);
     return pl_rpc_id_num(now_ms * 1000 + r % 1000);
 }

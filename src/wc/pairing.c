@@ -4,7 +4,9 @@
 #include "pairlink/wc_pairing.h"
 
 #include "core/internal.h"
+#include "wc/wc_internal.h"
 #include "pairlink/hash.h"
+#include "pairlink/relay_client.h"
 #include "pairlink/uri.h"
 
 #include <jansson.h>
@@ -33,7 +35,7 @@ typedef struct seen_entry {
 
 struct pl_wc_engine {
     pl_wc_config cfg;
-    pl_transport tp;
+    pl_transport *tp;
     pl_wc_store store;
     bool has_store;
 
@@ -110,7 +112,7 @@ static void pairing_remove(pl_wc_engine *e, size_t i, pl_wc_event_kind kind, boo
     char topic[PL_TOPIC_HEX_SIZE];
     memcpy(topic, e->pairings[i].topic, sizeof topic);
     if (e->has_store && e->store.remove_pairing) (void)e->store.remove_pairing(e->store.ctx, topic);
-    if (e->tp.unsubscribe) (void)e->tp.unsubscribe(e->tp.ctx, topic);
+    (void)pl_transport_unsubscribe(e->tp, topic);
     pl_wipe(&e->pairings[i], sizeof e->pairings[i]);
     e->pairings[i] = e->pairings[--e->n_pairings];
 
@@ -180,16 +182,27 @@ void pl_wc_restore_seen(pl_wc_engine *e, const char *topic, const pl_rpc_id *id)
     if (!seen_contains(e, topic, id)) seen_add(e, topic, id);
 }
 
+/* Publish envelope bytes with the relay's tag and prompt. */
+static pl_err publish(pl_wc_engine *e, const char *topic, const uint8_t *env, size_t len,
+                      uint32_t tag, uint32_t ttl, bool prompt) {
+    pl_wc_relay_publish_ext x = {{PL_TRANSPORT_EXT_WC_RELAY}, tag, prompt};
+    pl_publish_opts o = {.ttl_s = ttl, .ext = &x.ext};
+    return pl_transport_publish(e->tp, topic, env, len, &o);
+}
+
 /* Seal `json` for the pairing and publish it. */
 static pl_err publish_json(pl_wc_engine *e, const pl_wc_pairing *p, const char *json, uint32_t tag,
                            uint32_t ttl, bool prompt) {
-    char *b64 = NULL;
-    pl_envelope_params params = {.type = 0};
-    pl_err err = pl_envelope_seal(&b64, p->sym_key, (const uint8_t *)json, strlen(json), &params);
+    uint8_t *env = NULL;
+    size_t env_len = 0;
+    uint8_t iv[PL_IV_BYTES];
+    pl__rng(e->cfg.rng, e->cfg.rng_ctx, iv, sizeof iv);
+    pl_envelope_params params = {.type = 0, .iv = iv};
+    pl_err err =
+        pl_envelope_seal_raw(&env, &env_len, p->sym_key, (const uint8_t *)json, strlen(json), &params);
     if (err != PL_OK) return err;
-    pl_publish_opts o = {.ttl = ttl, .tag = tag, .prompt = prompt};
-    err = e->tp.publish(e->tp.ctx, p->topic, b64, &o);
-    pl_free(b64);
+    err = publish(e, p->topic, env, env_len, tag, ttl, prompt);
+    pl_free(env);
     return err;
 }
 
@@ -197,7 +210,7 @@ static pl_err publish_json(pl_wc_engine *e, const pl_wc_pairing *p, const char *
  * the previous one: two requests in the same millisecond collided about once
  * in a thousand, and the peer then dropped the second as a redelivery. */
 static pl_rpc_id next_id(pl_wc_engine *e, int64_t now_ms) {
-    pl_rpc_id id = pl_rpc_id_new(now_ms);
+    pl_rpc_id id = pl__rpc_id_new(now_ms, e->cfg.rng, e->cfg.rng_ctx);
     if (id.num <= e->last_id) id.num = e->last_id + 1;
     e->last_id = id.num;
     return id;
@@ -205,10 +218,9 @@ static pl_rpc_id next_id(pl_wc_engine *e, int64_t now_ms) {
 
 /* ---- construction ---- */
 
-pl_err pl_wc_engine_new(pl_wc_engine **out, const pl_wc_config *cfg, const pl_transport *transport,
+pl_err pl_wc_engine_new(pl_wc_engine **out, const pl_wc_config *cfg, pl_transport *transport,
                         const pl_wc_store *store) {
-    PL_REQUIRE(out && transport && transport->publish && transport->subscribe &&
-               transport->unsubscribe);
+    PL_REQUIRE(out && transport);
     *out = NULL;
     pl_wc_engine *e = calloc(1, sizeof *e);
     if (!e) return PL_ERR_NOMEM;
@@ -221,7 +233,7 @@ pl_err pl_wc_engine_new(pl_wc_engine **out, const pl_wc_config *cfg, const pl_tr
         return PL_ERR_NOMEM;
     }
     if (cfg) e->cfg = *cfg;
-    e->tp = *transport;
+    e->tp = transport;
     if (store) {
         e->store = *store;
         e->has_store = true;
@@ -270,7 +282,7 @@ pl_err pl_wc_register(pl_wc_engine *e, const pl_wc_method *m, pl_wc_request_fn o
 static pl_err add_pairing(pl_wc_engine *e, const pl_wc_pairing *p) {
     if (e->n_pairings == PL_WC_MAX_PAIRINGS) return PL_ERR_TOO_LARGE;
     PL_TRY(store_pairing(e, p));
-    pl_err err = e->tp.subscribe(e->tp.ctx, p->topic);
+    pl_err err = pl_transport_subscribe(e->tp, p->topic);
     if (err != PL_OK) {
         if (e->has_store && e->store.remove_pairing) (void)e->store.remove_pairing(e->store.ctx, p->topic);
         return err;
@@ -298,7 +310,8 @@ pl_err pl_wc_create(pl_wc_engine *e, const char *const *methods, size_t n_method
     *out_uri = NULL;
     if (e->n_pairings == PL_WC_MAX_PAIRINGS) return PL_ERR_TOO_LARGE;
     pl_uri u;
-    PL_TRY(pl_uri_new(&u, methods, n_methods, now_ms / 1000, inactive_ttl(e)));
+    PL_TRY(pl__uri_new(&u, methods, n_methods, now_ms / 1000, inactive_ttl(e), e->cfg.rng,
+                       e->cfg.rng_ctx));
     pl_wc_pairing p = {0};
     memcpy(p.topic, u.topic, sizeof p.topic);
     memcpy(p.sym_key, u.sym_key, sizeof p.sym_key);
@@ -370,26 +383,32 @@ pl_err pl_wc_request(pl_wc_engine *e, const char *topic, const char *method, con
     snprintf(r.method, sizeof r.method, "%s", method);
     r.deadline_ms = now_ms + (int64_t)m->m.req_ttl * 1000;
 
-    char *json = NULL, *b64 = NULL;
+    char *json = NULL;
+    uint8_t *env = NULL;
+    size_t env_len = 0;
     PL_TRY(pl_rpc_encode_request(&json, &r.id, method, params_json ? params_json : "{}"));
-    pl_envelope_params params = {.type = 0};
-    pl_err err = pl_envelope_seal(&b64, p->sym_key, (const uint8_t *)json, strlen(json), &params);
+    uint8_t iv[PL_IV_BYTES];
+    pl__rng(e->cfg.rng, e->cfg.rng_ctx, iv, sizeof iv);
+    pl_envelope_params params = {.type = 0, .iv = iv};
+    pl_err err =
+        pl_envelope_seal_raw(&env, &env_len, p->sym_key, (const uint8_t *)json, strlen(json), &params);
     pl_free(json);
     if (err != PL_OK) return err;
     /* Stored with its sealed bytes before it leaves: a crash before the
      * relay has it is repaired by publishing it again at restart. */
-    r.message = b64;
+    r.message = env;
+    r.message_len = env_len;
     r.tag = m->m.req_tag;
     r.ttl = m->m.req_ttl;
     r.prompt = m->m.req_prompt;
     err = store_pending(e, &r);
     if (err == PL_OK) {
-        pl_publish_opts o = {.ttl = r.ttl, .tag = r.tag, .prompt = r.prompt};
-        err = e->tp.publish(e->tp.ctx, p->topic, b64, &o);
+        err = publish(e, p->topic, env, env_len, r.tag, r.ttl, r.prompt);
         if (err != PL_OK) unstore_pending(e, r.topic, &r.id);
     }
-    pl_free(b64);
+    pl_free(env);
     r.message = NULL;
+    r.message_len = 0;
     if (err != PL_OK) return err;
     e->pending[e->n_pending++] = r;
     if (id_out) *id_out = r.id;
@@ -556,15 +575,17 @@ static void handle_response(pl_wc_engine *e, pl_wc_pairing *p, const pl_rpc_msg 
     if (m && m->on_response) m->on_response(m->ud, e, r.topic, r.method, &r.id, res, PL_OK);
 }
 
-pl_err pl_wc_engine_on_message(pl_wc_engine *e, const char *topic, const char *message, size_t len,
-                               int64_t now_ms) {
-    PL_REQUIRE(e && topic && message);
+pl_err pl_wc_engine_on_message(pl_wc_engine *e, const char *topic, const uint8_t *data, size_t len,
+                               const pl_delivery_info *dinfo, int64_t now_ms) {
+    PL_REQUIRE(e && topic && (data || len == 0));
     pl_wc_pairing *p = pairing_lookup(e, topic);
     if (!p) return PL_ERR_NO_MATCHING_KEY;
     uint8_t *plain = NULL;
     size_t plain_len = 0;
-    pl_envelope_info info;
-    pl_err err = pl_envelope_open(&plain, &plain_len, &info, p->sym_key, message, len);
+    pl_envelope_info info = {0};
+    pl_err err = dinfo && dinfo->err != PL_OK
+                     ? dinfo->err
+                     : pl_envelope_open_raw(&plain, &plain_len, &info, p->sym_key, data, len);
     /* Pairing messages are type 0 only. A type 1 envelope is keyed by what
      * its sender key derives, not by the symKey, and the JS SDK ignores it
      * on a pairing topic: taking one opened with the symKey as a request
@@ -635,7 +656,7 @@ pl_err pl_wc_restore_pairing(pl_wc_engine *e, const pl_wc_pairing *p, int64_t no
     }
     if (pairing_lookup(e, p->topic)) return PL_ERR_PAIRING_EXISTS;
     if (e->n_pairings == PL_WC_MAX_PAIRINGS) return PL_ERR_TOO_LARGE;
-    PL_TRY(e->tp.subscribe(e->tp.ctx, p->topic));
+    PL_TRY(pl_transport_subscribe(e->tp, p->topic));
     e->pairings[e->n_pairings++] = *p;
     return PL_OK;
 }
@@ -647,12 +668,12 @@ pl_err pl_wc_restore_pending(pl_wc_engine *e, const pl_wc_pending *r) {
         return PL_ERR_NO_MATCHING_KEY;
     }
     if (e->n_pending == PL_WC_MAX_PENDING) return PL_ERR_TOO_LARGE;
-    if (r->message) {
-        pl_publish_opts o = {.ttl = r->ttl ? r->ttl : 300, .tag = r->tag, .prompt = r->prompt};
-        PL_TRY(e->tp.publish(e->tp.ctx, r->topic, r->message, &o));
-    }
+    if (r->message)
+        PL_TRY(publish(e, r->topic, r->message, r->message_len, r->tag, r->ttl ? r->ttl : 300,
+                       r->prompt));
     pl_wc_pending copy = *r;
     copy.message = NULL;
+    copy.message_len = 0;
     e->pending[e->n_pending++] = copy;
     return PL_OK;
 }

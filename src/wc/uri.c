@@ -14,6 +14,7 @@
 #include "pairlink/uri.h"
 
 #include "core/internal.h"
+#include "wc/wc_internal.h"
 #include "pairlink/codec.h"
 #include "pairlink/hash.h"
 
@@ -388,6 +389,11 @@ pl_err pl_uri_format(char **out, const pl_uri *u) {
 
 pl_err pl_uri_new(pl_uri *out, const char *const *methods, size_t n_methods, int64_t now,
                   int64_t ttl) {
+    return pl__uri_new(out, methods, n_methods, now, ttl, NULL, NULL);
+}
+
+pl_err pl__uri_new(pl_uri *out, const char *const *methods, size_t n_methods, int64_t now,
+                   int64_t ttl, pl_rng_fn rng, void *rng_ctx) {
     PL_REQUIRE(out && (methods || n_methods == 0));
     PL_REQUIRE(now >= 0 && ttl >= 0);
     memset(out, 0, sizeof *out);
@@ -414,7 +420,7 @@ pl_err pl_uri_new(pl_uri *out, const char *const *methods, size_t n_methods, int
         return e;
     }
 
-    pl_random(out->sym_key, PL_SYMKEY_BYTES);
+    pl__rng(rng, rng_ctx, out->sym_key, PL_SYMKEY_BYTES);
     uint8_t digest[PL_SHA256_BYTES];
     pl_sha256(digest, out->sym_key, PL_SYMKEY_BYTES);
     e = pl_hex_encode(out->topic, sizeof out->topic, digest, sizeof digest);

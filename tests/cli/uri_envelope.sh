@@ -28,7 +28,7 @@ N=$("$CLI" uri new --json --methods wc_sessionPropose --ttl 120)
 NU=$(python3 -c "import json,sys;print(json.loads(sys.argv[1])['uri'])" "$N")
 check "uri new then parse" 0 "valid:           yes" "$CLI" uri parse "$NU"
 check "uri new ttl (120 s, or 119 across a second)" 0 '"expires_in":1' "$CLI" uri parse --json "$NU"
-check "uri new shows a QR" 0 "█" "$CLI" uri new
+check "uri new --qr shows a QR (into a pipe only when asked: tests/cli/qr.sh)" 0 "▀" "$CLI" uri new --qr
 check "uri new bad ttl" 2 "--ttl" "$CLI" uri new --ttl -5
 check "envelope open type0 vector" 0 "$(vec envelopes.message)" "$CLI" envelope open --key "$K" "$(vec envelopes.type0_b64)"
 check "envelope open type1 vector" 0 "$(vec envelopes.message)" "$CLI" envelope open --key "$K" "$(vec envelopes.type1_b64)"

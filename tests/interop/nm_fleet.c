@@ -64,7 +64,7 @@ static void on_closed(void *ud) {
 static void stop_all(void) {
     if (closing) return;
     closing = (int)n_apps;
-    for (size_t i = 0; i < n_apps; i++) pl_nm_node_close(nodes[i], on_closed);
+    for (size_t i = 0; i < n_apps; i++) pl_nm_node_close(nodes[i], 0, on_closed);
 }
 
 static void on_stop(uv_timer_t *t) {
@@ -83,7 +83,7 @@ static int seed(const char *dir, size_t count, const char *nm_store) {
     pl_store *nms = NULL;
     if (e == PL_OK) e = pl_store_open(&nms, nm_store);
     if (e == PL_OK) e = pl_nm_store_init(nms);
-    int64_t now = pl_nm_node_now_ms();
+    int64_t now = pl_wall_clock_ms();
     for (size_t i = 0; e == PL_OK && i < count; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/app-%zu.db", dir, i);

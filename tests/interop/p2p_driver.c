@@ -28,6 +28,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3 };
 
 typedef struct drv {
     uv_loop_t loop;
+    pl_driver *driver;
     uv_timer_t deadline;
     uv_signal_t sigint, sigterm;
     pl_p2p_host *h;
@@ -91,6 +92,7 @@ static void on_signal_closed(uv_handle_t *h) { (void)h; }
 
 static void on_host_closed(void *ud) {
     drv *d = ud;
+    pl_driver_close(d->driver, NULL, NULL);
     uv_close((uv_handle_t *)&d->deadline, on_signal_closed);
     uv_close((uv_handle_t *)&d->sigint, on_signal_closed);
     uv_close((uv_handle_t *)&d->sigterm, on_signal_closed);
@@ -365,7 +367,8 @@ int main(int argc, char **argv) {
     o.key = key;
     o.ud = &d;
     o.on_event = d.listen ? on_listen_event : on_dial_event;
-    if (pl_p2p_host_new(&d.h, &d.loop, &o) != PL_OK) return EXIT_FAIL;
+    if (pl_driver_new(&d.driver, &d.loop) != PL_OK) return EXIT_FAIL;
+    if (pl_p2p_host_new(&d.h, d.driver, &o) != PL_OK) return EXIT_FAIL;
     pl_p2p_key_free(key);
     d.echo.on_done = on_echo_done;
     if (pl_p2p_host_handle(d.h, PL_TEST_ECHO_PROTOCOL, pl_test_echo_cb, &d.echo) != PL_OK)

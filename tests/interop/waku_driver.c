@@ -35,6 +35,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3 };
 
 typedef struct drv {
     uv_loop_t loop;
+    pl_driver *drv;
     uv_timer_t tick, life;
     uv_signal_t sigint, sigterm;
     pl_waku_node *n;
@@ -103,6 +104,7 @@ static void on_closed(void *ud) {
     uv_close((uv_handle_t *)&d->life, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
+    pl_driver_close(d->drv, NULL, NULL);
     json_t *o = json_object();
     json_object_set_new(o, "event", json_string("exit"));
     json_object_set_new(o, "reason", json_string(d->reason));
@@ -379,11 +381,8 @@ int main(int argc, char **argv) {
     uv_loop_init(&d.loop);
     char listen[64];
     snprintf(listen, sizeof listen, "/ip4/127.0.0.1/tcp/%lu", port);
-    const char *ls[] = {listen};
     pl_waku_node_opts o;
     pl_waku_node_opts_init(&o);
-    o.listen = ls;
-    o.n_listen = 1;
     o.peers = peers;
     o.n_peers = npeers;
     o.sharding.cluster = (uint16_t)cluster;
@@ -396,7 +395,9 @@ int main(int argc, char **argv) {
     pl_waku_sharding_default(&o.sharding);
     o.sharding.cluster = (uint16_t)cluster;
     o.sharding.shard = (uint16_t)shard;
-    pl_err e = pl_waku_node_new(&d.n, &d.loop, &o);
+    pl_err e = pl_driver_new(&d.drv, &d.loop);
+    if (e == PL_OK) e = pl_waku_node_new(&d.n, d.drv, &o);
+    if (e == PL_OK) e = pl_waku_node_listen(d.n, listen);
     if (e != PL_OK) {
         fprintf(stderr, "waku_driver: %s\n", pl_strerror(e));
         return EXIT_FAIL;

@@ -1,6 +1,7 @@
-/* Noise transcripts in the shared JSON format (../shared/vectors/README.md):
- * replay from the given keys with the ephemerals injected, or generate one
- * with fresh keys. Replays check bytes; they never print or open files. */
+/* Waku Noise transcripts: see noise_transcript.h. Replays check bytes;
+ * they never print or open files. */
+#include "tools/noise_transcript.h"
+
 #include "noise/noise_internal.h"
 
 #include "pairlink/hash.h"

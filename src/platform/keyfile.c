@@ -1,6 +1,6 @@
 /* Secret key files (see include/pairlink/keyfile.h). */
 #include "pairlink/keyfile.h"
-#include "runtime/keyfile_internal.h"
+#include "platform/keyfile_internal.h"
 
 #include "core/internal.h"
 #include "pairlink/hash.h"

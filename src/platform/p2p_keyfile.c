@@ -4,7 +4,7 @@
 
 #include "core/internal.h"
 #include "pairlink/hash.h"
-#include "runtime/keyfile_internal.h"
+#include "platform/keyfile_internal.h"
 
 #include <stdlib.h>
 

@@ -7,9 +7,10 @@
  * after the idle timeout without any frame or pong. Relay auth: the JWT comes
  * from `?auth=` or `Authorization: Bearer`; its aud must be the URL the
  * client used (ws:// or wss:// + Host header, with or without a trailing
- * "/"). Store actions produced during one loop iteration are committed in
- * one transaction before the frames that follow them are released (group
- * commit), so a publish answered `true` is on disk.
+ * "/"): the policy is relay/auth.h. Time and timers come from the driver
+ * (pairlink/driver.h). Store actions produced during one loop iteration
+ * are committed in one transaction before the frames that follow them are
+ * released (group commit), so a publish answered `true` is on disk.
  *
  * Library code does not print: log lines go to the callback in the options.
  * All functions run on the thread that calls pl__ws_server_run. Private to
@@ -40,6 +41,12 @@ typedef struct pl__ws_server_opts {
     pl__ws_log_fn log;       /* NULL: silent */
     void *log_ud;
     int log_level;           /* highest PL__LOG_* level passed to log */
+    const char *tls_cert;    /* PEM certificate and key: serve wss:// (both or neither) */
+    const char *tls_key;
+    /* Misbehaving on purpose, for the clients' socket tests
+     * (tests/test_relay_client.c), never in service: */
+    int fault_close_code;    /* close every connection with this code once it is open */
+    bool fault_ignore;       /* read every frame, answer none (a stuck relay) */
 } pl__ws_server_opts;
 
 typedef struct pl__ws_server pl__ws_server;

@@ -1,8 +1,8 @@
 /* Key files of any size up to PL__KEYFILE_MAX, with the rules of
  * include/pairlink/keyfile.h (regular file, owner, 0600, atomic creation).
  * The 32-byte public functions and the libp2p key file use them. Private. */
-#ifndef PL_RUNTIME_KEYFILE_INTERNAL_H
-#define PL_RUNTIME_KEYFILE_INTERNAL_H
+#ifndef PL_PLATFORM_KEYFILE_INTERNAL_H
+#define PL_PLATFORM_KEYFILE_INTERNAL_H
 
 #include "core/internal.h"
 

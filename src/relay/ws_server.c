@@ -1,8 +1,11 @@
 /* libwebsockets + libuv runtime of the relay: see ws_server.h. */
-#include "runtime/ws_server.h"
+#include "relay/ws_server.h"
 
+#include "core/htable.h"
 #include "core/internal.h"
 #include "pairlink/crypto.h"
+#include "pairlink/driver.h"
+#include "relay/auth.h"
 #include "relay/relay_store.h"
 
 #include <arpa/inet.h>
@@ -21,7 +24,6 @@
 
 #define DEF_PING_MS 20000
 #define DEF_QUEUE_BYTES ((size_t)16 << 20)
-#define JWT_LEEWAY_S 60
 #define LOG_FRAME_CHARS 200
 #define WRITE_BURST 64 /* frames written per writable event, at most */
 
@@ -36,7 +38,7 @@ typedef struct sess {
     struct lws *wsi;
     uint64_t id;
     struct sess *prev, *next; /* every established session */
-    struct sess *hnext;       /* id table */
+    pl__hnode hnode;          /* id table */
     frame *qhead, *qtail;
     size_t qbytes;
     char *rx;
@@ -63,17 +65,20 @@ struct pl__ws_server {
     bool loop_ok;
     bool loop_poisoned; /* lws failed half-way: its handles on the loop dangle */
     struct lws_context *ctx;
+    pl_driver *d;
+    /* The core's deadlines, and the commit before the loop waits. */
+    pl_driver_task core_task;
+    /* Pings and reaping, every sweep_ms. */
+    pl_driver_task sweep_task;
+    int64_t next_sweep, sweep_ms;
+    int64_t started_at; /* wall clock ms at start-up (the store's load) */
     uv_signal_t sigint, sigterm;
-    uv_timer_t deadline, sweep;
-    uv_check_t commit;
     bool handles_open, stopping, ran;
     pl__relay_core *core;
     pl__relay_store *store;
     int port;
     sess *sessions;
-    size_t nsess;
-    sess **tab;
-    size_t tnb;
+    pl__htable tab; /* id -> established session */
     uint64_t next_id;
     held *held_head, *held_tail;
     bool holding, tx_failed;
@@ -94,65 +99,37 @@ __attribute__((format(printf, 3, 4))) static void logf_(pl__ws_server *s, int le
     s->o.log(s->o.log_ud, level, line);
 }
 
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t wall_ms(const pl__ws_server *s) { return pl_driver_now(s->d); }
 
 /* ---- session table -------------------------------------------------------------- */
 
-static uint64_t mix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    return x ^ (x >> 33);
+static uint64_t sess_hash(const pl__ws_server *s, uint64_t id) {
+    return pl__ht_hash(&s->tab, &id, sizeof id);
 }
 
 static sess *sess_find(pl__ws_server *s, uint64_t id) {
-    if (!s->tnb) return NULL;
-    for (sess *e = s->tab[mix(id) & (s->tnb - 1)]; e; e = e->hnext)
+    uint64_t h = sess_hash(s, id);
+    for (pl__hnode *n = pl__ht_first(&s->tab, h); n; n = pl__ht_next(n, h)) {
+        sess *e = PL__ENTRY(n, sess, hnode);
         if (e->id == id) return e;
+    }
     return NULL;
 }
 
 static pl_err sess_insert(pl__ws_server *s, sess *e) {
-    if (s->nsess >= s->tnb) {
-        size_t nn = s->tnb ? s->tnb * 2 : 256;
-        sess **nt = calloc(nn, sizeof *nt);
-        if (!nt) {
-            if (!s->tnb) return PL_ERR_NOMEM;
-        } else {
-            for (size_t i = 0; i < s->tnb; i++)
-                for (sess *x = s->tab[i], *nx; x; x = nx) {
-                    nx = x->hnext;
-                    size_t b = mix(x->id) & (nn - 1);
-                    x->hnext = nt[b];
-                    nt[b] = x;
-                }
-            free(s->tab);
-            s->tab = nt;
-            s->tnb = nn;
-        }
-    }
-    size_t b = mix(e->id) & (s->tnb - 1);
-    e->hnext = s->tab[b];
-    s->tab[b] = e;
+    PL_TRY(pl__ht_insert(&s->tab, &e->hnode, sess_hash(s, e->id)));
     e->prev = NULL;
     e->next = s->sessions;
     if (s->sessions) s->sessions->prev = e;
     s->sessions = e;
-    s->nsess++;
     return PL_OK;
 }
 
 static void sess_remove(pl__ws_server *s, sess *e) {
-    sess **pp = &s->tab[mix(e->id) & (s->tnb - 1)];
-    while (*pp && *pp != e) pp = &(*pp)->hnext;
-    if (*pp) *pp = e->hnext;
+    pl__ht_remove(&s->tab, &e->hnode);
     if (e->prev) e->prev->next = e->next;
     else s->sessions = e->next;
     if (e->next) e->next->prev = e->prev;
-    s->nsess--;
 }
 
 static void sess_free_buffers(sess *e) {
@@ -212,21 +189,6 @@ static void sess_enqueue(pl__ws_server *s, sess *e, frame *f) {
 }
 
 /* ---- driving the core ------------------------------------------------------------ */
-
-static void on_deadline(uv_timer_t *t);
-
-static void arm_deadline(pl__ws_server *s) {
-    if (s->stopping) return;
-    int64_t d = pl__relay_core_next_deadline(s->core);
-    if (d == INT64_MAX) {
-        uv_timer_stop(&s->deadline);
-        return;
-    }
-    int64_t delay = d - wall_ms();
-    if (delay < 0) delay = 0;
-    if (delay > 3600 * 1000) delay = 3600 * 1000; /* re-read the clock at least hourly */
-    uv_timer_start(&s->deadline, on_deadline, (uint64_t)delay, 0);
-}
 
 static void store_failed(pl__ws_server *s, pl_err e, const char *what) {
     if (!s->tx_failed)
@@ -294,13 +256,11 @@ static void drain(pl__ws_server *s) {
         }
         pl__relay_action_release(&a);
     }
-    arm_deadline(s);
 }
 
-/* Check phase: commit what this loop iteration wrote, then release the
- * frames that were waiting for it. */
-static void on_commit(uv_check_t *h) {
-    pl__ws_server *s = h->data;
+/* Before the loop waits: commit what this loop iteration wrote, then
+ * release the frames that were waiting for it (group commit). */
+static void commit(pl__ws_server *s) {
     if (pl__relay_store_in_tx(s->store)) {
         pl_err e = s->tx_failed ? PL_ERR_STORE : pl__relay_store_commit(s->store);
         if (e != PL_OK) {
@@ -329,16 +289,32 @@ static void on_commit(uv_check_t *h) {
     s->tx_failed = false;
 }
 
-static void on_deadline(uv_timer_t *t) {
+static int64_t core_deadline(pl_driver_task *t) {
     pl__ws_server *s = t->data;
-    pl__relay_core_tick(s->core, wall_ms());
+    return pl__relay_core_next_deadline(s->core);
+}
+
+static void core_timer(pl_driver_task *t, int64_t now) {
+    pl__ws_server *s = t->data;
+    pl__relay_core_tick(s->core, now);
     drain(s);
+}
+
+static void core_before_wait(pl_driver_task *t, int64_t now) {
+    (void)now;
+    commit(t->data);
 }
 
 /* ---- pings and reaping ----------------------------------------------------------- */
 
-static void on_sweep(uv_timer_t *t) {
+static int64_t sweep_deadline(pl_driver_task *t) {
+    return ((pl__ws_server *)t->data)->next_sweep;
+}
+
+/* Liveness is measured on the loop's monotonic time, not the wall clock. */
+static void on_sweep(pl_driver_task *t, int64_t wall) {
     pl__ws_server *s = t->data;
+    s->next_sweep = wall + s->sweep_ms;
     uint64_t now = uv_now(&s->loop);
     for (sess *e = s->sessions; e; e = e->next) {
         if (e->closing) continue;
@@ -358,32 +334,18 @@ static void on_sweep(uv_timer_t *t) {
 
 /* ---- authentication ---------------------------------------------------------------- */
 
-/* Verify the relay JWT against every URL form the client may have used. */
-static pl_err verify_jwt(struct lws *wsi, const char *jwt, size_t len, pl_jwt_claims *claims) {
-    char host[256];
-    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return PL_ERR_JWT_AUDIENCE;
-    static const char *const forms[] = {"ws://%s", "ws://%s/", "wss://%s", "wss://%s/"};
-    int64_t now = wall_ms() / 1000;
-    for (size_t i = 0; i < PL_ARRAY_LEN(forms); i++) {
-        char aud[300];
-        snprintf(aud, sizeof aud, forms[i], host);
-        pl_err e = pl_jwt_verify(claims, jwt, len, aud, now, JWT_LEEWAY_S);
-        if (e != PL_ERR_JWT_AUDIENCE) return e;
-    }
-    return PL_ERR_JWT_AUDIENCE;
-}
-
 /* Find the JWT, verify it, and record the client's did:key. -1: refuse. */
 static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
     const char *jwt = lws_get_urlarg_by_name(wsi, "auth=", s->urlarg, (int)sizeof s->urlarg);
-    if (!jwt) {
-        int n = lws_hdr_copy(wsi, s->urlarg, (int)sizeof s->urlarg, WSI_TOKEN_HTTP_AUTHORIZATION);
-        if (n > 7 && !strncasecmp(s->urlarg, "Bearer ", 7)) jwt = s->urlarg + 7;
-    }
+    if (!jwt && lws_hdr_copy(wsi, s->urlarg, (int)sizeof s->urlarg,
+                             WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+        jwt = pl__relay_auth_bearer(s->urlarg);
     pl_err err = PL_ERR_RELAY_AUTH;
     if (jwt && *jwt) {
         pl_jwt_claims claims;
-        err = verify_jwt(wsi, jwt, strlen(jwt), &claims);
+        char host[256];
+        if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) host[0] = '\0';
+        err = pl__relay_auth_verify(&claims, jwt, strlen(jwt), host, wall_ms(s) / 1000);
         if (err == PL_OK) {
             snprintf(e->did, sizeof e->did, "%s", claims.iss);
             return 0;
@@ -405,7 +367,7 @@ static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
 
 static int on_receive(pl__ws_server *s, sess *e, struct lws *wsi, const void *in, size_t len) {
     e->last_rx = uv_now(&s->loop);
-    if (e->closing) return 0;
+    if (e->closing || s->o.fault_ignore) return 0;
     if (lws_frame_is_binary(wsi)) {
         static const char why[] = "binary frames are not supported";
         logf_(s, PL__LOG_INFO, "conn %llu: binary frame, closing 1003", (unsigned long long)e->id);
@@ -449,7 +411,7 @@ static int on_receive(pl__ws_server *s, sess *e, struct lws *wsi, const void *in
         logf_(s, PL__LOG_DEBUG, "conn %llu <- %.*s%s", (unsigned long long)e->id,
               (int)(tlen > LOG_FRAME_CHARS ? LOG_FRAME_CHARS : tlen), text,
               tlen > LOG_FRAME_CHARS ? "..." : "");
-    pl_err r = pl__relay_core_receive(s->core, e->id, text, tlen, wall_ms());
+    pl_err r = pl__relay_core_receive(s->core, e->id, text, tlen, wall_ms(s));
     if (r != PL_OK)
         logf_(s, PL__LOG_DEBUG, "conn %llu: request failed: %s", (unsigned long long)e->id,
               pl_errname(r));
@@ -481,7 +443,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         e->wsi = wsi;
         e->id = s->next_id++;
         e->last_rx = e->last_ping = uv_now(&s->loop);
-        pl_err err = pl__relay_core_open(s->core, e->id, e->did[0] ? e->did : NULL, wall_ms());
+        pl_err err = pl__relay_core_open(s->core, e->id, e->did[0] ? e->did : NULL, wall_ms(s));
         if (err == PL_OK && (err = sess_insert(s, e)) != PL_OK) pl__relay_core_close(s->core, e->id);
         if (err != PL_OK) {
             logf_(s, PL__LOG_ERROR, "conn from %s: cannot open: %s", e->peer, pl_errname(err));
@@ -491,7 +453,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         e->established = true;
         logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s); %zu connected",
-              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous", s->nsess);
+              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous", s->tab.n);
+        if (s->o.fault_close_code) sess_close_later(e, s->o.fault_close_code, "fault injected");
         return 0;
     }
 
@@ -566,7 +529,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             sess_remove(s, e);
             sess_free_buffers(e);
             logf_(s, PL__LOG_INFO, "conn %llu closed; %zu connected", (unsigned long long)e->id,
-                  s->nsess);
+                  s->tab.n);
             drain(s);
         }
         return 0;
@@ -599,7 +562,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static pl_err restore_one(void *ud, const pl__relay_record *r) {
     pl__ws_server *s = ud;
-    pl_err e = pl__relay_core_restore(s->core, r, wall_ms());
+    pl_err e = pl__relay_core_restore(s->core, r, s->started_at);
     if (e == PL_ERR_NOMEM) return e;
     if (e != PL_OK)
         logf_(s, PL__LOG_WARN, "store: message %.16s... on topic %.16s... not restored: %s", r->id,
@@ -612,23 +575,25 @@ int pl__ws_server_port(const pl__ws_server *s) {
     return s->port;
 }
 
+/* The driver closes after the signal handles it counts. */
 static void close_handles(pl__ws_server *s) {
     if (!s->handles_open) return;
     s->handles_open = false;
+    pl_driver_stop(&s->core_task);
+    pl_driver_stop(&s->sweep_task);
     if (s->o.handle_signals) {
-        uv_close((uv_handle_t *)&s->sigint, NULL);
-        uv_close((uv_handle_t *)&s->sigterm, NULL);
+        pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigint);
+        pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigterm);
     }
-    uv_close((uv_handle_t *)&s->deadline, NULL);
-    uv_close((uv_handle_t *)&s->sweep, NULL);
-    uv_close((uv_handle_t *)&s->commit, NULL);
+    pl_driver_close(s->d, NULL, NULL);
+    s->d = NULL;
 }
 
 void pl__ws_server_stop(pl__ws_server *s) {
     PL_REQUIRE(s);
     if (s->stopping) return;
     s->stopping = true;
-    on_commit(&s->commit); /* make what was acknowledged durable before anything else */
+    commit(s); /* make what was acknowledged durable before anything else */
     close_handles(s);
     if (s->ctx) lws_context_destroy(s->ctx); /* starts closing; the loop finishes it */
 }
@@ -658,9 +623,10 @@ void pl__ws_server_free(pl__ws_server *s) {
         free(x->f);
         free(x);
     }
+    pl_driver_free(s->d); /* only one that never ran anything is left here */
     pl__relay_core_free(s->core);
     pl__relay_store_close(s->store);
-    free(s->tab);
+    pl__ht_free(&s->tab);
     free(s->db_path);
     free(s);
 }
@@ -698,7 +664,7 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     PL_REQUIRE(out && opts);
     *out = NULL;
     if (opts->port < 0 || opts->port > 65535 || opts->ping_interval_ms < 0 ||
-        opts->idle_timeout_ms < 0)
+        opts->idle_timeout_ms < 0 || !opts->tls_cert != !opts->tls_key)
         return PL_ERR_INVALID_ARG;
     char addr[INET_ADDRSTRLEN];
     PL_TRY(probe_bind(opts->host ? opts->host : "127.0.0.1", opts->port, addr));
@@ -716,8 +682,11 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     if (!s->o.idle_timeout_ms) s->o.idle_timeout_ms = 2 * s->o.ping_interval_ms + 10000;
     if (!s->o.max_queue_bytes) s->o.max_queue_bytes = DEF_QUEUE_BYTES;
     s->next_id = 1;
+    uint8_t key[16];
+    pl_random(key, sizeof key);
+    pl__ht_init(&s->tab, key);
     pl_err e;
-    int64_t now = wall_ms();
+    int64_t now = s->started_at = pl_wall_clock_ms();
     if ((e = pl__relay_core_new(&s->core, &opts->limits, now)) != PL_OK) goto fail;
     if ((e = pl__relay_store_open(&s->store, s->db_path)) != PL_OK) goto fail;
     size_t pruned = 0, skipped = 0;
@@ -734,10 +703,10 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
         goto fail;
     }
     s->loop_ok = true;
-    uv_timer_init(&s->loop, &s->deadline);
-    uv_timer_init(&s->loop, &s->sweep);
-    uv_check_init(&s->loop, &s->commit);
-    s->deadline.data = s->sweep.data = s->commit.data = s;
+    if ((e = pl_driver_new(&s->d, &s->loop)) != PL_OK) goto fail;
+    s->core_task = (pl_driver_task){.data = s, .next_deadline = core_deadline,
+                                    .on_timer = core_timer, .before_wait = core_before_wait};
+    s->sweep_task = (pl_driver_task){.data = s, .next_deadline = sweep_deadline, .on_timer = on_sweep};
     if (s->o.handle_signals) {
         uv_signal_init(&s->loop, &s->sigint);
         uv_signal_init(&s->loop, &s->sigterm);
@@ -756,6 +725,11 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     /* IPv6 on makes lws bind every interface even with iface = 127.0.0.1. */
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DISABLE_IPV6 |
                    LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (s->o.tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = s->o.tls_cert;
+        info.ssl_private_key_filepath = s->o.tls_key;
+    }
     info.foreign_loops = loops;
     info.pcontext = &s->ctx;
     info.user = s;
@@ -789,16 +763,17 @@ pl_err pl__ws_server_run(pl__ws_server *s) {
     PL_REQUIRE(s && !s->ran);
     s->ran = true;
     if (!s->stopping) {
-        uint64_t sweep = (uint64_t)s->o.ping_interval_ms / 4;
+        int64_t sweep = s->o.ping_interval_ms / 4;
         if (sweep < 50) sweep = 50;
         if (sweep > 5000) sweep = 5000;
-        uv_timer_start(&s->sweep, on_sweep, sweep, sweep);
-        uv_check_start(&s->commit, on_commit);
+        s->sweep_ms = sweep;
+        s->next_sweep = pl_driver_now(s->d) + sweep;
+        pl_driver_start(s->d, &s->core_task);
+        pl_driver_start(s->d, &s->sweep_task);
         if (s->o.handle_signals) {
             uv_signal_start(&s->sigint, on_signal, SIGINT);
             uv_signal_start(&s->sigterm, on_signal, SIGTERM);
         }
-        arm_deadline(s);
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     if (s->ctx) lws_context_destroy(s->ctx);

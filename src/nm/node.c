@@ -1,0 +1,438 @@
+/* The node-manager node core: see node_core.h. */
+#include "nm/node_core.h"
+
+#include "core/internal.h"
+#include "pairlink/crypto.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An established session is written to the store at most this often. */
+#define TOUCH_EVERY_MS 60000
+
+struct pl__nmn {
+    pl_nm_role role;
+    uint8_t priv[PL_NM_KEY_BYTES];
+    uint8_t pub[PL_NM_KEY_BYTES];
+    char name[PL_NM_NAME_MAX + 1];
+    int64_t code_ttl_ms;
+    const pl_nm_kdf_params *kdf;
+    pl__nmn_store store;
+    pl_transport *tp;
+    pl__nmn_event_fn on_event;
+    void *ud;
+    pl_rng_fn rng;
+    void *rng_ctx;
+    bool silent;
+    int64_t now; /* of the call under way */
+    pl_nm_sessions *sess;
+    pl_nm_pairing *pairing;
+    bool learned_new; /* the peer learned by this pairing was not stored before */
+    pl_nm_counterparty learned;
+    pl_nm_counterparty *peers; /* cache of the store, for names and last_seen */
+    size_t npeers, cap;
+    size_t restored;
+};
+
+static void rng_bytes(pl__nmn *n, uint8_t *buf, size_t len) { pl__rng(n->rng, n->rng_ctx, buf, len); }
+
+/* ---- counterparty cache ---- */
+
+static pl_nm_counterparty *cache_find(pl__nmn *n, const uint8_t pub[PL_NM_KEY_BYTES]) {
+    for (size_t i = 0; i < n->npeers; i++)
+        if (!memcmp(n->peers[i].pub, pub, PL_NM_KEY_BYTES)) return &n->peers[i];
+    return NULL;
+}
+
+static void cache_put(pl__nmn *n, const pl_nm_counterparty *c) {
+    pl_nm_counterparty *old = cache_find(n, c->pub);
+    if (old) {
+        *old = *c;
+        return;
+    }
+    if (n->npeers == n->cap) {
+        size_t nc = n->cap ? n->cap * 2 : 16;
+        pl_nm_counterparty *np = realloc(n->peers, nc * sizeof *np);
+        if (!np) return; /* only names are lost from events */
+        n->peers = np;
+        n->cap = nc;
+    }
+    n->peers[n->npeers++] = *c;
+}
+
+static void cache_remove(pl__nmn *n, const uint8_t pub[PL_NM_KEY_BYTES]) {
+    pl_nm_counterparty *c = cache_find(n, pub);
+    if (c) *c = n->peers[--n->npeers];
+}
+
+/* ---- events ---- */
+
+static void emit(pl__nmn *n, pl_nm_node_event *ev) {
+    if (n->silent) return;
+    if (ev->kind != PL_NM_NODE_TRANSPORT && ev->kind != PL_NM_NODE_PAIR_CODE &&
+        ev->kind != PL_NM_NODE_PAIR_FAILED && ev->kind != PL_NM_NODE_PAIR_DROPPED) {
+        pl_nm_peer_id(ev->peer_id, ev->peer);
+        const pl_nm_counterparty *c = cache_find(n, ev->peer);
+        if (c && !ev->name[0]) snprintf(ev->name, sizeof ev->name, "%s", c->name);
+    }
+    n->on_event(n->ud, ev);
+}
+
+/* ---- session manager outputs ---- */
+
+static void on_established(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES]) {
+    pl_nm_counterparty *c = cache_find(n, peer);
+    if (c && (!c->confirmed || n->now - c->last_seen_ms > TOUCH_EVERY_MS) &&
+        n->store.touch(n->store.ctx, peer, n->now) == PL_OK) {
+        c->confirmed = true;
+        c->last_seen_ms = n->now;
+    }
+}
+
+static void drain_sessions(pl__nmn *n) {
+    pl_nm_session_output o;
+    while (n->sess && pl_nm_sessions_poll(n->sess, &o)) {
+        switch (o.kind) {
+        case PL_NM_SOUT_SUBSCRIBE:
+            (void)pl_transport_subscribe(n->tp, o.topic);
+            break;
+        case PL_NM_SOUT_UNSUBSCRIBE:
+            (void)pl_transport_unsubscribe(n->tp, o.topic);
+            break;
+        case PL_NM_SOUT_PUBLISH: {
+            pl_publish_opts po = {.ttl_s = o.ttl_s};
+            /* A full queue loses this message; the session layer retries. */
+            (void)pl_transport_publish(n->tp, o.topic, o.message, o.message_len, &po);
+            break;
+        }
+        case PL_NM_SOUT_EVENT: {
+            if (o.event == PL_NM_SEV_ESTABLISHED) on_established(n, o.peer);
+            pl_nm_node_event ev = {.kind = PL_NM_NODE_SESSION, .err = o.err, .session = &o};
+            memcpy(ev.peer, o.peer, PL_NM_KEY_BYTES);
+            emit(n, &ev);
+            break;
+        }
+        }
+        pl_nm_session_output_clear(&o);
+    }
+}
+
+/* ---- pairing engine outputs ---- */
+
+static void on_peer_learned(pl__nmn *n, const pl_nm_peer *p) {
+    pl_nm_counterparty c = {.role = p->role, .first_seen_ms = n->now, .last_seen_ms = n->now};
+    memcpy(c.pub, p->identity, PL_NM_KEY_BYTES);
+    snprintf(c.name, sizeof c.name, "%s", p->name);
+    const pl_nm_counterparty *old = cache_find(n, c.pub);
+    n->learned_new = old == NULL;
+    if (old) {
+        c.first_seen_ms = old->first_seen_ms;
+        c.confirmed = old->confirmed;
+    }
+    /* Seed step 7/9: durably stored before anything the peer could act on. */
+    pl_err e = n->store.put(n->store.ctx, &c);
+    if (e == PL_OK) {
+        cache_put(n, &c);
+        n->learned = c;
+        pl_nm_node_event ev = {.kind = PL_NM_NODE_PAIR_STORED};
+        memcpy(ev.peer, c.pub, PL_NM_KEY_BYTES);
+        emit(n, &ev);
+    }
+    pl_nm_pairing_confirm_persisted(n->pairing, e, n->now);
+}
+
+static void on_completed(pl__nmn *n, const pl_nm_peer *p) {
+    pl_nm_counterparty *c = cache_find(n, p->identity);
+    if (c) {
+        snprintf(c->fingerprint, sizeof c->fingerprint, "%s", p->fingerprint);
+        (void)n->store.put(n->store.ctx, c); /* the fingerprint is informative */
+    }
+    pl_nm_node_event ev = {.kind = PL_NM_NODE_PAIRED};
+    memcpy(ev.peer, p->identity, PL_NM_KEY_BYTES);
+    snprintf(ev.fingerprint, sizeof ev.fingerprint, "%s", p->fingerprint);
+    emit(n, &ev);
+    /* Seed step 10: a session at once (a re-paired peer starts afresh). */
+    if (!n->silent) {
+        (void)pl_nm_sessions_remove_peer(n->sess, p->identity, n->now);
+        (void)pl_nm_sessions_add_peer(n->sess, p->identity, n->now);
+    }
+}
+
+/* A peer stored by a pairing that never completed is forgotten (the
+ * seed's "fully recorded or absent"). */
+static void on_failed(pl__nmn *n, pl_err err) {
+    if (n->learned_new && cache_find(n, n->learned.pub)) {
+        (void)n->store.remove(n->store.ctx, n->learned.pub);
+        cache_remove(n, n->learned.pub);
+    }
+    pl_nm_node_event ev = {.kind = PL_NM_NODE_PAIR_FAILED, .err = err};
+    emit(n, &ev);
+}
+
+static void drain_pairing(pl__nmn *n) {
+    pl_nm_output o;
+    while (n->pairing && pl_nm_pairing_poll(n->pairing, &o)) {
+        switch (o.kind) {
+        case PL_NM_OUT_SUBSCRIBE:
+            (void)pl_transport_subscribe(n->tp, o.content_topic);
+            break;
+        case PL_NM_OUT_UNSUBSCRIBE:
+            (void)pl_transport_unsubscribe(n->tp, o.content_topic);
+            break;
+        case PL_NM_OUT_PUBLISH: {
+            pl_publish_opts po = {.ttl_s = PL_NM_RELAY_TTL_S};
+            (void)pl_transport_publish(n->tp, o.content_topic, o.payload, o.payload_len, &po);
+            break;
+        }
+        case PL_NM_OUT_EVENT:
+            switch (o.event) {
+            case PL_NM_EV_PEER_LEARNED:
+                on_peer_learned(n, &o.peer);
+                break;
+            case PL_NM_EV_COMPLETED:
+                on_completed(n, &o.peer);
+                break;
+            case PL_NM_EV_FAILED:
+                on_failed(n, o.err);
+                break;
+            case PL_NM_EV_DROPPED: {
+                pl_nm_node_event ev = {
+                    .kind = PL_NM_NODE_PAIR_DROPPED, .err = o.err, .reason = o.reason};
+                if (o.has_peer) memcpy(ev.peer, o.peer.identity, PL_NM_KEY_BYTES);
+                emit(n, &ev);
+                break;
+            }
+            case PL_NM_EV_REANSWERED:
+                break;
+            }
+            break;
+        }
+    }
+    if (n->pairing) {
+        pl_nm_state st = pl_nm_pairing_state(n->pairing);
+        if (st == PL_NM_ST_DONE || st == PL_NM_ST_FAILED) {
+            pl_nm_pairing_free(n->pairing);
+            n->pairing = NULL;
+            n->learned_new = false;
+        }
+    }
+}
+
+void pl__nmn_drain(pl__nmn *n, int64_t now_ms) {
+    PL_REQUIRE(n);
+    n->now = now_ms;
+    drain_pairing(n);
+    drain_sessions(n);
+}
+
+/* ---- construction ---- */
+
+pl_err pl__nmn_new(pl__nmn **out, const pl__nmn_config *cfg, int64_t now_ms) {
+    PL_REQUIRE(out && cfg && cfg->priv && cfg->pub && cfg->tp && cfg->on_event);
+    PL_REQUIRE(cfg->store.put && cfg->store.touch && cfg->store.remove);
+    PL_REQUIRE(cfg->peers || cfg->npeers == 0);
+    *out = NULL;
+    if (cfg->role != PL_NM_ROLE_APP && cfg->role != PL_NM_ROLE_NODE_MANAGER)
+        return PL_ERR_INVALID_ARG;
+    if (cfg->name && strlen(cfg->name) > PL_NM_NAME_MAX) return PL_ERR_TOO_LARGE;
+    if (cfg->code_ttl_ms < 0 || cfg->code_ttl_ms > PL_NM_CODE_TTL_MS) return PL_ERR_INVALID_ARG;
+    pl__nmn *n = calloc(1, sizeof *n);
+    if (!n) return PL_ERR_NOMEM;
+    n->role = cfg->role;
+    memcpy(n->priv, cfg->priv, PL_NM_KEY_BYTES);
+    memcpy(n->pub, cfg->pub, PL_NM_KEY_BYTES);
+    snprintf(n->name, sizeof n->name, "%s", cfg->name ? cfg->name : "");
+    n->code_ttl_ms = cfg->code_ttl_ms;
+    n->kdf = cfg->kdf;
+    n->store = cfg->store;
+    n->tp = cfg->tp;
+    n->on_event = cfg->on_event;
+    n->ud = cfg->ud;
+    n->rng = cfg->rng;
+    n->rng_ctx = cfg->rng_ctx;
+    n->now = now_ms;
+    for (size_t i = 0; i < cfg->npeers; i++)
+        cache_put(n, &cfg->peers[i]);
+    pl_nm_sessions_config sc = cfg->session_cfg;
+    sc.role = cfg->role;
+    sc.static_priv = n->priv;
+    if (!sc.rng) {
+        sc.rng = cfg->rng;
+        sc.rng_ctx = cfg->rng_ctx;
+    }
+    pl_err e = pl_nm_sessions_new(&n->sess, &sc, now_ms);
+    if (e != PL_OK) {
+        pl__nmn_free(n);
+        return e;
+    }
+    /* Seed step 11: every stored counterparty of the other role at once.
+     * Subscriptions made before the transport connects go out on connect. */
+    if (cfg->sessions) {
+        pl_nm_role want = n->role == PL_NM_ROLE_APP ? PL_NM_ROLE_NODE_MANAGER : PL_NM_ROLE_APP;
+        for (size_t i = 0; i < n->npeers; i++) {
+            if (n->peers[i].role != want) continue;
+            if (pl_nm_sessions_add_peer(n->sess, n->peers[i].pub, now_ms) == PL_OK) n->restored++;
+        }
+    }
+    *out = n;
+    return PL_OK;
+}
+
+void pl__nmn_free(pl__nmn *n) {
+    if (!n) return;
+    pl_nm_pairing_free(n->pairing);
+    pl_nm_sessions_free(n->sess);
+    free(n->peers);
+    sodium_memzero(n, sizeof *n);
+    free(n);
+}
+
+void pl__nmn_silence(pl__nmn *n) {
+    PL_REQUIRE(n);
+    n->silent = true;
+}
+
+/* ---- operations ---- */
+
+pl_err pl__nmn_pair(pl__nmn *n, const char *code, char code_out[PL_NM_CODE_TEXT_SIZE],
+                    int64_t now_ms) {
+    PL_REQUIRE(n);
+    if (code_out) code_out[0] = '\0';
+    if (n->pairing) return PL_ERR_STATE;
+    bool app = n->role == PL_NM_ROLE_APP;
+    if (app == (code != NULL)) return PL_ERR_INVALID_ARG;
+    n->now = now_ms;
+    uint8_t p[PL_NM_CODE_BYTES];
+    char text[PL_NM_CODE_TEXT_SIZE];
+    if (app)
+        rng_bytes(n, p, sizeof p); /* P: 64 random bits */
+    else
+        PL_TRY(pl_nm_code_parse(p, code, strlen(code)));
+    pl_nm_code_format(text, p);
+    pl_nm_secrets sec;
+    pl_err e = pl_nm_derive(&sec, p, n->kdf);
+    sodium_memzero(p, sizeof p);
+    if (e == PL_OK) {
+        pl_nm_pairing_config cfg = {
+            .role = n->role,
+            .name = n->name,
+            .secrets = &sec,
+            .expires_at_ms = n->code_ttl_ms ? now_ms + n->code_ttl_ms : 0,
+            .rng = n->rng,
+            .rng_ctx = n->rng_ctx,
+        };
+        memcpy(cfg.identity_pub, n->pub, PL_NM_KEY_BYTES);
+        e = pl_nm_pairing_new(&n->pairing, &cfg, now_ms);
+    }
+    pl_nm_secrets_wipe(&sec);
+    if (e != PL_OK) {
+        sodium_memzero(text, sizeof text);
+        return e;
+    }
+    n->learned_new = false;
+    if (app) {
+        if (code_out) memcpy(code_out, text, PL_NM_CODE_TEXT_SIZE);
+        pl_nm_node_event ev = {.kind = PL_NM_NODE_PAIR_CODE};
+        memcpy(ev.code, text, sizeof text);
+        emit(n, &ev);
+    }
+    sodium_memzero(text, sizeof text);
+    pl__nmn_drain(n, now_ms);
+    return PL_OK;
+}
+
+void pl__nmn_pair_cancel(pl__nmn *n, int64_t now_ms) {
+    PL_REQUIRE(n);
+    if (!n->pairing) return;
+    pl_nm_pairing_cancel(n->pairing);
+    pl__nmn_drain(n, now_ms);
+}
+
+pl_err pl__nmn_connect(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES], int64_t now_ms) {
+    PL_REQUIRE(n && peer);
+    const pl_nm_counterparty *c = cache_find(n, peer);
+    if (!c) return PL_ERR_NOT_FOUND;
+    if (c->role == n->role) return PL_ERR_HELLO_ROLE;
+    pl_err e = pl_nm_sessions_add_peer(n->sess, peer, now_ms);
+    pl__nmn_drain(n, now_ms);
+    return e == PL_ERR_EXISTS ? PL_OK : e;
+}
+
+pl_err pl__nmn_request(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES], const uint8_t *body,
+                       size_t len, int64_t now_ms, uint64_t *id) {
+    PL_REQUIRE(n && peer);
+    pl_err e = pl_nm_sessions_request(n->sess, peer, body, len, now_ms, id);
+    pl__nmn_drain(n, now_ms);
+    return e;
+}
+
+pl_err pl__nmn_respond(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES], uint64_t id,
+                       const uint8_t *body, size_t len, int64_t now_ms) {
+    PL_REQUIRE(n && peer);
+    pl_err e = pl_nm_sessions_respond(n->sess, peer, id, body, len, now_ms);
+    pl__nmn_drain(n, now_ms);
+    return e;
+}
+
+pl_err pl__nmn_remove_peer(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES], int64_t now_ms) {
+    PL_REQUIRE(n && peer);
+    pl_err e = n->store.remove(n->store.ctx, peer);
+    pl_err e2 = pl_nm_sessions_remove_peer(n->sess, peer, now_ms);
+    cache_remove(n, peer);
+    pl__nmn_drain(n, now_ms);
+    if (e == PL_ERR_NOT_FOUND && e2 == PL_OK) e = PL_OK;
+    return e;
+}
+
+/* ---- driving ---- */
+
+void pl__nmn_on_message(pl__nmn *n, const char *topic, const uint8_t *data, size_t len,
+                        const pl_delivery_info *info, int64_t now_ms) {
+    PL_REQUIRE(n && topic && info && (data || len == 0));
+    if (n->silent) return;
+    bool pairing = n->pairing && !strcmp(topic, pl_nm_pairing_topic(n->pairing));
+    if (pairing && info->err)
+        (void)pl_nm_pairing_on_bad_delivery(n->pairing, info->err, now_ms);
+    else if (pairing)
+        (void)pl_nm_pairing_on_message(n->pairing, data, len, now_ms);
+    else if (info->err)
+        (void)pl_nm_sessions_on_bad_delivery(n->sess, topic, info->err, now_ms);
+    else
+        (void)pl_nm_sessions_on_message(n->sess, topic, data, len, now_ms);
+    pl__nmn_drain(n, now_ms);
+}
+
+void pl__nmn_on_state(pl__nmn *n, pl_transport_state state, pl_err err) {
+    PL_REQUIRE(n);
+    pl_nm_node_event ev = {.kind = PL_NM_NODE_TRANSPORT, .transport_state = state, .err = err};
+    emit(n, &ev);
+}
+
+void pl__nmn_on_timer(pl__nmn *n, int64_t now_ms) {
+    PL_REQUIRE(n);
+    if (n->pairing) pl_nm_pairing_on_timer(n->pairing, now_ms);
+    pl_nm_sessions_on_timer(n->sess, now_ms);
+    pl__nmn_drain(n, now_ms);
+}
+
+int64_t pl__nmn_next_deadline(const pl__nmn *n) {
+    PL_REQUIRE(n);
+    int64_t d = pl_nm_sessions_next_deadline(n->sess);
+    if (n->pairing) {
+        int64_t p = pl_nm_pairing_next_deadline(n->pairing);
+        if (p < d) d = p;
+    }
+    return d;
+}
+
+const pl_nm_sessions *pl__nmn_sessions(const pl__nmn *n) {
+    PL_REQUIRE(n);
+    return n->sess;
+}
+
+size_t pl__nmn_restored(const pl__nmn *n) {
+    PL_REQUIRE(n);
+    return n->restored;
+}

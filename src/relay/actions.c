@@ -1,0 +1,152 @@
+/* The relay core's outputs: the action queue (frames, closes, store
+ * operations, in order) and the JSON-RPC replies; the ids it computes. */
+#include "relay/internal.h"
+
+#include "core/internal.h"
+#include "pairlink/hash.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void pl__rs_hex(char *out, const uint8_t *in, size_t n) {
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[in[i] >> 4];
+        out[2 * i + 1] = d[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void pl__relay_subscription_id(char out[PL_RELAY_ID_HEX + 1], const char *topic_hex,
+                               const char *client) {
+    size_t tl = strlen(topic_hex), cl = strlen(client);
+    char buf[PL_RELAY_TOPIC_HEX + PL_DID_KEY_SIZE + 1];
+    PL_REQUIRE(tl + cl < sizeof buf);
+    memcpy(buf, topic_hex, tl);
+    memcpy(buf + tl, client, cl);
+    uint8_t h[PL_SHA256_BYTES];
+    pl_sha256(h, (const uint8_t *)buf, tl + cl);
+    pl__rs_hex(out, h, sizeof h);
+}
+
+void pl__rs_message_id(char out[PL_RELAY_ID_HEX + 1], const char *message, size_t len) {
+    uint8_t h[PL_SHA256_BYTES];
+    pl_sha256(h, (const uint8_t *)message, len);
+    pl__rs_hex(out, h, sizeof h);
+}
+
+bool pl__rs_is_topic_hex(const char *s, size_t n) {
+    if (n != PL_RELAY_TOPIC_HEX) return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return false;
+    }
+    return true;
+}
+
+void pl__relay_limits_default(pl__relay_limits *l) {
+    PL_REQUIRE(l);
+    memset(l, 0, sizeof *l);
+    l->max_frame_bytes = PL_RELAY_DEF_MAX_FRAME;
+    l->max_message_bytes = PL_RELAY_DEF_MAX_MESSAGE;
+    l->min_ttl_s = PL_RELAY_DEF_MIN_TTL;
+    l->max_ttl_s = PL_RELAY_DEF_MAX_TTL;
+    l->max_topics_per_conn = PL_RELAY_DEF_TOPICS_PER_CONN;
+    l->max_mailbox_per_topic = PL_RELAY_DEF_MAILBOX_PER_TOPIC;
+    l->max_total_bytes = PL_RELAY_DEF_TOTAL_BYTES;
+    l->rate_per_s = PL_RELAY_DEF_RATE_PER_S;
+    l->rate_burst = PL_RELAY_DEF_RATE_BURST;
+    l->rate_unlimited = false;
+    l->ack_timeout_ms = PL_RELAY_DEF_ACK_TIMEOUT_MS;
+    l->max_push_attempts = PL_RELAY_DEF_PUSH_ATTEMPTS;
+    l->max_inflight_per_conn = PL_RELAY_DEF_INFLIGHT;
+    l->max_backlog_per_conn = PL_RELAY_DEF_BACKLOG;
+}
+
+void pl__relay_action_release(pl__relay_action *a) {
+    if (!a) return;
+    free(a->text);
+    free(a->rec.message);
+    free(a->rec.attestation);
+    a->text = NULL;
+    a->rec.message = NULL;
+    a->rec.attestation = NULL;
+}
+
+/* ---- the action queue ------------------------------------------------------ */
+
+pl_err pl__rs_queue(pl__relay_core *c, const pl__relay_action *a) {
+    action_q *q = &c->q;
+    if (q->head > 0 && q->head == q->len) q->head = q->len = 0;
+    if (q->len == q->cap) {
+        if (q->head > 0) { /* compact before growing */
+            memmove(q->a, q->a + q->head, (q->len - q->head) * sizeof *q->a);
+            q->len -= q->head;
+            q->head = 0;
+        }
+        if (q->len == q->cap) {
+            size_t nc = q->cap ? q->cap * 2 : 64;
+            pl__relay_action *na = realloc(q->a, nc * sizeof *na);
+            if (!na) return PL_ERR_NOMEM;
+            q->a = na;
+            q->cap = nc;
+        }
+    }
+    q->a[q->len++] = *a;
+    return PL_OK;
+}
+
+bool pl__relay_core_pop(pl__relay_core *c, pl__relay_action *out) {
+    PL_REQUIRE(c && out);
+    memset(out, 0, sizeof *out);
+    if (c->q.head == c->q.len) return false;
+    *out = c->q.a[c->q.head++];
+    if (c->q.head == c->q.len) c->q.head = c->q.len = 0;
+    return true;
+}
+
+pl_err pl__rs_send_json(pl__relay_core *c, uint64_t conn_id, json_t *j) {
+    if (!j) return PL_ERR_NOMEM;
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!s) return PL_ERR_NOMEM;
+    pl__relay_action a = {.kind = PL__RELAY_SEND, .conn = conn_id, .text = s, .len = strlen(s)};
+    pl_err e = pl__rs_queue(c, &a);
+    if (e != PL_OK) free(s);
+    return e;
+}
+
+static json_t *id_or_null(json_t *id) {
+    return id ? json_incref(id) : json_null();
+}
+
+pl_err pl__rs_reply_result(pl__relay_core *c, uint64_t conn_id, json_t *id, json_t *result) {
+    json_t *j = json_object();
+    if (!j || !result) {
+        json_decref(j);
+        json_decref(result);
+        return PL_ERR_NOMEM;
+    }
+    json_object_set_new(j, "id", id_or_null(id));
+    json_object_set_new(j, "jsonrpc", json_string("2.0"));
+    json_object_set_new(j, "result", result);
+    return pl__rs_send_json(c, conn_id, j);
+}
+
+pl_err pl__rs_reply_error(pl__relay_core *c, uint64_t conn_id, json_t *id, int code,
+                          const char *message) {
+    json_t *j = json_object();
+    json_t *e = json_object();
+    if (!j || !e) {
+        json_decref(j);
+        json_decref(e);
+        return PL_ERR_NOMEM;
+    }
+    json_object_set_new(e, "code", json_integer(code));
+    json_object_set_new(e, "message", json_string(message));
+    json_object_set_new(j, "id", id_or_null(id));
+    json_object_set_new(j, "jsonrpc", json_string("2.0"));
+    json_object_set_new(j, "error", e);
+    c->st.errors++;
+    return pl__rs_send_json(c, conn_id, j);
+}

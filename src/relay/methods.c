@@ -1,0 +1,516 @@
+/* The relay core's request handlers: the irn_* methods of the relay
+ * protocol and the wc_proposeSession / wc_approveSession shortcuts. Each
+ * checks the whole request before it changes anything. */
+#include "relay/internal.h"
+
+#include "core/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The JSON-RPC code a pl_err is answered with. */
+static int rpc_code(pl_err e) {
+    switch (e) {
+    case PL_ERR_JSON:
+        return PL_RELAY_ERR_PARSE;
+    case PL_ERR_RPC_INVALID:
+    case PL_ERR_RPC_BAD_ID:
+    case PL_ERR_TOO_LARGE:
+        return PL_RELAY_ERR_INVALID_REQUEST;
+    case PL_ERR_NOT_FOUND:
+        return PL_RELAY_ERR_METHOD_NOT_FOUND;
+    case PL_ERR_INVALID_ARG:
+        return PL_RELAY_ERR_INVALID_PARAMS;
+    case PL_ERR_BAD_TTL:
+    case PL_ERR_MAILBOX_FULL:
+        return PL_RELAY_ERR_HANDLER;
+    case PL_ERR_RATE_LIMITED:
+        return PL_RELAY_ERR_RATE;
+    case PL_ERR_RELAY_AUTH:
+        return PL_RELAY_ERR_AUTH;
+    default:
+        return PL_RELAY_ERR_INTERNAL;
+    }
+}
+
+/* ---- request handlers ------------------------------------------------------------ */
+
+typedef struct req {
+    pl__relay_core *c;
+    conn *k;
+    json_t *id;
+    json_t *params;
+    int64_t now;
+    const char *err_msg; /* message for the error reply, when a handler fails */
+    char err_buf[96];
+} req;
+
+static pl_err fail(req *r, pl_err e, const char *msg) {
+    r->err_msg = msg;
+    return e;
+}
+
+static pl_err param_topic(req *r, json_t *obj, const char *name, char out[PL_RELAY_TOPIC_HEX + 1]) {
+    json_t *v = json_object_get(obj, name);
+    if (!json_is_string(v)) {
+        snprintf(r->err_buf, sizeof r->err_buf, "missing or non-string %s", name);
+        return fail(r, PL_ERR_INVALID_ARG, r->err_buf);
+    }
+    if (!pl__rs_is_topic_hex(json_string_value(v), json_string_length(v))) {
+        snprintf(r->err_buf, sizeof r->err_buf, "%s must be 64 lowercase hex characters", name);
+        return fail(r, PL_ERR_INVALID_ARG, r->err_buf);
+    }
+    memcpy(out, json_string_value(v), PL_RELAY_TOPIC_HEX + 1);
+    return PL_OK;
+}
+
+static json_t *params_object(req *r) {
+    return json_is_object(r->params) ? r->params : NULL;
+}
+
+/* A publish, checked and not yet applied. */
+typedef struct pub {
+    char topic[PL_RELAY_TOPIC_HEX + 1];
+    const char *message;
+    size_t message_len;
+    int64_t ttl_s;
+    int64_t tag;
+    const char *attestation;
+} pub;
+
+static pl_err check_message(req *r, json_t *obj, const char *name, pub *p) {
+    json_t *v = json_object_get(obj, name);
+    if (!json_is_string(v)) {
+        snprintf(r->err_buf, sizeof r->err_buf, "missing or non-string %s", name);
+        return fail(r, PL_ERR_INVALID_ARG, r->err_buf);
+    }
+    p->message = json_string_value(v);
+    p->message_len = json_string_length(v);
+    if (!p->message_len) return fail(r, PL_ERR_INVALID_ARG, "empty message");
+    if (p->message_len > r->c->lim.max_message_bytes) {
+        snprintf(r->err_buf, sizeof r->err_buf, "Payload too large: message exceeds %zu bytes",
+                 r->c->lim.max_message_bytes);
+        return fail(r, PL_ERR_TOO_LARGE, r->err_buf);
+    }
+    return PL_OK;
+}
+
+/* ttl, tag and attestation shared by every publishing method. ttl_default
+ * < 0: ttl is required. */
+static pl_err check_common(req *r, json_t *obj, int64_t ttl_default, pub *p) {
+    json_t *ttl = json_object_get(obj, "ttl");
+    if (!ttl && ttl_default >= 0) {
+        p->ttl_s = ttl_default;
+    } else if (!json_is_integer(ttl)) {
+        return fail(r, PL_ERR_INVALID_ARG, "missing or non-integer ttl");
+    } else {
+        p->ttl_s = json_integer_value(ttl);
+    }
+    if (p->ttl_s < r->c->lim.min_ttl_s) {
+        snprintf(r->err_buf, sizeof r->err_buf, "ttl too short: minimum is %lld s",
+                 (long long)r->c->lim.min_ttl_s);
+        return fail(r, PL_ERR_BAD_TTL, r->err_buf);
+    }
+    if (p->ttl_s > r->c->lim.max_ttl_s) {
+        snprintf(r->err_buf, sizeof r->err_buf, "ttl too long: maximum is %lld s",
+                 (long long)r->c->lim.max_ttl_s);
+        return fail(r, PL_ERR_BAD_TTL, r->err_buf);
+    }
+    json_t *tag = json_object_get(obj, "tag");
+    if (tag && !json_is_null(tag)) {
+        if (!json_is_integer(tag) || json_integer_value(tag) < 0 ||
+            json_integer_value(tag) > UINT32_MAX)
+            return fail(r, PL_ERR_INVALID_ARG, "tag must be an unsigned 32-bit integer");
+        p->tag = json_integer_value(tag);
+    }
+    json_t *att = json_object_get(obj, "attestation");
+    if (att && !json_is_null(att)) {
+        if (!json_is_string(att))
+            return fail(r, PL_ERR_INVALID_ARG, "attestation must be a string");
+        if (json_string_length(att) > PL_RELAY_ATTESTATION_MAX)
+            return fail(r, PL_ERR_TOO_LARGE, "attestation too large");
+        if (json_string_length(att)) p->attestation = json_string_value(att);
+    }
+    return PL_OK;
+}
+
+/* Room for the new (not duplicate) messages of a whole request. */
+static pl_err check_capacity(req *r, const pub *ps, size_t n) {
+    pl__relay_core *c = r->c;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        char id[PL_RELAY_ID_HEX + 1];
+        pl__rs_message_id(id, ps[i].message, ps[i].message_len);
+        topic *t = pl__rs_topic_find(c, ps[i].topic);
+        if (t && pl__rs_mailbox_find(c, t, id)) continue;
+        size_t same = 0;
+        for (size_t j = 0; j < i; j++)
+            if (!memcmp(ps[j].topic, ps[i].topic, PL_RELAY_TOPIC_HEX)) same++;
+        if ((t ? t->nmsgs : 0) + same + 1 > c->lim.max_mailbox_per_topic) {
+            snprintf(r->err_buf, sizeof r->err_buf, "mailbox limit reached: %zu messages per topic",
+                     c->lim.max_mailbox_per_topic);
+            return fail(r, PL_ERR_MAILBOX_FULL, r->err_buf);
+        }
+        bytes += ps[i].message_len;
+    }
+    if (c->total_bytes + bytes > c->lim.max_total_bytes)
+        return fail(r, PL_ERR_MAILBOX_FULL, "mailbox limit reached: relay storage is full");
+    return PL_OK;
+}
+
+/* Store and fan out one checked publish. Duplicates are acknowledged
+ * without a second copy or a second delivery. */
+static pl_err apply_publish(req *r, const pub *p) {
+    pl__relay_core *c = r->c;
+    pl__relay_record rec;
+    memset(&rec, 0, sizeof rec);
+    memcpy(rec.topic, p->topic, sizeof rec.topic);
+    pl__rs_message_id(rec.id, p->message, p->message_len);
+    topic *t = pl__rs_topic_get(c, p->topic);
+    if (!t) return fail(r, PL_ERR_NOMEM, "out of memory");
+    if (pl__rs_mailbox_find(c, t, rec.id)) return PL_OK;
+    rec.message = (char *)p->message;
+    rec.message_len = p->message_len;
+    rec.attestation = (char *)p->attestation;
+    rec.published_at_ms = r->now;
+    rec.expires_at_ms = r->now + p->ttl_s * 1000;
+    rec.tag = p->tag;
+    if (r->k->has_did) memcpy(rec.publisher, r->k->client, sizeof rec.publisher);
+    rmsg *m;
+    pl_err e = pl__rs_mailbox_add(c, t, &rec, r->k->id, &m);
+    if (e != PL_OK) {
+        pl__rs_topic_gc(c, t);
+        return fail(r, e, "out of memory");
+    }
+    c->st.published++;
+    if ((e = pl__rs_store_action(c, PL__RELAY_STORE_PUT, m)) != PL_OK)
+        return fail(r, e, "out of memory");
+    for (size_t i = 0; i < t->nsubs; i++) {
+        conn *k = t->subs[i];
+        if (!pl__rs_is_own(k, m)) pl__rs_deliver(c, k, m, r->now);
+    }
+    return PL_OK;
+}
+
+/* Subscribe r->k to topic. *fresh: a new subscription (its mailbox must be
+ * replayed after the answer is queued). */
+static pl_err do_subscribe(req *r, const char *hex, bool *fresh) {
+    pl__relay_core *c = r->c;
+    conn *k = r->k;
+    *fresh = false;
+    topic *t = pl__rs_topic_find(c, hex);
+    if (t && pl__rs_subscribed(k, t)) return PL_OK;
+    if (k->ntopics >= c->lim.max_topics_per_conn) {
+        snprintf(r->err_buf, sizeof r->err_buf, "subscription limit reached: %zu topics per client",
+                 c->lim.max_topics_per_conn);
+        return fail(r, PL_ERR_MAILBOX_FULL, r->err_buf);
+    }
+    if (!t && !(t = pl__rs_topic_get(c, hex))) return fail(r, PL_ERR_NOMEM, "out of memory");
+    if (pl__rs_link(k, t) != PL_OK) {
+        pl__rs_topic_gc(c, t);
+        return fail(r, PL_ERR_NOMEM, "out of memory");
+    }
+    *fresh = true;
+    return PL_OK;
+}
+
+static void replay(req *r, const char *hex) {
+    topic *t = pl__rs_topic_find(r->c, hex);
+    if (!t) return;
+    for (rmsg *m = t->head; m; m = m->next)
+        if (!pl__rs_is_own(r->k, m)) pl__rs_deliver(r->c, r->k, m, r->now);
+}
+
+static void do_unsubscribe(req *r, const char *hex) {
+    topic *t = pl__rs_topic_find(r->c, hex);
+    if (t) pl__rs_unlink(r->c, r->k, t);
+}
+
+static json_t *sub_id_json(req *r, const char *hex) {
+    char id[PL_RELAY_ID_HEX + 1];
+    pl__relay_subscription_id(id, hex, r->k->client);
+    return json_string(id);
+}
+
+static pl_err m_publish(req *r) {
+    json_t *p = params_object(r);
+    if (!p) return fail(r, PL_ERR_INVALID_ARG, "params must be an object");
+    pub pb;
+    memset(&pb, 0, sizeof pb);
+    PL_TRY(param_topic(r, p, "topic", pb.topic));
+    PL_TRY(check_message(r, p, "message", &pb));
+    PL_TRY(check_common(r, p, -1, &pb));
+    PL_TRY(check_capacity(r, &pb, 1));
+    PL_TRY(apply_publish(r, &pb));
+    return pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
+}
+
+static pl_err array_param(req *r, const char *name, json_t **out) {
+    json_t *p = params_object(r);
+    json_t *a = p ? json_object_get(p, name) : NULL;
+    if (!json_is_array(a)) {
+        snprintf(r->err_buf, sizeof r->err_buf, "params.%s must be an array", name);
+        return fail(r, PL_ERR_INVALID_ARG, r->err_buf);
+    }
+    if (json_array_size(a) > PL_RELAY_BATCH_MAX) {
+        snprintf(r->err_buf, sizeof r->err_buf, "too many items in %s: at most %d", name,
+                 PL_RELAY_BATCH_MAX);
+        return fail(r, PL_ERR_INVALID_ARG, r->err_buf);
+    }
+    *out = a;
+    return PL_OK;
+}
+
+static pl_err m_batch_publish(req *r) {
+    json_t *a;
+    PL_TRY(array_param(r, "messages", &a));
+    size_t n = json_array_size(a);
+    pub *ps = calloc(n ? n : 1, sizeof *ps);
+    if (!ps) return fail(r, PL_ERR_NOMEM, "out of memory");
+    pl_err e = PL_OK;
+    for (size_t i = 0; i < n && e == PL_OK; i++) {
+        json_t *o = json_array_get(a, i);
+        if (!json_is_object(o)) {
+            e = fail(r, PL_ERR_INVALID_ARG, "every batch item must be an object");
+            break;
+        }
+        if ((e = param_topic(r, o, "topic", ps[i].topic)) != PL_OK) break;
+        if ((e = check_message(r, o, "message", &ps[i])) != PL_OK) break;
+        e = check_common(r, o, -1, &ps[i]);
+    }
+    if (e == PL_OK) e = check_capacity(r, ps, n);
+    for (size_t i = 0; i < n && e == PL_OK; i++)
+        e = apply_publish(r, &ps[i]);
+    free(ps);
+    if (e != PL_OK) return e;
+    return pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
+}
+
+static pl_err m_subscribe(req *r) {
+    json_t *p = params_object(r);
+    if (!p) return fail(r, PL_ERR_INVALID_ARG, "params must be an object");
+    char hex[PL_RELAY_TOPIC_HEX + 1];
+    bool fresh;
+    PL_TRY(param_topic(r, p, "topic", hex));
+    PL_TRY(do_subscribe(r, hex, &fresh));
+    pl_err e = pl__rs_reply_result(r->c, r->k->id, r->id, sub_id_json(r, hex));
+    if (fresh) replay(r, hex);
+    return e;
+}
+
+static pl_err topics_param(req *r, char (**out)[PL_RELAY_TOPIC_HEX + 1], size_t *n) {
+    json_t *a;
+    *out = NULL;
+    PL_TRY(array_param(r, "topics", &a));
+    *n = json_array_size(a);
+    char(*ts)[PL_RELAY_TOPIC_HEX + 1] = calloc(*n ? *n : 1, sizeof *ts);
+    if (!ts) return fail(r, PL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < *n; i++) {
+        json_t *v = json_array_get(a, i);
+        if (!json_is_string(v) ||
+            !pl__rs_is_topic_hex(json_string_value(v), json_string_length(v))) {
+            free(ts);
+            return fail(r, PL_ERR_INVALID_ARG, "topics must be 64 lowercase hex characters");
+        }
+        memcpy(ts[i], json_string_value(v), PL_RELAY_TOPIC_HEX + 1);
+    }
+    *out = ts;
+    return PL_OK;
+}
+
+static pl_err m_batch_subscribe(req *r) {
+    char(*ts)[PL_RELAY_TOPIC_HEX + 1];
+    size_t n;
+    PL_TRY(topics_param(r, &ts, &n));
+    /* All or nothing on the subscription limit. */
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++) {
+        topic *t = pl__rs_topic_find(r->c, ts[i]);
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !memcmp(ts[j], ts[i], PL_RELAY_TOPIC_HEX);
+        if (!dup && !(t && pl__rs_subscribed(r->k, t))) need++;
+    }
+    if (r->k->ntopics + need > r->c->lim.max_topics_per_conn) {
+        free(ts);
+        snprintf(r->err_buf, sizeof r->err_buf, "subscription limit reached: %zu topics per client",
+                 r->c->lim.max_topics_per_conn);
+        return fail(r, PL_ERR_MAILBOX_FULL, r->err_buf);
+    }
+    bool *fresh = calloc(n ? n : 1, sizeof *fresh);
+    json_t *ids = json_array();
+    pl_err e = (!fresh || !ids) ? fail(r, PL_ERR_NOMEM, "out of memory") : PL_OK;
+    for (size_t i = 0; i < n && e == PL_OK; i++) {
+        e = do_subscribe(r, ts[i], &fresh[i]);
+        if (e == PL_OK) json_array_append_new(ids, sub_id_json(r, ts[i]));
+    }
+    if (e == PL_OK) {
+        e = pl__rs_reply_result(r->c, r->k->id, r->id, ids);
+        ids = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (fresh[i]) replay(r, ts[i]);
+    }
+    json_decref(ids);
+    free(fresh);
+    free(ts);
+    return e;
+}
+
+static pl_err m_unsubscribe(req *r) {
+    json_t *p = params_object(r);
+    if (!p) return fail(r, PL_ERR_INVALID_ARG, "params must be an object");
+    char hex[PL_RELAY_TOPIC_HEX + 1];
+    PL_TRY(param_topic(r, p, "topic", hex));
+    json_t *id = json_object_get(p, "id");
+    if (id && !json_is_string(id)) return fail(r, PL_ERR_INVALID_ARG, "id must be a string");
+    do_unsubscribe(r, hex);
+    return pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
+}
+
+static pl_err m_batch_unsubscribe(req *r) {
+    json_t *a;
+    PL_TRY(array_param(r, "subscriptions", &a));
+    size_t n = json_array_size(a);
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(a, i);
+        char hex[PL_RELAY_TOPIC_HEX + 1];
+        if (!json_is_object(o)) return fail(r, PL_ERR_INVALID_ARG, "subscriptions must be objects");
+        PL_TRY(param_topic(r, o, "topic", hex));
+        json_t *id = json_object_get(o, "id");
+        if (id && !json_is_string(id)) return fail(r, PL_ERR_INVALID_ARG, "id must be a string");
+    }
+    for (size_t i = 0; i < n; i++)
+        do_unsubscribe(r, json_string_value(json_object_get(json_array_get(a, i), "topic")));
+    return pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
+}
+
+/* {messages:[...], hasMore} for the topics, oldest first, the caller's own
+ * messages left out. */
+static pl_err fetch(req *r, char (*ts)[PL_RELAY_TOPIC_HEX + 1], size_t n) {
+    json_t *msgs = json_array();
+    json_t *res = json_object();
+    if (!msgs || !res) {
+        json_decref(msgs);
+        json_decref(res);
+        return fail(r, PL_ERR_NOMEM, "out of memory");
+    }
+    bool more = false;
+    size_t count = 0;
+    for (size_t i = 0; i < n && !more; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !memcmp(ts[j], ts[i], PL_RELAY_TOPIC_HEX);
+        topic *t = dup ? NULL : pl__rs_topic_find(r->c, ts[i]);
+        for (rmsg *m = t ? t->head : NULL; m; m = m->next) {
+            if (pl__rs_is_own(r->k, m)) continue;
+            if (count == PL_RELAY_FETCH_MAX) {
+                more = true;
+                break;
+            }
+            json_array_append_new(msgs, pl__rs_message_json(m));
+            count++;
+        }
+    }
+    json_object_set_new(res, "messages", msgs);
+    json_object_set_new(res, "hasMore", json_boolean(more));
+    return pl__rs_reply_result(r->c, r->k->id, r->id, res);
+}
+
+static pl_err m_fetch(req *r) {
+    json_t *p = params_object(r);
+    if (!p) return fail(r, PL_ERR_INVALID_ARG, "params must be an object");
+    char hex[1][PL_RELAY_TOPIC_HEX + 1];
+    PL_TRY(param_topic(r, p, "topic", hex[0]));
+    return fetch(r, hex, 1);
+}
+
+static pl_err m_batch_fetch(req *r) {
+    char(*ts)[PL_RELAY_TOPIC_HEX + 1];
+    size_t n;
+    PL_TRY(topics_param(r, &ts, &n));
+    pl_err e = fetch(r, ts, n);
+    free(ts);
+    return e;
+}
+
+/* wc_proposeSession: the relay publishes the proposal on the pairing topic
+ * (tag 1100) and subscribes the caller to that topic. */
+static pl_err m_propose_session(req *r) {
+    json_t *p = params_object(r);
+    if (!p) return fail(r, PL_ERR_INVALID_ARG, "params must be an object");
+    pub pb;
+    memset(&pb, 0, sizeof pb);
+    PL_TRY(param_topic(r, p, "pairingTopic", pb.topic));
+    PL_TRY(check_message(r, p, "sessionProposal", &pb));
+    PL_TRY(check_common(r, p, 300, &pb));
+    pb.tag = 1100;
+    PL_TRY(check_capacity(r, &pb, 1));
+    bool fresh;
+    PL_TRY(do_subscribe(r, pb.topic, &fresh));
+    PL_TRY(apply_publish(r, &pb));
+    pl_err e = pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
+    if (fresh) replay(r, pb.topic);
+    return e;
+}
+
+/* wc_approveSession: the proposal response goes to the pairing topic (1101),
+ * the settle request to the session topic (1102), and the caller is
+ * subscribed to the session topic. */
+static pl_err m_approve_session(req *r) {
+    json_t *p = params_object(r);
+    if (!p) return fail(r, PL_ERR_INVALID_ARG, "params must be an object");
+    pub pb[2];
+    memset(pb, 0, sizeof pb);
+    PL_TRY(param_topic(r, p, "pairingTopic", pb[0].topic));
+    PL_TRY(param_topic(r, p, "sessionTopic", pb[1].topic));
+    PL_TRY(check_message(r, p, "sessionProposalResponse", &pb[0]));
+    PL_TRY(check_message(r, p, "sessionSettlementRequest", &pb[1]));
+    PL_TRY(check_common(r, p, 300, &pb[0]));
+    pb[1].ttl_s = pb[0].ttl_s;
+    pb[1].attestation = pb[0].attestation;
+    pb[0].tag = 1101;
+    pb[1].tag = 1102;
+    PL_TRY(check_capacity(r, pb, 2));
+    bool fresh;
+    PL_TRY(do_subscribe(r, pb[1].topic, &fresh));
+    PL_TRY(apply_publish(r, &pb[0]));
+    PL_TRY(apply_publish(r, &pb[1]));
+    pl_err e = pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
+    if (fresh) replay(r, pb[1].topic);
+    return e;
+}
+
+static const struct method {
+    const char *name;
+    pl_err (*fn)(req *r);
+} methods[] = {
+    {"irn_publish", m_publish},
+    {"irn_batchPublish", m_batch_publish},
+    {"irn_subscribe", m_subscribe},
+    {"irn_batchSubscribe", m_batch_subscribe},
+    {"irn_unsubscribe", m_unsubscribe},
+    {"irn_batchUnsubscribe", m_batch_unsubscribe},
+    {"irn_fetchMessages", m_fetch},
+    {"irn_batchFetchMessages", m_batch_fetch},
+    {"wc_proposeSession", m_propose_session},
+    {"wc_approveSession", m_approve_session},
+};
+
+pl_err pl__rs_call(pl__relay_core *c, conn *k, json_t *id, const char *name, json_t *params,
+                   int64_t now_ms) {
+    req r = {.c = c, .k = k, .id = id, .params = params, .now = now_ms};
+    pl_err e = PL_ERR_NOT_FOUND;
+    for (size_t i = 0; i < PL_ARRAY_LEN(methods); i++) {
+        if (strcmp(methods[i].name, name) != 0) continue;
+        e = methods[i].fn(&r);
+        break;
+    }
+    if (e == PL_ERR_NOT_FOUND && !r.err_msg) {
+        snprintf(r.err_buf, sizeof r.err_buf, "Method not found: %.48s", name);
+        r.err_msg = r.err_buf;
+    }
+    if (e != PL_OK)
+        pl__rs_reply_error(c, k->id, id, rpc_code(e), r.err_msg ? r.err_msg : pl_strerror(e));
+    return e;
+}

@@ -1,0 +1,475 @@
+/* The node-manager node (nm_node.h) end to end without a socket: two nodes
+ * (an app and a node manager) with real stores in a temporary directory,
+ * joined by the loopback transport on a virtual driver, so that pairing,
+ * sessions, restarts, re-pairing and the node's policies (what is stored
+ * when, what is forgotten, which counterparties come back at start-up) run
+ * with explicit time. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "pairlink/driver.h"
+#include "pairlink/hash.h"
+#include "pairlink/loopback.h"
+#include "pairlink/nm_node.h"
+#include "pairlink/nm_store.h"
+#include "pairlink/relay_client.h"
+#include "pairlink/store.h"
+#include "support/support.h"
+
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define T0 INT64_C(1700000000000)
+
+static const pl_nm_kdf_params light = {.opslimit = 1, .memlimit = 8192};
+static char dir[64];
+
+typedef struct side {
+    const char *label;
+    pl_nm_role role;
+    char store[128];
+    pl_transport *tp;
+    pl_nm_node *n;
+    bool closed;
+    /* events */
+    int transport_events, codes, stored, paired, failed, dropped, established, requests, responses,
+        req_failed;
+    pl_transport_state tstate;
+    pl_err last_err;
+    char code[PL_NM_CODE_TEXT_SIZE];
+    char fingerprint[PL_NM_FINGERPRINT_SIZE];
+    char peer_name[PL_NM_NAME_MAX + 1];
+    char peer_id[17];
+    uint8_t peer[PL_NM_KEY_BYTES];
+    uint64_t last_id;
+    char body[128];
+    bool answer; /* respond to requests */
+} side;
+
+static pl_driver *D;
+static pl_loopback_hub *H;
+/* Sides still open, closed by the teardown when a test failed half-way. */
+static struct side *open_sides[8];
+
+static void on_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
+    side *s = ud;
+    switch (ev->kind) {
+    case PL_NM_NODE_TRANSPORT:
+        s->transport_events++;
+        s->tstate = ev->transport_state;
+        break;
+    case PL_NM_NODE_PAIR_CODE:
+        s->codes++;
+        snprintf(s->code, sizeof s->code, "%s", ev->code);
+        break;
+    case PL_NM_NODE_PAIR_DROPPED:
+        s->dropped++;
+        break;
+    case PL_NM_NODE_PAIR_STORED:
+        s->stored++;
+        memcpy(s->peer, ev->peer, PL_NM_KEY_BYTES);
+        snprintf(s->peer_name, sizeof s->peer_name, "%s", ev->name);
+        break;
+    case PL_NM_NODE_PAIRED:
+        s->paired++;
+        snprintf(s->fingerprint, sizeof s->fingerprint, "%s", ev->fingerprint);
+        break;
+    case PL_NM_NODE_PAIR_FAILED:
+        s->failed++;
+        s->last_err = ev->err;
+        break;
+    case PL_NM_NODE_SESSION: {
+        const pl_nm_session_output *o = ev->session;
+        assert_non_null(o);
+        snprintf(s->peer_id, sizeof s->peer_id, "%s", ev->peer_id);
+        if (o->event == PL_NM_SEV_ESTABLISHED) {
+            s->established++;
+            memcpy(s->peer, ev->peer, PL_NM_KEY_BYTES);
+            snprintf(s->peer_name, sizeof s->peer_name, "%s", ev->name);
+        } else if (o->event == PL_NM_SEV_REQUEST) {
+            s->requests++;
+            snprintf(s->body, sizeof s->body, "%.*s", (int)o->body_len, (const char *)o->body);
+            if (s->answer)
+                assert_int_equal(pl_nm_node_respond(n, ev->peer, o->id, (const uint8_t *)"ok", 2),
+                                 PL_OK);
+        } else if (o->event == PL_NM_SEV_RESPONSE) {
+            s->responses++;
+            s->last_id = o->id;
+            snprintf(s->body, sizeof s->body, "%.*s", (int)o->body_len, (const char *)o->body);
+        } else if (o->event == PL_NM_SEV_REQUEST_FAILED) {
+            s->req_failed++;
+            s->last_id = o->id;
+            s->last_err = o->err;
+        }
+        break;
+    }
+    }
+}
+
+static void on_closed(void *ud) {
+    ((side *)ud)->closed = true;
+}
+
+static pl_nm_node_opts opts_of(side *s, bool sessions) {
+    pl_nm_node_opts o = {.role = s->role,
+                         .transport = s->tp,
+                         .driver = D,
+                         .store_path = s->store,
+                         .name = s->label,
+                         .sessions = sessions,
+                         .code_ttl_ms = 60000,
+                         .kdf = &light,
+                         .on_event = on_event,
+                         .ud = s};
+    return o;
+}
+
+static void track(side *s, bool add) {
+    for (int i = 0; i < 8; i++)
+        if (add ? !open_sides[i] : open_sides[i] == s) {
+            open_sides[i] = add ? s : NULL;
+            return;
+        }
+}
+
+static void side_start(side *s, bool sessions) {
+    s->closed = false;
+    track(s, true);
+    assert_int_equal(pl_loopback_new(&s->tp, H, s->label, NULL), PL_OK);
+    pl_nm_node_opts o = opts_of(s, sessions);
+    assert_int_equal(pl_nm_node_new(&s->n, NULL, &o), PL_OK);
+    assert_ptr_equal(pl_nm_node_transport(s->n), s->tp);
+    assert_ptr_equal(pl_nm_node_driver(s->n), D);
+}
+
+static void side_init(side *s, const char *label, pl_nm_role role) {
+    memset(s, 0, sizeof *s);
+    s->label = label;
+    s->role = role;
+    snprintf(s->store, sizeof s->store, "%s/%s.db", dir, label);
+    side_start(s, true);
+}
+
+/* Close the node (its transport is borrowed: closed after it). */
+static void side_stop(side *s) {
+    pl_nm_node_close(s->n, 0, on_closed);
+    assert_false(s->closed);
+    pl_driver_run(D);
+    assert_true(s->closed);
+    pl_transport_close(s->tp, 0, NULL, NULL);
+    pl_driver_run(D);
+    s->n = NULL;
+    s->tp = NULL;
+    track(s, false);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/pl-nmnode-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(pl_driver_new_virtual(&D, T0), PL_OK);
+    /* a relay: messages kept for late subscribers */
+    pl_loopback_config lc = {.mailbox = true, .seed = 1};
+    assert_int_equal(pl_loopback_hub_new(&H, D, &lc), PL_OK);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    for (int i = 0; i < 8; i++) {
+        side *s = open_sides[i];
+        if (!s) continue;
+        if (s->n) pl_nm_node_close(s->n, 0, NULL);
+        if (s->tp) pl_transport_close(s->tp, 0, NULL, NULL);
+        open_sides[i] = NULL;
+    }
+    pl_driver_run(D);
+    pl_loopback_hub_free(H);
+    pl_driver_free(D);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static void pair(side *app, side *nm) {
+    char code[PL_NM_CODE_TEXT_SIZE];
+    int codes = app->codes;
+    assert_int_equal(pl_nm_node_pair(app->n, NULL, code), PL_OK);
+    assert_int_equal(app->codes, codes + 1); /* delivered before pair() returned */
+    assert_string_equal(code, app->code);
+    assert_int_equal(pl_nm_node_pair(app->n, NULL, NULL), PL_ERR_STATE); /* one at a time */
+    assert_int_equal(pl_nm_node_pair(nm->n, code, NULL), PL_OK);
+    pl_driver_advance(D, 5000);
+}
+
+static pl_nm_counterparty stored_of(side *s, const uint8_t pub[PL_NM_KEY_BYTES]) {
+    pl_store *st;
+    assert_int_equal(pl_store_open(&st, s->store), PL_OK);
+    pl_nm_counterparty *all = NULL, out;
+    size_t n = 0;
+    assert_int_equal(pl_nm_store_list(st, &all, &n), PL_OK);
+    memset(&out, 0, sizeof out);
+    for (size_t i = 0; i < n; i++)
+        if (!memcmp(all[i].pub, pub, PL_NM_KEY_BYTES)) out = all[i];
+    pl_free(all);
+    pl_store_close(st);
+    return out;
+}
+
+static void test_pair_session_request(void **state) {
+    (void)state;
+    side app, nm;
+    side_init(&app, "app", PL_NM_ROLE_APP);
+    side_init(&nm, "nm", PL_NM_ROLE_NODE_MANAGER);
+    pl_driver_run(D);
+    assert_int_equal(app.tstate, PL_TRANSPORT_CONNECTED);
+    pair(&app, &nm);
+    /* both stored the other before answering, and agree on the fingerprint */
+    assert_int_equal(app.stored, 1);
+    assert_int_equal(nm.stored, 1);
+    assert_int_equal(app.paired, 1);
+    assert_int_equal(nm.paired, 1);
+    assert_string_equal(app.fingerprint, nm.fingerprint);
+    assert_string_equal(app.peer_name, "nm");
+    assert_string_equal(nm.peer_name, "app");
+    /* the session came up at once after pairing (seed step 10) */
+    assert_int_equal(app.established, 1);
+    assert_int_equal(nm.established, 1);
+    uint8_t app_pub[32], nm_pub[32];
+    pl_nm_node_identity(app.n, app_pub);
+    pl_nm_node_identity(nm.n, nm_pub);
+    assert_memory_equal(nm.peer, app_pub, 32);
+    char id[PL_NM_PEER_ID_SIZE];
+    pl_nm_peer_id(id, app_pub);
+    assert_string_equal(nm.peer_id, id);
+    size_t est = 0;
+    assert_int_equal(pl_nm_sessions_count(pl_nm_node_sessions(nm.n), &est), 1);
+    assert_int_equal(est, 1);
+    /* the store says confirmed, seen when the session came up */
+    pl_nm_counterparty c = stored_of(&nm, app_pub);
+    assert_true(c.confirmed);
+    assert_string_equal(c.fingerprint, nm.fingerprint);
+    assert_string_equal(c.name, "app");
+    int64_t seen = c.last_seen_ms;
+    assert_true(seen >= T0 && seen <= pl_driver_now(D));
+
+    /* a request and its answer */
+    nm.answer = true;
+    uint64_t rid;
+    assert_int_equal(pl_nm_node_request(app.n, nm_pub, (const uint8_t *)"status?", 7, &rid), PL_OK);
+    pl_driver_advance(D, 100);
+    assert_int_equal(nm.requests, 1);
+    assert_string_equal(nm.body, "status?");
+    assert_int_equal(app.responses, 1);
+    assert_int_equal(app.last_id, rid);
+    assert_string_equal(app.body, "ok");
+    uint8_t stranger[32] = {9};
+    assert_int_equal(pl_nm_node_request(app.n, stranger, (const uint8_t *)"x", 1, NULL),
+                     PL_ERR_NOT_FOUND);
+    assert_int_equal(pl_nm_node_respond(app.n, stranger, 1, (const uint8_t *)"x", 1),
+                     PL_ERR_NOT_FOUND);
+
+    /* a re-established session within the minute does not write the store
+     * again; after it, it does */
+    side_stop(&app);
+    side_start(&app, true);
+    assert_int_equal(pl_nm_node_restored(app.n), 1);
+    pl_driver_advance(D, 3000);
+    assert_int_equal(nm.established, 2);
+    assert_int_equal(stored_of(&nm, app_pub).last_seen_ms, seen);
+    pl_driver_advance(D, 61000);
+    side_stop(&app);
+    side_start(&app, true);
+    pl_driver_advance(D, 3000);
+    assert_int_equal(nm.established, 3);
+    assert_true(stored_of(&nm, app_pub).last_seen_ms > seen);
+
+    /* pairing again with the same peer: stored once, the session restarts */
+    int before = nm.established;
+    pair(&app, &nm);
+    assert_int_equal(app.paired, 2);
+    assert_int_equal(nm.paired, 2);
+    assert_true(nm.established > before);
+    pl_store *st;
+    assert_int_equal(pl_store_open(&st, nm.store), PL_OK);
+    pl_nm_counterparty *all = NULL;
+    size_t n = 0;
+    assert_int_equal(pl_nm_store_list(st, &all, &n), PL_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(all[0].first_seen_ms, c.first_seen_ms); /* kept */
+    pl_free(all);
+    pl_store_close(st);
+
+    /* forgetting a counterparty: gone from the store and the sessions */
+    assert_int_equal(pl_nm_node_remove_peer(nm.n, app_pub), PL_OK);
+    assert_int_equal(pl_nm_sessions_count(pl_nm_node_sessions(nm.n), NULL), 0);
+    assert_false(stored_of(&nm, app_pub).role);
+    assert_int_equal(pl_nm_node_remove_peer(nm.n, app_pub), PL_ERR_NOT_FOUND);
+    assert_int_equal(pl_nm_node_connect(nm.n, app_pub), PL_ERR_NOT_FOUND);
+    side_stop(&app);
+    side_stop(&nm);
+}
+
+/* At start-up only counterparties of the other role get a session;
+ * without `sessions` none, until connect(). */
+static void test_restore_and_roles(void **state) {
+    (void)state;
+    side app, nm;
+    side_init(&app, "app", PL_NM_ROLE_APP);
+    side_init(&nm, "nm", PL_NM_ROLE_NODE_MANAGER);
+    pair(&app, &nm);
+    uint8_t nm_pub[32];
+    pl_nm_node_identity(nm.n, nm_pub);
+    side_stop(&app);
+    /* a stored counterparty of the app's own role (a damaged store) */
+    pl_store *st;
+    assert_int_equal(pl_store_open(&st, app.store), PL_OK);
+    pl_nm_counterparty odd = {.role = PL_NM_ROLE_APP, .first_seen_ms = T0};
+    memset(odd.pub, 0x42, 32);
+    snprintf(odd.name, sizeof odd.name, "odd");
+    assert_int_equal(pl_nm_store_put(st, &odd), PL_OK);
+    pl_store_close(st);
+    /* a one-shot process: no sessions until it asks for one */
+    side_start(&app, false);
+    assert_int_equal(pl_nm_node_restored(app.n), 0);
+    assert_int_equal(pl_nm_sessions_count(pl_nm_node_sessions(app.n), NULL), 0);
+    assert_int_equal(pl_nm_node_connect(app.n, odd.pub), PL_ERR_HELLO_ROLE);
+    assert_int_equal(pl_nm_node_connect(app.n, nm_pub), PL_OK);
+    assert_int_equal(pl_nm_node_connect(app.n, nm_pub), PL_OK); /* already there */
+    int before = app.established;
+    pl_driver_advance(D, 3000);
+    assert_int_equal(app.established, before + 1);
+    side_stop(&app);
+    /* with sessions: the node manager only */
+    side_start(&app, true);
+    assert_int_equal(pl_nm_node_restored(app.n), 1);
+    assert_int_equal(pl_nm_sessions_count(pl_nm_node_sessions(app.n), NULL), 1);
+    side_stop(&app);
+    side_stop(&nm);
+}
+
+static void test_pairing_failures(void **state) {
+    (void)state;
+    side app, nm;
+    side_init(&app, "app", PL_NM_ROLE_APP);
+    side_init(&nm, "nm", PL_NM_ROLE_NODE_MANAGER);
+    /* argument checks */
+    assert_int_equal(pl_nm_node_pair(app.n, "ABCDE-FGHJK-MNPQR", NULL), PL_ERR_INVALID_ARG);
+    assert_int_equal(pl_nm_node_pair(nm.n, NULL, NULL), PL_ERR_INVALID_ARG);
+    assert_int_equal(pl_nm_node_pair(nm.n, "not a code", NULL), PL_ERR_CODE_FORMAT);
+    pl_nm_node_pair_cancel(nm.n); /* none running */
+    /* a code typed wrong (another valid code: another topic): nobody
+     * answers; both sides give up when their code expires */
+    char code[PL_NM_CODE_TEXT_SIZE];
+    assert_int_equal(pl_nm_node_pair(app.n, NULL, code), PL_OK);
+    char other[PL_NM_CODE_TEXT_SIZE];
+    uint8_t p[8];
+    assert_int_equal(pl_nm_code_parse(p, code, strlen(code)), PL_OK);
+    p[7] ^= 1;
+    pl_nm_code_format(other, p);
+    assert_int_equal(pl_nm_node_pair(nm.n, other, NULL), PL_OK);
+    /* garbage on the app's pairing topic, and an arrival the transport could
+     * not decode: both dropped, reported */
+    pl_nm_secrets sec;
+    assert_int_equal(pl_nm_code_parse(p, code, strlen(code)), PL_OK);
+    assert_int_equal(pl_nm_derive(&sec, p, &light), PL_OK);
+    assert_int_equal(pl_loopback_hub_inject(H, sec.content_topic, (const uint8_t *)"junk", 4, NULL),
+                     PL_OK);
+    pl_delivery_info bad = {.err = PL_ERR_BAD_BASE64};
+    assert_int_equal(pl_loopback_hub_inject(H, sec.content_topic, NULL, 0, &bad), PL_OK);
+    pl_nm_secrets_wipe(&sec);
+    pl_driver_run(D);
+    assert_int_equal(app.dropped, 2);
+    pl_driver_advance(D, 61000);
+    assert_int_equal(app.failed, 1);
+    assert_int_equal(app.last_err, PL_ERR_CODE_EXPIRED);
+    assert_int_equal(nm.failed, 1);
+    assert_int_equal(nm.last_err, PL_ERR_TIMEOUT);
+    assert_int_equal(app.stored + nm.stored, 0);
+    /* cancelled */
+    assert_int_equal(pl_nm_node_pair(app.n, NULL, NULL), PL_OK);
+    pl_nm_node_pair_cancel(app.n);
+    assert_int_equal(app.failed, 2);
+    assert_int_equal(app.last_err, PL_ERR_CANCELLED);
+    /* the transport's state reaches the application */
+    int seen = app.transport_events;
+    pl_loopback_set_online(app.tp, false);
+    pl_driver_run(D);
+    assert_int_equal(app.transport_events, seen + 1);
+    assert_int_equal(app.tstate, PL_TRANSPORT_RECONNECTING);
+    side_stop(&app);
+    side_stop(&nm);
+}
+
+static void test_options(void **state) {
+    (void)state;
+    side s;
+    memset(&s, 0, sizeof s);
+    s.label = "x";
+    s.role = PL_NM_ROLE_APP;
+    snprintf(s.store, sizeof s.store, "%s/x.db", dir);
+    assert_int_equal(pl_loopback_new(&s.tp, H, "x", NULL), PL_OK);
+    track(&s, true);
+    pl_nm_node *n = (pl_nm_node *)&s;
+    pl_nm_node_opts o = opts_of(&s, true);
+    o.role = 3;
+    assert_int_equal(pl_nm_node_new(&n, NULL, &o), PL_ERR_INVALID_ARG);
+    assert_null(n);
+    o = opts_of(&s, true);
+    o.code_ttl_ms = PL_NM_CODE_TTL_MS + 1;
+    assert_int_equal(pl_nm_node_new(&n, NULL, &o), PL_ERR_INVALID_ARG);
+    o = opts_of(&s, true);
+    char longname[PL_NM_NAME_MAX + 2];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    o.name = longname;
+    assert_int_equal(pl_nm_node_new(&n, NULL, &o), PL_ERR_TOO_LARGE);
+    /* a store that cannot be opened: nothing is left behind */
+    o = opts_of(&s, true);
+    o.store_path = "/nonexistent-dir/x.db";
+    assert_int_not_equal(pl_nm_node_new(&n, NULL, &o), PL_OK);
+    assert_null(n);
+    /* a relay client of its own on a loop (nothing listens: it keeps
+     * trying), closed again; then nothing is left on the loop */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    o = opts_of(&s, true);
+    o.transport = NULL;
+    o.driver = NULL;
+    o.relay_url = "ws://127.0.0.1:1";
+    assert_int_equal(pl_nm_node_new(&n, &loop, &o), PL_OK);
+    pl_transport *relay = pl_nm_node_transport(n);
+    s.closed = false;
+    pl_nm_node_close(n, 1000, on_closed);
+    assert_true(pl_relay_client_is(relay));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_true(s.closed);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    /* a store in memory: a fresh identity each time */
+    o = opts_of(&s, true);
+    o.store_path = ":memory:";
+    assert_int_equal(pl_nm_node_new(&n, NULL, &o), PL_OK);
+    s.n = n;
+    s.closed = false;
+    side_stop(&s);
+}
+
+int main(void) {
+    if (pl_init() != PL_OK) return 1;
+    lws_set_log_level(0, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pair_session_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_and_roles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pairing_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_options, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
