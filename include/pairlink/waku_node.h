@@ -218,7 +218,9 @@ PL_EXPORT pl_err pl_waku_node_publish(pl_waku_node *n, const char *content_topic
                                       const pl_waku_publish_opts *opts,
                                       pl_waku_publish_result *result);
 
-/* Messages published and still queued (waiting for a subscribed peer). */
+/* What has not left yet: messages published and queued (waiting for a
+ * subscribed peer), plus RPCs (ours or relayed) produced but not yet taken
+ * by a connection. 0 once everything went out. */
 PL_EXPORT size_t pl_waku_node_pending(const pl_waku_node *n);
 /* Relay peers now. */
 PL_EXPORT size_t pl_waku_node_peer_count(const pl_waku_node *n);

@@ -879,7 +879,11 @@ pl_err pl_waku_node_publish(pl_waku_node *n, const char *ct, const uint8_t *payl
 
 size_t pl_waku_node_pending(const pl_waku_node *n) {
     PL_REQUIRE(n);
-    return pl__wnode_queued(n->core);
+    size_t k = pl__wnode_queued(n->core);
+    for (const rconn *c = n->conns; c; c = c->next)
+        for (const sendbuf *b = c->qh; b; b = b->next)
+            k++;
+    return k;
 }
 
 size_t pl_waku_node_peer_count(const pl_waku_node *n) {
