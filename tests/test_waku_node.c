@@ -153,9 +153,9 @@ typedef struct waiter {
     bool timed_out, fired;
 } waiter;
 
-static void on_check(uv_prepare_t *p) {
-    waiter *w = p->data;
-    if (w->cond && w->cond(w->arg)) uv_stop(p->loop);
+static void on_check(uv_timer_t *t) {
+    waiter *w = t->data;
+    if (w->cond && w->cond(w->arg)) uv_stop(t->loop);
 }
 
 static void on_deadline(uv_timer_t *t) {
@@ -164,18 +164,19 @@ static void on_deadline(uv_timer_t *t) {
     uv_stop(t->loop);
 }
 
-/* Run until cond holds (checked before every loop wait), at most ms. */
+/* Run until cond holds, at most ms. It is checked every 2 ms: the drivers
+ * do their work in prepare callbacks that may come after one of ours, so a
+ * check before each wait could miss a change made just before the wait. */
 static bool run_until(uv_loop_t *loop, cond_fn cond, void *arg, uint64_t ms) {
     waiter w = {cond, arg, false, false};
-    uv_prepare_t pr;
-    uv_timer_t tm;
-    uv_prepare_init(loop, &pr);
+    uv_timer_t poll, tm;
+    uv_timer_init(loop, &poll);
     uv_timer_init(loop, &tm);
-    pr.data = tm.data = &w;
-    uv_prepare_start(&pr, on_check);
+    poll.data = tm.data = &w;
+    uv_timer_start(&poll, on_check, 2, 2);
     uv_timer_start(&tm, on_deadline, ms, 0);
     if (!cond || !cond(arg)) uv_run(loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&pr, NULL);
+    uv_close((uv_handle_t *)&poll, NULL);
     uv_close((uv_handle_t *)&tm, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     return !cond || cond(arg);
