@@ -72,6 +72,12 @@ typedef struct hconn {
     char ip[64];
     size_t inflight;
     int64_t dial_deadline, close_deadline;
+    /* Graceful end: FIN once the last bytes are out, then wait for the
+     * peer's EOF (reading and discarding), so that closing never finds
+     * unread bytes in the kernel, which would turn our FIN into an RST
+     * and the peer's orderly end into "connection reset". */
+    uv_shutdown_t shut;
+    bool shut_sent, peer_eof;
     hstream *streams;
     hping *pings;
     int depth;  /* inside pump */
@@ -267,10 +273,29 @@ static void conn_fail_early(hconn *c, pl_err err) {
     conn_kill(c);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status) {
+    hconn *c = req->data;
+    /* Cancelled when the handle is closed first; a failed FIN leaves
+     * nothing to wait for. */
+    if (status < 0 && c->st == HC_CLOSING) {
+        c->peer_eof = true;
+        conn_kill(c);
+    }
+}
+
 static void try_finish_close(hconn *c) {
     if (c->st != HC_CLOSING) return;
     const uint8_t *d;
-    if (c->inflight == 0 && (!c->core || pl__conn_output(c->core, &d) == 0)) conn_kill(c);
+    if (c->inflight != 0 || (c->core && pl__conn_output(c->core, &d) != 0)) return;
+    if (c->peer_eof) {
+        conn_kill(c);
+        return;
+    }
+    if (!c->shut_sent) {
+        c->shut_sent = true;
+        c->shut.data = c;
+        if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) conn_kill(c);
+    }
 }
 
 /* ---- time: each connection is a driver task ----------------------------------------------- */
@@ -505,7 +530,6 @@ static void conn_event(hconn *c, const pl__conn_event *e) {
         report_disconnected(c, e->err);
         c->st = HC_CLOSING;
         c->close_deadline = now_ms(h) + h->o.close_timeout_ms;
-        uv_read_stop((uv_stream_t *)&c->tcp);
         break;
     default:
         stream_event(c, e);
@@ -544,13 +568,25 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
     (void)buf;
     hconn *c = st->data;
+    if (c->st == HC_CLOSING) {
+        /* Closing: what still arrives is read and dropped until the
+         * peer's EOF (or an error) ends the wait. */
+        if (n < 0) {
+            c->peer_eof = true;
+            uv_read_stop(st);
+            try_finish_close(c);
+        }
+        return;
+    }
     if (c->st != HC_OPEN) return;
     int64_t now = now_ms(c->host);
     if (n > 0) {
         (void)pl__conn_recv(c->core, c->host->readbuf, (size_t)n, now);
     } else if (n == UV_EOF) {
+        c->peer_eof = true;
         pl__conn_recv_eof(c->core, now);
     } else if (n < 0) {
+        c->peer_eof = true;
         pl__set_detail(n);
         logf_(c->host, "read from %s: %s", c->remote, uv_strerror((int)n));
         pl__conn_close(c->core, PL_ERR_IO, now);
