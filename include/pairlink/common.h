@@ -161,7 +161,9 @@ extern "C" {
     X(PL_ERR_GOSSIP_SCORE, 1106, "gossipsub peer score below the threshold")          \
     X(PL_ERR_GOSSIP_LIMIT, 1107, "gossipsub RPC exceeds a count limit")               \
     X(PL_ERR_GOSSIP_INVALID, 1108, "gossipsub message rejected by validation")        \
-    X(PL_ERR_WAKU_METADATA, 1109, "missing or malformed Waku metadata answer")
+    X(PL_ERR_WAKU_METADATA, 1109, "missing or malformed Waku metadata answer")        \
+    X(PL_ERR_WAKU_QUEUE_FULL, 1110, "Waku publish queue full")                       \
+    X(PL_ERR_WAKU_NO_PEERS, 1111, "no peer subscribed to the pubsub topic in time")
 
 typedef enum pl_err {
 #define PL__ERR_ENUM(name, value, msg) name = value,
