@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "relay/relay_store.h"
@@ -207,6 +208,44 @@ static void test_refuses_foreign_files(void **state) {
     assert_true(pl_last_detail() != 0);
 }
 
+static unsigned mode_of(const char *path) {
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mode & 0777;
+}
+
+/* The mailbox and its WAL are owner-only whatever the umask, and an older,
+ * wider file is narrowed when it is opened. */
+static void test_files_are_owner_only(void **state) {
+    (void)state;
+    char path[300], side[320];
+    mode_t old = umask(022);
+    db_path(path, sizeof path, "mode.db");
+    pl__relay_store *s;
+    assert_int_equal(pl__relay_store_open(&s, path), PL_OK);
+    pl__relay_record r = rec("a", "mode", T0 + 1000, 0);
+    assert_int_equal(pl__relay_store_begin(s), PL_OK);
+    assert_int_equal(pl__relay_store_put(s, &r), PL_OK);
+    assert_int_equal(pl__relay_store_commit(s), PL_OK);
+    assert_int_equal(mode_of(path), 0600);
+    snprintf(side, sizeof side, "%s-wal", path);
+    assert_int_equal(mode_of(side), 0600);
+    snprintf(side, sizeof side, "%s-shm", path);
+    assert_int_equal(mode_of(side), 0600);
+    pl__relay_store_close(s);
+
+    assert_int_equal(chmod(path, 0644), 0);
+    snprintf(side, sizeof side, "%s-wal", path);
+    FILE *f = fopen(side, "ab"); /* a WAL left behind by an older relay */
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(chmod(side, 0644), 0);
+    assert_int_equal(pl__relay_store_open(&s, path), PL_OK);
+    assert_int_equal(mode_of(path), 0600);
+    pl__relay_store_close(s);
+    umask(old);
+}
+
 static void test_memory_store(void **state) {
     (void)state;
     pl__relay_store *s;
@@ -299,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_malformed_rows_and_callback_errors),
         cmocka_unit_test(test_refuses_foreign_files),
         cmocka_unit_test(test_memory_store),
+        cmocka_unit_test(test_files_are_owner_only),
         cmocka_unit_test(test_core_and_store_survive_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
