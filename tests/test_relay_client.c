@@ -1535,6 +1535,38 @@ static void test_auth_rejected_401(void **state) {
     auth_rejected(args, "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl");
 }
 
+/* The JWT audience is the relay's public URL: a relay that says it is
+ * reached at another URL refuses the token our client signs for the URL it
+ * connects to (whatever Host header comes with it). */
+static void test_auth_rejected_other_public_url(void **state) {
+    (void)state;
+    const char *args[] = {"--require-auth", "--public-url", "wss://relay.example.org", NULL};
+    auth_rejected(args, NULL);
+}
+
+/* Without --public-url a relay on loopback accepts tokens for the URLs
+ * local clients use: ws://127.0.0.1:PORT and ws://localhost:PORT. */
+static void test_auth_default_audience(void **state) {
+    (void)state;
+    const char *args[] = {"--require-auth", NULL};
+    relay_proc rp;
+    relay_start(&rp, 0, false, args);
+    char url[64];
+    snprintf(url, sizeof url, "ws://localhost:%d", rp.port);
+    const char *urls[] = {rp.url, url};
+    for (size_t i = 0; i < 2; i++) {
+        world w;
+        world_open(&w);
+        peer p;
+        pl_relay_client_opts o = base_opts(&p, urls[i], SEED_A);
+        peer_open(&p, "p", w.d, &o);
+        assert_true(run_until(&w.loop, is_connected, &p, 5000));
+        peer_close(&w.loop, &p);
+        world_close(&w);
+    }
+    relay_stop(&rp, SIGTERM);
+}
+
 /* A relay that accepts the upgrade and then closes with 3000. */
 static void test_auth_rejected_close_3000(void **state) {
     (void)state;
@@ -1754,6 +1786,8 @@ int main(void) {
         cmocka_unit_test_teardown(test_two_clients, kill_children),
         cmocka_unit_test_teardown(test_publish_while_relay_down, kill_children),
         cmocka_unit_test_teardown(test_auth_rejected_401, kill_children),
+        cmocka_unit_test_teardown(test_auth_rejected_other_public_url, kill_children),
+        cmocka_unit_test_teardown(test_auth_default_audience, kill_children),
         cmocka_unit_test_teardown(test_auth_rejected_close_3000, kill_children),
         cmocka_unit_test_teardown(test_invalid_jwt_served_anonymously, kill_children),
         cmocka_unit_test_teardown(test_frozen_relay, kill_children),

@@ -1,5 +1,6 @@
 /* `pairlink relay`: run a WalletConnect relay server. */
 #include "cli/cli.h"
+#include "relay/auth.h"
 #include "relay/ws_server.h"
 
 #include <errno.h>
@@ -23,6 +24,9 @@ static const char usage[] =
     "  --db PATH             SQLite mailbox (WAL, synchronous=FULL): acknowledged messages\n"
     "                        survive a crash. Without --db the mailbox is in memory only.\n"
     "  --require-auth        refuse clients without a valid relay JWT (HTTP 401)\n"
+    "  --public-url URL      a ws:// or wss:// URL clients reach this relay at; their JWT\n"
+    "                        aud must name one (repeatable; default: ws://HOST:PORT of\n"
+    "                        --listen, plus its 127.0.0.1 and localhost forms on loopback)\n"
     "  --ping-interval SEC   WebSocket ping period (default 20; the JS client drops a\n"
     "                        socket silent for 35 s); silent clients are reaped after\n"
     "                        2 * SEC + 10 s unless --idle-timeout says otherwise\n"
@@ -79,7 +83,7 @@ static bool parse_listen(const char *arg, char *host, size_t hostsz, int *port) 
 int pl_cli_relay(int argc, char **argv) {
     static const char cmd[] = "relay";
     enum { O_LISTEN = 1, O_DB, O_AUTH, O_PING, O_IDLE, O_MAILBOX, O_MAXMSG, O_RATE, O_TOPICS, O_VERBOSE,
-           O_HELP, O_CERT, O_KEY, O_FAULT };
+           O_HELP, O_CERT, O_KEY, O_FAULT, O_PUBLIC_URL };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"db", required_argument, NULL, O_DB},
@@ -94,6 +98,7 @@ int pl_cli_relay(int argc, char **argv) {
         {"tls-cert", required_argument, NULL, O_CERT},
         {"tls-key", required_argument, NULL, O_KEY},
         {"fault", required_argument, NULL, O_FAULT},
+        {"public-url", required_argument, NULL, O_PUBLIC_URL},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -104,6 +109,7 @@ int pl_cli_relay(int argc, char **argv) {
     o.handle_signals = true;
     o.log = log_line;
     o.log_level = PL__LOG_INFO;
+    const char *public_urls[PL__RELAY_AUD_MAX];
     unsigned long v;
     int c;
     optind = 1;
@@ -164,6 +170,19 @@ int pl_cli_relay(int argc, char **argv) {
                 return pl_cli_usage_error(cmd, "--fault wants close=CODE (1000..4999) or ignore");
             }
             break;
+        case O_PUBLIC_URL: {
+            pl__relay_audience probe;
+            memset(&probe, 0, sizeof probe);
+            if (o.n_public_urls == PL__RELAY_AUD_MAX)
+                return pl_cli_usage_error(cmd, "at most %d --public-url", PL__RELAY_AUD_MAX);
+            if (pl__relay_audience_add(&probe, optarg) != PL_OK)
+                return pl_cli_usage_error(cmd,
+                                          "--public-url wants ws:// or wss://HOST[:PORT][/PATH] "
+                                          "(no query), got '%s'",
+                                          optarg);
+            public_urls[o.n_public_urls++] = optarg;
+            break;
+        }
         case O_HELP: fputs(usage, stdout); return 0;
         default:
             return pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -172,6 +191,7 @@ int pl_cli_relay(int argc, char **argv) {
     if (optind < argc) return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!o.tls_cert != !o.tls_key) return pl_cli_usage_error(cmd, "--tls-cert and --tls-key go together");
     o.host = host;
+    o.public_urls = public_urls;
     if (!o.db_path)
         log_line(NULL, PL__LOG_WARN, "no --db: the mailbox is kept in memory and lost on exit");
 

@@ -83,6 +83,7 @@ struct pl__ws_server {
     held *held_head, *held_tail;
     bool holding, tx_failed;
     pl_err final_err;
+    pl__relay_audience aud;           /* public URLs: the JWT audiences accepted */
     char urlarg[PL_JWT_MAX_LEN + 64]; /* scratch for the handshake (one thread) */
 };
 
@@ -343,9 +344,7 @@ static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
     pl_err err = PL_ERR_RELAY_AUTH;
     if (jwt && *jwt) {
         pl_jwt_claims claims;
-        char host[256];
-        if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) host[0] = '\0';
-        err = pl__relay_auth_verify(&claims, jwt, strlen(jwt), host, wall_ms(s) / 1000);
+        err = pl__relay_auth_verify(&claims, jwt, strlen(jwt), &s->aud, wall_ms(s) / 1000);
         if (err == PL_OK) {
             snprintf(e->did, sizeof e->did, "%s", claims.iss);
             return 0;
@@ -670,7 +669,15 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     PL_TRY(probe_bind(opts->host ? opts->host : "127.0.0.1", opts->port, addr));
     pl__ws_server *s = calloc(1, sizeof *s);
     if (!s) return PL_ERR_NOMEM;
+    for (size_t i = 0; i < opts->n_public_urls; i++) {
+        pl_err ae = pl__relay_audience_add(&s->aud, opts->public_urls[i]);
+        if (ae != PL_OK) {
+            free(s);
+            return ae;
+        }
+    }
     s->o = *opts;
+    s->o.public_urls = NULL; /* not kept: copied into s->aud */
     snprintf(s->host, sizeof s->host, "%s", addr);
     s->o.host = s->host;
     if (opts->db_path && !(s->db_path = strdup(opts->db_path))) {
@@ -751,6 +758,18 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
         logf_(s, PL__LOG_ERROR, "cannot listen on %s:%d", s->host, s->o.port);
         e = PL_ERR_WEBSOCKET;
         goto fail;
+    }
+    if (!opts->n_public_urls) {
+        /* The name as given (what local clients type) and the address. */
+        const char *given = opts->host ? opts->host : "127.0.0.1";
+        if ((e = pl__relay_audience_default(&s->aud, given, s->port, s->o.tls_cert)) != PL_OK ||
+            (e = pl__relay_audience_default(&s->aud, s->host, s->port, s->o.tls_cert)) != PL_OK)
+            goto fail;
+        if (!pl__relay_host_is_loopback(s->host))
+            logf_(s, PL__LOG_WARN,
+                  "listening on %s without --public-url: only JWTs for %s are accepted; "
+                  "name the URL clients use with --public-url",
+                  s->host, s->aud.url[0]);
     }
     *out = s;
     return PL_OK;

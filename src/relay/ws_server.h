@@ -5,9 +5,9 @@
  * Per connection: a write queue drained one lws_write per WRITEABLE, a ping
  * every ping interval (the JS client drops a socket silent for 35 s), reaping
  * after the idle timeout without any frame or pong. Relay auth: the JWT comes
- * from `?auth=` or `Authorization: Bearer`; its aud must be the URL the
- * client used (ws:// or wss:// + Host header, with or without a trailing
- * "/"): the policy is relay/auth.h. Time and timers come from the driver
+ * from `?auth=` or `Authorization: Bearer`; its aud must be one of the
+ * relay's public URLs (opts.public_urls, by default those of the listening
+ * address): the policy is relay/auth.h. Time and timers come from the driver
  * (pairlink/driver.h). Store actions produced during one loop iteration
  * are committed in one transaction before the frames that follow them are
  * released (group commit), so a publish answered `true` is on disk.
@@ -41,6 +41,11 @@ typedef struct pl__ws_server_opts {
     pl__ws_log_fn log;       /* NULL: silent */
     void *log_ud;
     int log_level;           /* highest PL__LOG_* level passed to log */
+    /* The URLs clients reach this relay at, which their JWTs name as aud
+     * (at most PL__RELAY_AUD_MAX). n_public_urls 0: the listening address
+     * (see pl__relay_audience_default). */
+    const char *const *public_urls;
+    size_t n_public_urls;
     const char *tls_cert;    /* PEM certificate and key: serve wss:// (both or neither) */
     const char *tls_key;
     /* Misbehaving on purpose, for the clients' socket tests
