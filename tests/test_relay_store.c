@@ -279,7 +279,7 @@ static void test_core_and_store_survive_restart(void **state) {
     assert_int_equal(pl__relay_store_open(&s, path), PL_OK);
     pl__relay_core *c;
     assert_int_equal(pl__relay_core_new(&c, NULL, T0), PL_OK);
-    assert_int_equal(pl__relay_core_open(c, 1, DID_A, T0), PL_OK);
+    assert_int_equal(pl__relay_core_open(c, 1, DID_A, NULL, T0), PL_OK);
     char frame[512];
     int acks = 0;
     for (int i = 0; i < 3; i++) {
@@ -311,7 +311,7 @@ static void test_core_and_store_survive_restart(void **state) {
     assert_int_equal(pl__relay_store_open(&s, path), PL_OK);
     assert_int_equal(pl__relay_core_new(&c, NULL, T0 + 10), PL_OK);
     assert_int_equal(pl__relay_store_load(s, T0 + 10, restore_into, c, NULL), PL_OK);
-    assert_int_equal(pl__relay_core_open(c, 2, NULL, T0 + 10), PL_OK);
+    assert_int_equal(pl__relay_core_open(c, 2, NULL, NULL, T0 + 10), PL_OK);
     int n = snprintf(frame, sizeof frame,
                      "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
     assert_int_equal(pl__relay_core_receive(c, 2, frame, (size_t)n, T0 + 10), PL_OK);

@@ -23,7 +23,8 @@
 #include <uv.h>
 
 #define DEF_PING_MS 20000
-#define DEF_QUEUE_BYTES ((size_t)16 << 20)
+#define DEF_HANDSHAKE_S 10
+#define REFUSAL_LOG_MS 1000 /* refused sockets are logged once a second at most */
 #define LOG_FRAME_CHARS 200
 #define WRITE_BURST 64 /* frames written per writable event, at most */
 
@@ -50,6 +51,13 @@ typedef struct sess {
     char did[PL_DID_KEY_SIZE]; /* from a verified JWT, else "" */
     char peer[64];
 } sess;
+
+/* The address of an admitted socket, hung on its wsi (opaque user data)
+ * from accept to destruction, so that the core's count of sockets per
+ * address is given back exactly once. */
+typedef struct sockref {
+    char addr[INET6_ADDRSTRLEN];
+} sockref;
 
 typedef struct held {
     struct held *next;
@@ -83,6 +91,9 @@ struct pl__ws_server {
     held *held_head, *held_tail;
     bool holding, tx_failed;
     pl_err final_err;
+    sockref *pending; /* admitted by FILTER_NETWORK_CONNECTION, wsi not yet created */
+    uint64_t refused_log_at;
+    size_t refused_quiet;
     pl__relay_audience aud;           /* public URLs: the JWT audiences accepted */
     char urlarg[PL_JWT_MAX_LEN + 64]; /* scratch for the handshake (one thread) */
 };
@@ -133,11 +144,18 @@ static void sess_remove(pl__ws_server *s, sess *e) {
     if (e->next) e->next->prev = e->prev;
 }
 
-static void sess_free_buffers(sess *e) {
+/* A frame of e's queue is gone (written or dropped): the core counts it
+ * no more. */
+static void frame_done(pl__ws_server *s, uint64_t conn, frame *f) {
+    pl__relay_core_sent(s->core, conn, f->len);
+    free(f);
+}
+
+static void sess_free_buffers(pl__ws_server *s, sess *e) {
     while (e->qhead) {
         frame *f = e->qhead;
         e->qhead = f->next;
-        free(f);
+        frame_done(s, e->id, f);
     }
     e->qtail = NULL;
     e->qbytes = 0;
@@ -170,16 +188,12 @@ static frame *frame_new(const char *text, size_t len) {
     return f;
 }
 
+/* Queue f for e. The core bounds each queue (it closes a connection whose
+ * queue outgrows max_queue_bytes_per_conn) and counts every byte until
+ * frame_done. */
 static void sess_enqueue(pl__ws_server *s, sess *e, frame *f) {
     if (e->closing) {
-        free(f);
-        return;
-    }
-    if (e->qbytes + f->len > s->o.max_queue_bytes) {
-        logf_(s, PL__LOG_WARN, "conn %llu: send queue over %zu bytes, closing (slow consumer)",
-              (unsigned long long)e->id, s->o.max_queue_bytes);
-        free(f);
-        sess_close_later(e, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+        frame_done(s, e->id, f);
         return;
     }
     if (e->qtail) e->qtail->next = f;
@@ -213,6 +227,7 @@ static void drain(pl__ws_server *s) {
                       a.len > LOG_FRAME_CHARS ? "..." : "");
             frame *f = frame_new(a.text, a.len);
             if (!f) {
+                pl__relay_core_sent(s->core, a.conn, a.len);
                 sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
                 break;
             }
@@ -222,7 +237,7 @@ static void drain(pl__ws_server *s) {
             }
             held *h = malloc(sizeof *h);
             if (!h) {
-                free(f);
+                frame_done(s, a.conn, f);
                 sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
                 break;
             }
@@ -236,7 +251,10 @@ static void drain(pl__ws_server *s) {
         }
         case PL__RELAY_CLOSE: {
             sess *e = sess_find(s, a.conn);
-            if (e) sess_close_later(e, a.close_code, a.reason);
+            if (!e) break;
+            logf_(s, PL__LOG_INFO, "conn %llu: closing %d (%s)", (unsigned long long)a.conn,
+                  a.close_code, a.reason);
+            sess_close_later(e, a.close_code, a.reason);
             break;
         }
         case PL__RELAY_STORE_PUT:
@@ -274,10 +292,10 @@ static void commit(pl__ws_server *s) {
         s->held_head = x->next;
         sess *e = sess_find(s, x->conn);
         if (!e) {
-            free(x->f);
+            frame_done(s, x->conn, x->f);
         } else if (s->tx_failed) {
             /* Not durable, so not acknowledged: the client republishes. */
-            free(x->f);
+            frame_done(s, x->conn, x->f);
             sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "storage failure");
         } else {
             sess_enqueue(s, e, x->f);
@@ -362,6 +380,51 @@ static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
     return 0;
 }
 
+/* ---- admission ------------------------------------------------------------------------ */
+
+/* A new socket (FILTER_NETWORK_CONNECTION): admitted by the core, or
+ * refused (-1: lws closes it at once). Refusals are logged at most once a
+ * second, with the count of those not logged. */
+static int admit(pl__ws_server *s, const struct lws_filter_network_conn_args *a) {
+    sockref *ref = s->pending;
+    s->pending = NULL;
+    if (ref) { /* the last admitted socket got no wsi: its adoption failed */
+        pl__relay_core_unadmit(s->core, ref->addr);
+        free(ref);
+    }
+    if (s->stopping) return -1;
+    char addr[INET6_ADDRSTRLEN] = "?";
+    if (a->cli_addr.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->cli_addr)->sin_addr, addr, sizeof addr);
+    else if (a->cli_addr.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->cli_addr)->sin6_addr, addr,
+                  sizeof addr);
+    pl_err e = pl__relay_core_admit(s->core, addr);
+    if (e == PL_OK && !(ref = malloc(sizeof *ref))) {
+        pl__relay_core_unadmit(s->core, addr);
+        e = PL_ERR_NOMEM;
+    }
+    if (e != PL_OK) {
+        uint64_t now = uv_now(&s->loop);
+        if (now >= s->refused_log_at) {
+            pl__relay_stats st;
+            pl__relay_core_stats(s->core, &st);
+            logf_(s, PL__LOG_INFO,
+                  "refused a socket from %s: %s (%zu sockets, %zu bytes of memory in use; "
+                  "%zu more refused quietly)",
+                  addr, pl_errname(e), st.sockets, st.memory, s->refused_quiet);
+            s->refused_log_at = now + REFUSAL_LOG_MS;
+            s->refused_quiet = 0;
+        } else {
+            s->refused_quiet++;
+        }
+        return -1;
+    }
+    snprintf(ref->addr, sizeof ref->addr, "%s", addr);
+    s->pending = ref;
+    return 0;
+}
+
 /* ---- the lws protocol callback ----------------------------------------------------- */
 
 static int on_receive(pl__ws_server *s, sess *e, struct lws *wsi, const void *in, size_t len) {
@@ -430,6 +493,31 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     pl__ws_server *s = ctx ? lws_context_user(ctx) : NULL;
     sess *e = user;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* Before a byte is read: the connection limits and the memory
+         * budget decide, so that a storm of sockets costs an accept and a
+         * close each. wsi is the listening socket here. */
+        return s && user ? admit(s, user) : -1;
+
+    case LWS_CALLBACK_WSI_CREATE:
+        /* The wsi of the socket just admitted (adoption follows the filter
+         * in the same call). */
+        if (s && s->pending) {
+            lws_set_opaque_user_data(wsi, s->pending);
+            s->pending = NULL;
+        }
+        return 0;
+
+    case LWS_CALLBACK_WSI_DESTROY: {
+        sockref *ref = s ? lws_get_opaque_user_data(wsi) : NULL;
+        if (ref) {
+            lws_set_opaque_user_data(wsi, NULL);
+            pl__relay_core_unadmit(s->core, ref->addr);
+            free(ref);
+        }
+        return 0;
+    }
+
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (!s || !e) return -1;
         memset(e, 0, sizeof *e);
@@ -442,7 +530,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         e->wsi = wsi;
         e->id = s->next_id++;
         e->last_rx = e->last_ping = uv_now(&s->loop);
-        pl_err err = pl__relay_core_open(s->core, e->id, e->did[0] ? e->did : NULL, wall_ms(s));
+        const sockref *ref = lws_get_opaque_user_data(wsi);
+        pl_err err = pl__relay_core_open(s->core, e->id, e->did[0] ? e->did : NULL,
+                                         ref ? ref->addr : NULL, wall_ms(s));
         if (err == PL_OK && (err = sess_insert(s, e)) != PL_OK) pl__relay_core_close(s->core, e->id);
         if (err != PL_OK) {
             logf_(s, PL__LOG_ERROR, "conn from %s: cannot open: %s", e->peer, pl_errname(err));
@@ -496,7 +586,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             e->qbytes -= f->len;
             int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
             size_t flen = f->len;
-            free(f);
+            frame_done(s, e->id, f);
             if (n < (int)flen) {
                 logf_(s, PL__LOG_INFO, "conn %llu: write failed", (unsigned long long)e->id);
                 return -1;
@@ -526,7 +616,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             e->established = false;
             pl__relay_core_close(s->core, e->id);
             sess_remove(s, e);
-            sess_free_buffers(e);
+            sess_free_buffers(s, e);
             logf_(s, PL__LOG_INFO, "conn %llu closed; %zu connected", (unsigned long long)e->id,
                   s->tab.n);
             drain(s);
@@ -622,12 +712,24 @@ void pl__ws_server_free(pl__ws_server *s) {
         free(x->f);
         free(x);
     }
+    free(s->pending);
     pl_driver_free(s->d); /* only one that never ran anything is left here */
     pl__relay_core_free(s->core);
     pl__relay_store_close(s->store);
     pl__ht_free(&s->tab);
     free(s->db_path);
     free(s);
+}
+
+/* Resident memory of this process, bytes (0 if /proc cannot tell). */
+static size_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long size = 0, resident = 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? (size_t)resident * (size_t)page : 0;
 }
 
 /* Resolve host to an IPv4 address (lws binds only what it is given) and try
@@ -663,7 +765,8 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     PL_REQUIRE(out && opts);
     *out = NULL;
     if (opts->port < 0 || opts->port > 65535 || opts->ping_interval_ms < 0 ||
-        opts->idle_timeout_ms < 0 || !opts->tls_cert != !opts->tls_key)
+        opts->idle_timeout_ms < 0 || opts->handshake_timeout_s < 0 ||
+        !opts->tls_cert != !opts->tls_key)
         return PL_ERR_INVALID_ARG;
     char addr[INET_ADDRSTRLEN];
     PL_TRY(probe_bind(opts->host ? opts->host : "127.0.0.1", opts->port, addr));
@@ -687,14 +790,27 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     s->o.db_path = s->db_path;
     if (!s->o.ping_interval_ms) s->o.ping_interval_ms = DEF_PING_MS;
     if (!s->o.idle_timeout_ms) s->o.idle_timeout_ms = 2 * s->o.ping_interval_ms + 10000;
-    if (!s->o.max_queue_bytes) s->o.max_queue_bytes = DEF_QUEUE_BYTES;
+    if (!s->o.handshake_timeout_s) s->o.handshake_timeout_s = DEF_HANDSHAKE_S;
+    if (!s->o.max_memory) s->o.max_memory = PL_RELAY_DEF_MEMORY;
     s->next_id = 1;
     uint8_t key[16];
     pl_random(key, sizeof key);
     pl__ht_init(&s->tab, key);
     pl_err e;
     int64_t now = s->started_at = pl_wall_clock_ms();
-    if ((e = pl__relay_core_new(&s->core, &opts->limits, now)) != PL_OK) goto fail;
+    /* The core's budget: the process budget less what the process holds
+     * now (code, libraries) and the reserve. */
+    pl__relay_limits lim = opts->limits;
+    size_t base = rss_bytes();
+    if (s->o.max_memory < base + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN) {
+        logf_(s, PL__LOG_ERROR, "--max-memory %zu is below the %zu bytes the relay needs to start",
+              s->o.max_memory, base + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN);
+        e = PL_ERR_INVALID_ARG;
+        goto fail;
+    }
+    lim.max_memory_bytes = s->o.max_memory - base - PL__WS_MEMORY_RESERVE;
+    lim.memory_store = !s->db_path;
+    if ((e = pl__relay_core_new(&s->core, &lim, now)) != PL_OK) goto fail;
     if ((e = pl__relay_store_open(&s->store, s->db_path)) != PL_OK) goto fail;
     size_t pruned = 0, skipped = 0;
     if ((e = pl__relay_store_prune(s->store, now, &pruned)) != PL_OK) goto fail;
@@ -743,6 +859,10 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     /* A JS client's JWT travels in the query; lws drops a longer header
      * silently at the default 4096. */
     info.max_http_header_data = 16384;
+    /* A socket has this long to finish its upgrade (lws closes it then),
+     * and an HTTP header buffer is held as long: slowloris gets no more. */
+    info.timeout_secs = (unsigned)s->o.handshake_timeout_s;
+    info.timeout_secs_ah_idle = (unsigned)s->o.handshake_timeout_s;
     lws_set_log_level(LLL_ERR, NULL);
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {

@@ -33,10 +33,17 @@ typedef struct pl__ws_server_opts {
     int port;                /* 0: the kernel picks a free port */
     const char *db_path;     /* SQLite mailbox; NULL: in memory (lost on exit) */
     bool require_auth;       /* refuse (HTTP 401) clients without a valid JWT */
-    pl__relay_limits limits; /* zero fields: defaults */
+    /* Zero fields: defaults. limits.max_memory_bytes is ignored: the
+     * core's budget comes from max_memory below. */
+    pl__relay_limits limits;
+    /* The process's memory budget (its RSS): what the relay holds at
+     * start-up and a reserve for one request's transient copies
+     * (PL__WS_MEMORY_RESERVE) come off it, the rest is the core's
+     * accounted budget. 0: PL_RELAY_DEF_MEMORY. */
+    size_t max_memory;
     int ping_interval_ms;    /* 0: 20000 */
     int idle_timeout_ms;     /* 0: 2 * ping interval + 10000 */
-    size_t max_queue_bytes;  /* per-connection send queue; 0: 16 MiB */
+    int handshake_timeout_s; /* a socket must complete its upgrade in this; 0: 10 */
     bool handle_signals;     /* stop cleanly on SIGINT/SIGTERM */
     pl__ws_log_fn log;       /* NULL: silent */
     void *log_ud;
@@ -53,6 +60,13 @@ typedef struct pl__ws_server_opts {
     int fault_close_code;    /* close every connection with this code once it is open */
     bool fault_ignore;       /* read every frame, answer none (a stuck relay) */
 } pl__ws_server_opts;
+
+/* Memory kept out of the core's budget for what one request copies while
+ * it runs (the frame, its JSON tree, an answer page as tree, text and
+ * frame, a store action) and what SQLite and libwebsockets allocate. */
+#define PL__WS_MEMORY_RESERVE ((size_t)16 << 20)
+/* The smallest core budget a relay starts with. */
+#define PL__WS_MEMORY_MIN ((size_t)4 << 20)
 
 typedef struct pl__ws_server pl__ws_server;
 
