@@ -385,6 +385,22 @@ static void write_seeds(const char *dir) {
     write_seed(dir, "seed-errors", &s);
     harness_free(&h);
 
+    /* A full topic: acknowledged messages make room; the fifth publish of
+     * a listener that never acknowledges is refused; fetch pages. */
+    harness_init(&h), s.len = 0;
+    add(&s, &h, CTL(0, 0, 0), "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t1);
+    for (int i = 0; i < 6; i++) {
+        add(&s, &h, CTL(2, 0, 1), "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"m%d\",\"ttl\":60}}", 10 + i, t1, i);
+        add(&s, &h, CTL(0, 0, 1), "{\"id\":%s,\"jsonrpc\":\"2.0\",\"result\":true}", h.push_id[0]);
+    }
+    add(&s, &h, CTL(1, 0, 1), "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t1);
+    for (int i = 6; i < 12; i++)
+        add(&s, &h, CTL(2, 0, 1), "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"m%d\",\"ttl\":60}}", 10 + i, t1, i);
+    add(&s, &h, CTL(3, 0, 1), "{\"id\":3,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t1);
+    add(&s, &h, CTL(3, 0, 1), "{\"id\":4,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t1);
+    write_seed(dir, "seed-full-topic", &s);
+    harness_free(&h);
+
     /* WalletConnect's proposal/approval methods. */
     harness_init(&h), s.len = 0;
     add(&s, &h, CTL(0, 0, 0), "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t1);
