@@ -48,15 +48,19 @@ static const char usage[] =
     "  --max-messages N      stored messages, all topics (default 1000000)\n"
     "  --max-topics-total N  topics the relay holds (default 1000000)\n"
     "  --quota-messages N    stored messages per publisher: its address, and its did:key\n"
-    "                        when authenticated (default 100000)\n"
-    "  --quota-bytes BYTES   their bytes with overhead (default 64M)\n"
+    "                        when authenticated (default 100000, at most a quarter of\n"
+    "                        --max-messages)\n"
+    "  --quota-bytes BYTES   their bytes with overhead (default 64M, at most a quarter of\n"
+    "                        --max-stored)\n"
     "  --quota-topics N      topics a publisher brought in (default 65536)\n"
     "  --max-conns N         sockets, handshakes included (default 10000)\n"
     "  --max-conns-per-addr N  sockets from one address (default 256)\n"
     "  --max-inflight-bytes BYTES  unacknowledged pushes per connection (default 1M)\n"
     "  --max-queue BYTES     unsent bytes per connection before it is closed (default 4M)\n"
-    "  --fetch-page BYTES    one irn_fetchMessages answer, about (default 1M)\n"
+    "  --fetch-page BYTES    one irn_fetchMessages answer, about (default 256K)\n"
     "  --handshake-timeout SEC  time a socket has to complete its upgrade (default 10)\n"
+    "  --socket-sndbuf BYTES SO_SNDBUF of each client socket (default: the kernel's\n"
+    "                        autotuning, which may hold MiBs for a client that does not read)\n"
     "\n"
     "  --tls-cert PEM --tls-key PEM\n"
     "                        serve wss:// with this certificate and key\n"
@@ -122,7 +126,7 @@ int pl_cli_relay(int argc, char **argv) {
     enum { O_LISTEN = 1, O_DB, O_AUTH, O_PING, O_IDLE, O_MAILBOX, O_MAXMSG, O_RATE, O_TOPICS, O_VERBOSE,
            O_HELP, O_CERT, O_KEY, O_FAULT, O_PUBLIC_URL, O_MEMORY, O_STORED, O_MESSAGES,
            O_TOPICS_TOTAL, O_QUOTA_MESSAGES, O_QUOTA_BYTES, O_QUOTA_TOPICS, O_CONNS,
-           O_CONNS_PER_ADDR, O_INFLIGHT_BYTES, O_QUEUE, O_FETCH_PAGE, O_HANDSHAKE };
+           O_CONNS_PER_ADDR, O_INFLIGHT_BYTES, O_QUEUE, O_FETCH_PAGE, O_HANDSHAKE, O_SNDBUF };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"db", required_argument, NULL, O_DB},
@@ -151,6 +155,7 @@ int pl_cli_relay(int argc, char **argv) {
         {"max-queue", required_argument, NULL, O_QUEUE},
         {"fetch-page", required_argument, NULL, O_FETCH_PAGE},
         {"handshake-timeout", required_argument, NULL, O_HANDSHAKE},
+        {"socket-sndbuf", required_argument, NULL, O_SNDBUF},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -260,6 +265,13 @@ int pl_cli_relay(int argc, char **argv) {
         COUNT_OPT(O_CONNS_PER_ADDR, "max-conns-per-addr", o.limits.max_conns_per_addr);
 #undef BYTES_OPT
 #undef COUNT_OPT
+        case O_SNDBUF: {
+            size_t b;
+            if (!parse_bytes(optarg, 1ull << 30, &b))
+                return pl_cli_usage_error(cmd, "--socket-sndbuf wants a byte count (K, M allowed)");
+            o.socket_sndbuf = (int)b;
+            break;
+        }
         case O_HANDSHAKE:
             if (!parse_ulong(optarg, 3600, &v) || v == 0)
                 return pl_cli_usage_error(cmd, "--handshake-timeout wants 1..3600 seconds");

@@ -18,10 +18,12 @@ pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, 
     pl__relay_limits def;
     pl__relay_limits_default(&def);
     pl__relay_limits l = def;
-    bool total_given = false;
+    bool total_given = false, qbytes_given = false, qmsgs_given = false;
     if (limits) {
         l = *limits;
         total_given = l.max_total_bytes != 0;
+        qbytes_given = l.quota_bytes != 0;
+        qmsgs_given = l.quota_messages != 0;
 #define DEF(f)                                                                                     \
     if (!l.f) l.f = def.f
         DEF(max_frame_bytes);
@@ -54,6 +56,11 @@ pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, 
      * other half serves the connections. */
     if (!total_given && l.max_total_bytes > l.max_memory_bytes / 2)
         l.max_total_bytes = l.max_memory_bytes / 2;
+    /* ... and one publisher a quarter of the storage, so that one address
+     * cannot fill it for everyone. */
+    if (!qbytes_given && l.quota_bytes > l.max_total_bytes / 4) l.quota_bytes = l.max_total_bytes / 4;
+    if (!qmsgs_given && l.quota_messages > l.max_messages / 4)
+        l.quota_messages = l.max_messages / 4;
     if (l.min_ttl_s < 1 || l.max_ttl_s < l.min_ttl_s || l.max_ttl_s > INT64_MAX / 1000 / 4 ||
         l.max_message_bytes > l.max_frame_bytes || l.ack_timeout_ms < 1)
         return PL_ERR_INVALID_ARG;
@@ -155,6 +162,12 @@ void pl__relay_core_sent(pl__relay_core *c, uint64_t conn_id, size_t bytes) {
     k->unsent -= n;
     c->mem.queued -= n;
     pl__rs_release(c, n);
+}
+
+bool pl__relay_core_wants_input(const pl__relay_core *c, uint64_t conn_id) {
+    PL_REQUIRE(c);
+    const conn *k = pl__rs_conn_find(c, conn_id);
+    return k && !k->closing && k->unsent <= c->lim.max_queue_bytes_per_conn / 2;
 }
 
 void pl__relay_core_tick(pl__relay_core *c, int64_t now_ms) {

@@ -7,8 +7,8 @@
  * messages to get. pl__rs_pump() turns positions into pushes, round robin
  * over the ready subscriptions, while the connection's window allows: at
  * most max_inflight_per_conn pushes and max_inflight_bytes_per_conn bytes
- * unacknowledged, and only while the relay is within its memory budget; a
- * connection with nothing in flight always gets one, so every backlog
+ * unacknowledged, and only while the relay's memory is under its bulk limit
+ * (internal.h); a connection with nothing in flight always gets one, so every backlog
  * moves at the pace its client acknowledges, whatever the topic holds. */
 #include "relay/internal.h"
 
@@ -124,7 +124,7 @@ static bool window_open(const pl__relay_core *c, const conn *k, const rmsg *m) {
     size_t sz = push_size(m);
     return k->inflight.n < c->lim.max_inflight_per_conn &&
            k->inflight_bytes + sz <= c->lim.max_inflight_bytes_per_conn &&
-           pl__rs_room(c, sz + pl__rs_delivery_cost());
+           pl__rs_room_bulk(c, sz + pl__rs_delivery_cost());
 }
 
 void pl__rs_pump(pl__relay_core *c, conn *k, int64_t now_ms) {

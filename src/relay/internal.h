@@ -106,8 +106,8 @@ typedef struct dlist {
 /* Where the last irn_fetchMessages answer stopped, so that the same request
  * again gets the next page. */
 typedef struct fetch_cursor {
-    uint64_t key; /* hash of the request's topic list */
-    size_t ti;    /* index in that list */
+    uint64_t key;   /* hash of the request's topic list */
+    size_t ti;      /* index in that list */
     uint64_t after; /* last seq given from topic ti */
     bool live;
 } fetch_cursor;
@@ -173,8 +173,21 @@ static inline void pl__rs_release(pl__relay_core *c, size_t bytes) {
 
 /* True if `bytes` more fit the memory budget. */
 static inline bool pl__rs_room(const pl__relay_core *c, size_t bytes) {
-    return c->mem.used <= c->lim.max_memory_bytes &&
-           bytes <= c->lim.max_memory_bytes - c->mem.used;
+    return c->mem.used <= c->lim.max_memory_bytes && bytes <= c->lim.max_memory_bytes - c->mem.used;
+}
+
+/* Bulk data (pushes beyond the one every connection may have in flight)
+ * stops at three quarters of the budget: the last quarter stays for
+ * requests and their answers, so that clients keep being served while
+ * subscribers that do not read hold what they were sent. Memory pressure
+ * (pl__rs_relieve) starts there too. */
+static inline size_t pl__rs_bulk_limit(const pl__relay_core *c) {
+    return c->lim.max_memory_bytes / 4 * 3;
+}
+
+static inline bool pl__rs_room_bulk(const pl__relay_core *c, size_t bytes) {
+    size_t lim = pl__rs_bulk_limit(c);
+    return c->mem.used <= lim && bytes <= lim - c->mem.used;
 }
 
 /* ---- actions.c ---- */
@@ -253,9 +266,9 @@ void pl__rs_release_topic(pl__relay_core *c, topic *t);
  * PL_ERR_MAILBOX_FULL with *why set. */
 pl_err pl__rs_quota_check(const pl__relay_core *c, const conn *k, size_t msgs, size_t bytes,
                           size_t new_topics, const char **why);
-/* Near the budget (7/8 of it), or after work was refused for memory:
- * close the connection that holds the most unsent bytes (at least 64 KiB;
- * at most one every 100 ms). */
+/* Past the bulk limit (3/4 of the budget), or after work was refused for
+ * memory: close the connection that holds the most unsent bytes (at least
+ * 64 KiB; at most one every 100 ms). */
 void pl__rs_relieve(pl__relay_core *c, int64_t now_ms);
 
 /* ---- mailbox.c ---- */

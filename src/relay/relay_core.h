@@ -73,7 +73,9 @@ typedef struct pl__relay_limits {
      * and the connection holding the largest send queue is closed. */
     size_t max_memory_bytes;
     /* Per publisher, charged to both its address and its did:key: stored
-     * messages, their cost, and the topics it brought in that still exist. */
+     * messages, their cost, and the topics it brought in that still exist.
+     * The defaults of the first two are at most a quarter of max_messages
+     * and max_total_bytes. */
     size_t quota_messages;
     size_t quota_bytes;
     size_t quota_topics;
@@ -121,7 +123,7 @@ typedef struct pl__relay_limits {
 #define PL_RELAY_DEF_INFLIGHT 1024
 #define PL_RELAY_DEF_INFLIGHT_BYTES ((size_t)1 << 20)
 #define PL_RELAY_DEF_QUEUE_BYTES ((size_t)4 << 20)
-#define PL_RELAY_DEF_FETCH_PAGE_BYTES ((size_t)1 << 20)
+#define PL_RELAY_DEF_FETCH_PAGE_BYTES ((size_t)256 << 10)
 #define PL_RELAY_DEF_CONN_COST ((size_t)24 << 10)
 
 /* What one stored message costs against max_total_bytes, the memory
@@ -212,6 +214,14 @@ void pl__relay_core_close(pl__relay_core *c, uint64_t conn);
  * toward its connection's queue until this call; a connection over
  * max_queue_bytes_per_conn is closed (1008). Unknown conn: no-op. */
 void pl__relay_core_sent(pl__relay_core *c, uint64_t conn, size_t bytes);
+
+/* Whether the runtime should read more frames from conn now: false while
+ * what is queued for it exceeds half of max_queue_bytes_per_conn, so that
+ * a client that does not read its answers gets no more work done (and the
+ * others wait less). The runtime stops reading that socket and starts
+ * again once written bytes (pl__relay_core_sent) bring it back under.
+ * Unknown conn: false. */
+bool pl__relay_core_wants_input(const pl__relay_core *c, uint64_t conn);
 
 /* One complete text frame from conn. Every problem with the frame is
  * answered on the wire (a JSON-RPC error) and also returned: PL_OK when the

@@ -24,7 +24,10 @@
 
 #define DEF_PING_MS 20000
 #define DEF_HANDSHAKE_S 10
-#define REFUSAL_LOG_MS 1000 /* refused sockets are logged once a second at most */
+#define REFUSAL_LOG_MS 1000
+/* A closing connection whose socket never becomes writable (a client that
+ * does not read) is dropped after this. */
+#define CLOSE_BACKSTOP_S 3 /* refused sockets are logged once a second at most */
 #define LOG_FRAME_CHARS 200
 #define WRITE_BURST 64 /* frames written per writable event, at most */
 
@@ -46,6 +49,7 @@ typedef struct sess {
     size_t rxlen, rxcap;
     uint64_t last_rx, last_ping; /* loop time, ms */
     bool established, ping_pending, closing;
+    bool rx_paused; /* not reading: its queue is too long (pl__relay_core_wants_input) */
     int close_code;
     char close_reason[64];
     char did[PL_DID_KEY_SIZE]; /* from a verified JWT, else "" */
@@ -80,7 +84,7 @@ struct pl__ws_server {
     pl_driver_task sweep_task;
     int64_t next_sweep, sweep_ms;
     int64_t started_at; /* wall clock ms at start-up (the store's load) */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sigusr1;
     bool handles_open, stopping, ran;
     pl__relay_core *core;
     pl__relay_store *store;
@@ -164,19 +168,24 @@ static void sess_free_buffers(pl__ws_server *s, sess *e) {
     e->rxlen = e->rxcap = 0;
 }
 
+static void sess_free_buffers(pl__ws_server *s, sess *e);
+
 /* Close from outside a RECEIVE callback. Returning -1 from WRITEABLE under
  * libuv drops the TCP connection without a CLOSE frame (Debian's 4.1.6), so
  * WRITEABLE arms a 1 us lws timer and the TIMER callback closes. The timer is
  * armed from inside lws: one armed from our own uv callbacks is only noticed
  * at lws's next housekeeping, seconds later. The timeout is a backstop for a
  * peer whose socket never becomes writable again. */
-static void sess_close_later(sess *e, int code, const char *reason) {
+static void sess_close_later(pl__ws_server *s, sess *e, int code, const char *reason) {
     if (e->closing) return;
     e->closing = true;
     e->close_code = code;
     snprintf(e->close_reason, sizeof e->close_reason, "%s", reason);
+    /* What is still queued will not be written: free it now, so that a
+     * client closed for not reading gives its memory back at once. */
+    sess_free_buffers(s, e);
     lws_callback_on_writable(e->wsi);
-    lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, 10);
+    lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_BACKSTOP_S);
 }
 
 static frame *frame_new(const char *text, size_t len) {
@@ -228,7 +237,7 @@ static void drain(pl__ws_server *s) {
             frame *f = frame_new(a.text, a.len);
             if (!f) {
                 pl__relay_core_sent(s->core, a.conn, a.len);
-                sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+                sess_close_later(s, e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
                 break;
             }
             if (!s->holding) {
@@ -238,7 +247,7 @@ static void drain(pl__ws_server *s) {
             held *h = malloc(sizeof *h);
             if (!h) {
                 frame_done(s, a.conn, f);
-                sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+                sess_close_later(s, e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
                 break;
             }
             h->next = NULL;
@@ -254,7 +263,7 @@ static void drain(pl__ws_server *s) {
             if (!e) break;
             logf_(s, PL__LOG_INFO, "conn %llu: closing %d (%s)", (unsigned long long)a.conn,
                   a.close_code, a.reason);
-            sess_close_later(e, a.close_code, a.reason);
+            sess_close_later(s, e, a.close_code, a.reason);
             break;
         }
         case PL__RELAY_STORE_PUT:
@@ -296,7 +305,7 @@ static void commit(pl__ws_server *s) {
         } else if (s->tx_failed) {
             /* Not durable, so not acknowledged: the client republishes. */
             frame_done(s, x->conn, x->f);
-            sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "storage failure");
+            sess_close_later(s, e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "storage failure");
         } else {
             sess_enqueue(s, e, x->f);
         }
@@ -340,7 +349,7 @@ static void on_sweep(pl_driver_task *t, int64_t wall) {
         if (now - e->last_rx >= (uint64_t)s->o.idle_timeout_ms) {
             logf_(s, PL__LOG_INFO, "conn %llu: no frame or pong for %d ms, reaping",
                   (unsigned long long)e->id, s->o.idle_timeout_ms);
-            sess_close_later(e, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+            sess_close_later(s, e, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
             continue;
         }
         if (now - e->last_ping >= (uint64_t)s->o.ping_interval_ms) {
@@ -422,6 +431,9 @@ static int admit(pl__ws_server *s, const struct lws_filter_network_conn_args *a)
     }
     snprintf(ref->addr, sizeof ref->addr, "%s", addr);
     s->pending = ref;
+    if (s->o.socket_sndbuf > 0)
+        (void)setsockopt(a->accept_fd, SOL_SOCKET, SO_SNDBUF, &s->o.socket_sndbuf,
+                         sizeof s->o.socket_sndbuf);
     return 0;
 }
 
@@ -484,6 +496,11 @@ static int on_receive(pl__ws_server *s, sess *e, struct lws *wsi, const void *in
         e->rxcap = 0;
     }
     drain(s);
+    /* A client that does not read its answers is not read from either. */
+    if (!e->closing && !e->rx_paused && !pl__relay_core_wants_input(s->core, e->id)) {
+        e->rx_paused = true;
+        lws_rx_flow_control(wsi, 0);
+    }
     return 0;
 }
 
@@ -499,9 +516,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
          * close each. wsi is the listening socket here. */
         return s && user ? admit(s, user) : -1;
 
-    case LWS_CALLBACK_WSI_CREATE:
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         /* The wsi of the socket just admitted (adoption follows the filter
-         * in the same call). */
+         * in the same call; lws sets the opaque data itself before this,
+         * so not at WSI_CREATE). */
         if (s && s->pending) {
             lws_set_opaque_user_data(wsi, s->pending);
             s->pending = NULL;
@@ -541,9 +559,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         }
         e->established = true;
-        logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s); %zu connected",
-              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous", s->tab.n);
-        if (s->o.fault_close_code) sess_close_later(e, s->o.fault_close_code, "fault injected");
+        logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s%s); %zu connected",
+              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous",
+              ref ? "" : ", not admitted", s->tab.n);
+        if (s->o.fault_close_code) sess_close_later(s, e, s->o.fault_close_code, "fault injected");
         return 0;
     }
 
@@ -591,6 +610,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 logf_(s, PL__LOG_INFO, "conn %llu: write failed", (unsigned long long)e->id);
                 return -1;
             }
+        }
+        if (e->rx_paused && pl__relay_core_wants_input(s->core, e->id)) {
+            e->rx_paused = false;
+            lws_rx_flow_control(wsi, 1);
         }
         return 0;
     }
@@ -649,6 +672,23 @@ static void on_signal(uv_signal_t *h, int signum) {
     pl__ws_server_stop(s);
 }
 
+/* SIGUSR1: one line of the core's accounting, for operators (and the
+ * hostile-client suite). */
+static void on_stats_signal(uv_signal_t *h, int signum) {
+    (void)signum;
+    pl__ws_server *s = h->data;
+    pl__relay_stats st;
+    pl__relay_core_stats(s->core, &st);
+    logf_(s, PL__LOG_INFO,
+          "stats: memory %zu of %zu bytes (stored %zu, queued %zu); %zu sockets, %zu connections, "
+          "%zu topics, %zu messages, %zu subscriptions, %zu pushes in flight; %llu refused, %llu "
+          "evicted, %llu closed slow",
+          st.memory, pl__relay_core_limits(s->core)->max_memory_bytes, st.stored_bytes,
+          st.queued_bytes, st.sockets, st.conns, st.topics, st.messages, st.subscriptions,
+          st.inflight, (unsigned long long)st.refused, (unsigned long long)st.evicted,
+          (unsigned long long)st.slow_closed);
+}
+
 static pl_err restore_one(void *ud, const pl__relay_record *r) {
     pl__ws_server *s = ud;
     pl_err e = pl__relay_core_restore(s->core, r, s->started_at);
@@ -673,6 +713,7 @@ static void close_handles(pl__ws_server *s) {
     if (s->o.handle_signals) {
         pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigint);
         pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigterm);
+        pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigusr1);
     }
     pl_driver_close(s->d, NULL, NULL);
     s->d = NULL;
@@ -765,7 +806,7 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     PL_REQUIRE(out && opts);
     *out = NULL;
     if (opts->port < 0 || opts->port > 65535 || opts->ping_interval_ms < 0 ||
-        opts->idle_timeout_ms < 0 || opts->handshake_timeout_s < 0 ||
+        opts->idle_timeout_ms < 0 || opts->handshake_timeout_s < 0 || opts->socket_sndbuf < 0 ||
         !opts->tls_cert != !opts->tls_key)
         return PL_ERR_INVALID_ARG;
     char addr[INET_ADDRSTRLEN];
@@ -833,7 +874,13 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     if (s->o.handle_signals) {
         uv_signal_init(&s->loop, &s->sigint);
         uv_signal_init(&s->loop, &s->sigterm);
-        s->sigint.data = s->sigterm.data = s;
+        uv_signal_init(&s->loop, &s->sigusr1);
+        s->sigint.data = s->sigterm.data = s->sigusr1.data = s;
+        /* Armed now, not when the loop starts: a script that stops the
+         * relay as soon as it printed its port must get a clean stop. */
+        uv_signal_start(&s->sigint, on_signal, SIGINT);
+        uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&s->sigusr1, on_stats_signal, SIGUSR1);
     }
     s->handles_open = true;
 
@@ -909,10 +956,6 @@ pl_err pl__ws_server_run(pl__ws_server *s) {
         s->next_sweep = pl_driver_now(s->d) + sweep;
         pl_driver_start(s->d, &s->core_task);
         pl_driver_start(s->d, &s->sweep_task);
-        if (s->o.handle_signals) {
-            uv_signal_start(&s->sigint, on_signal, SIGINT);
-            uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-        }
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     if (s->ctx) lws_context_destroy(s->ctx);

@@ -44,6 +44,10 @@ typedef struct pl__ws_server_opts {
     int ping_interval_ms;    /* 0: 20000 */
     int idle_timeout_ms;     /* 0: 2 * ping interval + 10000 */
     int handshake_timeout_s; /* a socket must complete its upgrade in this; 0: 10 */
+    /* SO_SNDBUF of every accepted socket; 0: the kernel's autotuning (which
+     * may keep a few MiB per connection that does not read, outside the
+     * relay's budget). */
+    int socket_sndbuf;
     bool handle_signals;     /* stop cleanly on SIGINT/SIGTERM */
     pl__ws_log_fn log;       /* NULL: silent */
     void *log_ud;
