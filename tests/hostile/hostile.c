@@ -19,10 +19,11 @@
  * about a minute.
  *
  * Prints one `HOSTILE name ...` line per attack (docs/performance.md uses
- * them; bench/hostile.sh runs the suite for the measurements) and `HOSTILE
- * OK` at the end. Exit status 0 when every check held.
+ * them; scripts/bench-hostile.sh runs the suite for the measurements) and
+ * `HOSTILE OK` at the end. Exit status 0 when every check held.
  *
- *   hostile [PAIRLINK_BINARY] [ATTACK...]   (default: PL_CLI, every attack) */
+ *   hostile [PAIRLINK_BINARY] [ATTACK...]   (default: PL_CLI, every attack)
+ *   HOSTILE_ACTIVE_MS=N: attacks run at least N ms (default 1500). */
 #include "pairlink/crypto.h"
 #include "pairlink/driver.h"
 #include "pairlink/relay_client.h"
@@ -53,7 +54,7 @@
 #define BUDGET "48M" /* --max-memory of every relay here */
 #define BUDGET_KB (48 * 1024)
 #define RTT_P99_MS 50.0       /* the probe's round trip, 99th percentile */
-#define PROBE_EVERY_MS 20     /* one probe round trip per this */
+#define PROBE_EVERY_MS 5      /* one probe round trip per this, at most */
 #define PROBE_TIMEOUT_MS 2000 /* a round trip longer than this failed */
 
 #define BIG_SIZE (256 << 10)     /* hole 1: message size ... */
@@ -192,7 +193,7 @@ static void relay_stop(relay *r) {
 
 /* ---- the probe ---------------------------------------------------------------------- */
 
-#define MAX_SAMPLES 4096
+#define MAX_SAMPLES 16384
 
 typedef struct probe {
     pthread_t th;
@@ -214,8 +215,11 @@ static void probe_fail(probe *p, const char *why) {
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Two clients on 127.0.0.1: a publishes on its topic, b is subscribed and
- * answers its pushes. One round trip every PROBE_EVERY_MS. */
+/* Two clients on 127.0.0.1, both subscribed to one topic and answering
+ * their pushes, publish to each other in turn (each stays at half the probe
+ * rate, within the relay's default request rate). One round trip every
+ * PROBE_EVERY_MS: the publish sent -> its `true` and the push at the other
+ * both in. */
 static void *probe_main(void *arg) {
     probe *p = arg;
     hs_net *n = hs_net_new();
@@ -223,10 +227,10 @@ static void *probe_main(void *arg) {
     for (int i = 0; i < 64; i++)
         topic[i] = "0123456789abcdef"[(unsigned)rand() % 16];
     topic[64] = '\0';
-    hs_conn_opts oa = {.port = p->port, .path = p->path},
+    hs_conn_opts oa = {.port = p->port, .path = p->path, .answer_pushes = true},
                  ob = {.port = p->port, .path = p->path_b, .answer_pushes = true};
-    hs_conn *a = hs_connect(n, &oa), *b = hs_connect(n, &ob);
-    if (!hs_wait_open(n, a, 3000) || !hs_wait_open(n, b, 3000)) {
+    hs_conn *side[2] = {hs_connect(n, &oa), hs_connect(n, &ob)};
+    if (!hs_wait_open(n, side[0], 3000) || !hs_wait_open(n, side[1], 3000)) {
         probe_fail(p, "the probe could not connect");
         atomic_store(&p->ready, true);
         hs_net_free(n);
@@ -234,30 +238,32 @@ static void *probe_main(void *arg) {
     }
     char params[256];
     snprintf(params, sizeof params, "{\"topic\":\"%s\"}", topic);
-    hs_request(b, 1, "irn_subscribe", params);
-    json_t *ans = hs_wait_answer(n, b, 1, 3000);
-    if (!ans || hs_error_code(ans)) probe_fail(p, "the probe could not subscribe");
-    json_decref(ans);
+    for (int k = 0; k < 2; k++) {
+        hs_request(side[k], 1, "irn_subscribe", params);
+        json_t *ans = hs_wait_answer(n, side[k], 1, 3000);
+        if (!ans || hs_error_code(ans)) probe_fail(p, "the probe could not subscribe");
+        json_decref(ans);
+    }
     atomic_store(&p->ready, true);
     int64_t id = 100;
     while (!atomic_load(&p->stop)) {
+        hs_conn *from = side[id % 2], *to = side[1 - id % 2];
         int64_t t0 = hs_now_ms();
-        size_t pushes = hs_pushes(b);
+        size_t pushes = hs_pushes(to);
         snprintf(params, sizeof params,
                  "{\"topic\":\"%s\",\"message\":\"probe-%lld\",\"ttl\":10,\"tag\":1}", topic,
                  (long long)id);
-        int64_t t0us = 0;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        t0us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-        hs_request(a, id, "irn_publish", params);
+        int64_t t0us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        hs_request(from, id, "irn_publish", params);
         json_t *r = NULL;
         bool pushed = false;
-        while (hs_now_ms() - t0 < PROBE_TIMEOUT_MS && !(r && pushed) && !hs_is_done(a) &&
-               !hs_is_done(b)) {
+        while (hs_now_ms() - t0 < PROBE_TIMEOUT_MS && !(r && pushed) && !hs_is_done(from) &&
+               !hs_is_done(to)) {
             hs_net_service(n, 1);
-            if (!r) r = hs_take_answer(a, id);
-            pushed = hs_pushes(b) > pushes;
+            if (!r) r = hs_take_answer(from, id);
+            pushed = hs_pushes(to) > pushes;
         }
         clock_gettime(CLOCK_MONOTONIC, &ts);
         double ms = (double)((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - t0us) / 1000.0;
@@ -275,7 +281,7 @@ static void *probe_main(void *arg) {
         }
         json_decref(r);
         id++;
-        if (hs_is_done(a) || hs_is_done(b)) {
+        if (hs_is_done(from) || hs_is_done(to)) {
             probe_fail(p, "the relay closed a probe connection");
             break;
         }
@@ -377,7 +383,7 @@ static void attack_end(attack_run *a, int min_ms, bool stop_relay) {
            (long long)(hs_now_ms() - a->started));
     fflush(stdout);
     CHECK(!st.failures, "the probe failed %d round trips (%s)", st.failures, a->p.why);
-    CHECK(st.n >= 10, "only %zu probe round trips", st.n);
+    CHECK(st.n >= 100, "only %zu probe round trips", st.n);
     CHECK(peak > 0 && peak < BUDGET_KB, "the relay's peak RSS is %ld KiB (budget %d KiB)", peak,
           BUDGET_KB);
     if (st.p99 >= RTT_P99_MS) {
@@ -390,7 +396,8 @@ static void attack_end(attack_run *a, int min_ms, bool stop_relay) {
 
 /* Whether the attack has run less than ms: attacks keep at it for a while
  * so that the probe's percentiles are taken while they run. */
-#define ACTIVE_MS 1500
+static int g_active_ms = 1500; /* HOSTILE_ACTIVE_MS overrides it (bench: longer) */
+#define ACTIVE_MS g_active_ms
 static bool running(const attack_run *a, int ms) {
     return hs_now_ms() - a->started < ms;
 }
@@ -481,24 +488,32 @@ static int log_count(const relay *r, const char *what) {
     return n;
 }
 
-/* The relay's accounting now (SIGUSR1 makes it log a stats line): memory
- * accounted and its budget, the send-queue bytes; false if no line came. */
-static bool relay_stats(const relay *r, long long *memory, long long *budget, long long *queued) {
+/* The relay's accounting now (SIGUSR1 makes it log a stats line). */
+typedef struct stats {
+    long long memory, budget, stored, queued, messages;
+} stats;
+
+static stats relay_stats(const relay *r) {
     int before = log_count(r, "relay info: stats: ");
     kill(r->pid, SIGUSR1);
     int64_t end = hs_now_ms() + 2000;
     while (log_count(r, "relay info: stats: ") == before && hs_now_ms() < end)
         usleep(5000);
     FILE *f = fopen(r->log, "r");
-    if (!f) return false;
+    CHECK(f, "the relay's log");
     char line[1024], last[1024] = "";
     while (fgets(line, sizeof line, f))
         if (strstr(line, "relay info: stats: ")) snprintf(last, sizeof last, "%s", line);
     fclose(f);
+    stats st = {0};
     const char *p = strstr(last, "stats: memory ");
-    long long stored = 0;
-    return p && sscanf(p, "stats: memory %lld of %lld bytes (stored %lld, queued %lld)", memory,
-                       budget, &stored, queued) == 4;
+    const char *m = strstr(last, " topics, ");
+    CHECK(p && m &&
+              sscanf(p, "stats: memory %lld of %lld bytes (stored %lld, queued %lld)", &st.memory,
+                     &st.budget, &st.stored, &st.queued) == 4 &&
+              sscanf(m, " topics, %lld messages", &st.messages) == 1,
+          "no stats from the relay");
+    return st;
 }
 
 /* ---- the attacks ------------------------------------------------------------------------- */
@@ -508,7 +523,7 @@ static void attack_idle(void) {
     attack_run a;
     const char *args[] = {NULL};
     attack_begin(&a, "idle", args);
-    attack_end(&a, 2000, true);
+    attack_end(&a, ACTIVE_MS + 500, true);
 }
 
 /* Hole 1: a topic holding more than a connection's send queue stays
@@ -588,7 +603,7 @@ static void attack_fetch_storm(void) {
         for (int k = 0; k < FETCHES_EACH; k++)
             hs_request(fs[i], 10 + k, "irn_fetchMessages", params);
     }
-    pump(n, 1500);
+    pump(n, ACTIVE_MS);
     /* One of them reads at last: every answer comes, each one page. */
     hs_resume(fs[0]);
     int answered = 0;
@@ -661,9 +676,11 @@ static void attack_tiny_flood(void) {
     int from_y = tiny_batches(n, y, &id, &why);
     CHECK(from_y == from_x, "the second address stored %d (the first %d), then: %s", from_y, from_x,
           why);
-    printf("HOSTILE tiny-flood detail: one-byte messages: an address's quota of %s reached at %d "
-           "(%zu bytes each with overhead), another address's at %d\n",
-           TINY_QUOTA_BYTES, from_x, ((size_t)1 << 20) / (size_t)from_x, from_y);
+    stats st = relay_stats(&a.r);
+    CHECK(st.messages >= from_x + from_y, "the relay holds %lld messages", st.messages);
+    printf("HOSTILE tiny-flood detail: one-byte messages: an address's quota of %s reached at %d, "
+           "another address's at %d; each costs %lld bytes of accounted memory\n",
+           TINY_QUOTA_BYTES, from_x, from_y, st.stored / st.messages);
     while (running(&a, ACTIVE_MS))
         tiny_batches(n, y, &id, &why); /* refused, each parsed */
     hs_net_free(n);
@@ -871,11 +888,11 @@ static void attack_never_reading(void) {
         pump(n, 25);
     }
     free(m);
-    long long mem = 0, budget = 0, queued = 0;
-    CHECK(relay_stats(&a.r, &mem, &budget, &queued), "no stats from the relay");
+    pump(n, (int)(ACTIVE_MS - (hs_now_ms() - a.started)));
+    stats st = relay_stats(&a.r);
     int closed = log_count(&a.r, "closing 1008");
-    printf("HOSTILE never-reading stats: accounted %lld of %lld bytes, %lld of them queued\n", mem,
-           budget, queued);
+    printf("HOSTILE never-reading stats: accounted %lld of %lld bytes, %lld of them queued\n",
+           st.memory, st.budget, st.queued);
     printf("HOSTILE never-reading detail: %d from one address opened (limit %d); %d subscribers "
            "on %d addresses never read; %d of %d publishes of %d KiB taken, %d refused (3001: "
            "the relay's memory); %d closed for their queue\n",
@@ -967,7 +984,7 @@ static void attack_db_mode(void) {
     CHECK(mode_of(side) == 0600, "the SHM file is mode %o", mode_of(side));
     printf("HOSTILE db-mode detail: database, -wal, -shm 0600 under umask 022\n");
     hs_net_free(n);
-    attack_end(&a, 1000, true);
+    attack_end(&a, ACTIVE_MS, true);
 }
 
 /* ---- hole 8: a hostile relay against our relay client ---------------------------------- */
@@ -1280,7 +1297,7 @@ static void attack_slowloris(void) {
     attack_end(&a, 0, true);
 }
 
-/* Connections that open, subscribe, publish and go, as fast as they can,
+/* Connections that open, subscribe, fetch and go, as fast as they can,
  * from several addresses, with bare TCP connects among them. */
 static void attack_reconnect_storm(void) {
     const char *args[] = {NULL};
@@ -1288,7 +1305,8 @@ static void attack_reconnect_storm(void) {
     attack_begin(&a, "reconnect-storm", args);
     hs_net *n = hs_net_new();
     int cycles = 0, raw = 0;
-    int64_t end = hs_now_ms() + STORM_MS;
+    int storm_ms = STORM_MS > ACTIVE_MS ? STORM_MS : ACTIVE_MS;
+    int64_t end = hs_now_ms() + storm_ms;
     while (hs_now_ms() < end) {
         hs_conn *cs[16];
         for (int i = 0; i < 16; i++) {
@@ -1302,12 +1320,16 @@ static void attack_reconnect_storm(void) {
             while (!hs_is_open(cs[i]) && !hs_is_done(cs[i]) && hs_now_ms() < deadline)
                 hs_net_service(n, 1);
             if (!hs_is_open(cs[i])) continue;
-            char t[65], params[512];
-            random_topic(t);
-            snprintf(params, sizeof params, "{\"topics\":[\"%s\"]}", t);
+            /* churn, not storage (tiny-flood fills storage): each one
+             * subscribes to three topics and fetches one */
+            char t[3][65], params[512];
+            for (int k = 0; k < 3; k++)
+                random_topic(t[k]);
+            snprintf(params, sizeof params, "{\"topics\":[\"%s\",\"%s\",\"%s\"]}", t[0], t[1],
+                     t[2]);
             hs_request(cs[i], 1, "irn_batchSubscribe", params);
-            snprintf(params, sizeof params, "{\"topic\":\"%s\",\"message\":\"s\",\"ttl\":10}", t);
-            hs_request(cs[i], 2, "irn_publish", params);
+            snprintf(params, sizeof params, "{\"topic\":\"%s\"}", t[0]);
+            hs_request(cs[i], 2, "irn_fetchMessages", params);
         }
         hs_net_service(n, 1);
         for (int i = 0; i < 16; i++)
@@ -1332,7 +1354,7 @@ static void attack_reconnect_storm(void) {
     json_decref(ans);
     printf("HOSTILE reconnect-storm detail: %d WebSocket connections and %d bare TCP connects in "
            "%d ms from %d addresses\n",
-           cycles, raw, STORM_MS, STORM_ADDRS + 1);
+           cycles, raw, storm_ms, STORM_ADDRS + 1);
     hs_net_free(n);
     attack_end(&a, 0, true);
 }
@@ -1409,6 +1431,8 @@ int main(int argc, char **argv) {
     lws_set_log_level(0, NULL);
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
     CHECK(pl_init() == PL_OK, "pl_init");
+    if (getenv("HOSTILE_ACTIVE_MS") && atoi(getenv("HOSTILE_ACTIVE_MS")) >= 500)
+        g_active_ms = atoi(getenv("HOSTILE_ACTIVE_MS"));
     int first = 1;
     g_cli = getenv("PL_CLI");
     if (argc > 1 && strchr(argv[1], '/')) g_cli = argv[first++];
