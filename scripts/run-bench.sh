@@ -11,3 +11,4 @@ for b in "$build"/bench/bench_*; do
   "$b"
 done
 "$(dirname "$0")/bench-wc.sh" "$build"
+"$(dirname "$0")/bench-hostile.sh" "$build"
