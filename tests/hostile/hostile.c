@@ -23,7 +23,8 @@
  * `HOSTILE OK` at the end. Exit status 0 when every check held.
  *
  *   hostile [PAIRLINK_BINARY] [ATTACK...]   (default: PL_CLI, every attack)
- *   HOSTILE_ACTIVE_MS=N: attacks run at least N ms (default 1500). */
+ *   HOSTILE_ACTIVE_MS=N: attacks run at least N ms (default 1500).
+ *   HOSTILE_BUDGET_MB=N: the relays' --max-memory (default 48). */
 #include "pairlink/crypto.h"
 #include "pairlink/driver.h"
 #include "pairlink/relay_client.h"
@@ -51,8 +52,12 @@
 
 /* ---- budgets and attack sizes ------------------------------------------------------ */
 
-#define BUDGET "48M" /* --max-memory of every relay here */
-#define BUDGET_KB (48 * 1024)
+/* --max-memory of every relay here, MiB (HOSTILE_BUDGET_MB overrides it: a
+ * relay built with sanitizers needs far more) */
+static int g_budget_mb = 48;
+static char g_budget_arg[16] = "48M";
+#define BUDGET g_budget_arg
+#define BUDGET_KB (g_budget_mb * 1024)
 #define RTT_P99_MS 50.0       /* the probe's round trip, 99th percentile */
 #define PROBE_EVERY_MS 5      /* one probe round trip per this, at most */
 #define PROBE_TIMEOUT_MS 2000 /* a round trip longer than this failed */
@@ -112,7 +117,8 @@ static const char *g_cli;
 static void relay_start(relay *r, const char *const *args) {
     static int nth;
     snprintf(r->log, sizeof r->log, "%s/relay-%d.log", g_dir, nth++);
-    char *argv[48] = {(char *)g_cli, "relay", "--listen", "127.0.0.1:0", "--max-memory", BUDGET};
+    char *argv[48] = {(char *)g_cli, "relay",        "--listen",
+                      "127.0.0.1:0", "--max-memory", g_budget_arg};
     size_t n = 6;
     for (size_t i = 0; args && args[i] && n < 47; i++)
         argv[n++] = (char *)args[i];
@@ -1431,6 +1437,10 @@ int main(int argc, char **argv) {
     lws_set_log_level(0, NULL);
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
     CHECK(pl_init() == PL_OK, "pl_init");
+    if (getenv("HOSTILE_BUDGET_MB") && atoi(getenv("HOSTILE_BUDGET_MB")) >= 48) {
+        g_budget_mb = atoi(getenv("HOSTILE_BUDGET_MB"));
+        snprintf(g_budget_arg, sizeof g_budget_arg, "%dM", g_budget_mb);
+    }
     if (getenv("HOSTILE_ACTIVE_MS") && atoi(getenv("HOSTILE_ACTIVE_MS")) >= 500)
         g_active_ms = atoi(getenv("HOSTILE_ACTIVE_MS"));
     int first = 1;
