@@ -76,7 +76,9 @@ T0=$(date +%s.%N)
 echo "seeded $N stores in $(python3 -c "print(round($(date +%s.%N) - $T0, 1))") s"
 
 if [ "$CLI_RELAY" = 1 ]; then
-    "$CLI" relay --listen 127.0.0.1:0 --rate-limit "$RATE" >"$WORK/relay.out" 2>"$WORK/relay.err" &
+    # N apps from one address: the per-address connection limit lifted.
+    "$CLI" relay --listen 127.0.0.1:0 --rate-limit "$RATE" --max-conns-per-addr 30000 \
+      --max-conns 30000 >"$WORK/relay.out" 2>"$WORK/relay.err" &
 else
     "$BENCH" relay --rate-limit "$RATE" --topics-per-conn "$TOPICS" >"$WORK/relay.out" 2>"$WORK/relay.err" &
 fi

@@ -15,3 +15,4 @@ done
 "$(dirname "$0")/bench-wc.sh" "$build"
 "$(dirname "$0")/bench-p2p.sh" "$build"
 "$(dirname "$0")/bench-waku.sh" "$build"
+"$(dirname "$0")/bench-hostile.sh" "$build"

@@ -129,6 +129,7 @@ extern "C" {
     X(PL_ERR_BAD_TTL, 806, "TTL outside the allowed range")                           \
     X(PL_ERR_MAILBOX_FULL, 807, "mailbox limit reached")                              \
     X(PL_ERR_BAD_URL, 808, "malformed relay URL (expected ws:// or wss://host[:port][/path])") \
+    X(PL_ERR_RELAY_BUSY, 809, "relay over its memory or connection budget: try again later") \
     /* storage */                                                                     \
     X(PL_ERR_STORE, 900, "storage (SQLite) failure")                                  \
     X(PL_ERR_STORE_CORRUPT, 901, "storage file is corrupt or of another format")      \

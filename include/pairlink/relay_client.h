@@ -34,7 +34,8 @@
  * States reported to the handler's on_state: CONNECTED on every open;
  * RECONNECTING with the reason on every lost connection and failed attempt:
  * PL_ERR_TLS (handshake or certificate), PL_ERR_TIMEOUT (connect, ping or
- * request time-out), PL_ERR_WEBSOCKET (refused, unreachable, name not
+ * request time-out, or a relay that stopped reading: max_unsent_bytes),
+ * PL_ERR_WEBSOCKET (refused, unreachable, name not
  * resolved, bad upgrade, reset), PL_ERR_DISCONNECTED (the relay closed the
  * connection); CLOSED with PL_ERR_RELAY_AUTH.
  *
@@ -133,6 +134,11 @@ typedef struct pl_relay_client_opts {
     uint32_t max_topics;         /* [1000] subscribed topics */
     uint32_t dedup_capacity;     /* [4096] (topic, message) digests remembered */
     size_t max_frame_bytes;      /* [2 MiB] larger frames from the relay are dropped */
+    /* [max_queue_bytes + 1 MiB] frames (publishes, answers to the relay's
+     * pushes) waiting to be written to the socket; beyond it the relay is
+     * not reading what it is sent: the connection is dropped
+     * (RECONNECTING, PL_ERR_TIMEOUT) and its queue freed. */
+    size_t max_unsent_bytes;
 } pl_relay_client_opts;
 
 /* Create a client on a loop driver and start connecting (asynchronously: the
