@@ -849,8 +849,11 @@ static void on_finish(pl_driver_call *call) {
 
 static void host_maybe_done(pl_p2p_host *h) {
     /* From the driver, so that on_closed never runs inside
-     * pl_p2p_host_close, and only once every handle reported back. */
-    if (h->closing && h->handles == 0) {
+     * pl_p2p_host_close, and only once every handle reported back and
+     * every connection record is gone: a dead connection whose DNS
+     * request could not be cancelled (already running) outlives its TCP
+     * handle, and its resolver callback still needs the host. */
+    if (h->closing && h->handles == 0 && !h->conns) {
         h->finish.fn = on_finish;
         h->finish.data = h;
         pl_driver_defer(h->drv, &h->finish);
