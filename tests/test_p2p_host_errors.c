@@ -165,6 +165,10 @@ static bool run_until(uv_loop_t *loop, cond_fn cond, void *arg, uint64_t ms) {
     return !cond || cond(arg);
 }
 
+static bool is_true(void *arg) {
+    return *(const bool *)arg;
+}
+
 typedef struct has_ev {
     const peer *p;
     pl_p2p_event_kind k;
@@ -1100,6 +1104,156 @@ static void test_streams(void **state) {
     finish(&loop, ps, 2);
 }
 
+/* ---- a reader that takes its messages outside the callbacks --------------------------
+ *
+ * READABLE only says bytes wait; an application may take them later, from
+ * outside any callback of the host (here: from the test, between runs of
+ * the loop). What it takes must still open the sender's window. */
+
+#define SINK "/pairlink/test/sink/1.0.0"
+#define NMSG 40
+#define MSG_BYTES (64u * 1024u)
+
+typedef struct sink {
+    pl_p2p_stream_id s;
+    bool paused, eof, closed;
+    pl_err err;
+    int msgs;
+    size_t bytes;
+} sink;
+
+static void sink_read(sink *k, pl_p2p_host *h) {
+    for (;;) {
+        const uint8_t *m;
+        size_t len;
+        assert_int_equal(pl_p2p_stream_read_msg(h, k->s, MSG_BYTES, &m, &len), PL_OK);
+        if (!m) return;
+        assert_int_equal(len, MSG_BYTES);
+        assert_int_equal(m[0], (uint8_t)k->msgs);
+        k->msgs++;
+        k->bytes += len;
+    }
+}
+
+static void on_sink(void *ud, pl_p2p_host *h, const pl_p2p_stream_event *ev) {
+    sink *k = ud;
+    if (ev->kind == PL_P2P_STREAM_OPENED) k->s = ev->stream;
+    if (ev->kind == PL_P2P_STREAM_READABLE && !k->paused) sink_read(k, h);
+    if (ev->kind == PL_P2P_STREAM_EOF) k->eof = true;
+    if (ev->kind == PL_P2P_STREAM_CLOSED) {
+        k->closed = true;
+        k->err = ev->err;
+    }
+}
+
+typedef struct source {
+    pl_p2p_stream_id s;
+    int sent, total; /* total 0: NMSG */
+    bool close_after;
+    uint8_t *buf;
+} source;
+
+static void source_send(source *o, pl_p2p_host *h) {
+    int total = o->total ? o->total : NMSG;
+    while (o->sent < total) {
+        o->buf[0] = (uint8_t)o->sent;
+        pl_err e = pl_p2p_stream_write_msg(h, o->s, o->buf, MSG_BYTES);
+        if (e == PL_ERR_P2P_BACKPRESSURE) return; /* WRITABLE follows */
+        assert_int_equal(e, PL_OK);
+        o->sent++;
+        if (o->sent == total && o->close_after)
+            assert_int_equal(pl_p2p_stream_close(h, o->s), PL_OK);
+    }
+}
+
+static void on_source(void *ud, pl_p2p_host *h, const pl_p2p_stream_event *ev) {
+    source *o = ud;
+    if (ev->kind == PL_P2P_STREAM_OPENED || ev->kind == PL_P2P_STREAM_WRITABLE) source_send(o, h);
+}
+
+typedef struct unread_at_least {
+    pl_p2p_host *h;
+    sink *k;
+    size_t n;
+} unread_at_least;
+
+static bool unread_ge(void *arg) {
+    unread_at_least *u = arg;
+    const uint8_t *d;
+    size_t n = 0;
+    if (!u->k->s || pl_p2p_stream_peek(u->h, u->k->s, &d, &n) != PL_OK) return false;
+    return n >= u->n;
+}
+
+typedef struct int_at_least {
+    const int *v;
+    int n;
+} int_at_least;
+
+static bool int_ge(void *arg) {
+    int_at_least *w = arg;
+    return *w->v >= w->n;
+}
+
+static void test_read_outside_callbacks(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    loop_start(&loop);
+    peer a, b;
+    peer_new(&a, &loop, "a", NULL);
+    peer_new(&b, &loop, "b", NULL);
+    sink k = {.paused = true};
+    assert_int_equal(pl_p2p_host_handle(b.h, SINK, on_sink, &k), PL_OK);
+    peer_listen(&b);
+    pl_p2p_conn_id c = 0;
+    assert_int_equal(pl_p2p_host_dial(a.h, b.addr, &c), PL_OK);
+    wait_ev(&a, PL_P2P_EV_CONNECTED, 1);
+    source o = {.buf = calloc(1, MSG_BYTES)};
+    const char *sp[] = {SINK};
+    assert_int_equal(pl_p2p_stream_open(a.h, c, sp, 1, on_source, &o, &o.s), PL_OK);
+
+    /* b does not read: a fills b's window and stops */
+    unread_at_least u = {b.h, &k, 200 * 1024};
+    assert_true(run_until(&loop, unread_ge, &u, 10000));
+    assert_true(run_until(&loop, NULL, NULL, 50));
+    int sent = o.sent;
+    assert_true(sent < NMSG);
+    assert_true(run_until(&loop, NULL, NULL, 50));
+    assert_int_equal(o.sent, sent);
+
+    /* b takes what waits, outside any callback, then reads as it comes:
+     * all of it arrives */
+    sink_read(&k, b.h);
+    assert_true(k.msgs > 0);
+    k.paused = false;
+    int_at_least all_in = {&k.msgs, NMSG};
+    assert_true(run_until(&loop, int_ge, &all_in, 10000));
+    assert_int_equal(k.bytes, (size_t)NMSG * MSG_BYTES);
+    assert_int_equal(o.sent, NMSG);
+
+    /* A last message taken outside, after the peer and we closed: its
+     * bytes are consumed at the return to the loop at the latest, and
+     * then the stream is done (CLOSED, PL_OK) without another call. */
+    sink k2 = {.paused = true};
+    assert_int_equal(pl_p2p_host_handle(b.h, SINK "/2", on_sink, &k2), PL_OK);
+    source o2 = {.buf = o.buf, .total = 1, .close_after = true};
+    const char *sp2[] = {SINK "/2"};
+    assert_int_equal(pl_p2p_stream_open(a.h, c, sp2, 1, on_source, &o2, &o2.s), PL_OK);
+    assert_true(run_until(&loop, is_true, &k2.eof, 10000));
+    assert_int_equal(pl_p2p_stream_close(b.h, k2.s), PL_OK);
+    const uint8_t *m;
+    size_t len;
+    assert_int_equal(pl_p2p_stream_read_msg(b.h, k2.s, MSG_BYTES, &m, &len), PL_OK);
+    assert_non_null(m);
+    assert_int_equal(len, MSG_BYTES);
+    assert_false(k2.closed);
+    assert_true(run_until(&loop, is_true, &k2.closed, 10000));
+    assert_int_equal(k2.err, PL_OK);
+    free(o.buf);
+    peer *ps[] = {&a, &b};
+    finish(&loop, ps, 2);
+}
+
 /* ---- no descriptor left ------------------------------------------------------------------- */
 
 static void test_dial_without_descriptors(void **state) {
@@ -1152,6 +1306,7 @@ int main(void) {
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_muxer_choice),
         cmocka_unit_test(test_streams),
+        cmocka_unit_test(test_read_outside_callbacks),
         cmocka_unit_test(test_dial_without_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
