@@ -1104,6 +1104,52 @@ static void test_streams(void **state) {
     finish(&loop, ps, 2);
 }
 
+/* ---- the stream limit ------------------------------------------------------------------ */
+
+static void test_stream_limit(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    loop_start(&loop);
+    peer a, b;
+    pl_p2p_host_opts ob = {.max_streams = 1};
+    peer_new(&a, &loop, "a", NULL);
+    peer_new(&b, &loop, "b", &ob);
+    peer_listen(&a);
+    pl_p2p_conn_id c = 0;
+    assert_int_equal(pl_p2p_host_dial(b.h, a.addr, &c), PL_OK);
+    wait_ev(&b, PL_P2P_EV_IDENTIFIED, 1);
+    wait_ev(&a, PL_P2P_EV_IDENTIFIED, 1);
+    assert_true(run_until(&loop, NULL, NULL, 20)); /* identify's streams end */
+
+    /* one stream open: no second one, and no ping either (it needs a
+     * stream); neither call leaves anything behind */
+    const char *echo[] = {PL_TEST_ECHO_PROTOCOL};
+    counter k1 = {0}, k2 = {0};
+    pl_p2p_stream_id s1 = 0, s2 = 9;
+    assert_int_equal(pl_p2p_stream_open(b.h, c, echo, 1, on_counted, &k1, &s1), PL_OK);
+    assert_true(run_until(&loop, counter_opened, &k1, 10000));
+    assert_int_equal(pl_p2p_stream_open(b.h, c, echo, 1, on_counted, &k2, &s2),
+                     PL_ERR_P2P_STREAM_LIMIT);
+    assert_int_equal(s2, 0);
+    ping_res pr = {0};
+    assert_int_equal(pl_p2p_ping(b.h, c, on_ping, &pr), PL_ERR_P2P_STREAM_LIMIT);
+    assert_true(run_until(&loop, NULL, NULL, 20));
+    assert_int_equal(pr.n, 0);
+    assert_int_equal(k2.opened + k2.closed, 0);
+
+    /* once it ended, both work again */
+    assert_int_equal(pl_p2p_stream_close(b.h, s1), PL_OK);
+    assert_true(run_until(&loop, counter_closed, &k1, 10000));
+    assert_int_equal(k1.err, PL_OK);
+    assert_int_equal(pl_p2p_ping(b.h, c, on_ping, &pr), PL_OK);
+    two_pings tp = {&pr, &pr};
+    assert_true(run_until(&loop, pings_done, &tp, 10000));
+    assert_int_equal(pr.n, 1);
+    assert_int_equal(pr.err, PL_OK);
+    peer *ps[] = {&a, &b};
+    finish(&loop, ps, 2);
+}
+
 /* ---- a reader that takes its messages outside the callbacks --------------------------
  *
  * READABLE only says bytes wait; an application may take them later, from
@@ -1306,6 +1352,7 @@ int main(void) {
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_muxer_choice),
         cmocka_unit_test(test_streams),
+        cmocka_unit_test(test_stream_limit),
         cmocka_unit_test(test_read_outside_callbacks),
         cmocka_unit_test(test_dial_without_descriptors),
     };
