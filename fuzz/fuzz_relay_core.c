@@ -11,10 +11,13 @@
  *             twice (a re-sent request);
  *   bits 5-7  time advance before the record: 0, 1, 50, 1000, 5000, 10001,
  *             60000 or 3600000 ms.
- * Empty records are skipped. Limits are small (4 topics per connection, 4
- * messages per topic, 8 KiB stored, 2 unacknowledged pushes, 3 push
+ * Empty records are skipped. Connections 0 and 1 come from one address, 2
+ * and 3 from another (admitted, and charged as publishers). Limits are
+ * small (4 topics per connection, 4 messages per topic, 32 KiB stored, 12
+ * messages and 12 topics in all, quotas of 6 messages and 6 topics, 2
+ * unacknowledged pushes or 4 KiB of them, 4 KiB fetch pages, 3 push
  * attempts, burst 64) so that the limit paths are reached; frames up to
- * 16 KiB.
+ * 16 KiB. Every frame the core sends is reported written.
  *
  * After every call the harness runs tick when a deadline is due and pops
  * every action. Checks, besides "no crash, no leak, no UB, no hang":
@@ -29,7 +32,9 @@
  *    tracked equals the core's stats.messages after every step, and at the
  *    end the stored bytes equal stats.message_bytes;
  *  - after tick(now), the next deadline is later than now (else a runtime
- *    would spin).
+ *    would spin);
+ *  - at the end, once every connection is closed and every message
+ *    expired, the core accounts for no memory, socket or queued byte.
  *
  * With PL_FUZZ_WRITE_SEEDS=DIR in the environment, the initializer writes
  * real frame sequences (subscribe, publish, acknowledge the push, fetch,
@@ -55,6 +60,7 @@ static const char *const dids[NCONN] = {
     "did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH",
     "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", NULL, NULL};
 static const uint64_t conn_ids[NCONN] = {1, 2, 3, UINT64_MAX};
+static const char *const addrs[NCONN] = {"192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.2"};
 static const int64_t advance[8] = {0, 1, 50, 1000, 5000, 10001, 60000, 3600000};
 
 static void check(int cond) {
@@ -143,13 +149,17 @@ static void drain(harness *h) {
     pl__relay_action a;
     while (pl__relay_core_pop(h->c, &a)) {
         switch (a.kind) {
-        case PL__RELAY_SEND: check_send(h, &a); break;
+        case PL__RELAY_SEND:
+            check_send(h, &a);
+            pl__relay_core_sent(h->c, a.conn, a.len);
+            break;
         case PL__RELAY_STORE_PUT:
         case PL__RELAY_STORE_DEL: check_store(h, &a); break;
         case PL__RELAY_CLOSE: {
             int k = conn_index(a.conn);
             check(k >= 0 && h->open[k]);
             pl__relay_core_close(h->c, a.conn);
+            pl__relay_core_unadmit(h->c, addrs[k]);
             h->open[k] = false;
             break;
         }
@@ -169,9 +179,17 @@ static void tick_if_due(harness *h) {
     drain(h);
 }
 
+static void close_conn(harness *h, int k) {
+    if (!h->open[k]) return;
+    pl__relay_core_close(h->c, conn_ids[k]);
+    pl__relay_core_unadmit(h->c, addrs[k]);
+    h->open[k] = false;
+}
+
 static void open_conn(harness *h, int k) {
     if (h->open[k]) return;
-    check(pl__relay_core_open(h->c, conn_ids[k], dids[k], h->now) == PL_OK);
+    check(pl__relay_core_admit(h->c, addrs[k]) == PL_OK);
+    check(pl__relay_core_open(h->c, conn_ids[k], dids[k], addrs[k], h->now) == PL_OK);
     h->open[k] = true;
     drain(h);
 }
@@ -190,25 +208,37 @@ static void harness_init(harness *h) {
     l.max_message_bytes = 2048;
     l.max_topics_per_conn = 4;
     l.max_mailbox_per_topic = 4;
-    l.max_total_bytes = 8192;
+    l.max_total_bytes = 32768;
+    l.max_messages = 12;
+    l.max_topics = 12;
+    l.quota_messages = 6;
+    l.quota_topics = 6;
+    l.max_memory_bytes = 1 << 20;
+    l.conn_cost_bytes = 1024;
     l.rate_burst = 64;
     l.max_push_attempts = 3;
     l.max_inflight_per_conn = 2;
-    l.max_backlog_per_conn = 8;
+    l.max_inflight_bytes_per_conn = 4096;
+    l.fetch_page_bytes = 4096;
     l.rng = fixed_rng;
     check(pl__relay_core_new(&h->c, &l, h->now) == PL_OK);
     for (int k = 0; k < NCONN; k++) open_conn(h, k);
 }
 
 static void harness_free(harness *h) {
-    for (int k = 0; k < NCONN; k++)
-        if (h->open[k]) pl__relay_core_close(h->c, conn_ids[k]);
+    for (int k = 0; k < NCONN; k++) close_conn(h, k);
     drain(h);
     pl__relay_stats st;
     pl__relay_core_stats(h->c, &st);
     size_t bytes = 0;
     for (size_t i = 0; i < h->nrecs; i++) bytes += h->recs[i].len;
     check(st.conns == 0 && st.message_bytes == bytes);
+    /* Every charge was given back. */
+    pl__relay_core_tick(h->c, h->now + INT64_C(31) * 86400 * 1000);
+    drain(h);
+    pl__relay_core_stats(h->c, &st);
+    check(st.messages == 0 && st.topics == 0 && st.memory == 0 && st.stored_bytes == 0 &&
+          st.queued_bytes == 0 && st.sockets == 0);
     pl__relay_core_free(h->c);
 }
 
@@ -224,6 +254,7 @@ static void receive(harness *h, int k, const char *f, size_t len) {
     case PL_ERR_BAD_TTL:
     case PL_ERR_MAILBOX_FULL:
     case PL_ERR_RATE_LIMITED:
+    case PL_ERR_RELAY_BUSY:
     case PL_ERR_NOMEM: break;
     default: check(0);
     }
@@ -238,8 +269,7 @@ static void record(harness *h, const uint8_t *r, size_t n) {
     const char *f = (const char *)r + 1;
     size_t fl = n - 1;
     if (op == 6) {
-        if (h->open[k]) pl__relay_core_close(h->c, conn_ids[k]);
-        h->open[k] = false;
+        close_conn(h, k);
         drain(h);
     }
     open_conn(h, k);
@@ -353,6 +383,22 @@ static void write_seeds(const char *dir) {
     add(&s, &h, CTL(1, 6, 2), "%s", "");
     add(&s, &h, CTL(1, 7, 0), "{\"id\":5,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"again\",\"ttl\":30}}", t3);
     write_seed(dir, "seed-errors", &s);
+    harness_free(&h);
+
+    /* A full topic: acknowledged messages make room; the fifth publish of
+     * a listener that never acknowledges is refused; fetch pages. */
+    harness_init(&h), s.len = 0;
+    add(&s, &h, CTL(0, 0, 0), "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t1);
+    for (int i = 0; i < 6; i++) {
+        add(&s, &h, CTL(2, 0, 1), "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"m%d\",\"ttl\":60}}", 10 + i, t1, i);
+        add(&s, &h, CTL(0, 0, 1), "{\"id\":%s,\"jsonrpc\":\"2.0\",\"result\":true}", h.push_id[0]);
+    }
+    add(&s, &h, CTL(1, 0, 1), "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t1);
+    for (int i = 6; i < 12; i++)
+        add(&s, &h, CTL(2, 0, 1), "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"m%d\",\"ttl\":60}}", 10 + i, t1, i);
+    add(&s, &h, CTL(3, 0, 1), "{\"id\":3,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t1);
+    add(&s, &h, CTL(3, 0, 1), "{\"id\":4,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t1);
+    write_seed(dir, "seed-full-topic", &s);
     harness_free(&h);
 
     /* WalletConnect's proposal/approval methods. */

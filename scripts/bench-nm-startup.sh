@@ -83,7 +83,8 @@ T0=$(date +%s.%N)
 echo "seeded $N stores in $(python3 -c "print(round($(date +%s.%N) - $T0, 1))") s"
 
 if [ "$CLI_RELAY" = 1 ]; then
-    RELAY_OPTS=(--rate-limit "$RATE")
+    # N apps from one address: the per-address connection limit lifted.
+    RELAY_OPTS=(--rate-limit "$RATE" --max-conns-per-addr 30000 --max-conns 30000)
     if [ -n "$ALLOW" ]; then
         RELAY_OPTS+=(--allowance "$("$BENCH" did "$WORK")=$ALLOW")
         echo "relay: ${RELAY_OPTS[*]}"

@@ -19,6 +19,7 @@ log=${BENCH_LOG:-$(mktemp /tmp/pl-bench.XXXXXX)}
       bench_wc_pairing|bench_relay_load*) continue ;; # need brokers: run by bench-wc.sh below
       bench_p2p) continue ;; # run by bench-p2p.sh below, next to js-libp2p
       bench_nm_startup) continue ;; # a driver: bench-nm-startup.sh below
+      bench_waku) continue ;; # needs a relay node: run by bench-waku.sh below
     esac
     echo "== $(basename "$b")"
     "$b"
@@ -30,6 +31,8 @@ log=${BENCH_LOG:-$(mktemp /tmp/pl-bench.XXXXXX)}
   "$here/bench-nm-startup.sh" -b "$build" -n 1000 -r 3 -c -s -R 100 -A 1000 -t 60 \
     -K nm_startup_1000_allowance_s
   "$here/bench-p2p.sh" "$build"
+  "$here/bench-waku.sh" "$build"
+  "$here/bench-hostile.sh" "$build"
 } 2>&1 | tee "$log"
 echo
 echo "== issue 12: each row now, as recorded, its target (bench/baseline.json)"

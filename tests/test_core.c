@@ -145,6 +145,67 @@ static void test_htable(void **state) {
     assert_int_equal(t.nb, 0);
 }
 
+static uint64_t fnv1a64(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Keys chosen to share one chain of an unkeyed FNV-1a table (their hashes
+ * agree in the low 16 bits: issue 11, hole 4) spread over the keyed table
+ * like any others: no chain is long. The last four hex digits of each key
+ * are found by meeting in the middle on 16-bit FNV states. */
+static void test_htable_resists_chosen_keys(void **state) {
+    (void)state;
+    enum { N = 4096 };
+    static const char hex[] = "0123456789abcdef";
+    static char keys[N][65];
+    static item it[N];
+    const uint16_t p = (uint16_t)0x100000001b3ull;
+    uint16_t pinv = 1;
+    for (int i = 0; i < 15; i++) pinv = (uint16_t)(pinv * pinv * p); /* p^(2^16 - 1) */
+    assert_int_equal((uint16_t)(pinv * p), 1);
+    static int16_t back[65536];
+    memset(back, -1, sizeof back);
+    for (int k = 0; k < 256; k++) {
+        uint16_t y = (uint16_t)((uint16_t)(0 * pinv) ^ (unsigned char)hex[k & 15]);
+        y = (uint16_t)((uint16_t)(y * pinv) ^ (unsigned char)hex[k >> 4]);
+        back[y] = (int16_t)k;
+    }
+    uint64_t seed = 11;
+    for (int made = 0; made < N;) {
+        char *t = keys[made];
+        for (int i = 0; i < 60; i++) t[i] = hex[pl_test_rand(&seed) % 16];
+        uint16_t s0 = (uint16_t)fnv1a64(t, 60);
+        for (int k = 0; k < 256; k++) {
+            uint16_t x = (uint16_t)((s0 ^ (unsigned char)hex[k >> 4]) * p);
+            x = (uint16_t)((x ^ (unsigned char)hex[k & 15]) * p);
+            if (back[x] < 0) continue;
+            int j = back[x];
+            t[60] = hex[k >> 4], t[61] = hex[k & 15], t[62] = hex[j >> 4], t[63] = hex[j & 15];
+            t[64] = '\0';
+            assert_int_equal((uint16_t)fnv1a64(t, 64), 0);
+            made++;
+            break;
+        }
+    }
+    uint8_t key[16];
+    pl_random(key, sizeof key);
+    pl__htable t;
+    pl__ht_init(&t, key);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pl__ht_insert(&t, &it[i].node, pl__ht_hash(&t, keys[i], 64)), PL_OK);
+    size_t longest = 0;
+    for (size_t b = 0; b < t.nb; b++) {
+        size_t len = 0;
+        for (pl__hnode *n = t.b[b]; n; n = n->next) len++;
+        if (len > longest) longest = len;
+    }
+    assert_true(t.nb >= N);
+    assert_true(longest <= 12); /* about 6 expected for 4096 keys; 4096 unkeyed */
+    pl__ht_free(&t);
+}
+
 static jmp_buf misuse_jmp;
 static char misuse_what[512];
 
@@ -262,6 +323,7 @@ int main(void) {
         cmocka_unit_test(test_hash_matches_sodium),
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_htable),
+        cmocka_unit_test(test_htable_resists_chosen_keys),
         cmocka_unit_test(test_misuse_check_fires),
         cmocka_unit_test(test_misuse_default_aborts),
     };

@@ -448,44 +448,94 @@ static void test_jwt_garbage(void **state) {
     }
 }
 
-/* The relay's policy: any of the four URL forms of its Host, the leeway. */
+/* The relay's policy: the aud must name one of the relay's public URLs
+ * (normalised: case of scheme and host, default port, trailing "/", the
+ * aud's query), never what the client says its Host is; the leeway. */
 static void test_relay_auth_policy(void **state) {
     (void)state;
-    static const char *const good[] = {"ws://127.0.0.1:5555", "ws://127.0.0.1:5555/",
-                                       "wss://127.0.0.1:5555", "wss://127.0.0.1:5555/"};
+    pl__relay_audience aud;
+    memset(&aud, 0, sizeof aud);
+    assert_int_equal(pl__relay_audience_add(&aud, "wss://Relay.Example.org:443/"), PL_OK);
+    assert_int_equal(pl__relay_audience_add(&aud, "ws://127.0.0.1:5555"), PL_OK);
+    assert_int_equal(pl__relay_audience_add(&aud, "ws://127.0.0.1:5555/"), PL_OK); /* same */
+    assert_int_equal(aud.n, 2);
+    static const char *const good[] = {"wss://relay.example.org",   "wss://relay.example.org/",
+                                       "WSS://RELAY.example.org:443", "ws://127.0.0.1:5555",
+                                       "ws://127.0.0.1:5555/",        "ws://127.0.0.1:5555?projectId=x"};
+    static const char *const bad[] = {"ws://relay.example.org",      "wss://relay.example.org:8443",
+                                       "wss://relay.example.org/v2", "wss://127.0.0.1:5555",
+                                       "ws://127.0.0.1:5556",        "http://127.0.0.1:5555",
+                                       "ws://localhost:5555",        "",
+                                       "ws://u@127.0.0.1:5555",      "wss://other.example.org"};
     const int64_t iat = 1700000000, ttl = 3600;
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < (sizeof good / sizeof good[0]); i++) {
         char *jwt = NULL;
         assert_int_equal(pl_jwt_sign(&jwt, seed, vec_sub, good[i], iat, ttl), PL_OK);
         pl_jwt_claims cl;
         memset(&cl, 0, sizeof cl);
-        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "127.0.0.1:5555", iat + 10),
-                         PL_OK);
+        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), &aud, iat + 10), PL_OK);
         assert_string_equal(cl.iss, vec_iss);
-        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "127.0.0.1:5556", iat + 10),
-                         PL_ERR_JWT_AUDIENCE);
-        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "", iat + 10),
-                         PL_ERR_JWT_AUDIENCE);
         /* The leeway, not more. */
-        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "127.0.0.1:5555",
-                                               iat + ttl + PL__RELAY_JWT_LEEWAY_S),
-                         PL_OK);
-        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "127.0.0.1:5555",
+        assert_int_equal(
+            pl__relay_auth_verify(&cl, jwt, strlen(jwt), &aud, iat + ttl + PL__RELAY_JWT_LEEWAY_S),
+            PL_OK);
+        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), &aud,
                                                iat + ttl + PL__RELAY_JWT_LEEWAY_S + 1),
                          PL_ERR_JWT_EXPIRED);
         free(jwt);
     }
-    char *jwt = NULL;
-    assert_int_equal(pl_jwt_sign(&jwt, seed, vec_sub, "http://127.0.0.1:5555", iat, ttl), PL_OK);
+    for (size_t i = 0; i < (sizeof bad / sizeof bad[0]); i++) {
+        char *jwt = NULL;
+        assert_int_equal(pl_jwt_sign(&jwt, seed, vec_sub, bad[i], iat, ttl), PL_OK);
+        pl_jwt_claims cl;
+        assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), &aud, iat + 10),
+                         PL_ERR_JWT_AUDIENCE);
+        assert_string_equal(cl.iss, "");
+        free(jwt);
+    }
+    /* An empty audience accepts nothing. */
+    pl__relay_audience none;
+    memset(&none, 0, sizeof none);
     pl_jwt_claims cl;
-    assert_int_equal(pl__relay_auth_verify(&cl, jwt, strlen(jwt), "127.0.0.1:5555", iat),
+    assert_int_equal(pl__relay_auth_verify(&cl, vec_jwt, strlen(vec_jwt), &none, vec_iat),
                      PL_ERR_JWT_AUDIENCE);
-    free(jwt);
-    char longhost[400];
-    memset(longhost, 'h', sizeof longhost - 1);
-    longhost[sizeof longhost - 1] = '\0';
-    assert_int_equal(pl__relay_auth_verify(&cl, vec_jwt, strlen(vec_jwt), longhost, vec_iat),
-                     PL_ERR_JWT_AUDIENCE);
+
+    /* Public URLs: ws or wss, a host, no user info, query or fragment. */
+    static const char *const refused[] = {"http://h", "ws://", "ws:///x", "ws://u@h", "ws://h?q=1",
+                                          "ws://h#f", "ws://h /", "h:80", "ws://:80"};
+    for (size_t i = 0; i < (sizeof refused / sizeof refused[0]); i++)
+        assert_int_equal(pl__relay_audience_add(&none, refused[i]), PL_ERR_BAD_URL);
+    char longurl[PL_JWT_AUD_MAX + 8];
+    memset(longurl, 'h', sizeof longurl - 1);
+    memcpy(longurl, "ws://", 5);
+    longurl[sizeof longurl - 1] = '\0';
+    assert_int_equal(pl__relay_audience_add(&none, longurl), PL_ERR_TOO_LARGE);
+    for (int i = 0; i < PL__RELAY_AUD_MAX; i++) {
+        char u[64];
+        snprintf(u, sizeof u, "ws://h%d", i);
+        assert_int_equal(pl__relay_audience_add(&none, u), PL_OK);
+    }
+    assert_int_equal(pl__relay_audience_add(&none, "ws://one-more"), PL_ERR_TOO_LARGE);
+
+    /* The default: the listening address, and on loopback or the wildcard
+     * the forms local clients use. */
+    pl__relay_audience d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(pl__relay_audience_default(&d, "127.0.0.1", 8787, false), PL_OK);
+    assert_true(pl__relay_audience_match(&d, "ws://127.0.0.1:8787"));
+    assert_true(pl__relay_audience_match(&d, "ws://localhost:8787/"));
+    assert_false(pl__relay_audience_match(&d, "wss://127.0.0.1:8787"));
+    memset(&d, 0, sizeof d);
+    assert_int_equal(pl__relay_audience_default(&d, "0.0.0.0", 443, true), PL_OK);
+    assert_true(pl__relay_audience_match(&d, "wss://localhost"));
+    assert_false(pl__relay_audience_match(&d, "wss://0.0.0.0"));
+    memset(&d, 0, sizeof d);
+    assert_int_equal(pl__relay_audience_default(&d, "192.0.2.7", 8787, false), PL_OK);
+    assert_int_equal(d.n, 1);
+    assert_true(pl__relay_audience_match(&d, "ws://192.0.2.7:8787"));
+    assert_false(pl__relay_audience_match(&d, "ws://localhost:8787"));
+    assert_true(pl__relay_host_is_loopback("127.3.2.1"));
+    assert_false(pl__relay_host_is_loopback("10.0.0.1"));
 
     assert_string_equal(pl__relay_auth_bearer("Bearer abc"), "abc");
     assert_string_equal(pl__relay_auth_bearer("bEARER x.y.z"), "x.y.z");

@@ -39,7 +39,7 @@ typedef struct side {
     pl_nm_node *n;
     bool closed;
     /* events */
-    int transport_events, codes, stored, paired, failed, dropped, established, requests, responses,
+    int transport_events, codes, stored, paired, failed, dropped, publish_failed, established, requests, responses,
         req_failed;
     pl_transport_state tstate;
     pl_err last_err;
@@ -71,6 +71,9 @@ static void on_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
         break;
     case PL_NM_NODE_PAIR_DROPPED:
         s->dropped++;
+        break;
+    case PL_NM_NODE_PUBLISH_FAILED:
+        s->publish_failed++;
         break;
     case PL_NM_NODE_PAIR_STORED:
         s->stored++;

@@ -519,7 +519,7 @@ static side *add_side(const char *label, pl_nm_role role, const uint8_t code[8],
     s->cfg.secrets = &s->sec;
     s->cfg.rng = test_rng;
     s->cfg.rng_ctx = &engine_rng;
-    pl_transport_handler h = {on_message, NULL, s};
+    pl_transport_handler h = {on_message, NULL, s, NULL};
     assert_int_equal(pl_loopback_new(&s->tp, H, label, &h), PL_OK);
     s->task.data = s;
     s->task.next_deadline = side_deadline;

@@ -220,7 +220,7 @@ static void start(int i, int64_t hs_timeout) {
     assert_int_equal(pl_nm_sessions_new(&P[i].m, &cfg, NOW), PL_OK);
     P[i].online = true;
     P[i].ntopics = 0;
-    pl_transport_handler h = {on_message, NULL, &P[i]};
+    pl_transport_handler h = {on_message, NULL, &P[i], NULL};
     assert_int_equal(pl_loopback_new(&P[i].tp, H, "party", &h), PL_OK);
     P[i].task.data = &P[i];
     P[i].task.next_deadline = party_deadline;

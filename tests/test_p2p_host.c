@@ -544,7 +544,19 @@ static void test_bad_peers_and_limits(void **state) {
     assert_int_equal(pl_p2p_host_dial(x->h, "/ip4/127.0.0.1/tcp/1/ws", &cz), PL_ERR_P2P_TRANSPORT);
     assert_int_equal(cz, 0);
     assert_int_equal(pl_p2p_host_dial(x->h, "/ip4/127.0.0.1/tcp", &cz), PL_ERR_P2P_MULTIADDR);
-    assert_int_equal(pl_p2p_host_dial(x->h, "/dns4/localhost/tcp/1", &cz), PL_OK);
+    /* a port nobody listens on (bound, then closed: port 1 may be taken
+     * on a shared machine) */
+    uv_tcp_t probe;
+    uv_tcp_init(&loop, &probe);
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&probe, (const struct sockaddr *)&sa, 0), 0);
+    int salen = sizeof sa;
+    assert_int_equal(uv_tcp_getsockname(&probe, (struct sockaddr *)&sa, &salen), 0);
+    uv_close((uv_handle_t *)&probe, NULL);
+    char refused[64];
+    snprintf(refused, sizeof refused, "/dns4/localhost/tcp/%d", ntohs(sa.sin_port));
+    assert_int_equal(pl_p2p_host_dial(x->h, refused, &cz), PL_OK);
     tx.n = 3;
     run_until(&loop, one_has, &tx);
     d = last_of(x, PL_P2P_EV_DISCONNECTED);

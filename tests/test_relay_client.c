@@ -572,6 +572,61 @@ static void test_core_delivery(void **state) {
     fx_free(&f);
 }
 
+/* A hostile relay that pushes and never reads (issue 11, hole 8): the
+ * answers to its pushes wait in the runtime's queue, counted by the core
+ * until written, and past max_unsent_bytes the connection is dropped (its
+ * queue with it) rather than the client's memory growing. Written bytes
+ * give room back. */
+static void test_core_unread_answers_bounded(void **state) {
+    (void)state;
+    pl__rc_config cfg = base_cfg();
+    cfg.max_unsent_bytes = 2000;
+    fx f;
+    fx_new(&f, &cfg);
+    char mapped[65];
+    memset(mapped, 'a', 64);
+    mapped[64] = '\0';
+    assert_int_equal(pl__rc_subscribe(f.c, mapped, f.now), PL_OK);
+    fx_open(&f);
+    size_t written = 0;
+    const pl__rc_output *sub = find(&f, PL__RC_SEND, 0);
+    assert_non_null(sub);
+    pl__rc_on_written(f.c, sub->len); /* the relay read the subscribe */
+    /* A relay that reads: any number of pushes. */
+    for (int i = 0; i < 200; i++) {
+        char b64[64];
+        char text[16];
+        snprintf(text, sizeof text, "r%d", i);
+        b64_of(b64, sizeof b64, text);
+        push(&f, 100 + i, mapped, b64, 0);
+        const pl__rc_output *a = find(&f, PL__RC_SEND, 0);
+        assert_non_null(a);
+        pl__rc_on_written(f.c, a->len);
+        written += a->len;
+    }
+    assert_true(written > 2000);
+    assert_int_equal(count(&f, PL__RC_DROP), 0);
+    /* A relay that stops reading: dropped once the answers pass the bound. */
+    size_t unsent = 0;
+    int i = 0;
+    for (; i < 200 && !count(&f, PL__RC_DROP); i++) {
+        char b64[64];
+        char text[16];
+        snprintf(text, sizeof text, "u%d", i);
+        b64_of(b64, sizeof b64, text);
+        push(&f, 1000 + i, mapped, b64, 0);
+        const pl__rc_output *a = find(&f, PL__RC_SEND, 0);
+        if (a) unsent += a->len;
+    }
+    assert_int_equal(count(&f, PL__RC_DROP), 1);
+    assert_true(unsent > 2000 && unsent < 2200);
+    const pl__rc_output *st = find(&f, PL__RC_STATE, 0);
+    assert_non_null(st);
+    assert_int_equal(st->state, PL_TRANSPORT_RECONNECTING);
+    assert_int_equal(st->err, PL_ERR_TIMEOUT);
+    fx_free(&f);
+}
+
 static void test_core_resend_and_rate_limit(void **state) {
     (void)state;
     pl__rc_config cfg = base_cfg();
@@ -1269,6 +1324,9 @@ typedef struct peer {
     uint32_t tags[MAX_MSGS];
     int nmsgs;
     int pub_ok, pub_cancelled, pub_failed;
+    int pub_errors; /* on_publish_error */
+    pl_err pub_error;
+    int64_t pub_error_code;
     uint64_t last_ok_seq;
     bool closed;
 } peer;
@@ -1316,6 +1374,16 @@ static void on_result(void *ud, pl_relay_op op, uint64_t seq, const char *topic,
     }
 }
 
+static void on_publish_error(void *ud, pl_transport *t, const char *topic, pl_err err,
+                             int64_t code) {
+    (void)t;
+    peer *p = ud;
+    assert_non_null(topic);
+    p->pub_errors++;
+    p->pub_error = err;
+    p->pub_error_code = code;
+}
+
 static void on_closed(void *ud) {
     peer *p = ud;
     assert_false(p->closed);
@@ -1327,7 +1395,7 @@ static pl_relay_client_opts base_opts(peer *p, const char *url, const uint8_t *s
     memset(&o, 0, sizeof o);
     o.url = url;
     o.seed = seed;
-    o.handler = (pl_transport_handler){on_message, on_state, p};
+    o.handler = (pl_transport_handler){on_message, on_state, p, on_publish_error};
     o.on_result = on_result;
     o.result_ud = p;
     /* Fast reconnects so that every test runs in seconds. */
@@ -1742,6 +1810,38 @@ static void test_auth_rejected_401(void **state) {
     auth_rejected(args, "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl");
 }
 
+/* The JWT audience is the relay's public URL: a relay that says it is
+ * reached at another URL refuses the token our client signs for the URL it
+ * connects to (whatever Host header comes with it). */
+static void test_auth_rejected_other_public_url(void **state) {
+    (void)state;
+    const char *args[] = {"--require-auth", "--public-url", "wss://relay.example.org", NULL};
+    auth_rejected(args, NULL);
+}
+
+/* Without --public-url a relay on loopback accepts tokens for the URLs
+ * local clients use: ws://127.0.0.1:PORT and ws://localhost:PORT. */
+static void test_auth_default_audience(void **state) {
+    (void)state;
+    const char *args[] = {"--require-auth", NULL};
+    relay_proc rp;
+    relay_start(&rp, 0, false, args);
+    char url[64];
+    snprintf(url, sizeof url, "ws://localhost:%d", rp.port);
+    const char *urls[] = {rp.url, url};
+    for (size_t i = 0; i < 2; i++) {
+        world w;
+        world_open(&w);
+        peer p;
+        pl_relay_client_opts o = base_opts(&p, urls[i], SEED_A);
+        peer_open(&p, "p", w.d, &o);
+        assert_true(run_until(&w.loop, is_connected, &p, 5000));
+        peer_close(&w.loop, &p);
+        world_close(&w);
+    }
+    relay_stop(&rp, SIGTERM);
+}
+
 /* A relay that accepts the upgrade and then closes with 3000. */
 static void test_auth_rejected_close_3000(void **state) {
     (void)state;
@@ -1775,6 +1875,10 @@ static void test_invalid_jwt_served_anonymously(void **state) {
     assert_int_equal(pl_transport_publish(p.t, t, (const uint8_t *)"x", 1, &po), PL_OK);
     assert_true(run_until(&w.loop, pub_failed_one, &p, 5000));
     assert_int_equal(p.pub_ok, 0);
+    /* The refusal reaches the transport's user as an error, with its code. */
+    assert_int_equal(p.pub_errors, 1);
+    assert_int_equal(p.pub_error, PL_ERR_RELAY);
+    assert_int_equal(p.pub_error_code, -32000);
     assert_true(relay_expect(&rp, "request failed: PL_ERR_BAD_TTL", 5000));
     assert_int_equal(pl_transport_publish(p.t, t, (const uint8_t *)"y", 1, NULL), PL_OK);
     assert_true(run_until(&w.loop, none_pending, &p, 5000));
@@ -1950,6 +2054,7 @@ int main(void) {
         cmocka_unit_test(test_core_subscribe_publish),
         cmocka_unit_test(test_core_delivery),
         cmocka_unit_test(test_core_resend_and_rate_limit),
+        cmocka_unit_test(test_core_unread_answers_bounded),
         cmocka_unit_test(test_core_backoff_and_auth),
         cmocka_unit_test(test_core_pings),
         cmocka_unit_test(test_core_frames),
@@ -1963,6 +2068,8 @@ int main(void) {
         cmocka_unit_test_teardown(test_two_clients, kill_children),
         cmocka_unit_test_teardown(test_publish_while_relay_down, kill_children),
         cmocka_unit_test_teardown(test_auth_rejected_401, kill_children),
+        cmocka_unit_test_teardown(test_auth_rejected_other_public_url, kill_children),
+        cmocka_unit_test_teardown(test_auth_default_audience, kill_children),
         cmocka_unit_test_teardown(test_auth_rejected_close_3000, kill_children),
         cmocka_unit_test_teardown(test_invalid_jwt_served_anonymously, kill_children),
         cmocka_unit_test_teardown(test_frozen_relay, kill_children),

@@ -41,11 +41,17 @@ static void out_free(out *o) {
     o->cap = 0;
 }
 
-/* Replace o's contents with every action the core has pending. */
+/* A connection whose client does not read: its frames are never reported
+ * written (0: every client reads). */
+static uint64_t unread_conn;
+
+/* Replace o's contents with every action the core has pending; every
+ * frame counts as written, as a runtime reports it, except unread_conn's. */
 static void drain(pl__relay_core *c, out *o) {
     out_clear(o);
     pl__relay_action a;
     while (pl__relay_core_pop(c, &a)) {
+        if (a.kind == PL__RELAY_SEND && a.conn != unread_conn) pl__relay_core_sent(c, a.conn, a.len);
         if (o->n == o->cap) {
             o->cap = o->cap ? o->cap * 2 : 64;
             o->a = realloc(o->a, o->cap * sizeof *o->a);
@@ -152,9 +158,9 @@ static void test_publish_subscribe_push_ack(void **state) {
     out o = {0};
     char t[65], sid[65];
     topic_of(t, "topic one");
-    assert_int_equal(pl__relay_core_open(c, 1, NULL, T0), PL_OK);
-    assert_int_equal(pl__relay_core_open(c, 2, DID_A, T0), PL_OK);
-    assert_int_equal(pl__relay_core_open(c, 2, NULL, T0), PL_ERR_EXISTS);
+    assert_int_equal(pl__relay_core_open(c, 1, NULL, NULL, T0), PL_OK);
+    assert_int_equal(pl__relay_core_open(c, 2, DID_A, NULL, T0), PL_OK);
+    assert_int_equal(pl__relay_core_open(c, 2, NULL, NULL, T0), PL_ERR_EXISTS);
 
     /* A 19-digit string id is echoed verbatim; the result is the sub id. */
     assert_int_equal(sendf(c, &o, 1, T0,
@@ -237,8 +243,8 @@ static void test_unacked_push_is_repushed_then_dropped(void **state) {
     out o = {0};
     char t[65];
     topic_of(t, "repush");
-    pl__relay_core_open(c, 1, NULL, T0);
-    pl__relay_core_open(c, 2, NULL, T0);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    pl__relay_core_open(c, 2, NULL, NULL, T0);
     sendf(c, &o, 1, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
     sendf(c, &o, 2, T0, "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"m\",\"ttl\":60}}", t);
     json_t *j = frame(&o, 1, 0);
@@ -288,17 +294,17 @@ static void test_mailbox_late_subscriber(void **state) {
     out o = {0};
     char t[65];
     topic_of(t, "mailbox");
-    pl__relay_core_open(c, 1, DID_A, T0);
+    pl__relay_core_open(c, 1, DID_A, NULL, T0);
     for (int i = 0; i < 3; i++) {
         sendf(c, &o, 1, T0 + i, "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"msg%d\",\"ttl\":60,\"tag\":%d}}", i + 1, t, i, i);
         assert_true_result(&o, 1, 0, i + 1);
     }
     /* Another connection of the same client (did A) does not get its own messages. */
-    pl__relay_core_open(c, 2, DID_A, T0);
+    pl__relay_core_open(c, 2, DID_A, NULL, T0);
     sendf(c, &o, 2, T0 + 10, "{\"id\":9,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
     assert_int_equal(o.n, 1);
     /* A late subscriber gets the answer first, then the mailbox, oldest first. */
-    pl__relay_core_open(c, 3, DID_B, T0);
+    pl__relay_core_open(c, 3, DID_B, NULL, T0);
     sendf(c, &o, 3, T0 + 10, "{\"id\":10,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
     assert_int_equal(count(&o, PL__RELAY_SEND, 3), 4);
     json_t *j = frame(&o, 3, 0);
@@ -340,7 +346,7 @@ static void test_ttl_expiry(void **state) {
     out o = {0};
     char t[65];
     topic_of(t, "ttl");
-    pl__relay_core_open(c, 1, NULL, T0);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
     assert_int_equal(pl__relay_core_next_deadline(c), INT64_MAX);
     sendf(c, &o, 1, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"short\",\"ttl\":10}}", t);
     sendf(c, &o, 1, T0, "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"long\",\"ttl\":20}}", t);
@@ -358,7 +364,7 @@ static void test_ttl_expiry(void **state) {
     assert_string_equal(o.a[0].rec.topic, t);
     assert_int_equal(pl__relay_core_next_deadline(c), T0 + 20000);
     /* A late subscriber only gets what is still alive. */
-    pl__relay_core_open(c, 2, NULL, T0);
+    pl__relay_core_open(c, 2, NULL, NULL, T0);
     sendf(c, &o, 2, T0 + 10001, "{\"id\":3,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
     assert_int_equal(count(&o, PL__RELAY_SEND, 2), 2);
     json_t *j = frame(&o, 2, 1);
@@ -387,8 +393,8 @@ static void test_duplicate_publish_is_stored_once(void **state) {
     out o = {0};
     char t[65];
     topic_of(t, "dup");
-    pl__relay_core_open(c, 1, NULL, T0);
-    pl__relay_core_open(c, 2, NULL, T0);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    pl__relay_core_open(c, 2, NULL, NULL, T0);
     sendf(c, &o, 2, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
     for (int i = 0; i < 3; i++) {
         sendf(c, &o, 1, T0 + i, "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"same\",\"ttl\":60}}", 10 + i, t);
@@ -417,8 +423,8 @@ static void test_batch_methods(void **state) {
         snprintf(seed, sizeof seed, "batch%d", i);
         topic_of(t[i], seed);
     }
-    pl__relay_core_open(c, 1, DID_B, T0);
-    pl__relay_core_open(c, 2, DID_A, T0);
+    pl__relay_core_open(c, 1, DID_B, NULL, T0);
+    pl__relay_core_open(c, 2, DID_A, NULL, T0);
     sendf(c, &o, 1, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_batchSubscribe\",\"params\":{\"topics\":[\"%s\",\"%s\",\"%s\"]}}", t[0], t[1], t[2]);
     json_t *j = frame(&o, 1, 0);
     json_t *ids = json_object_get(j, "result");
@@ -487,8 +493,8 @@ static void test_propose_and_approve_session(void **state) {
     topic_of(session, "session");
     topic_of(other, "other");
     const uint64_t dapp = 1, wallet = 2;
-    pl__relay_core_open(c, dapp, DID_A, T0);
-    pl__relay_core_open(c, wallet, DID_B, T0);
+    pl__relay_core_open(c, dapp, DID_A, NULL, T0);
+    pl__relay_core_open(c, wallet, DID_B, NULL, T0);
     sendf(c, &o, wallet, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", pairing);
 
     /* Propose: published on the pairing topic with tag 1100, ttl from params. */
@@ -559,8 +565,10 @@ static void test_propose_and_approve_session(void **state) {
 static void test_limits_and_error_codes(void **state) {
     (void)state;
     pl__relay_limits l = {.max_message_bytes = 64, .max_frame_bytes = 2048, .min_ttl_s = 30,
-                          .max_ttl_s = 3600, .max_topics_per_conn = 3, .max_mailbox_per_topic = 2,
-                          .max_total_bytes = 100};
+                          .max_ttl_s = 3600, .max_topics_per_conn = 3, .max_mailbox_per_topic = 2};
+    /* Room for 64 + 1 + 1 + 34 message bytes, each with its overhead. */
+    l.max_total_bytes = pl__relay_message_cost(&l, 64, 0) + 2 * pl__relay_message_cost(&l, 1, 0) +
+                        pl__relay_message_cost(&l, 34, 0);
     pl__relay_core *c = new_core(&l);
     out o = {0};
     char t[5][65];
@@ -569,7 +577,7 @@ static void test_limits_and_error_codes(void **state) {
         snprintf(seed, sizeof seed, "lim%d", i);
         topic_of(t[i], seed);
     }
-    pl__relay_core_open(c, 1, NULL, T0);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
     char big[80];
     memset(big, 'x', 65);
     big[65] = '\0';
@@ -590,7 +598,7 @@ static void test_limits_and_error_codes(void **state) {
     assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":8,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"c\",\"ttl\":60}}", t[1]), PL_ERR_MAILBOX_FULL);
     assert_int_equal(error_code(&o, 1, 0), PL_RELAY_ERR_HANDLER);
     assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":9,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"b\",\"ttl\":60}}", t[1]), PL_OK);
-    /* total bytes: 64 + 1 + 1 stored; 35 more would pass 100, 34 reach it */
+    /* total bytes: 64 + 1 + 1 stored; 35 more would pass the bound, 34 reach it */
     memset(big, 'y', 35);
     big[35] = '\0';
     assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":10,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":\"%s\",\"message\":\"%s\",\"ttl\":60}}", t[2], big), PL_ERR_MAILBOX_FULL);
@@ -620,7 +628,7 @@ static void test_limits_and_error_codes(void **state) {
     n += (size_t)sprintf(batch + n, "]}}");
     pl__relay_limits l2 = {0};
     pl__relay_core *c2 = new_core(&l2);
-    pl__relay_core_open(c2, 1, NULL, T0);
+    pl__relay_core_open(c2, 1, NULL, NULL, T0);
     assert_int_equal(pl__relay_core_receive(c2, 1, batch, n, T0), PL_ERR_INVALID_ARG);
     drain(c2, &o);
     assert_int_equal(error_code(&o, 1, 0), PL_RELAY_ERR_INVALID_PARAMS);
@@ -642,8 +650,8 @@ static void test_rate_limit(void **state) {
     out o = {0};
     char t[65];
     topic_of(t, "rate");
-    pl__relay_core_open(c, 1, NULL, T0);
-    pl__relay_core_open(c, 2, NULL, T0);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    pl__relay_core_open(c, 2, NULL, NULL, T0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", i, t), PL_OK);
     assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":3,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t), PL_ERR_RATE_LIMITED);
@@ -662,7 +670,7 @@ static void test_rate_limit(void **state) {
     /* Unlimited means unlimited. */
     pl__relay_limits u = {.rate_unlimited = true, .rate_burst = 1, .rate_per_s = 1};
     c = new_core(&u);
-    pl__relay_core_open(c, 1, NULL, T0);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
     for (int i = 0; i < 50; i++)
         assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", i, t), PL_OK);
     out_free(&o);
@@ -692,7 +700,7 @@ static void test_rate_limit_batches_and_allowance(void **state) {
     for (int i = 0; i < 10; i++) n += snprintf(fr + n, sizeof fr - (size_t)n, "%s\"%s\"", i ? "," : "", t[i]);
     n += snprintf(fr + n, sizeof fr - (size_t)n, "]}}");
     assert_int_equal(pl__rs_cost_milli("irn_batchSubscribe", NULL), 1000);
-    pl__relay_core_open(c, 1, NULL, T0);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
     assert_int_equal(pl__relay_core_receive(c, 1, fr, (size_t)n, T0), PL_OK);
     drain(c, &o);
     assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t[0]), PL_ERR_RATE_LIMITED);
@@ -709,8 +717,8 @@ static void test_rate_limit_batches_and_allowance(void **state) {
     assert_int_equal(sendf(c, &o, 1, T0 + 174, "{\"id\":3,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t[0]), PL_ERR_RATE_LIMITED);
     assert_int_equal(sendf(c, &o, 1, T0 + 175, "{\"id\":4,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t[0]), PL_OK);
     /* the identity with an allowance: 10 such batches at once */
-    pl__relay_core_open(c, 2, "did:key:z6MkAllowance", T0);
-    pl__relay_core_open(c, 3, "did:key:z6MkOther", T0);
+    pl__relay_core_open(c, 2, "did:key:z6MkAllowance", NULL, T0);
+    pl__relay_core_open(c, 3, "did:key:z6MkOther", NULL, T0);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(pl__relay_core_receive(c, 2, fr, (size_t)n, T0), PL_OK);
         drain(c, &o);
@@ -771,7 +779,7 @@ static void test_malformed_frames(void **state) {
     };
     pl__relay_core *c = new_core(NULL);
     out o = {0};
-    pl__relay_core_open(c, 1, NULL, T0);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         pl_err e = pl__relay_core_receive(c, 1, cases[i].frame, strlen(cases[i].frame), T0);
         drain(c, &o);
@@ -796,16 +804,44 @@ static void test_malformed_frames(void **state) {
     assert_int_equal(pl__relay_core_receive(c, 1, bad_utf8, sizeof bad_utf8 - 1, T0), PL_ERR_JSON);
     drain(c, &o);
     assert_int_equal(o.n, 2);
-    /* Deep nesting is refused by the parser, not by the stack. */
+    /* Deep nesting is refused by the parser, not by the stack; deeper
+     * still, by the count of values before any parsing. */
     size_t depth = 100000;
     char *deep = malloc(2 * depth + 1);
     memset(deep, '[', depth);
     memset(deep + depth, ']', depth);
     pl__relay_limits big = {.max_frame_bytes = 4 * depth, .max_message_bytes = 1024};
     pl__relay_core *c2 = new_core(&big);
-    pl__relay_core_open(c2, 1, NULL, T0);
-    assert_int_equal(pl__relay_core_receive(c2, 1, deep, 2 * depth, T0), PL_ERR_JSON);
+    pl__relay_core_open(c2, 1, NULL, NULL, T0);
+    assert_int_equal(pl__relay_core_receive(c2, 1, deep, 2 * depth, T0), PL_ERR_TOO_LARGE);
+    size_t d2 = PL_RELAY_JSON_VALUES_MAX / 2;
+    memmove(deep + d2, deep + depth, d2);
+    assert_int_equal(pl__relay_core_receive(c2, 1, deep, 2 * d2, T0), PL_ERR_JSON);
     free(deep);
+    /* A frame of many small values costs the parser far more than its
+     * size: refused with -32600 before parsing. Commas inside strings do
+     * not count. */
+    size_t nv = PL_RELAY_JSON_VALUES_MAX;
+    char *dense = malloc(3 * nv + 64);
+    size_t dl = 0;
+    dense[dl++] = '[';
+    for (size_t i = 0; i < nv; i++) {
+        memcpy(dense + dl, i ? ",{}" : "{}", i ? 3 : 2);
+        dl += i ? 3 : 2;
+    }
+    dense[dl++] = ']';
+    drain(c2, &o);
+    assert_int_equal(pl__relay_core_receive(c2, 1, dense, dl, T0), PL_ERR_TOO_LARGE);
+    drain(c2, &o);
+    assert_int_equal(error_code(&o, 1, 0), PL_RELAY_ERR_INVALID_REQUEST);
+    dl = (size_t)sprintf(dense, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":\"");
+    memset(dense + dl, ',', 2 * nv);
+    dl += 2 * nv;
+    memcpy(dense + dl, "\"}", 2);
+    dl += 2;
+    assert_int_equal(pl__relay_core_receive(c2, 1, dense, dl, T0), PL_ERR_NOT_FOUND);
+    drain(c2, &o);
+    free(dense);
     pl__relay_core_free(c2);
     /* Frames for a connection that is not open are refused quietly. */
     assert_int_equal(pl__relay_core_receive(c, 77, "{}", 2, T0), PL_ERR_DISCONNECTED);
@@ -831,8 +867,8 @@ static void test_random_frames(void **state) {
     pl__relay_limits l = {.rate_unlimited = true, .max_mailbox_per_topic = 50};
     pl__relay_core *c = new_core(&l);
     out o = {0};
-    pl__relay_core_open(c, 1, NULL, T0);
-    pl__relay_core_open(c, 2, DID_A, T0);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    pl__relay_core_open(c, 2, DID_A, NULL, T0);
     char buf[1024];
     for (int round = 0; round < 20000; round++) {
         const char *s = seeds[pl_test_rand(&rng) % (sizeof seeds / sizeof seeds[0])];
@@ -905,8 +941,8 @@ static void test_restore(void **state) {
     assert_int_equal(o.n, 0); /* restoring writes nothing back */
     assert_int_equal(pl__relay_core_next_deadline(c), T0 + 5000);
     /* The publisher (did A) does not get it back after the restart; others do. */
-    pl__relay_core_open(c, 1, DID_A, T0);
-    pl__relay_core_open(c, 2, DID_B, T0);
+    pl__relay_core_open(c, 1, DID_A, NULL, T0);
+    pl__relay_core_open(c, 2, DID_B, NULL, T0);
     sendf(c, &o, 1, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
     assert_int_equal(o.n, 1);
     sendf(c, &o, 2, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
@@ -924,13 +960,13 @@ static void test_restore(void **state) {
 
 static void test_inflight_window_and_backlog(void **state) {
     (void)state;
-    pl__relay_limits l = {.max_inflight_per_conn = 2, .max_backlog_per_conn = 2};
+    pl__relay_limits l = {.max_inflight_per_conn = 2};
     pl__relay_core *c = new_core(&l);
     out o = {0};
     char t[65];
     topic_of(t, "window");
-    pl__relay_core_open(c, 1, NULL, T0);
-    pl__relay_core_open(c, 2, NULL, T0);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    pl__relay_core_open(c, 2, NULL, NULL, T0);
     sendf(c, &o, 1, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
     json_int_t ids[8];
     size_t npush = 0;
@@ -942,19 +978,29 @@ static void test_inflight_window_and_backlog(void **state) {
             json_decref(j);
         }
     }
-    assert_int_equal(npush, 2); /* window of 2, 2 waiting, 1 dropped */
+    assert_int_equal(npush, 2); /* window of 2; the other 3 wait in the mailbox, none dropped */
     pl__relay_stats st;
     pl__relay_core_stats(c, &st);
     assert_int_equal(st.inflight, 2);
-    assert_int_equal(st.backlog, 2);
-    assert_int_equal(st.dropped, 1);
+    assert_int_equal(st.backlog, 1); /* one subscription with messages owed */
+    assert_int_equal(st.dropped, 0);
     /* Each ack lets the next one out, in order. */
-    sendf(c, &o, 1, T0 + 1, "{\"id\":%lld,\"jsonrpc\":\"2.0\",\"result\":true}", (long long)ids[0]);
-    assert_int_equal(count(&o, PL__RELAY_SEND, 1), 1);
-    json_t *d = push_data(&o, 1, 0);
-    assert_string_equal(json_string_value(json_object_get(d, "message")), "w2");
-    json_decref(d);
-    /* Closing the connection with pushes in flight and waiting frees them. */
+    for (int i = 0; i < 3; i++) {
+        sendf(c, &o, 1, T0 + 1, "{\"id\":%lld,\"jsonrpc\":\"2.0\",\"result\":true}", (long long)ids[i]);
+        assert_int_equal(count(&o, PL__RELAY_SEND, 1), 1);
+        json_t *d = push_data(&o, 1, 0);
+        char want[8];
+        snprintf(want, sizeof want, "w%d", i + 2);
+        assert_string_equal(json_string_value(json_object_get(d, "message")), want);
+        json_decref(d);
+        json_t *j = frame(&o, 1, 0);
+        ids[npush++] = json_integer_value(json_object_get(j, "id"));
+        json_decref(j);
+    }
+    pl__relay_core_stats(c, &st);
+    assert_int_equal(st.inflight, 2);
+    assert_int_equal(st.backlog, 0);
+    /* Closing the connection with pushes in flight frees them. */
     pl__relay_core_close(c, 1);
     pl__relay_core_stats(c, &st);
     assert_int_equal(st.inflight, 0);
@@ -966,6 +1012,417 @@ static void test_inflight_window_and_backlog(void **state) {
     assert_int_equal(count(&o, PL__RELAY_STORE_DEL, 0), 5);
     pl__relay_core_stats(c, &st);
     assert_int_equal(st.topics, 0);
+    out_free(&o);
+    pl__relay_core_free(c);
+}
+
+
+/* ---- flow control, paging, eviction, budgets ------------------------------------------ */
+
+/* A message of n bytes whose text says which it is (nth). */
+static char *payload(size_t n, int nth) {
+    char *m = malloc(n + 1);
+    assert_non_null(m);
+    memset(m, 'a' + nth % 26, n);
+    snprintf(m, n + 1, "%04d", nth);
+    m[4] = 'x';
+    m[n] = '\0';
+    return m;
+}
+
+/* A frame built in a heap buffer (messages larger than sendf's). */
+static pl_err sendbig(pl__relay_core *c, out *o, uint64_t conn, int64_t now, const char *fmt,
+                      const char *a1, const char *a2) {
+    size_t cap = strlen(fmt) + strlen(a1) + (a2 ? strlen(a2) : 0) + 64;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    int n = snprintf(buf, cap, fmt, a1, a2);
+    assert_true(n > 0 && (size_t)n < cap);
+    pl_err e = pl__relay_core_receive(c, conn, buf, (size_t)n, now);
+    free(buf);
+    drain(c, o);
+    return e;
+}
+
+/* Publish count messages of size bytes on t from conn (ids 1000+i). */
+static void fill_topic(pl__relay_core *c, out *o, uint64_t conn, const char *t, int count,
+                       size_t size) {
+    for (int i = 0; i < count; i++) {
+        char *m = payload(size, i);
+        char fmt[256];
+        snprintf(fmt, sizeof fmt,
+                 "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":"
+                 "{\"topic\":\"%%s\",\"message\":\"%%s\",\"ttl\":600}}",
+                 1000 + i);
+        assert_int_equal(sendbig(c, o, conn, T0, fmt, t, m), PL_OK);
+        free(m);
+    }
+}
+
+/* The index a message of payload() carries. */
+static int nth_of(const char *m) {
+    return atoi(m);
+}
+
+/* A topic holding far more than one connection's push budget (issue 11,
+ * hole 1): the subscriber gets it in pages as fast as it acknowledges,
+ * never more than the budget (plus one push) unacknowledged, all of it, in
+ * order, once. */
+static void test_backlog_paged_by_acks(void **state) {
+    (void)state;
+    const size_t size = 20000, budget = 64 << 10;
+    pl__relay_limits l = {.max_message_bytes = 32 << 10, .max_inflight_bytes_per_conn = budget};
+    pl__relay_core *c = new_core(&l);
+    out o = {0};
+    char t[65];
+    topic_of(t, "paged");
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    pl__relay_core_open(c, 2, NULL, NULL, T0);
+    fill_topic(c, &o, 2, t, 30, size);
+    sendf(c, &o, 1, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
+    json_t *answer = frame(&o, 1, 0); /* the answer comes before the pushes */
+    assert_true(json_is_string(json_object_get(answer, "result")));
+    json_decref(answer);
+    int next = 0;
+    size_t rounds = 0;
+    while (next < 30) {
+        size_t n = count(&o, PL__RELAY_SEND, 1), bytes = 0;
+        assert_true(n > 0);
+        json_int_t ids[64];
+        size_t nid = 0;
+        for (size_t i = 0; i < o.n; i++) {
+            if (o.a[i].kind != PL__RELAY_SEND || o.a[i].conn != 1) continue;
+            json_t *j = json_loads(o.a[i].text, 0, NULL);
+            if (!json_object_get(j, "method")) { /* the subscribe answer */
+                json_decref(j);
+                continue;
+            }
+            bytes += o.a[i].len;
+            json_t *d = json_object_get(json_object_get(j, "params"), "data");
+            assert_int_equal(nth_of(json_string_value(json_object_get(d, "message"))), next);
+            next++;
+            ids[nid++] = json_integer_value(json_object_get(j, "id"));
+            json_decref(j);
+        }
+        assert_true(bytes <= budget + size + 1024);
+        pl__relay_stats st;
+        pl__relay_core_stats(c, &st);
+        assert_true(st.inflight == nid);
+        /* Acknowledging all of them brings the next page. */
+        out acks = {0};
+        for (size_t i = 0; i < nid; i++) {
+            char buf[96];
+            int len = snprintf(buf, sizeof buf, "{\"id\":%lld,\"jsonrpc\":\"2.0\",\"result\":true}",
+                               (long long)ids[i]);
+            assert_int_equal(pl__relay_core_receive(c, 1, buf, (size_t)len, T0 + 1), PL_OK);
+        }
+        drain(c, &o);
+        out_free(&acks);
+        rounds++;
+    }
+    assert_true(rounds >= 10); /* 30 x 20 KB through a 64 KiB window */
+    assert_int_equal(count(&o, PL__RELAY_SEND, 1), 0);
+    pl__relay_stats st;
+    pl__relay_core_stats(c, &st);
+    assert_int_equal(st.delivered, 30);
+    assert_int_equal(st.backlog, 0);
+    out_free(&o);
+    pl__relay_core_free(c);
+}
+
+/* Fetch answers (hole 1 and 2): pages capped in bytes as well as count,
+ * built from the messages' sizes; the same request continues where the
+ * last page stopped until hasMore is false; then it starts over. */
+static void test_fetch_pages(void **state) {
+    (void)state;
+    const size_t size = 20000, page = 64 << 10;
+    pl__relay_limits l = {.max_message_bytes = 32 << 10, .fetch_page_bytes = page};
+    pl__relay_core *c = new_core(&l);
+    out o = {0};
+    char t[65], u[65];
+    topic_of(t, "fetch-a");
+    topic_of(u, "fetch-b");
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    pl__relay_core_open(c, 2, NULL, NULL, T0);
+    fill_topic(c, &o, 2, t, 12, size);
+    fill_topic(c, &o, 2, u, 5, size);
+    /* The publisher's own messages are not fetched back. */
+    sendf(c, &o, 2, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t);
+    json_t *j = frame(&o, 2, 0);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(j, "result"), "messages")), 0);
+    json_decref(j);
+    for (int pass = 0; pass < 2; pass++) {
+        int seen = 0, pages = 0;
+        bool more = true;
+        while (more) {
+            sendf(c, &o, 1, T0, "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_batchFetchMessages\",\"params\":{\"topics\":[\"%s\",\"%s\"]}}", t, u);
+            assert_int_equal(o.n, 1);
+            assert_true(o.a[0].len <= page + size + 1024);
+            j = frame(&o, 1, 0);
+            json_t *res = json_object_get(j, "result");
+            json_t *msgs = json_object_get(res, "messages");
+            assert_true(json_array_size(msgs) >= 1); /* progress */
+            for (size_t i = 0; i < json_array_size(msgs); i++, seen++) {
+                json_t *m = json_array_get(msgs, i);
+                const char *topic = json_string_value(json_object_get(m, "topic"));
+                assert_string_equal(topic, seen < 12 ? t : u);
+                assert_int_equal(nth_of(json_string_value(json_object_get(m, "message"))),
+                                 seen < 12 ? seen : seen - 12);
+            }
+            more = json_is_true(json_object_get(res, "hasMore"));
+            json_decref(j);
+            pages++;
+        }
+        assert_int_equal(seen, 17);
+        assert_true(pages >= 5);
+    }
+    /* Another request starts from the beginning of its topics. */
+    sendf(c, &o, 1, T0, "{\"id\":3,\"jsonrpc\":\"2.0\",\"method\":\"irn_batchFetchMessages\",\"params\":{\"topics\":[\"%s\",\"%s\"]}}", t, u);
+    sendf(c, &o, 1, T0, "{\"id\":4,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", u);
+    j = frame(&o, 1, 0);
+    json_t *first = json_array_get(json_object_get(json_object_get(j, "result"), "messages"), 0);
+    assert_string_equal(json_string_value(json_object_get(first, "topic")), u);
+    assert_int_equal(nth_of(json_string_value(json_object_get(first, "message"))), 0);
+    json_decref(j);
+    out_free(&o);
+    pl__relay_core_free(c);
+}
+
+/* Publish "m<i>" on t from conn; returns the core's answer. */
+static pl_err pub_n(pl__relay_core *c, out *o, uint64_t conn, const char *t, int i) {
+    return sendf(c, o, conn, T0,
+                 "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":{\"topic\":"
+                 "\"%s\",\"message\":\"m%d\",\"ttl\":30}}",
+                 5000 + i, t, i);
+}
+
+/* Acknowledge every push in o for conn. */
+static void ack_all(pl__relay_core *c, out *o, uint64_t conn) {
+    json_int_t ids[64];
+    size_t n = 0;
+    for (size_t i = 0; i < o->n && n < 64; i++) {
+        if (o->a[i].kind != PL__RELAY_SEND || o->a[i].conn != conn) continue;
+        json_t *j = json_loads(o->a[i].text, 0, NULL);
+        if (json_object_get(j, "method")) ids[n++] = json_integer_value(json_object_get(j, "id"));
+        json_decref(j);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char buf[96];
+        int len = snprintf(buf, sizeof buf, "{\"id\":%lld,\"jsonrpc\":\"2.0\",\"result\":true}",
+                           (long long)ids[i]);
+        assert_int_equal(pl__relay_core_receive(c, conn, buf, (size_t)len, T0), PL_OK);
+    }
+}
+
+/* A topic at its limit keeps flowing (hole 9): two peers ping-pong through
+ * a topic of 4 messages; acknowledged messages make room. A subscriber
+ * that does not acknowledge holds them, and the publish is then refused
+ * with an answer, never silently. Messages nobody received are kept. */
+static void test_full_topic_evicts_acknowledged(void **state) {
+    (void)state;
+    pl__relay_limits l = {.max_mailbox_per_topic = 4};
+    pl__relay_core *c = new_core(&l);
+    out o = {0}, o2 = {0};
+    char t[65], offline[65];
+    topic_of(t, "ping-pong");
+    topic_of(offline, "offline peer");
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    pl__relay_core_open(c, 2, NULL, NULL, T0);
+    pl__relay_core_open(c, 3, NULL, NULL, T0);
+    sendf(c, &o, 1, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
+    sendf(c, &o, 2, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
+    size_t dels = 0;
+    for (int i = 0; i < 40; i++) {
+        uint64_t from = 1 + (uint64_t)(i % 2), to = 2 - (uint64_t)(i % 2);
+        assert_int_equal(pub_n(c, &o, from, t, i), PL_OK);
+        dels += count(&o, PL__RELAY_STORE_DEL, 0);
+        assert_int_equal(count(&o, PL__RELAY_SEND, to), 1);
+        ack_all(c, &o, to);
+        drain(c, &o2);
+    }
+    pl__relay_stats st;
+    pl__relay_core_stats(c, &st);
+    assert_int_equal(st.evicted, 36);
+    assert_int_equal(dels, 36);
+    assert_int_equal(st.messages, 4);
+    /* A third subscriber that never acknowledges: what it has not
+     * acknowledged stays, so the topic fills and the next publish gets an
+     * error answer. */
+    sendf(c, &o, 3, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
+    assert_int_equal(count(&o, PL__RELAY_SEND, 3), 5); /* the answer, the 4 stored */
+    pl_err last = PL_OK;
+    for (int i = 40; i < 60 && last == PL_OK; i++) {
+        last = pub_n(c, &o, 1, t, i);
+        ack_all(c, &o, 2);
+        drain(c, &o2);
+    }
+    assert_int_equal(last, PL_ERR_MAILBOX_FULL);
+    assert_int_equal(error_code(&o, 1, 0), PL_RELAY_ERR_HANDLER);
+    /* Nobody listening, nothing received: an offline peer's mailbox is kept
+     * whole and the fifth message refused. */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pub_n(c, &o, 1, offline, i), PL_OK);
+    assert_int_equal(pub_n(c, &o, 1, offline, 4), PL_ERR_MAILBOX_FULL);
+    out_free(&o);
+    out_free(&o2);
+    pl__relay_core_free(c);
+}
+
+/* Storage counts messages with their overhead, and their number; topics
+ * and publishers have caps too (hole 3). Quotas charge the address and the
+ * did:key; expiry gives everything back. */
+static void test_quotas_and_totals(void **state) {
+    (void)state;
+    pl__relay_limits l = {.quota_messages = 3, .quota_topics = 5, .max_messages = 8,
+                          .max_topics = 9};
+    pl__relay_core *c = new_core(&l);
+    out o = {0};
+    char t[12][65];
+    for (int i = 0; i < 12; i++) {
+        char seed[16];
+        snprintf(seed, sizeof seed, "quota%d", i);
+        topic_of(t[i], seed);
+    }
+    pl__relay_core_open(c, 1, NULL, "192.0.2.1", T0);
+    pl__relay_core_open(c, 2, NULL, "192.0.2.1", T0); /* same address */
+    pl__relay_core_open(c, 3, DID_A, "192.0.2.2", T0);
+    pl__relay_core_open(c, 4, DID_A, "192.0.2.3", T0); /* same did */
+    pl__relay_core_open(c, 5, NULL, "192.0.2.4", T0);
+    for (int i = 0; i < 3; i++) assert_int_equal(pub_n(c, &o, 1 + (uint64_t)(i % 2), t[i], i), PL_OK);
+    assert_int_equal(pub_n(c, &o, 2, t[3], 3), PL_ERR_MAILBOX_FULL);
+    json_t *j = frame(&o, 2, 0);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "quota"));
+    json_decref(j);
+    for (int i = 3; i < 6; i++) assert_int_equal(pub_n(c, &o, 3 + (uint64_t)(i % 2), t[i], i), PL_OK);
+    assert_int_equal(pub_n(c, &o, 4, t[6], 6), PL_ERR_MAILBOX_FULL);
+    /* topics of a publisher, subscriptions included */
+    assert_int_equal(sendf(c, &o, 5, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_batchSubscribe\",\"params\":{\"topics\":[\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"]}}", t[6], t[7], t[8], t[9], t[10], t[11]), PL_ERR_MAILBOX_FULL);
+    /* the relay's topic count: 6 held, 9 at most */
+    assert_int_equal(sendf(c, &o, 5, T0, "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_batchSubscribe\",\"params\":{\"topics\":[\"%s\",\"%s\",\"%s\",\"%s\"]}}", t[6], t[7], t[8], t[9]), PL_ERR_MAILBOX_FULL);
+    assert_int_equal(sendf(c, &o, 5, T0, "{\"id\":3,\"jsonrpc\":\"2.0\",\"method\":\"irn_batchSubscribe\",\"params\":{\"topics\":[\"%s\",\"%s\",\"%s\"]}}", t[6], t[7], t[8]), PL_OK);
+    /* the relay's message count: 6 stored, 8 at most */
+    assert_int_equal(pub_n(c, &o, 5, t[0], 10), PL_OK);
+    assert_int_equal(pub_n(c, &o, 5, t[1], 11), PL_OK);
+    assert_int_equal(pub_n(c, &o, 5, t[2], 12), PL_ERR_MAILBOX_FULL);
+    j = frame(&o, 5, 0);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "storage is full"));
+    json_decref(j);
+    /* Expiry gives the quota back. */
+    pl__relay_core_tick(c, T0 + 31000);
+    drain(c, &o);
+    assert_int_equal(pub_n(c, &o, 1, t[3], 13), PL_OK);
+    for (uint64_t k = 1; k <= 5; k++) pl__relay_core_close(c, k);
+    pl__relay_core_tick(c, T0 + 62000);
+    drain(c, &o);
+    pl__relay_stats st;
+    pl__relay_core_stats(c, &st);
+    assert_int_equal(st.memory, 0);
+    assert_int_equal(st.topics, 0);
+    out_free(&o);
+    pl__relay_core_free(c);
+}
+
+/* Sockets: per address, in total, and within the memory budget. */
+static void test_admission(void **state) {
+    (void)state;
+    pl__relay_limits l = {.max_conns = 4, .max_conns_per_addr = 2, .conn_cost_bytes = 1000};
+    pl__relay_core *c = new_core(&l);
+    assert_int_equal(pl__relay_core_admit(c, "192.0.2.1"), PL_OK);
+    assert_int_equal(pl__relay_core_admit(c, "192.0.2.1"), PL_OK);
+    assert_int_equal(pl__relay_core_admit(c, "192.0.2.1"), PL_ERR_RELAY_BUSY);
+    assert_int_equal(pl__relay_core_admit(c, "192.0.2.2"), PL_OK);
+    assert_int_equal(pl__relay_core_admit(c, "192.0.2.3"), PL_OK);
+    assert_int_equal(pl__relay_core_admit(c, "192.0.2.4"), PL_ERR_RELAY_BUSY);
+    pl__relay_stats st;
+    pl__relay_core_stats(c, &st);
+    assert_int_equal(st.sockets, 4);
+    assert_int_equal(st.refused, 2);
+    pl__relay_core_unadmit(c, "192.0.2.1");
+    pl__relay_core_unadmit(c, "198.51.100.9"); /* never admitted: no-op */
+    assert_int_equal(pl__relay_core_admit(c, "192.0.2.1"), PL_OK);
+    const char *addrs[] = {"192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.3"};
+    for (int i = 0; i < 4; i++) pl__relay_core_unadmit(c, addrs[i]);
+    pl__relay_core_stats(c, &st);
+    assert_int_equal(st.sockets, 0);
+    assert_int_equal(st.memory, 0);
+    pl__relay_core_free(c);
+    /* The memory budget counts sockets too. */
+    pl__relay_limits m = {.conn_cost_bytes = 40000, .max_memory_bytes = 100000};
+    c = new_core(&m);
+    assert_int_equal(pl__relay_core_admit(c, "192.0.2.1"), PL_OK);
+    assert_int_equal(pl__relay_core_admit(c, "192.0.2.2"), PL_OK);
+    assert_int_equal(pl__relay_core_admit(c, "192.0.2.3"), PL_ERR_RELAY_BUSY);
+    pl__relay_core_free(c);
+}
+
+/* A client that does not read (hole 5): its queue is bounded (close 1008,
+ * nothing more sent to it), its pushes are not re-sent while it has not
+ * read them, and over the memory budget the biggest reader-less queue is
+ * closed while requests get 3001. */
+static void test_never_reading_client(void **state) {
+    (void)state;
+    pl__relay_limits l = {.max_queue_bytes_per_conn = 8192, .ack_timeout_ms = 1000};
+    pl__relay_core *c = new_core(&l);
+    out o = {0};
+    char t[65];
+    topic_of(t, "unread");
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    pl__relay_core_open(c, 2, NULL, NULL, T0);
+    unread_conn = 1;
+    sendf(c, &o, 1, T0, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
+    pub_n(c, &o, 2, t, 0);
+    assert_int_equal(count(&o, PL__RELAY_SEND, 1), 1);
+    /* Due, but not read: not sent again. */
+    pl__relay_core_tick(c, T0 + 1000);
+    drain(c, &o);
+    assert_int_equal(count(&o, PL__RELAY_SEND, 1), 0);
+    pl__relay_stats st;
+    pl__relay_core_stats(c, &st);
+    assert_int_equal(st.repushed, 0);
+    assert_int_equal(st.inflight, 1);
+    /* Requests whose answers pile up: closed at the bound, then silence. */
+    size_t closes = 0, sends = 0;
+    for (int i = 0; i < 200 && !closes; i++) {
+        sendf(c, &o, 1, T0 + 1001, "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", 10 + i, t);
+        sends += count(&o, PL__RELAY_SEND, 1);
+        closes += count(&o, PL__RELAY_CLOSE, 0);
+    }
+    assert_int_equal(closes, 1);
+    assert_int_equal(o.a[o.n - 1].close_code, 1008);
+    sendf(c, &o, 1, T0 + 1002, "{\"id\":9,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t);
+    assert_int_equal(o.n, 0);
+    pl__relay_core_close(c, 1);
+    unread_conn = 0;
+    pl__relay_core_free(c);
+
+    /* The memory budget: a reader-less queue grows until the budget is
+     * reached; new work is refused with 3001 and the queue is closed. */
+    pl__relay_limits m = {.max_memory_bytes = 512 << 10, .max_total_bytes = 128 << 10,
+                          .max_queue_bytes_per_conn = 1 << 20, .max_inflight_bytes_per_conn = 1 << 20};
+    c = new_core(&m);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    pl__relay_core_open(c, 2, NULL, NULL, T0);
+    unread_conn = 1;
+    fill_topic(c, &o, 2, t, 5, 20000);
+    pl_err e = PL_OK;
+    int64_t now = T0;
+    for (int i = 0; i < 100 && e == PL_OK; i++) {
+        now += 10;
+        e = sendf(c, &o, 1, now, "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", 10 + i, t);
+    }
+    assert_int_equal(e, PL_ERR_RELAY_BUSY);
+    assert_int_equal(error_code(&o, 1, count(&o, PL__RELAY_SEND, 1) - 1), PL_RELAY_ERR_RATE);
+    /* ... and the biggest unread queue, the refused client's, goes. */
+    assert_int_equal(count(&o, PL__RELAY_CLOSE, 0), 1);
+    assert_int_equal(o.a[o.n - 1].conn, 1);
+    assert_int_equal(o.a[o.n - 1].close_code, 1008);
+    /* Other clients are still answered. */
+    assert_int_equal(sendf(c, &o, 2, now, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t), PL_OK);
+    pl__relay_core_stats(c, &st);
+    assert_int_equal(st.slow_closed, 1);
+    pl__relay_core_close(c, 1);
+    unread_conn = 0;
+    assert_int_equal(sendf(c, &o, 2, now + 300, "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t), PL_OK);
     out_free(&o);
     pl__relay_core_free(c);
 }
@@ -1000,6 +1457,12 @@ int main(void) {
         cmocka_unit_test(test_restore),
         cmocka_unit_test(test_inflight_window_and_backlog),
         cmocka_unit_test(test_subscription_id_formula),
+        cmocka_unit_test(test_backlog_paged_by_acks),
+        cmocka_unit_test(test_fetch_pages),
+        cmocka_unit_test(test_full_topic_evicts_acknowledged),
+        cmocka_unit_test(test_quotas_and_totals),
+        cmocka_unit_test(test_admission),
+        cmocka_unit_test(test_never_reading_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

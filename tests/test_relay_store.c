@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "relay/relay_store.h"
@@ -207,6 +208,44 @@ static void test_refuses_foreign_files(void **state) {
     assert_true(pl_last_detail() != 0);
 }
 
+static unsigned mode_of(const char *path) {
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mode & 0777;
+}
+
+/* The mailbox and its WAL are owner-only whatever the umask, and an older,
+ * wider file is narrowed when it is opened. */
+static void test_files_are_owner_only(void **state) {
+    (void)state;
+    char path[300], side[320];
+    mode_t old = umask(022);
+    db_path(path, sizeof path, "mode.db");
+    pl__relay_store *s;
+    assert_int_equal(pl__relay_store_open(&s, path), PL_OK);
+    pl__relay_record r = rec("a", "mode", T0 + 1000, 0);
+    assert_int_equal(pl__relay_store_begin(s), PL_OK);
+    assert_int_equal(pl__relay_store_put(s, &r), PL_OK);
+    assert_int_equal(pl__relay_store_commit(s), PL_OK);
+    assert_int_equal(mode_of(path), 0600);
+    snprintf(side, sizeof side, "%s-wal", path);
+    assert_int_equal(mode_of(side), 0600);
+    snprintf(side, sizeof side, "%s-shm", path);
+    assert_int_equal(mode_of(side), 0600);
+    pl__relay_store_close(s);
+
+    assert_int_equal(chmod(path, 0644), 0);
+    snprintf(side, sizeof side, "%s-wal", path);
+    FILE *f = fopen(side, "ab"); /* a WAL left behind by an older relay */
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(chmod(side, 0644), 0);
+    assert_int_equal(pl__relay_store_open(&s, path), PL_OK);
+    assert_int_equal(mode_of(path), 0600);
+    pl__relay_store_close(s);
+    umask(old);
+}
+
 static void test_memory_store(void **state) {
     (void)state;
     pl__relay_store *s;
@@ -240,7 +279,7 @@ static void test_core_and_store_survive_restart(void **state) {
     assert_int_equal(pl__relay_store_open(&s, path), PL_OK);
     pl__relay_core *c;
     assert_int_equal(pl__relay_core_new(&c, NULL, T0), PL_OK);
-    assert_int_equal(pl__relay_core_open(c, 1, DID_A, T0), PL_OK);
+    assert_int_equal(pl__relay_core_open(c, 1, DID_A, NULL, T0), PL_OK);
     char frame[512];
     int acks = 0;
     for (int i = 0; i < 3; i++) {
@@ -272,7 +311,7 @@ static void test_core_and_store_survive_restart(void **state) {
     assert_int_equal(pl__relay_store_open(&s, path), PL_OK);
     assert_int_equal(pl__relay_core_new(&c, NULL, T0 + 10), PL_OK);
     assert_int_equal(pl__relay_store_load(s, T0 + 10, restore_into, c, NULL), PL_OK);
-    assert_int_equal(pl__relay_core_open(c, 2, NULL, T0 + 10), PL_OK);
+    assert_int_equal(pl__relay_core_open(c, 2, NULL, NULL, T0 + 10), PL_OK);
     int n = snprintf(frame, sizeof frame,
                      "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscribe\",\"params\":{\"topic\":\"%s\"}}", t);
     assert_int_equal(pl__relay_core_receive(c, 2, frame, (size_t)n, T0 + 10), PL_OK);
@@ -299,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_malformed_rows_and_callback_errors),
         cmocka_unit_test(test_refuses_foreign_files),
         cmocka_unit_test(test_memory_store),
+        cmocka_unit_test(test_files_are_owner_only),
         cmocka_unit_test(test_core_and_store_survive_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

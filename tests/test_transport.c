@@ -319,7 +319,7 @@ static void net_open(net *n, const pl_loopback_config *cfg) {
 static void ep_open(net *n, ep *e, const char *name) {
     memset(e, 0, sizeof *e);
     e->name = name;
-    pl_transport_handler h = {on_msg, on_state, e};
+    pl_transport_handler h = {on_msg, on_state, e, NULL};
     assert_int_equal(pl_loopback_new(&e->t, n->h, name, &h), PL_OK);
 }
 
@@ -340,6 +340,45 @@ static void net_close(net *n) {
 static void pub(ep *e, const char *topic, const char *text) {
     assert_int_equal(pl_transport_publish(e->t, topic, (const uint8_t *)text, strlen(text), NULL),
                      PL_OK);
+}
+
+static int pub_errors;
+static pl_err pub_error;
+static int64_t pub_error_code;
+static char pub_error_topic[64];
+
+static void on_pub_error(void *ud, pl_transport *t, const char *topic, pl_err err, int64_t code) {
+    (void)ud, (void)t;
+    pub_errors++;
+    pub_error = err;
+    pub_error_code = code;
+    snprintf(pub_error_topic, sizeof pub_error_topic, "%s", topic);
+}
+
+/* The generic half passes an implementation's publish error to the
+ * handler, and stops once closing. */
+static void test_publish_error_report(void **state) {
+    (void)state;
+    net n;
+    net_open(&n, NULL);
+    ep a;
+    ep_open(&n, &a, "a");
+    pub_errors = 0;
+    pl_transport_report_publish_error(a.t, "t1", PL_ERR_RELAY, -32000); /* no callback set */
+    assert_int_equal(pub_errors, 0);
+    pl_transport_handler h = {on_msg, on_state, &a, on_pub_error};
+    pl_transport_set_handler(a.t, &h);
+    pl_transport_report_publish_error(a.t, "t1", PL_ERR_RELAY, -32000);
+    assert_int_equal(pub_errors, 1);
+    assert_int_equal(pub_error, PL_ERR_RELAY);
+    assert_int_equal(pub_error_code, -32000);
+    assert_string_equal(pub_error_topic, "t1");
+    pl_transport_close(a.t, 0, on_closed, &a);
+    pl_transport_report_publish_error(a.t, "t1", PL_ERR_TIMEOUT, 0);
+    assert_int_equal(pub_errors, 1);
+    pl_driver_run(n.d);
+    assert_true(a.closed);
+    net_close(&n);
 }
 
 static void test_generic_checks(void **state) {
@@ -389,7 +428,7 @@ static void test_generic_checks(void **state) {
     pub(&a, "t", "lost");
     pl_driver_run(n.d);
     assert_int_equal(b.msgs, 0);
-    pl_transport_handler h = {on_msg, on_state, &b};
+    pl_transport_handler h = {on_msg, on_state, &b, NULL};
     pl_transport_set_handler(b.t, &h);
     pub(&a, "t", "kept");
     pl_driver_run(n.d);
@@ -729,6 +768,7 @@ int main(void) {
         cmocka_unit_test(test_deferred_calls),
         cmocka_unit_test(test_loop_driver),
         cmocka_unit_test(test_generic_checks),
+        cmocka_unit_test(test_publish_error_report),
         cmocka_unit_test(test_flush_then_close),
         cmocka_unit_test(test_loopback_basics),
         cmocka_unit_test(test_loopback_hold),

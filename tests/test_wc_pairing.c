@@ -182,7 +182,7 @@ static void party_init(party *p, const char *name, bool register_test) {
     memset(p, 0, sizeof *p);
     p->name = name;
     pl_wc_config cfg = {.on_event = on_event, .ud = p};
-    pl_transport_handler h = {on_message, NULL, p};
+    pl_transport_handler h = {on_message, NULL, p, NULL};
     assert_int_equal(pl_loopback_new(&p->tp, H, name, &h), PL_OK);
     pl_wc_store st = {p, st_save, st_remove, st_save_pending, st_remove_pending, st_save_seen};
     assert_int_equal(pl_wc_engine_new(&p->e, &cfg, p->tp, &st), PL_OK);
@@ -381,6 +381,11 @@ static void test_request_timeout_and_pending_on_delete(void **state) {
     assert_int_equal(pl_wc_delete(A.e, topic, T0), PL_OK);
     assert_int_equal(A.responses, 2);
     assert_int_equal(A.last_res_err, PL_ERR_NO_MATCHING_KEY);
+    /* a message the relay refused is an event, with the relay's code */
+    pl_wc_engine_on_publish_error(A.e, topic, PL_ERR_RELAY, -32000);
+    assert_int_equal(A.ev_count[PL_WC_EV_PUBLISH_FAILED], 1);
+    assert_int_equal(A.last_ev.err, PL_ERR_RELAY);
+    assert_int_equal(A.last_ev.relay_code, -32000);
 }
 
 static void test_bad_input(void **state) {
@@ -639,7 +644,7 @@ static void test_injected_randomness(void **state) {
     int calls = 0;
     pl_wc_config cfg = {.rng = fill_ab, .rng_ctx = &calls};
     pl_transport *tp;
-    pl_transport_handler h = {NULL, NULL, NULL};
+    pl_transport_handler h = {NULL, NULL, NULL, NULL};
     assert_int_equal(pl_loopback_new(&tp, H, "R", &h), PL_OK);
     pl_wc_engine *e;
     assert_int_equal(pl_wc_engine_new(&e, &cfg, tp, NULL), PL_OK);

@@ -129,6 +129,7 @@ extern "C" {
     X(PL_ERR_BAD_TTL, 806, "TTL outside the allowed range")                           \
     X(PL_ERR_MAILBOX_FULL, 807, "mailbox limit reached")                              \
     X(PL_ERR_BAD_URL, 808, "malformed relay URL (expected ws:// or wss://host[:port][/path])") \
+    X(PL_ERR_RELAY_BUSY, 809, "relay over its memory or connection budget: try again later") \
     /* storage */                                                                     \
     X(PL_ERR_STORE, 900, "storage (SQLite) failure")                                  \
     X(PL_ERR_STORE_CORRUPT, 901, "storage file is corrupt or of another format")      \
@@ -161,7 +162,9 @@ extern "C" {
     X(PL_ERR_GOSSIP_SCORE, 1106, "gossipsub peer score below the threshold")          \
     X(PL_ERR_GOSSIP_LIMIT, 1107, "gossipsub RPC exceeds a count limit")               \
     X(PL_ERR_GOSSIP_INVALID, 1108, "gossipsub message rejected by validation")        \
-    X(PL_ERR_WAKU_METADATA, 1109, "missing or malformed Waku metadata answer")
+    X(PL_ERR_WAKU_METADATA, 1109, "missing or malformed Waku metadata answer")        \
+    X(PL_ERR_WAKU_QUEUE_FULL, 1110, "Waku publish queue full")                       \
+    X(PL_ERR_WAKU_NO_PEERS, 1111, "no peer subscribed to the pubsub topic in time")
 
 typedef enum pl_err {
 #define PL__ERR_ENUM(name, value, msg) name = value,

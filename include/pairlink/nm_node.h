@@ -41,12 +41,17 @@ typedef enum pl_nm_node_event_kind {
     PL_NM_NODE_PAIR_FAILED,      /* err: PL_ERR_CODE_EXPIRED (app), PL_ERR_TIMEOUT (nm),
                                     PL_ERR_CANCELLED, a store error */
     PL_NM_NODE_SESSION,          /* a session event of nm_session.h: sev, peer, ... */
+    PL_NM_NODE_PUBLISH_FAILED,   /* the network refused a message we sent: err, relay_code,
+                                    topic (transport.h, on_publish_error) */
 } pl_nm_node_event_kind;
 
 typedef struct pl_nm_node_event {
     pl_nm_node_event_kind kind;
     pl_transport_state transport_state;          /* TRANSPORT */
-    pl_err err;                                  /* TRANSPORT, PAIR_DROPPED, PAIR_FAILED, SESSION */
+    pl_err err;                                  /* TRANSPORT, PAIR_DROPPED, PAIR_FAILED, SESSION,
+                                                    PUBLISH_FAILED */
+    int64_t relay_code;                          /* PUBLISH_FAILED: the relay's error code */
+    const char *topic;                           /* PUBLISH_FAILED: the topic name */
     char code[PL_NM_CODE_TEXT_SIZE];             /* PAIR_CODE */
     pl_nm_drop_reason reason;                    /* PAIR_DROPPED */
     uint8_t peer[PL_NM_KEY_BYTES];               /* PAIR_STORED, PAIRED, SESSION */

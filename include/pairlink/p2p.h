@@ -145,7 +145,14 @@ typedef struct pl_p2p_identify {
  * included. Errors: bad input from a peer never reaches the caller as a
  * failure of a call; it ends the stream (CLOSED with the error) or the
  * connection (DISCONNECTED with the error), and the host goes on serving
- * the others. */
+ * the others.
+ *
+ * Signals: libuv writes to TCP sockets with write(2), so a write on a
+ * connection the peer has reset raises SIGPIPE, whose default action
+ * ends the process. The host handles the write error itself; a process
+ * that runs a host must set SIGPIPE to SIG_IGN (the pairlink CLI does).
+ * A library does not change a process's signal dispositions behind its
+ * back, so the host does not do it for you. */
 
 typedef struct pl_p2p_host pl_p2p_host;
 typedef uint64_t pl_p2p_conn_id;   /* 0 is never a connection */

@@ -34,7 +34,8 @@
  * States reported to the handler's on_state: CONNECTED on every open;
  * RECONNECTING with the reason on every lost connection and failed attempt:
  * PL_ERR_TLS (handshake or certificate), PL_ERR_TIMEOUT (connect, ping or
- * request time-out), PL_ERR_WEBSOCKET (refused, unreachable, name not
+ * request time-out, or a relay that stopped reading: max_unsent_bytes),
+ * PL_ERR_WEBSOCKET (refused, unreachable, name not
  * resolved, bad upgrade, reset), PL_ERR_DISCONNECTED (the relay closed the
  * connection); CLOSED with PL_ERR_RELAY_AUTH.
  *
@@ -156,6 +157,11 @@ typedef struct pl_relay_client_opts {
      * says nothing, PL_RELAY_DEF_ALLOWANCE_*, halved at each further
      * refusal; UINT32_MAX: never pace. */
     uint32_t rate_per_s, rate_burst;
+    /* [max_queue_bytes + 1 MiB] frames (publishes, answers to the relay's
+     * pushes) waiting to be written to the socket; beyond it the relay is
+     * not reading what it is sent: the connection is dropped
+     * (RECONNECTING, PL_ERR_TIMEOUT) and its queue freed. */
+    size_t max_unsent_bytes;
 } pl_relay_client_opts;
 
 /* Create a client on a loop driver and start connecting (asynchronously: the

@@ -24,7 +24,8 @@
  * Directions:
  *  - down: pl_transport_publish / _subscribe / _unsubscribe;
  *  - up: the handler's on_message (topic name, bytes, length and a
- *    pl_delivery_info) and on_state (connection state changes). The handler
+ *    pl_delivery_info), on_state (connection state changes) and
+ *    on_publish_error (a publish the network refused). The handler
  *    is given when the transport is created or attached with
  *    pl_transport_set_handler().
  *
@@ -125,10 +126,20 @@ typedef void (*pl_transport_message_fn)(void *ud, pl_transport *t, const char *t
 typedef void (*pl_transport_state_fn)(void *ud, pl_transport *t, pl_transport_state state,
                                       pl_err err);
 
+/* The network will not carry a publish that pl_transport_publish accepted:
+ * err PL_ERR_RELAY when it refused it (code: its error code, e.g. the
+ * relay's -32000 for a full mailbox or a quota), PL_ERR_TIMEOUT when the
+ * message's TTL ran out before the network took it (code 0). topic is the
+ * name it was published to. A refusal is never silent: cores report it to
+ * their users. Not called for what pl_transport_close drops. */
+typedef void (*pl_transport_publish_error_fn)(void *ud, pl_transport *t, const char *topic,
+                                              pl_err err, int64_t code);
+
 typedef struct pl_transport_handler {
     pl_transport_message_fn on_message; /* required to receive anything */
     pl_transport_state_fn on_state;     /* optional */
     void *ud;
+    pl_transport_publish_error_fn on_publish_error; /* optional */
 } pl_transport_handler;
 
 typedef void (*pl_transport_closed_fn)(void *ud);
@@ -255,6 +266,11 @@ PL_EXPORT void pl_transport_deliver(pl_transport *t, const char *topic, const ui
 /* For implementations: report a state change (not while closing). Same
  * calling rule as pl_transport_deliver. */
 PL_EXPORT void pl_transport_report_state(pl_transport *t, pl_transport_state state, pl_err err);
+
+/* For implementations: report a publish the network will not carry (not
+ * while closing). Same calling rule as pl_transport_deliver. */
+PL_EXPORT void pl_transport_report_publish_error(pl_transport *t, const char *topic, pl_err err,
+                                                 int64_t code);
 
 /* For implementations: true once pl_transport_close() was called. */
 PL_EXPORT bool pl_transport_is_closing(const pl_transport *t);

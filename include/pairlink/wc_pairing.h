@@ -109,6 +109,7 @@ typedef enum pl_wc_event_kind {
     PL_WC_EV_REQUEST_TIMEOUT, /* a request got no answer before its deadline */
     PL_WC_EV_UNSUPPORTED,   /* we answered 10001 to an unregistered method */
     PL_WC_EV_BAD_MESSAGE,   /* undecryptable/unparseable message dropped */
+    PL_WC_EV_PUBLISH_FAILED, /* the relay refused (or never took) a message we sent */
 } pl_wc_event_kind;
 
 typedef struct pl_wc_event {
@@ -118,7 +119,9 @@ typedef struct pl_wc_event {
     bool by_peer;           /* DELETED: the peer sent wc_pairingDelete */
     const char *method;     /* REQUEST_TIMEOUT, UNSUPPORTED, PONG */
     pl_rpc_id id;           /* REQUEST_TIMEOUT, UNSUPPORTED, PONG */
-    pl_err err;             /* BAD_MESSAGE: why it was dropped */
+    pl_err err;             /* BAD_MESSAGE: why it was dropped; PUBLISH_FAILED: PL_ERR_RELAY
+                               (refused), PL_ERR_TIMEOUT (its TTL ran out first) */
+    int64_t relay_code;     /* PUBLISH_FAILED: the relay's error code (0 if none) */
 } pl_wc_event;
 
 typedef struct pl_wc_config {
@@ -217,6 +220,12 @@ PL_EXPORT pl_err pl_wc_extend(pl_wc_engine *e, const char *topic, int64_t expiry
 PL_EXPORT pl_err pl_wc_engine_on_message(pl_wc_engine *e, const char *topic, const uint8_t *data,
                                          size_t len, const pl_delivery_info *info,
                                          int64_t now_ms);
+/* The transport could not publish a message of this engine on topic
+ * (transport.h, on_publish_error): reported as PL_WC_EV_PUBLISH_FAILED, so
+ * that a refusal (a full mailbox, a quota) is an event and never silence.
+ * A request whose message it was still ends with its time-out. */
+PL_EXPORT void pl_wc_engine_on_publish_error(pl_wc_engine *e, const char *topic, pl_err err,
+                                             int64_t relay_code);
 /* Expire pairings and time out requests due at now_ms. */
 PL_EXPORT void pl_wc_engine_on_timer(pl_wc_engine *e, int64_t now_ms);
 /* Earliest time (unix ms) the engine wants on_timer; INT64_MAX if none. */

@@ -65,5 +65,7 @@ int pl_cli_peers(int argc, char **argv);
 int pl_cli_send(int argc, char **argv);
 /* cmd_p2p.c: libp2p host */
 int pl_cli_p2p(int argc, char **argv);
+/* cmd_waku.c: `waku node|subscribe|publish` */
+int pl_cli_waku(int argc, char **argv);
 
 #endif

@@ -132,6 +132,12 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
             if (ev->kind == PL_NM_NODE_PAIRED)
                 json_object_set_new(o, "fingerprint", json_string(ev->fingerprint));
             break;
+        case PL_NM_NODE_PUBLISH_FAILED:
+            json_object_set_new(o, "event", json_string("publish_failed"));
+            json_object_set_new(o, "topic", json_string(ev->topic));
+            json_object_set_new(o, "error", json_string(pl_errname(ev->err)));
+            if (ev->relay_code) json_object_set_new(o, "code", json_integer(ev->relay_code));
+            break;
         case PL_NM_NODE_PAIR_FAILED:
             json_object_set_new(o, "event", json_string("pair_failed"));
             json_object_set_new(o, "error", json_string(pl_errname(ev->err)));
@@ -186,6 +192,10 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
                ev->name, ev->fingerprint);
         break;
     case PL_NM_NODE_PAIR_FAILED: printf("pairing failed: %s\n", pl_strerror(ev->err)); break;
+    case PL_NM_NODE_PUBLISH_FAILED:
+        printf("publish refused on %s: %s (relay code %lld)\n", ev->topic, pl_strerror(ev->err),
+               (long long)ev->relay_code);
+        break;
     case PL_NM_NODE_SESSION: {
         const pl_nm_session_output *s = ev->session;
         switch (s->event) {

@@ -1,10 +1,12 @@
 /* `pairlink relay`: run a WalletConnect relay server. */
 #include "cli/cli.h"
+#include "relay/auth.h"
 #include "relay/ws_server.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,17 +25,45 @@ static const char usage[] =
     "  --db PATH             SQLite mailbox (WAL, synchronous=FULL): acknowledged messages\n"
     "                        survive a crash. Without --db the mailbox is in memory only.\n"
     "  --require-auth        refuse clients without a valid relay JWT (HTTP 401)\n"
+    "  --public-url URL      a ws:// or wss:// URL clients reach this relay at; their JWT\n"
+    "                        aud must name one (repeatable; default: ws://HOST:PORT of\n"
+    "                        --listen, plus its 127.0.0.1 and localhost forms on loopback)\n"
     "  --ping-interval SEC   WebSocket ping period (default 20; the JS client drops a\n"
     "                        socket silent for 35 s); silent clients are reaped after\n"
     "                        2 * SEC + 10 s unless --idle-timeout says otherwise\n"
     "  --idle-timeout SEC    reap a client silent (no frame, no pong) for SEC seconds\n"
-    "  --mailbox-limit N     stored messages per topic (default 1000)\n"
+    "  --mailbox-limit N     stored messages per topic (default 1000); a full topic drops\n"
+    "                        its oldest messages every subscriber acknowledged first\n"
     "  --max-topics N        subscriptions per connection (default 20480)\n"
     "  --max-message BYTES   largest message accepted (default 524288)\n"
     "  --rate-limit N        requests per second per connection, burst 5 * N\n"
     "                        (default 100; 0 = unlimited); a batch counts by its size\n"
     "  --allowance DID=N     the client authenticated as DID (a node manager, say) gets\n"
     "                        N requests per second, burst 5 * N (repeatable)\n"
+    "\n"
+    "memory and quotas (BYTES may end in K, M or G: KiB, MiB, GiB):\n"
+    "  --max-memory BYTES    the relay's memory budget, its RSS (default 1G); beyond\n"
+    "                        it new work is refused (3001) and the client with the\n"
+    "                        largest unread queue is closed (1008)\n"
+    "  --max-stored BYTES    stored messages with their overhead, all topics (default\n"
+    "                        256M or half of --max-memory, the smaller)\n"
+    "  --max-messages N      stored messages, all topics (default 1000000)\n"
+    "  --max-topics-total N  topics the relay holds (default 1000000)\n"
+    "  --quota-messages N    stored messages per publisher: its address, and its did:key\n"
+    "                        when authenticated (default 100000, at most a quarter of\n"
+    "                        --max-messages)\n"
+    "  --quota-bytes BYTES   their bytes with overhead (default 64M, at most a quarter of\n"
+    "                        --max-stored)\n"
+    "  --quota-topics N      topics a publisher brought in (default 65536)\n"
+    "  --max-conns N         sockets, handshakes included (default 10000)\n"
+    "  --max-conns-per-addr N  sockets from one address (default 256)\n"
+    "  --max-inflight-bytes BYTES  unacknowledged pushes per connection (default 1M)\n"
+    "  --max-queue BYTES     unsent bytes per connection before it is closed (default 4M)\n"
+    "  --fetch-page BYTES    one irn_fetchMessages answer, about (default 256K)\n"
+    "  --handshake-timeout SEC  time a socket has to complete its upgrade (default 10)\n"
+    "  --socket-sndbuf BYTES SO_SNDBUF of each client socket (default: the kernel's\n"
+    "                        autotuning, which may hold MiBs for a client that does not read)\n"
+    "\n"
     "  --tls-cert PEM --tls-key PEM\n"
     "                        serve wss:// with this certificate and key\n"
     "  --fault close=CODE    (tests) close every connection with CODE once it is open\n"
@@ -66,6 +96,21 @@ static bool parse_ulong(const char *s, unsigned long max, unsigned long *out) {
     return true;
 }
 
+/* A byte count, with an optional K, M or G (powers of 1024); 1..max. */
+static bool parse_bytes(const char *s, unsigned long long max, size_t *out) {
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') return false;
+    unsigned long long v = strtoull(s, &end, 10), mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1ull << 10;
+    else if (*end == 'M' || *end == 'm') mul = 1ull << 20;
+    else if (*end == 'G' || *end == 'g') mul = 1ull << 30;
+    if (mul != 1) end++;
+    if (errno || *end || v == 0 || v > max / mul) return false;
+    *out = (size_t)(v * mul);
+    return true;
+}
+
 /* "HOST:PORT" -> host (in buf) and port. */
 static bool parse_listen(const char *arg, char *host, size_t hostsz, int *port) {
     const char *colon = strrchr(arg, ':');
@@ -81,7 +126,9 @@ static bool parse_listen(const char *arg, char *host, size_t hostsz, int *port) 
 int pl_cli_relay(int argc, char **argv) {
     static const char cmd[] = "relay";
     enum { O_LISTEN = 1, O_DB, O_AUTH, O_PING, O_IDLE, O_MAILBOX, O_MAXMSG, O_RATE, O_TOPICS, O_VERBOSE,
-           O_HELP, O_CERT, O_KEY, O_FAULT, O_ALLOW };
+           O_HELP, O_CERT, O_KEY, O_FAULT, O_PUBLIC_URL, O_MEMORY, O_STORED, O_MESSAGES,
+           O_TOPICS_TOTAL, O_QUOTA_MESSAGES, O_QUOTA_BYTES, O_QUOTA_TOPICS, O_CONNS,
+           O_CONNS_PER_ADDR, O_INFLIGHT_BYTES, O_QUEUE, O_FETCH_PAGE, O_HANDSHAKE, O_SNDBUF, O_ALLOW };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"db", required_argument, NULL, O_DB},
@@ -97,6 +144,21 @@ int pl_cli_relay(int argc, char **argv) {
         {"tls-cert", required_argument, NULL, O_CERT},
         {"tls-key", required_argument, NULL, O_KEY},
         {"fault", required_argument, NULL, O_FAULT},
+        {"public-url", required_argument, NULL, O_PUBLIC_URL},
+        {"max-memory", required_argument, NULL, O_MEMORY},
+        {"max-stored", required_argument, NULL, O_STORED},
+        {"max-messages", required_argument, NULL, O_MESSAGES},
+        {"max-topics-total", required_argument, NULL, O_TOPICS_TOTAL},
+        {"quota-messages", required_argument, NULL, O_QUOTA_MESSAGES},
+        {"quota-bytes", required_argument, NULL, O_QUOTA_BYTES},
+        {"quota-topics", required_argument, NULL, O_QUOTA_TOPICS},
+        {"max-conns", required_argument, NULL, O_CONNS},
+        {"max-conns-per-addr", required_argument, NULL, O_CONNS_PER_ADDR},
+        {"max-inflight-bytes", required_argument, NULL, O_INFLIGHT_BYTES},
+        {"max-queue", required_argument, NULL, O_QUEUE},
+        {"fetch-page", required_argument, NULL, O_FETCH_PAGE},
+        {"handshake-timeout", required_argument, NULL, O_HANDSHAKE},
+        {"socket-sndbuf", required_argument, NULL, O_SNDBUF},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -110,6 +172,7 @@ int pl_cli_relay(int argc, char **argv) {
     o.handle_signals = true;
     o.log = log_line;
     o.log_level = PL__LOG_INFO;
+    const char *public_urls[PL__RELAY_AUD_MAX];
     unsigned long v;
     int c;
     optind = 1;
@@ -185,6 +248,56 @@ int pl_cli_relay(int argc, char **argv) {
                 return pl_cli_usage_error(cmd, "--fault wants close=CODE (1000..4999) or ignore");
             }
             break;
+        case O_PUBLIC_URL: {
+            pl__relay_audience probe;
+            memset(&probe, 0, sizeof probe);
+            if (o.n_public_urls == PL__RELAY_AUD_MAX)
+                return pl_cli_usage_error(cmd, "at most %d --public-url", PL__RELAY_AUD_MAX);
+            if (pl__relay_audience_add(&probe, optarg) != PL_OK)
+                return pl_cli_usage_error(cmd,
+                                          "--public-url wants ws:// or wss://HOST[:PORT][/PATH] "
+                                          "(no query), got '%s'",
+                                          optarg);
+            public_urls[o.n_public_urls++] = optarg;
+            break;
+        }
+#define BYTES_OPT(code, name, field)                                                               \
+    case code:                                                                                     \
+        if (!parse_bytes(optarg, 1ull << 40, &(field)))                                            \
+            return pl_cli_usage_error(cmd, "--" name " wants a byte count (K, M, G allowed)");     \
+        break
+#define COUNT_OPT(code, name, field)                                                               \
+    case code:                                                                                     \
+        if (!parse_ulong(optarg, 100000000, &v) || v == 0)                                         \
+            return pl_cli_usage_error(cmd, "--" name " wants 1..100000000");                      \
+        (field) = v;                                                                               \
+        break
+        BYTES_OPT(O_MEMORY, "max-memory", o.max_memory);
+        BYTES_OPT(O_STORED, "max-stored", o.limits.max_total_bytes);
+        BYTES_OPT(O_QUOTA_BYTES, "quota-bytes", o.limits.quota_bytes);
+        BYTES_OPT(O_INFLIGHT_BYTES, "max-inflight-bytes", o.limits.max_inflight_bytes_per_conn);
+        BYTES_OPT(O_QUEUE, "max-queue", o.limits.max_queue_bytes_per_conn);
+        BYTES_OPT(O_FETCH_PAGE, "fetch-page", o.limits.fetch_page_bytes);
+        COUNT_OPT(O_MESSAGES, "max-messages", o.limits.max_messages);
+        COUNT_OPT(O_TOPICS_TOTAL, "max-topics-total", o.limits.max_topics);
+        COUNT_OPT(O_QUOTA_MESSAGES, "quota-messages", o.limits.quota_messages);
+        COUNT_OPT(O_QUOTA_TOPICS, "quota-topics", o.limits.quota_topics);
+        COUNT_OPT(O_CONNS, "max-conns", o.limits.max_conns);
+        COUNT_OPT(O_CONNS_PER_ADDR, "max-conns-per-addr", o.limits.max_conns_per_addr);
+#undef BYTES_OPT
+#undef COUNT_OPT
+        case O_SNDBUF: {
+            size_t b;
+            if (!parse_bytes(optarg, 1ull << 30, &b))
+                return pl_cli_usage_error(cmd, "--socket-sndbuf wants a byte count (K, M allowed)");
+            o.socket_sndbuf = (int)b;
+            break;
+        }
+        case O_HANDSHAKE:
+            if (!parse_ulong(optarg, 3600, &v) || v == 0)
+                return pl_cli_usage_error(cmd, "--handshake-timeout wants 1..3600 seconds");
+            o.handshake_timeout_s = (int)v;
+            break;
         case O_HELP: fputs(usage, stdout); return 0;
         default:
             return pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -193,18 +306,28 @@ int pl_cli_relay(int argc, char **argv) {
     if (optind < argc) return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!o.tls_cert != !o.tls_key) return pl_cli_usage_error(cmd, "--tls-cert and --tls-key go together");
     o.host = host;
+    o.public_urls = public_urls;
     o.limits.allowances = allow;
     o.limits.nallowances = nallow;
     if (!o.db_path)
         log_line(NULL, PL__LOG_WARN, "no --db: the mailbox is kept in memory and lost on exit");
 
+    /* Message texts and answer pages go to mmap and back to the system when
+     * freed, so that the resident size follows what the relay accounts for
+     * rather than the allocator's high-water mark (glibc would raise its
+     * threshold to 32 MiB as large blocks come and go). */
+    mallopt(M_MMAP_THRESHOLD, 64 << 10);
+    mallopt(M_TRIM_THRESHOLD, 1 << 20);
     pl__ws_server *srv;
     pl_err e = pl__ws_server_new(&srv, &o);
     if (e == PL_ERR_SYS && pl_last_detail())
         fprintf(stderr, "pairlink relay: cannot listen on %s:%d: %s\n", host, o.port,
                 strerror((int)pl_last_detail()));
     else if (e == PL_ERR_INVALID_ARG)
-        fprintf(stderr, "pairlink relay: '%s' is not an IPv4 address or a resolvable name\n", host);
+        fprintf(stderr,
+                "pairlink relay: '%s' is not an IPv4 address or a resolvable name, or a limit is "
+                "inconsistent (see the log)\n",
+                host);
     if (e != PL_OK) return pl_cli_fail(cmd, "cannot start the relay", e);
     printf("listening on %s://%s:%d\n", o.tls_cert ? "wss" : "ws", host, pl__ws_server_port(srv));
     fflush(stdout);

@@ -65,6 +65,7 @@ static const char *event_name(pl_wc_event_kind k) {
     case PL_WC_EV_REQUEST_TIMEOUT: return "request_timeout";
     case PL_WC_EV_UNSUPPORTED: return "unsupported_method";
     case PL_WC_EV_BAD_MESSAGE: return "bad_message";
+    case PL_WC_EV_PUBLISH_FAILED: return "publish_failed";
     }
     return "unknown";
 }
@@ -113,13 +114,17 @@ static void on_event(void *ud, pl_wc_client *c, const pl_wc_event *ev) {
     if (ev->kind == PL_WC_EV_PONG || ev->kind == PL_WC_EV_UNSUPPORTED ||
         ev->kind == PL_WC_EV_REQUEST_TIMEOUT || ev->kind == PL_WC_EV_PING)
         json_object_set_new(o, "id", id_json(&ev->id));
-    if (ev->kind == PL_WC_EV_BAD_MESSAGE) json_object_set_new(o, "error", json_string(pl_errname(ev->err)));
+    if (ev->kind == PL_WC_EV_BAD_MESSAGE || ev->kind == PL_WC_EV_PUBLISH_FAILED)
+        json_object_set_new(o, "error", json_string(pl_errname(ev->err)));
+    if (ev->kind == PL_WC_EV_PUBLISH_FAILED && ev->relay_code)
+        json_object_set_new(o, "code", json_integer(ev->relay_code));
     print_line(r, o);
 
     bool ours = !strcmp(ev->topic, r->topic);
     if (r->cmd == CMD_PING && ours && ev->kind == PL_WC_EV_PONG && pl_rpc_id_equal(&ev->id, &r->ping_id))
         stop(r, ev->err == PL_OK ? 0 : 1);
-    else if (r->cmd == CMD_PING && ours && ev->kind == PL_WC_EV_REQUEST_TIMEOUT)
+    else if (r->cmd == CMD_PING && ours &&
+             (ev->kind == PL_WC_EV_REQUEST_TIMEOUT || ev->kind == PL_WC_EV_PUBLISH_FAILED))
         stop(r, 1);
     else if ((r->cmd == CMD_CREATE || r->cmd == CMD_PAIR) && ours &&
              (ev->kind == PL_WC_EV_EXPIRED || ev->kind == PL_WC_EV_DELETED))

@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 
 #include <libwebsockets.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@ static const pl_cli_cmd commands[] = {
     {"send", pl_cli_send, "send a message to a paired counterparty over a Noise session"},
     {"uri", pl_cli_uri, "create or parse a WalletConnect pairing URI"},
     {"version", pl_cli_version, "print the version"},
+    {"waku", pl_cli_waku, "Waku relay: run a node, subscribe, publish"},
     {"wc", pl_cli_wc, "WalletConnect pairings: create, pair, run, list, ping, delete"},
 };
 
@@ -73,6 +75,9 @@ int main(int argc, char **argv) {
     /* stdout is line-buffered even into a pipe so that event lines reach
      * scripts (tests, GUIs) as they happen. */
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* A peer that resets a TCP connection must not kill the process:
+     * libuv's writes raise SIGPIPE; the write error is handled instead. */
+    signal(SIGPIPE, SIG_IGN);
     /* libwebsockets' start-up notices are noise for users; errors stay. */
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
     if (argc == 2 && !strcmp(argv[1], "--version")) return pl_cli_version(1, argv + 1);

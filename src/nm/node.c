@@ -84,7 +84,8 @@ static void cache_remove(pl__nmn *n, const uint8_t pub[PL_NM_KEY_BYTES]) {
 static void emit(pl__nmn *n, pl_nm_node_event *ev) {
     if (n->silent) return;
     if (ev->kind != PL_NM_NODE_TRANSPORT && ev->kind != PL_NM_NODE_PAIR_CODE &&
-        ev->kind != PL_NM_NODE_PAIR_FAILED && ev->kind != PL_NM_NODE_PAIR_DROPPED) {
+        ev->kind != PL_NM_NODE_PAIR_FAILED && ev->kind != PL_NM_NODE_PAIR_DROPPED &&
+        ev->kind != PL_NM_NODE_PUBLISH_FAILED) {
         pl_nm_peer_id(ev->peer_id, ev->peer);
         const pl_nm_counterparty *c = cache_find(n, ev->peer);
         if (c && !ev->name[0]) snprintf(ev->name, sizeof ev->name, "%s", c->name);
@@ -480,6 +481,13 @@ void pl__nmn_on_message(pl__nmn *n, const char *topic, const uint8_t *data, size
 void pl__nmn_on_state(pl__nmn *n, pl_transport_state state, pl_err err) {
     PL_REQUIRE(n);
     pl_nm_node_event ev = {.kind = PL_NM_NODE_TRANSPORT, .transport_state = state, .err = err};
+    emit(n, &ev);
+}
+
+void pl__nmn_on_publish_error(pl__nmn *n, const char *topic, pl_err err, int64_t code) {
+    PL_REQUIRE(n && topic);
+    pl_nm_node_event ev = {.kind = PL_NM_NODE_PUBLISH_FAILED, .err = err, .relay_code = code,
+                           .topic = topic};
     emit(n, &ev);
 }
 

@@ -78,6 +78,8 @@ pl_err pl__nmn_remove_peer(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES], int6
 void pl__nmn_on_message(pl__nmn *n, const char *topic, const uint8_t *data, size_t len,
                         const pl_delivery_info *info, int64_t now_ms);
 void pl__nmn_on_state(pl__nmn *n, pl_transport_state state, pl_err err);
+/* A publish the network refused: an event, never silence. */
+void pl__nmn_on_publish_error(pl__nmn *n, const char *topic, pl_err err, int64_t code);
 void pl__nmn_on_timer(pl__nmn *n, int64_t now_ms);
 int64_t pl__nmn_next_deadline(const pl__nmn *n);
 /* Move what the cores produced since (outputs to the transport, events). */

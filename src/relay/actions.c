@@ -1,10 +1,13 @@
 /* The relay core's outputs: the action queue (frames, closes, store
- * operations, in order) and the JSON-RPC replies; the ids it computes. */
+ * operations, in order) and the JSON-RPC replies; the ids it computes; the
+ * send-queue bytes of every connection, counted from the SEND that queues
+ * a frame until the runtime says it was written (pl__relay_core_sent). */
 #include "relay/internal.h"
 
 #include "core/internal.h"
 #include "pairlink/hash.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +38,18 @@ void pl__rs_message_id(char out[PL_RELAY_ID_HEX + 1], const char *message, size_
     pl__rs_hex(out, h, sizeof h);
 }
 
+size_t pl__rs_json_string_len(const char *s, size_t len) {
+    size_t n = 2;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') n += 2;
+        else if (ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' || ch == '\t') n += 2;
+        else if (ch < 0x20) n += 6; /* \u00XX */
+        else n += 1;
+    }
+    return n;
+}
+
 bool pl__rs_is_topic_hex(const char *s, size_t n) {
     if (n != PL_RELAY_TOPIC_HEX) return false;
     for (size_t i = 0; i < n; i++) {
@@ -54,13 +69,24 @@ void pl__relay_limits_default(pl__relay_limits *l) {
     l->max_topics_per_conn = PL_RELAY_DEF_TOPICS_PER_CONN;
     l->max_mailbox_per_topic = PL_RELAY_DEF_MAILBOX_PER_TOPIC;
     l->max_total_bytes = PL_RELAY_DEF_TOTAL_BYTES;
+    l->max_messages = PL_RELAY_DEF_MESSAGES;
+    l->max_topics = PL_RELAY_DEF_TOPICS;
+    l->max_memory_bytes = PL_RELAY_DEF_MEMORY;
+    l->quota_messages = PL_RELAY_DEF_QUOTA_MESSAGES;
+    l->quota_bytes = PL_RELAY_DEF_QUOTA_BYTES;
+    l->quota_topics = PL_RELAY_DEF_QUOTA_TOPICS;
+    l->max_conns = PL_RELAY_DEF_CONNS;
+    l->max_conns_per_addr = PL_RELAY_DEF_CONNS_PER_ADDR;
     l->rate_per_s = PL_RELAY_DEF_RATE_PER_S;
     l->rate_burst = PL_RELAY_DEF_RATE_BURST;
     l->rate_unlimited = false;
     l->ack_timeout_ms = PL_RELAY_DEF_ACK_TIMEOUT_MS;
     l->max_push_attempts = PL_RELAY_DEF_PUSH_ATTEMPTS;
     l->max_inflight_per_conn = PL_RELAY_DEF_INFLIGHT;
-    l->max_backlog_per_conn = PL_RELAY_DEF_BACKLOG;
+    l->max_inflight_bytes_per_conn = PL_RELAY_DEF_INFLIGHT_BYTES;
+    l->max_queue_bytes_per_conn = PL_RELAY_DEF_QUEUE_BYTES;
+    l->fetch_page_bytes = PL_RELAY_DEF_FETCH_PAGE_BYTES;
+    l->conn_cost_bytes = PL_RELAY_DEF_CONN_COST;
 }
 
 void pl__relay_action_release(pl__relay_action *a) {
@@ -105,22 +131,52 @@ bool pl__relay_core_pop(pl__relay_core *c, pl__relay_action *out) {
     return true;
 }
 
-pl_err pl__rs_send_json(pl__relay_core *c, uint64_t conn_id, json_t *j) {
+void pl__rs_close_conn(pl__relay_core *c, conn *k, int code, const char *reason) {
+    if (k->closing) return;
+    pl__relay_action a = {.kind = PL__RELAY_CLOSE, .conn = k->id, .close_code = code};
+    snprintf(a.reason, sizeof a.reason, "%s", reason);
+    /* Without memory for the action the connection stays open; nothing
+     * more is sent to it either way. */
+    (void)pl__rs_queue(c, &a);
+    k->closing = true;
+}
+
+pl_err pl__rs_send_json(pl__relay_core *c, conn *k, json_t *j, size_t *len) {
+    if (len) *len = 0;
     if (!j) return PL_ERR_NOMEM;
+    if (k->closing) {
+        json_decref(j);
+        return PL_OK;
+    }
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (!s) return PL_ERR_NOMEM;
-    pl__relay_action a = {.kind = PL__RELAY_SEND, .conn = conn_id, .text = s, .len = strlen(s)};
+    size_t n = strlen(s);
+    pl__relay_action a = {.kind = PL__RELAY_SEND, .conn = k->id, .text = s, .len = n};
     pl_err e = pl__rs_queue(c, &a);
-    if (e != PL_OK) free(s);
-    return e;
+    if (e != PL_OK) {
+        free(s);
+        return e;
+    }
+    if (len) *len = n;
+    size_t cost = n + PL__RS_FRAME_COST;
+    k->unsent += cost;
+    c->mem.queued += cost;
+    pl__rs_charge(c, cost);
+    /* A client that does not read: its queue is bounded, and the frames
+     * already queued are dropped with the connection. */
+    if (k->unsent > c->lim.max_queue_bytes_per_conn) {
+        c->st.slow_closed++;
+        pl__rs_close_conn(c, k, 1008, "send queue full");
+    }
+    return PL_OK;
 }
 
 static json_t *id_or_null(json_t *id) {
     return id ? json_incref(id) : json_null();
 }
 
-pl_err pl__rs_reply_result(pl__relay_core *c, uint64_t conn_id, json_t *id, json_t *result) {
+pl_err pl__rs_reply_result(pl__relay_core *c, conn *k, json_t *id, json_t *result) {
     json_t *j = json_object();
     if (!j || !result) {
         json_decref(j);
@@ -130,11 +186,10 @@ pl_err pl__rs_reply_result(pl__relay_core *c, uint64_t conn_id, json_t *id, json
     json_object_set_new(j, "id", id_or_null(id));
     json_object_set_new(j, "jsonrpc", json_string("2.0"));
     json_object_set_new(j, "result", result);
-    return pl__rs_send_json(c, conn_id, j);
+    return pl__rs_send_json(c, k, j, NULL);
 }
 
-pl_err pl__rs_reply_error(pl__relay_core *c, uint64_t conn_id, json_t *id, int code,
-                          const char *message) {
+pl_err pl__rs_reply_error(pl__relay_core *c, conn *k, json_t *id, int code, const char *message) {
     json_t *j = json_object();
     json_t *e = json_object();
     if (!j || !e) {
@@ -148,5 +203,5 @@ pl_err pl__rs_reply_error(pl__relay_core *c, uint64_t conn_id, json_t *id, int c
     json_object_set_new(j, "jsonrpc", json_string("2.0"));
     json_object_set_new(j, "error", e);
     c->st.errors++;
-    return pl__rs_send_json(c, conn_id, j);
+    return pl__rs_send_json(c, k, j, NULL);
 }

@@ -18,8 +18,12 @@ pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, 
     pl__relay_limits def;
     pl__relay_limits_default(&def);
     pl__relay_limits l = def;
+    bool total_given = false, qbytes_given = false, qmsgs_given = false;
     if (limits) {
         l = *limits;
+        total_given = l.max_total_bytes != 0;
+        qbytes_given = l.quota_bytes != 0;
+        qmsgs_given = l.quota_messages != 0;
 #define DEF(f)                                                                                     \
     if (!l.f) l.f = def.f
         DEF(max_frame_bytes);
@@ -29,27 +33,49 @@ pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, 
         DEF(max_topics_per_conn);
         DEF(max_mailbox_per_topic);
         DEF(max_total_bytes);
+        DEF(max_messages);
+        DEF(max_topics);
+        DEF(max_memory_bytes);
+        DEF(quota_messages);
+        DEF(quota_bytes);
+        DEF(quota_topics);
+        DEF(max_conns);
+        DEF(max_conns_per_addr);
         DEF(rate_per_s);
         DEF(rate_burst);
         DEF(ack_timeout_ms);
         DEF(max_push_attempts);
         DEF(max_inflight_per_conn);
-        DEF(max_backlog_per_conn);
+        DEF(max_inflight_bytes_per_conn);
+        DEF(max_queue_bytes_per_conn);
+        DEF(fetch_page_bytes);
+        DEF(conn_cost_bytes);
 #undef DEF
     }
+    /* Stored messages may take half the memory budget by default: the
+     * other half serves the connections. */
+    if (!total_given && l.max_total_bytes > l.max_memory_bytes / 2)
+        l.max_total_bytes = l.max_memory_bytes / 2;
+    /* ... and one publisher a quarter of the storage, so that one address
+     * cannot fill it for everyone. */
+    if (!qbytes_given && l.quota_bytes > l.max_total_bytes / 4) l.quota_bytes = l.max_total_bytes / 4;
+    if (!qmsgs_given && l.quota_messages > l.max_messages / 4)
+        l.quota_messages = l.max_messages / 4;
     if (l.min_ttl_s < 1 || l.max_ttl_s < l.min_ttl_s || l.max_ttl_s > INT64_MAX / 1000 / 4 ||
         l.max_message_bytes > l.max_frame_bytes || l.ack_timeout_ms < 1)
         return PL_ERR_INVALID_ARG;
     pl__relay_core *c = calloc(1, sizeof *c);
     if (!c) return PL_ERR_NOMEM;
     c->lim = l;
-    /* Topics and message ids come from the clients: the tables hash them
-     * under keys the clients cannot know. */
-    uint8_t key[3][16];
+    /* Topics, message ids and addresses come from the clients: the tables
+     * hash them under keys the clients cannot know. */
+    uint8_t key[5][16];
     pl__rng(l.rng, l.rng_ctx, &key[0][0], sizeof key);
     pl__ht_init(&c->topics, key[0]);
     pl__ht_init(&c->conns, key[1]);
     pl__ht_init(&c->ids, key[2]);
+    pl__ht_init(&c->subs, key[3]);
+    pl__ht_init(&c->principals, key[4]);
     pl_wipe(key, sizeof key);
     /* JS-shaped ids (ms * 1000) stay below 2^53 until the year 2255 and
      * differ from the ids of a relay that ran before a restart. */
@@ -61,9 +87,17 @@ pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, 
 /* Drop what is owed to k, then its subscriptions, then k. */
 static void conn_destroy(pl__relay_core *c, conn *k) {
     pl__rs_deliveries_drop(c, k);
-    while (k->ntopics)
-        pl__rs_unlink(c, k, k->topics[k->ntopics - 1]);
-    free(k->topics);
+    while (k->nsubs)
+        pl__rs_sub_free(c, k->subs[k->nsubs - 1]);
+    free(k->subs);
+    c->mem.queued -= k->unsent;
+    pl__rs_release(c, k->unsent + pl__rs_conn_cost());
+    principal *ps[2] = {k->paddr, k->pdid};
+    for (int i = 0; i < 2; i++) {
+        if (!ps[i]) continue;
+        ps[i]->conns--;
+        pl__rs_principal_gc(c, ps[i]);
+    }
     free(k);
 }
 
@@ -73,6 +107,9 @@ void pl__relay_core_free(pl__relay_core *c) {
         conn_destroy(c, k);
     pl__rs_mailbox_free(c);
     pl__rs_topics_free(c);
+    for (pl__hnode *n; (n = pl__ht_pop(&c->principals));)
+        free(PL__ENTRY(n, principal, hnode));
+    pl__ht_free(&c->principals);
     while (c->q.head < c->q.len)
         pl__relay_action_release(&c->q.a[c->q.head++]);
     free(c->q.a);
@@ -85,16 +122,32 @@ const pl__relay_limits *pl__relay_core_limits(const pl__relay_core *c) {
 }
 
 pl_err pl__relay_core_open(pl__relay_core *c, uint64_t conn_id, const char *client_did,
-                           int64_t now_ms) {
+                           const char *addr, int64_t now_ms) {
     PL_REQUIRE(c);
-    PL_TRY(pl__rs_conn_open(c, conn_id, client_did, now_ms));
+    conn *k;
+    PL_TRY(pl__rs_conn_open(c, conn_id, client_did, now_ms, &k));
+    char key[PL__RS_PRINCIPAL_KEY];
+    if (addr) {
+        snprintf(key, sizeof key, "ip:%.64s", addr);
+        k->paddr = pl__rs_principal_get(c, key);
+    }
+    if (k->has_did) k->pdid = pl__rs_principal_get(c, k->client);
+    if ((addr && !k->paddr) || (k->has_did && !k->pdid)) {
+        pl__rs_principal_gc(c, k->paddr);
+        pl__rs_principal_gc(c, k->pdid);
+        pl__rs_conn_remove(c, k);
+        free(k);
+        return PL_ERR_NOMEM;
+    }
+    if (k->paddr) k->paddr->conns++;
+    if (k->pdid) k->pdid->conns++;
+    pl__rs_charge(c, pl__rs_conn_cost());
     /* An identity the operator gave an allowance of its own. */
     for (size_t i = 0; client_did && i < c->lim.nallowances; i++) {
-        const pl__relay_allowance *a = &c->lim.allowances[i];
-        if (strcmp(a->did, client_did) != 0) continue;
-        conn *k = pl__rs_conn_find(c, conn_id);
-        k->rate_per_s = a->rate_per_s ? a->rate_per_s : c->lim.rate_per_s;
-        k->rate_burst = a->burst ? a->burst : c->lim.rate_burst;
+        const pl__relay_allowance *al = &c->lim.allowances[i];
+        if (strcmp(al->did, client_did) != 0) continue;
+        k->rate_per_s = al->rate_per_s ? al->rate_per_s : c->lim.rate_per_s;
+        k->rate_burst = al->burst ? al->burst : c->lim.rate_burst;
         k->tokens_milli = (int64_t)k->rate_burst * 1000;
         break;
     }
@@ -109,10 +162,28 @@ void pl__relay_core_close(pl__relay_core *c, uint64_t conn_id) {
     conn_destroy(c, k);
 }
 
+void pl__relay_core_sent(pl__relay_core *c, uint64_t conn_id, size_t bytes) {
+    PL_REQUIRE(c);
+    conn *k = pl__rs_conn_find(c, conn_id);
+    if (!k) return;
+    size_t n = bytes + PL__RS_FRAME_COST;
+    if (n > k->unsent) n = k->unsent;
+    k->unsent -= n;
+    c->mem.queued -= n;
+    pl__rs_release(c, n);
+}
+
+bool pl__relay_core_wants_input(const pl__relay_core *c, uint64_t conn_id) {
+    PL_REQUIRE(c);
+    const conn *k = pl__rs_conn_find(c, conn_id);
+    return k && !k->closing && k->unsent <= c->lim.max_queue_bytes_per_conn / 2;
+}
+
 void pl__relay_core_tick(pl__relay_core *c, int64_t now_ms) {
     PL_REQUIRE(c);
     pl__rs_expire(c, now_ms);
     pl__rs_repush(c, now_ms);
+    pl__rs_relieve(c, now_ms);
 }
 
 int64_t pl__relay_core_next_deadline(const pl__relay_core *c) {
@@ -127,14 +198,20 @@ void pl__relay_core_stats(const pl__relay_core *c, pl__relay_stats *out) {
     out->conns = c->conns.n;
     out->topics = c->topics.n;
     out->messages = c->nheap;
-    out->message_bytes = c->total_bytes;
-    size_t subs = 0, infl = 0, bl = 0, cur = 0;
+    out->subscriptions = c->subs.n;
+    out->memory = c->mem.used;
+    out->stored_bytes = c->mem.stored;
+    out->queued_bytes = c->mem.queued;
+    out->sockets = c->mem.sockets;
+    size_t bytes = 0, infl = 0, bl = 0, cur = 0;
+    for (size_t i = 0; i < c->nheap; i++)
+        bytes += c->heap[i]->rec.message_len;
     for (conn *k = pl__rs_conn_each(c, &cur, NULL); k; k = pl__rs_conn_each(c, &cur, k)) {
-        subs += k->ntopics;
         infl += k->inflight.n;
-        bl += k->backlog.n;
+        for (sub *s = k->ready_head; s; s = s->rnext)
+            bl++;
     }
-    out->subscriptions = subs;
+    out->message_bytes = bytes;
     out->inflight = infl;
     out->backlog = bl;
 }
@@ -149,17 +226,28 @@ pl_err pl__relay_core_restore(pl__relay_core *c, const pl__relay_record *rec, in
      * the relation between a message and its id. */
     pl__relay_record r = *rec;
     pl__rs_message_id(r.id, rec->message, rec->message_len);
-    topic *t = pl__rs_topic_get(c, r.topic);
-    if (!t) return PL_ERR_NOMEM;
-    if (pl__rs_mailbox_find(c, t, r.id)) return PL_ERR_EXISTS;
-    if (t->nmsgs >= c->lim.max_mailbox_per_topic ||
-        c->total_bytes + r.message_len > c->lim.max_total_bytes) {
-        pl__rs_topic_gc(c, t);
+    size_t cost = pl__rs_msg_cost(c, r.message_len, r.attestation ? strlen(r.attestation) : 0);
+    topic *t = pl__rs_topic_find(c, r.topic);
+    if (t && pl__rs_mailbox_find(c, t, r.id)) return PL_ERR_EXISTS;
+    if ((t ? t->nmsgs : 0) >= c->lim.max_mailbox_per_topic || c->nheap >= c->lim.max_messages ||
+        c->mem.stored + cost > c->lim.max_total_bytes || (!t && c->topics.n >= c->lim.max_topics) ||
+        !pl__rs_room(c, cost + (t ? 0 : pl__rs_topic_cost())))
         return PL_ERR_MAILBOX_FULL;
+    principal *p = NULL;
+    if (r.publisher[0] && !(p = pl__rs_principal_get(c, r.publisher))) return PL_ERR_NOMEM;
+    if (!t) {
+        if (!(t = pl__rs_topic_new(c, r.topic))) {
+            pl__rs_principal_gc(c, p);
+            return PL_ERR_NOMEM;
+        }
+        pl__rs_charge_topic(c, t, p, NULL);
     }
     rmsg *m;
-    pl_err e = pl__rs_mailbox_add(c, t, &r, 0, &m);
-    if (e != PL_OK) pl__rs_topic_gc(c, t);
+    pl_err e = pl__rs_mailbox_add(c, t, &r, 0, p, NULL, &m);
+    if (e != PL_OK) {
+        pl__rs_topic_gc(c, t);
+        pl__rs_principal_gc(c, p);
+    }
     return e;
 }
 
@@ -198,26 +286,53 @@ static void rate_refusal(pl__relay_core *c, conn *k, json_t *id, int64_t cost) {
                           "perSecond", (json_int_t)rate, "burst", (json_int_t)burst, "retryAfterMs",
                           (json_int_t)(wait > 0 ? wait : 1));
     c->st.errors++;
-    if (j) (void)pl__rs_send_json(c, k->id, j);
+    if (j) (void)pl__rs_send_json(c, k, j, NULL);
 }
 
 #define PL_RELAY_ID_STR_MAX 128
 
-pl_err pl__relay_core_receive(pl__relay_core *c, uint64_t conn_id, const char *text, size_t len,
-                              int64_t now_ms) {
-    PL_REQUIRE(c && (text || !len));
-    conn *k = pl__rs_conn_find(c, conn_id);
-    if (!k) return PL_ERR_DISCONNECTED;
+/* Whether a frame holds more than max JSON values, counted as the commas,
+ * brackets and braces outside strings. jansson spends up to a few hundred
+ * bytes on each value (an empty object is a hash table), so a frame of
+ * "[{},{},...]" within the frame limit would cost ~90 MB to parse; no
+ * request of the protocol comes near the bound. */
+static bool too_many_values(const char *s, size_t n, size_t max) {
+    size_t values = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = false;
+        } else if (ch == '"') {
+            in_str = true;
+        } else if ((ch == ',' || ch == '[' || ch == '{') && ++values > max) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static pl_err receive(pl__relay_core *c, conn *k, const char *text, size_t len, int64_t now_ms) {
     if (len > c->lim.max_frame_bytes) {
         char m[96];
         snprintf(m, sizeof m, "Payload too large: frame exceeds %zu bytes", c->lim.max_frame_bytes);
-        pl__rs_reply_error(c, conn_id, NULL, PL_RELAY_ERR_INVALID_REQUEST, m);
+        pl__rs_reply_error(c, k, NULL, PL_RELAY_ERR_INVALID_REQUEST, m);
+        return PL_ERR_TOO_LARGE;
+    }
+    if (too_many_values(text, len, PL_RELAY_JSON_VALUES_MAX)) {
+        char m[96];
+        snprintf(m, sizeof m, "Payload too large: more than %d JSON values",
+                 PL_RELAY_JSON_VALUES_MAX);
+        pl__rs_reply_error(c, k, NULL, PL_RELAY_ERR_INVALID_REQUEST, m);
         return PL_ERR_TOO_LARGE;
     }
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root) {
-        pl__rs_reply_error(c, conn_id, NULL, PL_RELAY_ERR_PARSE, "Parse error");
+        pl__rs_reply_error(c, k, NULL, PL_RELAY_ERR_PARSE, "Parse error");
         return PL_ERR_JSON;
     }
     pl_err e = PL_OK;
@@ -273,7 +388,17 @@ pl_err pl__relay_core_receive(pl__relay_core *c, uint64_t conn_id, const char *t
     json_decref(root);
     return e;
 invalid:
-    pl__rs_reply_error(c, conn_id, id, PL_RELAY_ERR_INVALID_REQUEST, why);
+    pl__rs_reply_error(c, k, id, PL_RELAY_ERR_INVALID_REQUEST, why);
     json_decref(root);
     return PL_ERR_RPC_INVALID;
+}
+
+pl_err pl__relay_core_receive(pl__relay_core *c, uint64_t conn_id, const char *text, size_t len,
+                              int64_t now_ms) {
+    PL_REQUIRE(c && (text || !len));
+    conn *k = pl__rs_conn_find(c, conn_id);
+    if (!k) return PL_ERR_DISCONNECTED;
+    pl_err e = receive(c, k, text, len, now_ms);
+    pl__rs_relieve(c, now_ms);
+    return e;
 }

@@ -1,6 +1,15 @@
 /* The relay core's deliveries: every message owed to a connection, pushed
- * as an irn_subscription request within a per-connection in-flight window,
- * re-pushed when its acknowledgement is overdue. */
+ * as an irn_subscription request under flow control, re-pushed when its
+ * acknowledgement is overdue.
+ *
+ * Nothing owed is copied: a subscription keeps its position in the topic's
+ * mailbox (sub.next) and sits on its connection's ready list while it has
+ * messages to get. pl__rs_pump() turns positions into pushes, round robin
+ * over the ready subscriptions, while the connection's window allows: at
+ * most max_inflight_per_conn pushes and max_inflight_bytes_per_conn bytes
+ * unacknowledged, and only while the relay's memory is under its bulk limit
+ * (internal.h); a connection with nothing in flight always gets one, so every backlog
+ * moves at the pace its client acknowledges, whatever the topic holds. */
 #include "relay/internal.h"
 
 #include "core/internal.h"
@@ -53,21 +62,31 @@ static void g_remove(pl__relay_core *c, delivery *d) {
     d->gprev = d->gnext = NULL;
 }
 
-static void delivery_free(delivery *d) {
-    pl__rs_msg_unref(d->m);
-    free(d);
+/* Take d off its connection's in-flight list and the timer list. */
+static void inflight_remove(pl__relay_core *c, delivery *d) {
+    dl_remove(&d->c->inflight, d);
+    g_remove(c, d);
+    d->c->inflight_bytes -= d->bytes;
+    d->m->inflight--;
 }
 
-/* Send d as an irn_subscription request and start its ack timer. */
+static void delivery_free(pl__relay_core *c, delivery *d) {
+    pl__rs_msg_unref(d->m);
+    free(d);
+    pl__rs_release(c, pl__rs_delivery_cost());
+}
+
+/* Send d as an irn_subscription request and start its ack timer; d goes
+ * (back) in flight. */
 static pl_err push(pl__relay_core *c, delivery *d, int64_t now_ms) {
     char subid[PL_RELAY_ID_HEX + 1];
     pl__relay_subscription_id(subid, d->m->rec.topic, d->c->client);
     d->push_id = c->next_push_id++;
     d->deadline = now_ms + c->lim.ack_timeout_ms;
     d->attempts++;
-    d->inflight = true;
     dl_append(&d->c->inflight, d);
     g_append(c, d);
+    d->m->inflight++;
     json_t *params = json_object();
     json_t *j = json_object();
     json_t *data = pl__rs_message_json(d->m);
@@ -75,7 +94,9 @@ static pl_err push(pl__relay_core *c, delivery *d, int64_t now_ms) {
         json_decref(params);
         json_decref(j);
         json_decref(data);
-        return PL_ERR_NOMEM; /* stays inflight: the timer re-pushes it */
+        d->bytes = d->m->wire; /* stays in flight: the timer re-pushes it */
+        d->c->inflight_bytes += d->bytes;
+        return PL_ERR_NOMEM;
     }
     json_object_set_new(params, "id", json_string(subid));
     json_object_set_new(params, "data", data);
@@ -84,74 +105,103 @@ static pl_err push(pl__relay_core *c, delivery *d, int64_t now_ms) {
     json_object_set_new(j, "method", json_string("irn_subscription"));
     json_object_set_new(j, "params", params);
     c->st.delivered++;
-    return pl__rs_send_json(c, d->c->id, j);
+    size_t len = 0;
+    pl_err e = pl__rs_send_json(c, d->c, j, &len);
+    d->bytes = len ? len : d->m->wire;
+    d->c->inflight_bytes += d->bytes;
+    return e;
 }
 
-void pl__rs_deliver(pl__relay_core *c, conn *k, rmsg *m, int64_t now_ms) {
-    bool window = k->inflight.n < c->lim.max_inflight_per_conn && !k->backlog.n;
-    if (!window && k->backlog.n >= c->lim.max_backlog_per_conn) {
-        c->st.dropped++; /* still in the mailbox: a re-subscribe gets it */
-        return;
-    }
-    delivery *d = calloc(1, sizeof *d);
-    if (!d) {
-        c->st.dropped++;
-        return;
-    }
-    d->m = m;
-    d->c = k;
-    m->refs++;
-    if (window)
+/* The frame of a push of m, about (before it is built). */
+static size_t push_size(const rmsg *m) {
+    return m->wire + 2 * PL_RELAY_ID_HEX + 96;
+}
+
+/* Whether k may have one more push of m in flight now. */
+static bool window_open(const pl__relay_core *c, const conn *k, const rmsg *m) {
+    if (k->closing) return false;
+    if (!k->inflight.n) return true; /* progress, whatever the budgets */
+    size_t sz = push_size(m);
+    return k->inflight.n < c->lim.max_inflight_per_conn &&
+           k->inflight_bytes + sz <= c->lim.max_inflight_bytes_per_conn &&
+           pl__rs_room_bulk(c, sz + pl__rs_delivery_cost());
+}
+
+void pl__rs_pump(pl__relay_core *c, conn *k, int64_t now_ms) {
+    while (k->ready_head && window_open(c, k, k->ready_head->next)) {
+        sub *s = k->ready_head;
+        rmsg *m = s->next;
+        /* Round robin: the subscription goes to the back while it still
+         * has messages to get. */
+        pl__rs_ready_remove(s);
+        s->next = pl__rs_owed_from(k, m->next);
+        if (s->next) pl__rs_ready_add(s);
+        delivery *d = calloc(1, sizeof *d);
+        if (!d) {
+            c->st.dropped++; /* still in the mailbox: a re-subscribe gets it */
+            continue;
+        }
+        pl__rs_charge(c, pl__rs_delivery_cost());
+        d->m = m;
+        d->c = k;
+        m->refs++;
         push(c, d, now_ms);
-    else
-        dl_append(&k->backlog, d);
+    }
 }
 
-/* A delivery still makes sense: message alive, connection still subscribed. */
-static bool delivery_wanted(const delivery *d) {
-    return d->m->t && pl__rs_subscribed(d->c, d->m->t);
-}
-
-static void drain_backlog(pl__relay_core *c, conn *k, int64_t now_ms) {
-    while (k->backlog.head && k->inflight.n < c->lim.max_inflight_per_conn) {
-        delivery *d = k->backlog.head;
-        dl_remove(&k->backlog, d);
-        if (delivery_wanted(d))
-            push(c, d, now_ms);
-        else
-            delivery_free(d);
+void pl__rs_fan_out(pl__relay_core *c, topic *t, rmsg *m, int64_t now_ms) {
+    for (size_t i = 0; i < t->nsubs; i++) {
+        sub *s = t->subs[i];
+        if (s->next || pl__rs_is_own(s->k, m)) continue; /* it gets there in order */
+        s->next = m;
+        pl__rs_ready_add(s);
+        pl__rs_pump(c, s->k, now_ms);
     }
 }
 
 void pl__rs_on_ack(pl__relay_core *c, conn *k, int64_t id, int64_t now_ms) {
     for (delivery *d = k->inflight.head; d; d = d->cnext) {
         if (d->push_id != id) continue;
-        dl_remove(&k->inflight, d);
-        g_remove(c, d);
-        delivery_free(d);
+        inflight_remove(c, d);
+        d->m->acked = true;
+        delivery_free(c, d);
         c->st.acked++;
-        drain_backlog(c, k, now_ms);
+        pl__rs_pump(c, k, now_ms);
         return;
     }
     /* Unknown id: a late ack for a push that was already re-sent, or noise. */
+}
+
+/* A delivery still makes sense: message alive, connection still subscribed. */
+static bool delivery_wanted(const pl__relay_core *c, const delivery *d) {
+    return d->m->t && pl__rs_sub_find(c, d->c, d->m->t);
 }
 
 void pl__rs_repush(pl__relay_core *c, int64_t now_ms) {
     while (c->g_head && c->g_head->deadline <= now_ms) {
         delivery *d = c->g_head;
         conn *k = d->c;
-        g_remove(c, d);
-        dl_remove(&k->inflight, d);
-        if (!delivery_wanted(d)) {
-            delivery_free(d);
+        inflight_remove(c, d);
+        if (!delivery_wanted(c, d)) {
+            delivery_free(c, d);
+        } else if (k->unsent) {
+            /* The client has not even read what was sent: sending it again
+             * would only grow its queue. The same push waits longer (its
+             * id stays valid). */
+            d->deadline = now_ms + c->lim.ack_timeout_ms;
+            dl_append(&k->inflight, d);
+            g_append(c, d);
+            k->inflight_bytes += d->bytes;
+            d->m->inflight++;
+            continue;
         } else if (d->attempts >= c->lim.max_push_attempts) {
             c->st.dropped++;
-            delivery_free(d);
+            delivery_free(c, d);
         } else {
             c->st.repushed++;
             push(c, d, now_ms);
         }
-        drain_backlog(c, k, now_ms);
+        pl__rs_pump(c, k, now_ms);
     }
 }
 
@@ -162,13 +212,7 @@ int64_t pl__rs_deliveries_deadline(const pl__relay_core *c) {
 void pl__rs_deliveries_drop(pl__relay_core *c, conn *k) {
     while (k->inflight.head) {
         delivery *d = k->inflight.head;
-        dl_remove(&k->inflight, d);
-        g_remove(c, d);
-        delivery_free(d);
-    }
-    while (k->backlog.head) {
-        delivery *d = k->backlog.head;
-        dl_remove(&k->backlog, d);
-        delivery_free(d);
+        inflight_remove(c, d);
+        delivery_free(c, d);
     }
 }

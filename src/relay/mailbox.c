@@ -1,5 +1,7 @@
 /* The relay core's mailbox: every stored message until its TTL, indexed by
- * (topic, id) for the re-publish check, and a min-heap on expiry. */
+ * (topic, id) for the re-publish check, a min-heap on expiry, and the
+ * rules that take a message out early: eviction of acknowledged messages
+ * from a full topic. */
 #include "relay/internal.h"
 
 #include "core/internal.h"
@@ -12,6 +14,12 @@ bool pl__rs_is_own(const conn *k, const rmsg *m) {
     return k->has_did && m->rec.publisher[0] && !strcmp(m->rec.publisher, k->client);
 }
 
+rmsg *pl__rs_owed_from(const conn *k, rmsg *m) {
+    while (m && pl__rs_is_own(k, m))
+        m = m->next;
+    return m;
+}
+
 void pl__rs_msg_unref(rmsg *m) {
     if (--m->refs) return;
     free(m->rec.message);
@@ -21,8 +29,41 @@ void pl__rs_msg_unref(rmsg *m) {
 
 /* ---- the expiry heap --------------------------------------------------------- */
 
-static bool heap_less(rmsg *a, rmsg *b) {
+static bool heap_less(const rmsg *a, const rmsg *b) {
     return a->rec.expires_at_ms < b->rec.expires_at_ms;
+}
+
+static void heap_set(pl__relay_core *c, size_t i, rmsg *m) {
+    c->heap[i] = m;
+    m->hidx = i;
+}
+
+static void heap_up(pl__relay_core *c, size_t i) {
+    rmsg *m = c->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(m, c->heap[p])) break;
+        heap_set(c, i, c->heap[p]);
+        i = p;
+    }
+    heap_set(c, i, m);
+}
+
+static void heap_down(pl__relay_core *c, size_t i) {
+    rmsg *m = c->heap[i];
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, s = i;
+        const rmsg *best = m;
+        if (l < c->nheap && heap_less(c->heap[l], best)) {
+            s = l;
+            best = c->heap[l];
+        }
+        if (r < c->nheap && heap_less(c->heap[r], best)) s = r;
+        if (s == i) break;
+        heap_set(c, i, c->heap[s]);
+        i = s;
+    }
+    heap_set(c, i, m);
 }
 
 static pl_err heap_push(pl__relay_core *c, rmsg *m) {
@@ -33,34 +74,18 @@ static pl_err heap_push(pl__relay_core *c, rmsg *m) {
         c->heap = nh;
         c->capheap = nc;
     }
-    size_t i = c->nheap++;
-    c->heap[i] = m;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!heap_less(c->heap[i], c->heap[p])) break;
-        rmsg *tmp = c->heap[i];
-        c->heap[i] = c->heap[p];
-        c->heap[p] = tmp;
-        i = p;
-    }
+    c->heap[c->nheap] = m;
+    heap_up(c, c->nheap++);
     return PL_OK;
 }
 
-static rmsg *heap_pop(pl__relay_core *c) {
-    rmsg *top = c->heap[0];
-    c->heap[0] = c->heap[--c->nheap];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < c->nheap && heap_less(c->heap[l], c->heap[m])) m = l;
-        if (r < c->nheap && heap_less(c->heap[r], c->heap[m])) m = r;
-        if (m == i) break;
-        rmsg *tmp = c->heap[i];
-        c->heap[i] = c->heap[m];
-        c->heap[m] = tmp;
-        i = m;
-    }
-    return top;
+static void heap_remove(pl__relay_core *c, rmsg *m) {
+    size_t i = m->hidx;
+    rmsg *last = c->heap[--c->nheap];
+    if (i == c->nheap) return;
+    heap_set(c, i, last);
+    heap_up(c, i);
+    heap_down(c, last->hidx);
 }
 
 int64_t pl__rs_mailbox_deadline(const pl__relay_core *c) {
@@ -87,10 +112,18 @@ rmsg *pl__rs_mailbox_find(const pl__relay_core *c, const topic *t, const char *i
     return NULL;
 }
 
-/* ---- adding and expiring ------------------------------------------------------------ */
+/* ---- adding and removing ------------------------------------------------------------ */
+
+/* The size of {"topic":"..","message":"..","publishedAt":N,"tag":N,
+ * "attestation":".."} as jansson writes it, or a little more. */
+static size_t wire_size(const pl__relay_record *r) {
+    size_t n = 96 + PL_RELAY_TOPIC_HEX + pl__rs_json_string_len(r->message, r->message_len);
+    if (r->attestation) n += 16 + pl__rs_json_string_len(r->attestation, strlen(r->attestation));
+    return n;
+}
 
 pl_err pl__rs_mailbox_add(pl__relay_core *c, topic *t, const pl__relay_record *rec,
-                          uint64_t publisher_conn, rmsg **out) {
+                          uint64_t publisher_conn, principal *a, principal *b, rmsg **out) {
     rmsg *m = calloc(1, sizeof *m);
     if (!m) return PL_ERR_NOMEM;
     m->rec = *rec;
@@ -107,6 +140,9 @@ pl_err pl__rs_mailbox_add(pl__relay_core *c, topic *t, const pl__relay_record *r
     m->t = t;
     m->refs = 1;
     m->publisher_conn = publisher_conn;
+    m->seq = t->next_seq++;
+    m->wire = wire_size(&m->rec);
+    m->cost = pl__rs_msg_cost(c, rec->message_len, rec->attestation ? strlen(rec->attestation) : 0);
     m->prev = t->tail;
     if (t->tail)
         t->tail->next = m;
@@ -114,7 +150,7 @@ pl_err pl__rs_mailbox_add(pl__relay_core *c, topic *t, const pl__relay_record *r
         t->head = m;
     t->tail = m;
     t->nmsgs++;
-    c->total_bytes += rec->message_len;
+    pl__rs_charge_msg(c, m, a, b);
     *out = m;
     return PL_OK;
 nomem:
@@ -145,27 +181,75 @@ pl_err pl__rs_store_action(pl__relay_core *c, pl__relay_action_kind kind, const 
     return e;
 }
 
-void pl__rs_expire(pl__relay_core *c, int64_t now_ms) {
-    while (c->nheap && c->heap[0]->rec.expires_at_ms <= now_ms) {
-        rmsg *m = heap_pop(c);
-        topic *t = m->t;
-        if (m->prev)
-            m->prev->next = m->next;
-        else
-            t->head = m->next;
-        if (m->next)
-            m->next->prev = m->prev;
-        else
-            t->tail = m->prev;
-        m->prev = m->next = NULL;
-        pl__ht_remove(&c->ids, &m->inode);
-        t->nmsgs--;
-        c->total_bytes -= m->rec.message_len;
-        m->t = NULL;
-        pl__rs_store_action(c, PL__RELAY_STORE_DEL, m);
-        pl__rs_topic_gc(c, t);
-        pl__rs_msg_unref(m);
+void pl__rs_msg_remove(pl__relay_core *c, rmsg *m) {
+    topic *t = m->t;
+    /* Listeners whose next message this was move past it. */
+    for (size_t i = 0; i < t->nsubs; i++) {
+        sub *s = t->subs[i];
+        if (s->next != m) continue;
+        s->next = pl__rs_owed_from(s->k, m->next);
+        if (!s->next) pl__rs_ready_remove(s);
     }
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        t->head = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    else
+        t->tail = m->prev;
+    m->prev = m->next = NULL;
+    pl__ht_remove(&c->ids, &m->inode);
+    heap_remove(c, m);
+    t->nmsgs--;
+    pl__rs_release_msg(c, m);
+    m->t = NULL;
+    pl__rs_store_action(c, PL__RELAY_STORE_DEL, m);
+    pl__rs_topic_gc(c, t);
+    pl__rs_msg_unref(m);
+}
+
+void pl__rs_expire(pl__relay_core *c, int64_t now_ms) {
+    while (c->nheap && c->heap[0]->rec.expires_at_ms <= now_ms)
+        pl__rs_msg_remove(c, c->heap[0]);
+}
+
+/* ---- eviction ------------------------------------------------------------------- */
+
+/* The oldest position any current listener of t still has to go through. */
+static uint64_t min_cursor(const topic *t) {
+    uint64_t seq = UINT64_MAX;
+    for (size_t i = 0; i < t->nsubs; i++)
+        if (t->subs[i]->next && t->subs[i]->next->seq < seq) seq = t->subs[i]->next->seq;
+    return seq;
+}
+
+/* A message every current listener is done with, that someone received. */
+static bool evictable(const rmsg *m, uint64_t minseq) {
+    return m->acked && !m->inflight && m->seq < minseq;
+}
+
+size_t pl__rs_evictable(const topic *t, size_t want, size_t *cost) {
+    size_t n = 0, bytes = 0;
+    uint64_t minseq = min_cursor(t);
+    for (const rmsg *m = t->head; m && m->seq < minseq && n < want; m = m->next) {
+        if (!evictable(m, minseq)) continue;
+        n++;
+        bytes += m->cost;
+    }
+    if (cost) *cost = bytes;
+    return n;
+}
+
+bool pl__rs_evict_one(pl__relay_core *c, topic *t) {
+    uint64_t minseq = min_cursor(t);
+    for (rmsg *m = t->head; m && m->seq < minseq; m = m->next) {
+        if (!evictable(m, minseq)) continue;
+        c->st.evicted++;
+        pl__rs_msg_remove(c, m);
+        return true;
+    }
+    return false;
 }
 
 json_t *pl__rs_message_json(const rmsg *m) {
@@ -182,6 +266,7 @@ json_t *pl__rs_message_json(const rmsg *m) {
 void pl__rs_mailbox_free(pl__relay_core *c) {
     for (size_t i = 0; i < c->nheap; i++) {
         rmsg *m = c->heap[i];
+        pl__rs_release_msg(c, m);
         m->t = NULL;
         pl__rs_msg_unref(m);
     }

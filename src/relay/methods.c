@@ -27,6 +27,7 @@ static int rpc_code(pl_err e) {
     case PL_ERR_MAILBOX_FULL:
         return PL_RELAY_ERR_HANDLER;
     case PL_ERR_RATE_LIMITED:
+    case PL_ERR_RELAY_BUSY:
         return PL_RELAY_ERR_RATE;
     case PL_ERR_RELAY_AUTH:
         return PL_RELAY_ERR_AUTH;
@@ -136,39 +137,84 @@ static pl_err check_common(req *r, json_t *obj, int64_t ttl_default, pub *p) {
     return PL_OK;
 }
 
-/* Room for the new (not duplicate) messages of a whole request. */
+static const char busy_msg[] = "Too many requests: relay memory budget reached, try again later";
+
+/* Room for the new (not duplicate) messages of a whole request: the
+ * topics' mailboxes (a full topic makes room by evicting messages its
+ * listeners are done with), the relay's storage and topic limits, the
+ * publisher's quotas, the memory budget. */
 static pl_err check_capacity(req *r, const pub *ps, size_t n) {
     pl__relay_core *c = r->c;
-    size_t bytes = 0;
+    size_t msgs = 0, bytes = 0, new_topics = 0, evict_msgs = 0, evict_bytes = 0;
     for (size_t i = 0; i < n; i++) {
         char id[PL_RELAY_ID_HEX + 1];
         pl__rs_message_id(id, ps[i].message, ps[i].message_len);
         topic *t = pl__rs_topic_find(c, ps[i].topic);
         if (t && pl__rs_mailbox_find(c, t, id)) continue;
-        size_t same = 0;
-        for (size_t j = 0; j < i; j++)
-            if (!memcmp(ps[j].topic, ps[i].topic, PL_RELAY_TOPIC_HEX)) same++;
-        if ((t ? t->nmsgs : 0) + same + 1 > c->lim.max_mailbox_per_topic) {
+        /* Items of this batch on the same topic; the last one of them
+         * checks the topic for all. */
+        size_t same = 0, later = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (j == i || memcmp(ps[j].topic, ps[i].topic, PL_RELAY_TOPIC_HEX)) continue;
+            if (j < i)
+                same++;
+            else
+                later++;
+        }
+        msgs++;
+        bytes += pl__rs_msg_cost(c, ps[i].message_len,
+                                 ps[i].attestation ? strlen(ps[i].attestation) : 0);
+        if (!t && !same) new_topics++;
+        if (later) continue;
+        size_t have = t ? t->nmsgs : 0, max = c->lim.max_mailbox_per_topic;
+        if (have + same + 1 <= max) continue;
+        size_t need = have + same + 1 - max, cost = 0;
+        if (!t || pl__rs_evictable(t, need, &cost) < need) {
             snprintf(r->err_buf, sizeof r->err_buf, "mailbox limit reached: %zu messages per topic",
-                     c->lim.max_mailbox_per_topic);
+                     max);
             return fail(r, PL_ERR_MAILBOX_FULL, r->err_buf);
         }
-        bytes += ps[i].message_len;
+        evict_msgs += need;
+        evict_bytes += cost;
     }
-    if (c->total_bytes + bytes > c->lim.max_total_bytes)
+    if (c->nheap + msgs > c->lim.max_messages + evict_msgs ||
+        c->mem.stored + bytes > c->lim.max_total_bytes + evict_bytes)
         return fail(r, PL_ERR_MAILBOX_FULL, "mailbox limit reached: relay storage is full");
+    if (c->topics.n + new_topics > c->lim.max_topics)
+        return fail(r, PL_ERR_MAILBOX_FULL, "topic limit reached: the relay holds its maximum");
+    const char *why = NULL;
+    if (pl__rs_quota_check(c, r->k, msgs, bytes, new_topics, &why) != PL_OK)
+        return fail(r, PL_ERR_MAILBOX_FULL, why);
+    size_t need = bytes + new_topics * pl__rs_topic_cost();
+    if (!pl__rs_room(c, need > evict_bytes ? need - evict_bytes : 0)) {
+        c->st.refused++;
+        c->mem.refused = true;
+        return fail(r, PL_ERR_RELAY_BUSY, busy_msg);
+    }
     return PL_OK;
 }
 
+/* The topic, created (and charged to r's connection) when missing; NULL:
+ * out of memory. */
+static topic *topic_get(req *r, const char *hex) {
+    topic *t = pl__rs_topic_find(r->c, hex);
+    if (t) return t;
+    if (!(t = pl__rs_topic_new(r->c, hex))) return NULL;
+    pl__rs_charge_topic(r->c, t, r->k->paddr, r->k->pdid);
+    return t;
+}
+
 /* Store and fan out one checked publish. Duplicates are acknowledged
- * without a second copy or a second delivery. */
+ * without a second copy or a second delivery. A topic at its limit drops
+ * its oldest messages that every listener is done with (check_capacity
+ * made sure there are enough). */
 static pl_err apply_publish(req *r, const pub *p) {
     pl__relay_core *c = r->c;
     pl__relay_record rec;
     memset(&rec, 0, sizeof rec);
     memcpy(rec.topic, p->topic, sizeof rec.topic);
     pl__rs_message_id(rec.id, p->message, p->message_len);
-    topic *t = pl__rs_topic_get(c, p->topic);
+    topic *t = topic_get(r, p->topic);
     if (!t) return fail(r, PL_ERR_NOMEM, "out of memory");
     if (pl__rs_mailbox_find(c, t, rec.id)) return PL_OK;
     rec.message = (char *)p->message;
@@ -179,7 +225,7 @@ static pl_err apply_publish(req *r, const pub *p) {
     rec.tag = p->tag;
     if (r->k->has_did) memcpy(rec.publisher, r->k->client, sizeof rec.publisher);
     rmsg *m;
-    pl_err e = pl__rs_mailbox_add(c, t, &rec, r->k->id, &m);
+    pl_err e = pl__rs_mailbox_add(c, t, &rec, r->k->id, r->k->paddr, r->k->pdid, &m);
     if (e != PL_OK) {
         pl__rs_topic_gc(c, t);
         return fail(r, e, "out of memory");
@@ -187,45 +233,71 @@ static pl_err apply_publish(req *r, const pub *p) {
     c->st.published++;
     if ((e = pl__rs_store_action(c, PL__RELAY_STORE_PUT, m)) != PL_OK)
         return fail(r, e, "out of memory");
-    for (size_t i = 0; i < t->nsubs; i++) {
-        conn *k = t->subs[i];
-        if (!pl__rs_is_own(k, m)) pl__rs_deliver(c, k, m, r->now);
-    }
+    /* The new message is not acknowledged by anyone: never evicted here,
+     * so t stays. */
+    while (t->nmsgs > c->lim.max_mailbox_per_topic && pl__rs_evict_one(c, t))
+        ;
+    pl__rs_fan_out(c, t, m, r->now);
     return PL_OK;
 }
 
-/* Subscribe r->k to topic. *fresh: a new subscription (its mailbox must be
- * replayed after the answer is queued). */
-static pl_err do_subscribe(req *r, const char *hex, bool *fresh) {
+/* Whether r's connection may subscribe to the n topics (duplicates and
+ * topics it already has count once and not at all): its subscription
+ * limit, the relay's topic limit and its publisher quota for the topics
+ * that would be new, the memory budget. */
+static pl_err check_subscribe(req *r, const char (*ts)[PL_RELAY_TOPIC_HEX + 1], size_t n) {
     pl__relay_core *c = r->c;
-    conn *k = r->k;
-    *fresh = false;
-    topic *t = pl__rs_topic_find(c, hex);
-    if (t && pl__rs_subscribed(k, t)) return PL_OK;
-    if (k->ntopics >= c->lim.max_topics_per_conn) {
+    size_t need = 0, new_topics = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !memcmp(ts[j], ts[i], PL_RELAY_TOPIC_HEX);
+        if (dup) continue;
+        topic *t = pl__rs_topic_find(c, ts[i]);
+        if (t && pl__rs_sub_find(c, r->k, t)) continue;
+        need++;
+        if (!t) new_topics++;
+    }
+    if (r->k->nsubs + need > c->lim.max_topics_per_conn) {
         snprintf(r->err_buf, sizeof r->err_buf, "subscription limit reached: %zu topics per client",
                  c->lim.max_topics_per_conn);
         return fail(r, PL_ERR_MAILBOX_FULL, r->err_buf);
     }
-    if (!t && !(t = pl__rs_topic_get(c, hex))) return fail(r, PL_ERR_NOMEM, "out of memory");
-    if (pl__rs_link(k, t) != PL_OK) {
-        pl__rs_topic_gc(c, t);
-        return fail(r, PL_ERR_NOMEM, "out of memory");
+    if (c->topics.n + new_topics > c->lim.max_topics)
+        return fail(r, PL_ERR_MAILBOX_FULL, "topic limit reached: the relay holds its maximum");
+    const char *why = NULL;
+    if (pl__rs_quota_check(c, r->k, 0, 0, new_topics, &why) != PL_OK)
+        return fail(r, PL_ERR_MAILBOX_FULL, why);
+    if (!pl__rs_room(c, need * pl__rs_sub_cost() + new_topics * pl__rs_topic_cost())) {
+        c->st.refused++;
+        c->mem.refused = true;
+        return fail(r, PL_ERR_RELAY_BUSY, busy_msg);
     }
-    *fresh = true;
     return PL_OK;
 }
 
-static void replay(req *r, const char *hex) {
-    topic *t = pl__rs_topic_find(r->c, hex);
-    if (!t) return;
-    for (rmsg *m = t->head; m; m = m->next)
-        if (!pl__rs_is_own(r->k, m)) pl__rs_deliver(r->c, r->k, m, r->now);
+/* Subscribe r->k to a topic (checked by check_subscribe). A new
+ * subscription is owed the topic's stored messages, oldest first, pushed
+ * once the answer is queued (pl__rs_call pumps last). */
+static pl_err do_subscribe(req *r, const char *hex) {
+    pl__relay_core *c = r->c;
+    conn *k = r->k;
+    topic *t = pl__rs_topic_find(c, hex);
+    if (t && pl__rs_sub_find(c, k, t)) return PL_OK;
+    if (!t && !(t = topic_get(r, hex))) return fail(r, PL_ERR_NOMEM, "out of memory");
+    sub *s;
+    if (pl__rs_sub_new(c, k, t, &s) != PL_OK) {
+        pl__rs_topic_gc(c, t);
+        return fail(r, PL_ERR_NOMEM, "out of memory");
+    }
+    if ((s->next = pl__rs_owed_from(k, t->head))) pl__rs_ready_add(s);
+    return PL_OK;
 }
 
 static void do_unsubscribe(req *r, const char *hex) {
     topic *t = pl__rs_topic_find(r->c, hex);
-    if (t) pl__rs_unlink(r->c, r->k, t);
+    sub *s = t ? pl__rs_sub_find(r->c, r->k, t) : NULL;
+    if (s) pl__rs_sub_free(r->c, s);
 }
 
 static json_t *sub_id_json(req *r, const char *hex) {
@@ -244,7 +316,7 @@ static pl_err m_publish(req *r) {
     PL_TRY(check_common(r, p, -1, &pb));
     PL_TRY(check_capacity(r, &pb, 1));
     PL_TRY(apply_publish(r, &pb));
-    return pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
+    return pl__rs_reply_result(r->c, r->k, r->id, json_true());
 }
 
 static pl_err array_param(req *r, const char *name, json_t **out) {
@@ -285,19 +357,17 @@ static pl_err m_batch_publish(req *r) {
         e = apply_publish(r, &ps[i]);
     free(ps);
     if (e != PL_OK) return e;
-    return pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
+    return pl__rs_reply_result(r->c, r->k, r->id, json_true());
 }
 
 static pl_err m_subscribe(req *r) {
     json_t *p = params_object(r);
     if (!p) return fail(r, PL_ERR_INVALID_ARG, "params must be an object");
-    char hex[PL_RELAY_TOPIC_HEX + 1];
-    bool fresh;
-    PL_TRY(param_topic(r, p, "topic", hex));
-    PL_TRY(do_subscribe(r, hex, &fresh));
-    pl_err e = pl__rs_reply_result(r->c, r->k->id, r->id, sub_id_json(r, hex));
-    if (fresh) replay(r, hex);
-    return e;
+    char hex[1][PL_RELAY_TOPIC_HEX + 1];
+    PL_TRY(param_topic(r, p, "topic", hex[0]));
+    PL_TRY(check_subscribe(r, hex, 1));
+    PL_TRY(do_subscribe(r, hex[0]));
+    return pl__rs_reply_result(r->c, r->k, r->id, sub_id_json(r, hex[0]));
 }
 
 static pl_err topics_param(req *r, char (**out)[PL_RELAY_TOPIC_HEX + 1], size_t *n) {
@@ -324,36 +394,18 @@ static pl_err m_batch_subscribe(req *r) {
     char(*ts)[PL_RELAY_TOPIC_HEX + 1];
     size_t n;
     PL_TRY(topics_param(r, &ts, &n));
-    /* All or nothing on the subscription limit. */
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++) {
-        topic *t = pl__rs_topic_find(r->c, ts[i]);
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = !memcmp(ts[j], ts[i], PL_RELAY_TOPIC_HEX);
-        if (!dup && !(t && pl__rs_subscribed(r->k, t))) need++;
-    }
-    if (r->k->ntopics + need > r->c->lim.max_topics_per_conn) {
-        free(ts);
-        snprintf(r->err_buf, sizeof r->err_buf, "subscription limit reached: %zu topics per client",
-                 r->c->lim.max_topics_per_conn);
-        return fail(r, PL_ERR_MAILBOX_FULL, r->err_buf);
-    }
-    bool *fresh = calloc(n ? n : 1, sizeof *fresh);
-    json_t *ids = json_array();
-    pl_err e = (!fresh || !ids) ? fail(r, PL_ERR_NOMEM, "out of memory") : PL_OK;
+    pl_err e = check_subscribe(r, (const char(*)[PL_RELAY_TOPIC_HEX + 1])ts, n);
+    json_t *ids = e == PL_OK ? json_array() : NULL;
+    if (e == PL_OK && !ids) e = fail(r, PL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n && e == PL_OK; i++) {
-        e = do_subscribe(r, ts[i], &fresh[i]);
+        e = do_subscribe(r, ts[i]);
         if (e == PL_OK) json_array_append_new(ids, sub_id_json(r, ts[i]));
     }
     if (e == PL_OK) {
-        e = pl__rs_reply_result(r->c, r->k->id, r->id, ids);
+        e = pl__rs_reply_result(r->c, r->k, r->id, ids);
         ids = NULL;
-        for (size_t i = 0; i < n; i++)
-            if (fresh[i]) replay(r, ts[i]);
     }
     json_decref(ids);
-    free(fresh);
     free(ts);
     return e;
 }
@@ -366,7 +418,7 @@ static pl_err m_unsubscribe(req *r) {
     json_t *id = json_object_get(p, "id");
     if (id && !json_is_string(id)) return fail(r, PL_ERR_INVALID_ARG, "id must be a string");
     do_unsubscribe(r, hex);
-    return pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
+    return pl__rs_reply_result(r->c, r->k, r->id, json_true());
 }
 
 static pl_err m_batch_unsubscribe(req *r) {
@@ -383,39 +435,68 @@ static pl_err m_batch_unsubscribe(req *r) {
     }
     for (size_t i = 0; i < n; i++)
         do_unsubscribe(r, json_string_value(json_object_get(json_array_get(a, i), "topic")));
-    return pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
+    return pl__rs_reply_result(r->c, r->k, r->id, json_true());
 }
 
 /* {messages:[...], hasMore} for the topics, oldest first, the caller's own
- * messages left out. */
+ * messages left out: one page of at most PL_RELAY_FETCH_MAX messages and
+ * about fetch_page_bytes (one message always fits, so that every page
+ * makes progress). The same request again continues after the last page
+ * (the connection keeps where it stopped); the page after the last one,
+ * or any other request, starts from the beginning. The page is sized from
+ * the messages' lengths before anything is built. */
 static pl_err fetch(req *r, char (*ts)[PL_RELAY_TOPIC_HEX + 1], size_t n) {
+    pl__relay_core *c = r->c;
+    conn *k = r->k;
+    uint64_t key = pl__ht_hash(&c->topics, ts, n * sizeof *ts);
+    size_t ti = 0;
+    uint64_t after = 0;
+    if (k->fetch.live && k->fetch.key == key && k->fetch.ti < n) {
+        ti = k->fetch.ti;
+        after = k->fetch.after;
+    }
+    rmsg **page = malloc(PL_RELAY_FETCH_MAX * sizeof *page);
+    if (!page) return fail(r, PL_ERR_NOMEM, "out of memory");
+    size_t count = 0, bytes = 0, last_ti = ti;
+    uint64_t last_seq = after;
+    bool more = false;
+    for (size_t i = ti; i < n && !more; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !memcmp(ts[j], ts[i], PL_RELAY_TOPIC_HEX);
+        topic *t = dup ? NULL : pl__rs_topic_find(c, ts[i]);
+        for (rmsg *m = t ? t->head : NULL; m; m = m->next) {
+            if ((i == ti && m->seq <= after) || pl__rs_is_own(k, m)) continue;
+            if (count == PL_RELAY_FETCH_MAX || (count && bytes + m->wire > c->lim.fetch_page_bytes)) {
+                more = true;
+                break;
+            }
+            page[count++] = m;
+            bytes += m->wire + 1;
+            last_ti = i;
+            last_seq = m->seq;
+        }
+    }
+    if (!pl__rs_room(c, 3 * bytes)) { /* tree, text, frame */
+        free(page);
+        c->st.refused++;
+        c->mem.refused = true;
+        return fail(r, PL_ERR_RELAY_BUSY, busy_msg);
+    }
+    k->fetch = (fetch_cursor){.key = key, .ti = last_ti, .after = last_seq, .live = more};
     json_t *msgs = json_array();
     json_t *res = json_object();
+    for (size_t i = 0; msgs && i < count; i++)
+        json_array_append_new(msgs, pl__rs_message_json(page[i]));
+    free(page);
     if (!msgs || !res) {
         json_decref(msgs);
         json_decref(res);
         return fail(r, PL_ERR_NOMEM, "out of memory");
     }
-    bool more = false;
-    size_t count = 0;
-    for (size_t i = 0; i < n && !more; i++) {
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = !memcmp(ts[j], ts[i], PL_RELAY_TOPIC_HEX);
-        topic *t = dup ? NULL : pl__rs_topic_find(r->c, ts[i]);
-        for (rmsg *m = t ? t->head : NULL; m; m = m->next) {
-            if (pl__rs_is_own(r->k, m)) continue;
-            if (count == PL_RELAY_FETCH_MAX) {
-                more = true;
-                break;
-            }
-            json_array_append_new(msgs, pl__rs_message_json(m));
-            count++;
-        }
-    }
     json_object_set_new(res, "messages", msgs);
     json_object_set_new(res, "hasMore", json_boolean(more));
-    return pl__rs_reply_result(r->c, r->k->id, r->id, res);
+    return pl__rs_reply_result(c, k, r->id, res);
 }
 
 static pl_err m_fetch(req *r) {
@@ -436,23 +517,24 @@ static pl_err m_batch_fetch(req *r) {
 }
 
 /* wc_proposeSession: the relay publishes the proposal on the pairing topic
- * (tag 1100) and subscribes the caller to that topic. */
+ * (tag 1100) and subscribes the caller to that topic. Everything is
+ * checked first; the caller's own proposal is not pushed back to it. */
 static pl_err m_propose_session(req *r) {
     json_t *p = params_object(r);
     if (!p) return fail(r, PL_ERR_INVALID_ARG, "params must be an object");
     pub pb;
     memset(&pb, 0, sizeof pb);
+    char hex[1][PL_RELAY_TOPIC_HEX + 1];
     PL_TRY(param_topic(r, p, "pairingTopic", pb.topic));
     PL_TRY(check_message(r, p, "sessionProposal", &pb));
     PL_TRY(check_common(r, p, 300, &pb));
     pb.tag = 1100;
+    memcpy(hex[0], pb.topic, sizeof hex[0]);
+    PL_TRY(check_subscribe(r, hex, 1));
     PL_TRY(check_capacity(r, &pb, 1));
-    bool fresh;
-    PL_TRY(do_subscribe(r, pb.topic, &fresh));
     PL_TRY(apply_publish(r, &pb));
-    pl_err e = pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
-    if (fresh) replay(r, pb.topic);
-    return e;
+    PL_TRY(do_subscribe(r, hex[0]));
+    return pl__rs_reply_result(r->c, r->k, r->id, json_true());
 }
 
 /* wc_approveSession: the proposal response goes to the pairing topic (1101),
@@ -463,6 +545,7 @@ static pl_err m_approve_session(req *r) {
     if (!p) return fail(r, PL_ERR_INVALID_ARG, "params must be an object");
     pub pb[2];
     memset(pb, 0, sizeof pb);
+    char hex[1][PL_RELAY_TOPIC_HEX + 1];
     PL_TRY(param_topic(r, p, "pairingTopic", pb[0].topic));
     PL_TRY(param_topic(r, p, "sessionTopic", pb[1].topic));
     PL_TRY(check_message(r, p, "sessionProposalResponse", &pb[0]));
@@ -472,14 +555,13 @@ static pl_err m_approve_session(req *r) {
     pb[1].attestation = pb[0].attestation;
     pb[0].tag = 1101;
     pb[1].tag = 1102;
+    memcpy(hex[0], pb[1].topic, sizeof hex[0]);
+    PL_TRY(check_subscribe(r, hex, 1));
     PL_TRY(check_capacity(r, pb, 2));
-    bool fresh;
-    PL_TRY(do_subscribe(r, pb[1].topic, &fresh));
     PL_TRY(apply_publish(r, &pb[0]));
     PL_TRY(apply_publish(r, &pb[1]));
-    pl_err e = pl__rs_reply_result(r->c, r->k->id, r->id, json_true());
-    if (fresh) replay(r, pb[1].topic);
-    return e;
+    PL_TRY(do_subscribe(r, hex[0]));
+    return pl__rs_reply_result(r->c, r->k, r->id, json_true());
 }
 
 static const struct method {
@@ -532,6 +614,8 @@ pl_err pl__rs_call(pl__relay_core *c, conn *k, json_t *id, const char *name, jso
         r.err_msg = r.err_buf;
     }
     if (e != PL_OK)
-        pl__rs_reply_error(c, k->id, id, rpc_code(e), r.err_msg ? r.err_msg : pl_strerror(e));
+        pl__rs_reply_error(c, k, id, rpc_code(e), r.err_msg ? r.err_msg : pl_strerror(e));
+    /* After the answer: what a new subscription is owed. */
+    pl__rs_pump(c, k, now_ms);
     return e;
 }

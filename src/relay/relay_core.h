@@ -37,15 +37,18 @@
 #define PL_RELAY_ERR_METHOD_NOT_FOUND (-32601)
 #define PL_RELAY_ERR_INVALID_PARAMS (-32602)
 #define PL_RELAY_ERR_INTERNAL (-32603)
-#define PL_RELAY_ERR_HANDLER (-32000) /* ttl bounds, mailbox and subscription limits */
+#define PL_RELAY_ERR_HANDLER (-32000) /* ttl bounds, mailbox, storage, quota, subscription limits */
 #define PL_RELAY_ERR_AUTH PL_RELAY_CODE_AUTH
-#define PL_RELAY_ERR_RATE PL_RELAY_CODE_RATE /* too many requests */
+#define PL_RELAY_ERR_RATE PL_RELAY_CODE_RATE /* too many requests; relay busy (memory budget) */
 
 #define PL_RELAY_TOPIC_HEX 64
 #define PL_RELAY_ID_HEX 64
 #define PL_RELAY_BATCH_MAX 500 /* items in one batch method, as in the protocol */
 #define PL_RELAY_ATTESTATION_MAX 8192
 #define PL_RELAY_FETCH_MAX 500 /* messages in one fetch answer; hasMore tells the rest */
+/* JSON values in one frame (counted as commas, '[' and '{' outside
+ * strings): what jansson allocates to parse a frame stays bounded. */
+#define PL_RELAY_JSON_VALUES_MAX 16384
 
 /* A request allowance of its own for one identity (--allowance). */
 typedef struct pl__relay_allowance {
@@ -54,7 +57,9 @@ typedef struct pl__relay_allowance {
 } pl__relay_allowance;
 
 /* Every limit the core enforces. Zero in a field of the struct given to
- * pl__relay_core_new means "the default" (the PL_RELAY_DEF_* value). */
+ * pl__relay_core_new means "the default" (the PL_RELAY_DEF_* value);
+ * SIZE_MAX in a count or byte limit means "no limit". docs/relay.md lists
+ * each with its error code. */
 typedef struct pl__relay_limits {
     size_t max_frame_bytes;      /* a whole text frame */
     size_t max_message_bytes;    /* the `message` string of one publish */
@@ -62,7 +67,26 @@ typedef struct pl__relay_limits {
     int64_t max_ttl_s;
     size_t max_topics_per_conn;  /* live subscriptions per connection */
     size_t max_mailbox_per_topic; /* stored messages per topic */
-    size_t max_total_bytes;      /* stored message bytes, all topics together */
+    /* Stored messages, all topics together: their cost with overhead
+     * (pl__relay_message_cost), and their number. The default cost bound is
+     * PL_RELAY_DEF_TOTAL_BYTES or half the memory budget, the smaller. */
+    size_t max_total_bytes;
+    size_t max_messages;
+    size_t max_topics;           /* topics the relay holds (stored or listened to) */
+    /* The relay-wide memory budget of the core, in accounted bytes:
+     * messages, topics, subscriptions, connections (conn_cost_bytes each),
+     * pushes in flight, send queues. Beyond it new work is refused (3001)
+     * and the connection holding the largest send queue is closed. */
+    size_t max_memory_bytes;
+    /* Per publisher, charged to both its address and its did:key: stored
+     * messages, their cost, and the topics it brought in that still exist.
+     * The defaults of the first two are at most a quarter of max_messages
+     * and max_total_bytes. */
+    size_t quota_messages;
+    size_t quota_bytes;
+    size_t quota_topics;
+    size_t max_conns;            /* sockets admitted, handshakes included */
+    size_t max_conns_per_addr;   /* of them from one address */
     uint32_t rate_per_s;         /* requests per second per connection (token refill) */
     uint32_t rate_burst;         /* bucket size */
     bool rate_unlimited;         /* true: no request rate limit */
@@ -73,10 +97,15 @@ typedef struct pl__relay_limits {
     size_t nallowances;
     int64_t ack_timeout_ms;      /* re-push an unacknowledged irn_subscription after this */
     uint32_t max_push_attempts;  /* then give up on that connection (mailbox keeps it) */
-    size_t max_inflight_per_conn; /* unacknowledged pushes; more wait in a backlog */
-    size_t max_backlog_per_conn;  /* deliveries waiting; beyond this they are dropped */
-    /* Not a limit: where the keys of the core's hash tables come from
-     * (NULL: pl_random). Tests and fuzzing pass a seeded one. */
+    size_t max_inflight_per_conn; /* unacknowledged pushes per connection */
+    size_t max_inflight_bytes_per_conn; /* their frame bytes (one push always goes) */
+    size_t max_queue_bytes_per_conn; /* frames not yet written; beyond: close 1008 */
+    size_t fetch_page_bytes;     /* one irn_fetchMessages answer (one message always fits) */
+    /* Not limits: what the runtime tells the core about its own costs. */
+    size_t conn_cost_bytes;      /* memory one socket costs the runtime */
+    bool memory_store;           /* the store keeps a second copy in memory (no --db) */
+    /* Where the keys of the core's hash tables come from (NULL:
+     * pl_random). Tests and fuzzing pass a seeded one. */
     pl_rng_fn rng;
     void *rng_ctx;
 } pl__relay_limits;
@@ -90,12 +119,28 @@ typedef struct pl__relay_limits {
 #define PL_RELAY_DEF_TOPICS_PER_CONN 20480
 #define PL_RELAY_DEF_MAILBOX_PER_TOPIC 1000
 #define PL_RELAY_DEF_TOTAL_BYTES ((size_t)256 << 20) /* 256 MiB */
+#define PL_RELAY_DEF_MESSAGES 1000000
+#define PL_RELAY_DEF_TOPICS 1000000
+#define PL_RELAY_DEF_MEMORY ((size_t)1 << 30) /* 1 GiB */
+#define PL_RELAY_DEF_QUOTA_MESSAGES 100000
+#define PL_RELAY_DEF_QUOTA_BYTES ((size_t)64 << 20)
+#define PL_RELAY_DEF_QUOTA_TOPICS 65536
+#define PL_RELAY_DEF_CONNS 10000
+#define PL_RELAY_DEF_CONNS_PER_ADDR 256
 #define PL_RELAY_DEF_RATE_PER_S 100
 #define PL_RELAY_DEF_RATE_BURST 500
 #define PL_RELAY_DEF_ACK_TIMEOUT_MS 10000
 #define PL_RELAY_DEF_PUSH_ATTEMPTS 5
 #define PL_RELAY_DEF_INFLIGHT 1024
-#define PL_RELAY_DEF_BACKLOG 100000
+#define PL_RELAY_DEF_INFLIGHT_BYTES ((size_t)1 << 20)
+#define PL_RELAY_DEF_QUEUE_BYTES ((size_t)4 << 20)
+#define PL_RELAY_DEF_FETCH_PAGE_BYTES ((size_t)256 << 10)
+#define PL_RELAY_DEF_CONN_COST ((size_t)24 << 10)
+
+/* What one stored message costs against max_total_bytes, the memory
+ * budget and its publisher's quota. */
+size_t pl__relay_message_cost(const pl__relay_limits *l, size_t message_len,
+                              size_t attestation_len);
 
 /* The limits with every default filled in. */
 void pl__relay_limits_default(pl__relay_limits *out);
@@ -137,29 +182,57 @@ typedef struct pl__relay_core pl__relay_core;
 
 /* New core. limits may be NULL (defaults). now_ms seeds the ids the relay
  * invents for its pushes (now_ms * 1000, below 2^53, as JS does). Errors:
- * PL_ERR_NOMEM, PL_ERR_INVALID_ARG for inconsistent limits. */
+ * PL_ERR_NOMEM, PL_ERR_INVALID_ARG for inconsistent limits (ttl bounds, a
+ * frame below the message bound). */
 pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, int64_t now_ms);
 void pl__relay_core_free(pl__relay_core *c); /* NULL ok */
 
 const pl__relay_limits *pl__relay_core_limits(const pl__relay_core *c);
 
 /* Put back a message loaded from the store at start-up (no action is
- * produced). Records that cannot be taken are skipped with: PL_ERR_BAD_TTL
- * (expired), PL_ERR_EXISTS (duplicate), PL_ERR_MAILBOX_FULL (a limit),
- * PL_ERR_TOO_LARGE, PL_ERR_INVALID_ARG (malformed topic or message),
- * PL_ERR_NOMEM. rec is copied. */
+ * produced). It is charged to its publisher's did (the address of an
+ * anonymous publisher is not stored); publisher quotas do not refuse it,
+ * the relay-wide limits do. Records that cannot be taken are skipped with:
+ * PL_ERR_BAD_TTL (expired), PL_ERR_EXISTS (duplicate), PL_ERR_MAILBOX_FULL
+ * (a limit), PL_ERR_TOO_LARGE, PL_ERR_INVALID_ARG (malformed topic or
+ * message), PL_ERR_NOMEM. rec is copied. Linear in the number of records
+ * whatever their topics (keyed tables). */
 pl_err pl__relay_core_restore(pl__relay_core *c, const pl__relay_record *rec, int64_t now_ms);
+
+/* A socket from addr (its IP address as text) was accepted, before its
+ * handshake: count it against the connection limits (total, per address)
+ * and the memory budget (conn_cost_bytes). Errors: PL_ERR_RELAY_BUSY (a
+ * limit: close the socket), PL_ERR_NOMEM. Every PL_OK is matched by one
+ * pl__relay_core_unadmit(addr) when the socket is gone. */
+pl_err pl__relay_core_admit(pl__relay_core *c, const char *addr);
+void pl__relay_core_unadmit(pl__relay_core *c, const char *addr);
 
 /* A connection was accepted. client_did: the did:key from a verified relay
  * JWT, or NULL for an anonymous client (its subscription ids then use a
  * per-connection name and its own messages are recognised by connection).
+ * addr: the address it was admitted from (publisher quotas), or NULL.
  * Errors: PL_ERR_EXISTS if conn is already open, PL_ERR_BAD_DID if the did
  * is too long, PL_ERR_NOMEM. */
-pl_err pl__relay_core_open(pl__relay_core *c, uint64_t conn, const char *client_did, int64_t now_ms);
+pl_err pl__relay_core_open(pl__relay_core *c, uint64_t conn, const char *client_did,
+                           const char *addr, int64_t now_ms);
 
 /* The connection is gone: its subscriptions and pending pushes are dropped
  * (the mailbox keeps the messages). Unknown conn: no-op. */
 void pl__relay_core_close(pl__relay_core *c, uint64_t conn);
+
+/* The runtime wrote (or discarded) a frame of `bytes` that a SEND action
+ * gave it for conn: its send queue shrank. The core counts every SEND
+ * toward its connection's queue until this call; a connection over
+ * max_queue_bytes_per_conn is closed (1008). Unknown conn: no-op. */
+void pl__relay_core_sent(pl__relay_core *c, uint64_t conn, size_t bytes);
+
+/* Whether the runtime should read more frames from conn now: false while
+ * what is queued for it exceeds half of max_queue_bytes_per_conn, so that
+ * a client that does not read its answers gets no more work done (and the
+ * others wait less). The runtime stops reading that socket and starts
+ * again once written bytes (pl__relay_core_sent) bring it back under.
+ * Unknown conn: false. */
+bool pl__relay_core_wants_input(const pl__relay_core *c, uint64_t conn);
 
 /* One complete text frame from conn. Every problem with the frame is
  * answered on the wire (a JSON-RPC error) and also returned: PL_OK when the
@@ -182,8 +255,16 @@ int64_t pl__relay_core_next_deadline(const pl__relay_core *c);
 bool pl__relay_core_pop(pl__relay_core *c, pl__relay_action *out);
 
 typedef struct pl__relay_stats {
-    size_t conns, topics, messages, message_bytes, subscriptions, inflight, backlog;
+    size_t conns, topics, messages, message_bytes, subscriptions, inflight;
+    size_t backlog;       /* subscriptions with stored messages not yet pushed */
+    size_t memory;        /* accounted bytes, everything */
+    size_t stored_bytes;  /* of which messages (the max_total_bytes count) */
+    size_t queued_bytes;  /* of which send queues */
+    size_t sockets;       /* admitted */
     uint64_t published, delivered, acked, repushed, dropped, errors;
+    uint64_t evicted;     /* acknowledged messages that made room in a full topic */
+    uint64_t refused;     /* sockets and requests refused for a budget (busy) */
+    uint64_t slow_closed; /* connections closed for their send queue */
 } pl__relay_stats;
 
 void pl__relay_core_stats(const pl__relay_core *c, pl__relay_stats *out);

@@ -4,9 +4,14 @@
 #include "core/internal.h"
 #include "store/sqlite.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define STORE_SCHEMA_VERSION 1
 
@@ -44,12 +49,39 @@ void pl__relay_store_close(pl__relay_store *s) {
     free(s);
 }
 
+/* The mailbox names who published what (did:keys) and holds every
+ * envelope: owner-only, like the client stores. SQLite would create the
+ * file with the umask's mode, and gives the -wal and -shm files the mode
+ * of the database, so the database is created (or narrowed) to 0600 first
+ * and leftovers of an older, wider file are narrowed too. A path that
+ * cannot be opened here is left to SQLite, whose error is the one
+ * reported. */
+static pl_err restrict_mode(const char *path) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return PL_OK;
+    struct stat st;
+    int rc = fstat(fd, &st);
+    if (rc == 0 && (st.st_mode & 077)) rc = fchmod(fd, st.st_mode & 0700);
+    int err = errno;
+    close(fd);
+    if (rc != 0) return pl__fail(PL_ERR_SYS, err);
+    static const char *const sides[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < PL_ARRAY_LEN(sides); i++) {
+        char side[4096];
+        if ((size_t)snprintf(side, sizeof side, "%s%s", path, sides[i]) >= sizeof side) continue;
+        if (stat(side, &st) == 0 && (st.st_mode & 077) && chmod(side, st.st_mode & 0700) != 0)
+            return pl__fail(PL_ERR_SYS, errno);
+    }
+    return PL_OK;
+}
+
 pl_err pl__relay_store_open(pl__relay_store **out, const char *path) {
     PL_REQUIRE(out);
     *out = NULL;
+    bool mem = !path || !strcmp(path, ":memory:");
+    if (!mem) PL_TRY(restrict_mode(path));
     pl__relay_store *s = calloc(1, sizeof *s);
     if (!s) return PL_ERR_NOMEM;
-    bool mem = !path || !strcmp(path, ":memory:");
     int rc = sqlite3_open_v2(mem ? ":memory:" : path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) goto fail;

@@ -14,7 +14,10 @@
 typedef struct pl__relay_store pl__relay_store;
 
 /* Open or create the database at path (NULL or ":memory:": a private
- * in-memory database, nothing survives the process). Errors: PL_ERR_STORE
+ * in-memory database, nothing survives the process). The file and its
+ * -wal and -shm files are made owner-only (0600; a wider existing file is
+ * narrowed). Errors: PL_ERR_SYS (the mode could not be changed),
+ * PL_ERR_STORE
  * (SQLite extended result code in pl_last_detail), PL_ERR_STORE_CORRUPT
  * (not a database, or a schema version this code does not know),
  * PL_ERR_NOMEM. */

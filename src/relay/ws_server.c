@@ -23,7 +23,11 @@
 #include <uv.h>
 
 #define DEF_PING_MS 20000
-#define DEF_QUEUE_BYTES ((size_t)16 << 20)
+#define DEF_HANDSHAKE_S 10
+#define REFUSAL_LOG_MS 1000
+/* A closing connection whose socket never becomes writable (a client that
+ * does not read) is dropped after this. */
+#define CLOSE_BACKSTOP_S 3 /* refused sockets are logged once a second at most */
 #define LOG_FRAME_CHARS 200
 #define WRITE_BURST 64 /* frames written per writable event, at most */
 
@@ -45,11 +49,19 @@ typedef struct sess {
     size_t rxlen, rxcap;
     uint64_t last_rx, last_ping; /* loop time, ms */
     bool established, ping_pending, closing;
+    bool rx_paused; /* not reading: its queue is too long (pl__relay_core_wants_input) */
     int close_code;
     char close_reason[64];
     char did[PL_DID_KEY_SIZE]; /* from a verified JWT, else "" */
     char peer[64];
 } sess;
+
+/* The address of an admitted socket, hung on its wsi (opaque user data)
+ * from accept to destruction, so that the core's count of sockets per
+ * address is given back exactly once. */
+typedef struct sockref {
+    char addr[INET6_ADDRSTRLEN];
+} sockref;
 
 typedef struct held {
     struct held *next;
@@ -72,7 +84,7 @@ struct pl__ws_server {
     pl_driver_task sweep_task;
     int64_t next_sweep, sweep_ms;
     int64_t started_at; /* wall clock ms at start-up (the store's load) */
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sigusr1;
     bool handles_open, stopping, ran;
     pl__relay_core *core;
     pl__relay_store *store;
@@ -83,6 +95,10 @@ struct pl__ws_server {
     held *held_head, *held_tail;
     bool holding, tx_failed;
     pl_err final_err;
+    sockref *pending; /* admitted by FILTER_NETWORK_CONNECTION, wsi not yet created */
+    uint64_t refused_log_at;
+    size_t refused_quiet;
+    pl__relay_audience aud;           /* public URLs: the JWT audiences accepted */
     char urlarg[PL_JWT_MAX_LEN + 64]; /* scratch for the handshake (one thread) */
 };
 
@@ -132,11 +148,18 @@ static void sess_remove(pl__ws_server *s, sess *e) {
     if (e->next) e->next->prev = e->prev;
 }
 
-static void sess_free_buffers(sess *e) {
+/* A frame of e's queue is gone (written or dropped): the core counts it
+ * no more. */
+static void frame_done(pl__ws_server *s, uint64_t conn, frame *f) {
+    pl__relay_core_sent(s->core, conn, f->len);
+    free(f);
+}
+
+static void sess_free_buffers(pl__ws_server *s, sess *e) {
     while (e->qhead) {
         frame *f = e->qhead;
         e->qhead = f->next;
-        free(f);
+        frame_done(s, e->id, f);
     }
     e->qtail = NULL;
     e->qbytes = 0;
@@ -145,19 +168,24 @@ static void sess_free_buffers(sess *e) {
     e->rxlen = e->rxcap = 0;
 }
 
+static void sess_free_buffers(pl__ws_server *s, sess *e);
+
 /* Close from outside a RECEIVE callback. Returning -1 from WRITEABLE under
  * libuv drops the TCP connection without a CLOSE frame (Debian's 4.1.6), so
  * WRITEABLE arms a 1 us lws timer and the TIMER callback closes. The timer is
  * armed from inside lws: one armed from our own uv callbacks is only noticed
  * at lws's next housekeeping, seconds later. The timeout is a backstop for a
  * peer whose socket never becomes writable again. */
-static void sess_close_later(sess *e, int code, const char *reason) {
+static void sess_close_later(pl__ws_server *s, sess *e, int code, const char *reason) {
     if (e->closing) return;
     e->closing = true;
     e->close_code = code;
     snprintf(e->close_reason, sizeof e->close_reason, "%s", reason);
+    /* What is still queued will not be written: free it now, so that a
+     * client closed for not reading gives its memory back at once. */
+    sess_free_buffers(s, e);
     lws_callback_on_writable(e->wsi);
-    lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, 10);
+    lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_BACKSTOP_S);
 }
 
 static frame *frame_new(const char *text, size_t len) {
@@ -169,16 +197,12 @@ static frame *frame_new(const char *text, size_t len) {
     return f;
 }
 
+/* Queue f for e. The core bounds each queue (it closes a connection whose
+ * queue outgrows max_queue_bytes_per_conn) and counts every byte until
+ * frame_done. */
 static void sess_enqueue(pl__ws_server *s, sess *e, frame *f) {
     if (e->closing) {
-        free(f);
-        return;
-    }
-    if (e->qbytes + f->len > s->o.max_queue_bytes) {
-        logf_(s, PL__LOG_WARN, "conn %llu: send queue over %zu bytes, closing (slow consumer)",
-              (unsigned long long)e->id, s->o.max_queue_bytes);
-        free(f);
-        sess_close_later(e, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+        frame_done(s, e->id, f);
         return;
     }
     if (e->qtail) e->qtail->next = f;
@@ -212,7 +236,8 @@ static void drain(pl__ws_server *s) {
                       a.len > LOG_FRAME_CHARS ? "..." : "");
             frame *f = frame_new(a.text, a.len);
             if (!f) {
-                sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+                pl__relay_core_sent(s->core, a.conn, a.len);
+                sess_close_later(s, e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
                 break;
             }
             if (!s->holding) {
@@ -221,8 +246,8 @@ static void drain(pl__ws_server *s) {
             }
             held *h = malloc(sizeof *h);
             if (!h) {
-                free(f);
-                sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+                frame_done(s, a.conn, f);
+                sess_close_later(s, e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
                 break;
             }
             h->next = NULL;
@@ -235,7 +260,10 @@ static void drain(pl__ws_server *s) {
         }
         case PL__RELAY_CLOSE: {
             sess *e = sess_find(s, a.conn);
-            if (e) sess_close_later(e, a.close_code, a.reason);
+            if (!e) break;
+            logf_(s, PL__LOG_INFO, "conn %llu: closing %d (%s)", (unsigned long long)a.conn,
+                  a.close_code, a.reason);
+            sess_close_later(s, e, a.close_code, a.reason);
             break;
         }
         case PL__RELAY_STORE_PUT:
@@ -273,11 +301,11 @@ static void commit(pl__ws_server *s) {
         s->held_head = x->next;
         sess *e = sess_find(s, x->conn);
         if (!e) {
-            free(x->f);
+            frame_done(s, x->conn, x->f);
         } else if (s->tx_failed) {
             /* Not durable, so not acknowledged: the client republishes. */
-            free(x->f);
-            sess_close_later(e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "storage failure");
+            frame_done(s, x->conn, x->f);
+            sess_close_later(s, e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "storage failure");
         } else {
             sess_enqueue(s, e, x->f);
         }
@@ -321,7 +349,7 @@ static void on_sweep(pl_driver_task *t, int64_t wall) {
         if (now - e->last_rx >= (uint64_t)s->o.idle_timeout_ms) {
             logf_(s, PL__LOG_INFO, "conn %llu: no frame or pong for %d ms, reaping",
                   (unsigned long long)e->id, s->o.idle_timeout_ms);
-            sess_close_later(e, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+            sess_close_later(s, e, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
             continue;
         }
         if (now - e->last_ping >= (uint64_t)s->o.ping_interval_ms) {
@@ -343,9 +371,7 @@ static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
     pl_err err = PL_ERR_RELAY_AUTH;
     if (jwt && *jwt) {
         pl_jwt_claims claims;
-        char host[256];
-        if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) host[0] = '\0';
-        err = pl__relay_auth_verify(&claims, jwt, strlen(jwt), host, wall_ms(s) / 1000);
+        err = pl__relay_auth_verify(&claims, jwt, strlen(jwt), &s->aud, wall_ms(s) / 1000);
         if (err == PL_OK) {
             snprintf(e->did, sizeof e->did, "%s", claims.iss);
             return 0;
@@ -360,6 +386,54 @@ static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
     if (jwt)
         logf_(s, PL__LOG_INFO, "connection from %s has an invalid JWT (%s): anonymous", e->peer,
               pl_errname(err));
+    return 0;
+}
+
+/* ---- admission ------------------------------------------------------------------------ */
+
+/* A new socket (FILTER_NETWORK_CONNECTION): admitted by the core, or
+ * refused (-1: lws closes it at once). Refusals are logged at most once a
+ * second, with the count of those not logged. */
+static int admit(pl__ws_server *s, const struct lws_filter_network_conn_args *a) {
+    sockref *ref = s->pending;
+    s->pending = NULL;
+    if (ref) { /* the last admitted socket got no wsi: its adoption failed */
+        pl__relay_core_unadmit(s->core, ref->addr);
+        free(ref);
+    }
+    if (s->stopping) return -1;
+    char addr[INET6_ADDRSTRLEN] = "?";
+    if (a->cli_addr.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->cli_addr)->sin_addr, addr, sizeof addr);
+    else if (a->cli_addr.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->cli_addr)->sin6_addr, addr,
+                  sizeof addr);
+    pl_err e = pl__relay_core_admit(s->core, addr);
+    if (e == PL_OK && !(ref = malloc(sizeof *ref))) {
+        pl__relay_core_unadmit(s->core, addr);
+        e = PL_ERR_NOMEM;
+    }
+    if (e != PL_OK) {
+        uint64_t now = uv_now(&s->loop);
+        if (now >= s->refused_log_at) {
+            pl__relay_stats st;
+            pl__relay_core_stats(s->core, &st);
+            logf_(s, PL__LOG_INFO,
+                  "refused a socket from %s: %s (%zu sockets, %zu bytes of memory in use; "
+                  "%zu more refused quietly)",
+                  addr, pl_errname(e), st.sockets, st.memory, s->refused_quiet);
+            s->refused_log_at = now + REFUSAL_LOG_MS;
+            s->refused_quiet = 0;
+        } else {
+            s->refused_quiet++;
+        }
+        return -1;
+    }
+    snprintf(ref->addr, sizeof ref->addr, "%s", addr);
+    s->pending = ref;
+    if (s->o.socket_sndbuf > 0)
+        (void)setsockopt(a->accept_fd, SOL_SOCKET, SO_SNDBUF, &s->o.socket_sndbuf,
+                         sizeof s->o.socket_sndbuf);
     return 0;
 }
 
@@ -422,6 +496,11 @@ static int on_receive(pl__ws_server *s, sess *e, struct lws *wsi, const void *in
         e->rxcap = 0;
     }
     drain(s);
+    /* A client that does not read its answers is not read from either. */
+    if (!e->closing && !e->rx_paused && !pl__relay_core_wants_input(s->core, e->id)) {
+        e->rx_paused = true;
+        lws_rx_flow_control(wsi, 0);
+    }
     return 0;
 }
 
@@ -431,6 +510,32 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     pl__ws_server *s = ctx ? lws_context_user(ctx) : NULL;
     sess *e = user;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* Before a byte is read: the connection limits and the memory
+         * budget decide, so that a storm of sockets costs an accept and a
+         * close each. wsi is the listening socket here. */
+        return s && user ? admit(s, user) : -1;
+
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        /* The wsi of the socket just admitted (adoption follows the filter
+         * in the same call; lws sets the opaque data itself before this,
+         * so not at WSI_CREATE). */
+        if (s && s->pending) {
+            lws_set_opaque_user_data(wsi, s->pending);
+            s->pending = NULL;
+        }
+        return 0;
+
+    case LWS_CALLBACK_WSI_DESTROY: {
+        sockref *ref = s ? lws_get_opaque_user_data(wsi) : NULL;
+        if (ref) {
+            lws_set_opaque_user_data(wsi, NULL);
+            pl__relay_core_unadmit(s->core, ref->addr);
+            free(ref);
+        }
+        return 0;
+    }
+
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (!s || !e) return -1;
         memset(e, 0, sizeof *e);
@@ -443,7 +548,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         e->wsi = wsi;
         e->id = s->next_id++;
         e->last_rx = e->last_ping = uv_now(&s->loop);
-        pl_err err = pl__relay_core_open(s->core, e->id, e->did[0] ? e->did : NULL, wall_ms(s));
+        const sockref *ref = lws_get_opaque_user_data(wsi);
+        pl_err err = pl__relay_core_open(s->core, e->id, e->did[0] ? e->did : NULL,
+                                         ref ? ref->addr : NULL, wall_ms(s));
         if (err == PL_OK && (err = sess_insert(s, e)) != PL_OK) pl__relay_core_close(s->core, e->id);
         if (err != PL_OK) {
             logf_(s, PL__LOG_ERROR, "conn from %s: cannot open: %s", e->peer, pl_errname(err));
@@ -452,9 +559,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         }
         e->established = true;
-        logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s); %zu connected",
-              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous", s->tab.n);
-        if (s->o.fault_close_code) sess_close_later(e, s->o.fault_close_code, "fault injected");
+        logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s%s); %zu connected",
+              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous",
+              ref ? "" : ", not admitted", s->tab.n);
+        if (s->o.fault_close_code) sess_close_later(s, e, s->o.fault_close_code, "fault injected");
         return 0;
     }
 
@@ -497,11 +605,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             e->qbytes -= f->len;
             int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
             size_t flen = f->len;
-            free(f);
+            frame_done(s, e->id, f);
             if (n < (int)flen) {
                 logf_(s, PL__LOG_INFO, "conn %llu: write failed", (unsigned long long)e->id);
                 return -1;
             }
+        }
+        if (e->rx_paused && pl__relay_core_wants_input(s->core, e->id)) {
+            e->rx_paused = false;
+            lws_rx_flow_control(wsi, 1);
         }
         return 0;
     }
@@ -527,7 +639,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             e->established = false;
             pl__relay_core_close(s->core, e->id);
             sess_remove(s, e);
-            sess_free_buffers(e);
+            sess_free_buffers(s, e);
             logf_(s, PL__LOG_INFO, "conn %llu closed; %zu connected", (unsigned long long)e->id,
                   s->tab.n);
             drain(s);
@@ -560,6 +672,23 @@ static void on_signal(uv_signal_t *h, int signum) {
     pl__ws_server_stop(s);
 }
 
+/* SIGUSR1: one line of the core's accounting, for operators (and the
+ * hostile-client suite). */
+static void on_stats_signal(uv_signal_t *h, int signum) {
+    (void)signum;
+    pl__ws_server *s = h->data;
+    pl__relay_stats st;
+    pl__relay_core_stats(s->core, &st);
+    logf_(s, PL__LOG_INFO,
+          "stats: memory %zu of %zu bytes (stored %zu, queued %zu); %zu sockets, %zu connections, "
+          "%zu topics, %zu messages, %zu subscriptions, %zu pushes in flight; %llu refused, %llu "
+          "evicted, %llu closed slow",
+          st.memory, pl__relay_core_limits(s->core)->max_memory_bytes, st.stored_bytes,
+          st.queued_bytes, st.sockets, st.conns, st.topics, st.messages, st.subscriptions,
+          st.inflight, (unsigned long long)st.refused, (unsigned long long)st.evicted,
+          (unsigned long long)st.slow_closed);
+}
+
 static pl_err restore_one(void *ud, const pl__relay_record *r) {
     pl__ws_server *s = ud;
     pl_err e = pl__relay_core_restore(s->core, r, s->started_at);
@@ -584,6 +713,7 @@ static void close_handles(pl__ws_server *s) {
     if (s->o.handle_signals) {
         pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigint);
         pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigterm);
+        pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigusr1);
     }
     pl_driver_close(s->d, NULL, NULL);
     s->d = NULL;
@@ -623,12 +753,24 @@ void pl__ws_server_free(pl__ws_server *s) {
         free(x->f);
         free(x);
     }
+    free(s->pending);
     pl_driver_free(s->d); /* only one that never ran anything is left here */
     pl__relay_core_free(s->core);
     pl__relay_store_close(s->store);
     pl__ht_free(&s->tab);
     free(s->db_path);
     free(s);
+}
+
+/* Resident memory of this process, bytes (0 if /proc cannot tell). */
+static size_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long size = 0, resident = 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? (size_t)resident * (size_t)page : 0;
 }
 
 /* Resolve host to an IPv4 address (lws binds only what it is given) and try
@@ -664,13 +806,22 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     PL_REQUIRE(out && opts);
     *out = NULL;
     if (opts->port < 0 || opts->port > 65535 || opts->ping_interval_ms < 0 ||
-        opts->idle_timeout_ms < 0 || !opts->tls_cert != !opts->tls_key)
+        opts->idle_timeout_ms < 0 || opts->handshake_timeout_s < 0 || opts->socket_sndbuf < 0 ||
+        !opts->tls_cert != !opts->tls_key)
         return PL_ERR_INVALID_ARG;
     char addr[INET_ADDRSTRLEN];
     PL_TRY(probe_bind(opts->host ? opts->host : "127.0.0.1", opts->port, addr));
     pl__ws_server *s = calloc(1, sizeof *s);
     if (!s) return PL_ERR_NOMEM;
+    for (size_t i = 0; i < opts->n_public_urls; i++) {
+        pl_err ae = pl__relay_audience_add(&s->aud, opts->public_urls[i]);
+        if (ae != PL_OK) {
+            free(s);
+            return ae;
+        }
+    }
     s->o = *opts;
+    s->o.public_urls = NULL; /* not kept: copied into s->aud */
     snprintf(s->host, sizeof s->host, "%s", addr);
     s->o.host = s->host;
     if (opts->db_path && !(s->db_path = strdup(opts->db_path))) {
@@ -680,14 +831,27 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     s->o.db_path = s->db_path;
     if (!s->o.ping_interval_ms) s->o.ping_interval_ms = DEF_PING_MS;
     if (!s->o.idle_timeout_ms) s->o.idle_timeout_ms = 2 * s->o.ping_interval_ms + 10000;
-    if (!s->o.max_queue_bytes) s->o.max_queue_bytes = DEF_QUEUE_BYTES;
+    if (!s->o.handshake_timeout_s) s->o.handshake_timeout_s = DEF_HANDSHAKE_S;
+    if (!s->o.max_memory) s->o.max_memory = PL_RELAY_DEF_MEMORY;
     s->next_id = 1;
     uint8_t key[16];
     pl_random(key, sizeof key);
     pl__ht_init(&s->tab, key);
     pl_err e;
     int64_t now = s->started_at = pl_wall_clock_ms();
-    if ((e = pl__relay_core_new(&s->core, &opts->limits, now)) != PL_OK) goto fail;
+    /* The core's budget: the process budget less what the process holds
+     * now (code, libraries) and the reserve. */
+    pl__relay_limits lim = opts->limits;
+    size_t base = rss_bytes();
+    if (s->o.max_memory < base + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN) {
+        logf_(s, PL__LOG_ERROR, "--max-memory %zu is below the %zu bytes the relay needs to start",
+              s->o.max_memory, base + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN);
+        e = PL_ERR_INVALID_ARG;
+        goto fail;
+    }
+    lim.max_memory_bytes = s->o.max_memory - base - PL__WS_MEMORY_RESERVE;
+    lim.memory_store = !s->db_path;
+    if ((e = pl__relay_core_new(&s->core, &lim, now)) != PL_OK) goto fail;
     if ((e = pl__relay_store_open(&s->store, s->db_path)) != PL_OK) goto fail;
     size_t pruned = 0, skipped = 0;
     if ((e = pl__relay_store_prune(s->store, now, &pruned)) != PL_OK) goto fail;
@@ -710,7 +874,13 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     if (s->o.handle_signals) {
         uv_signal_init(&s->loop, &s->sigint);
         uv_signal_init(&s->loop, &s->sigterm);
-        s->sigint.data = s->sigterm.data = s;
+        uv_signal_init(&s->loop, &s->sigusr1);
+        s->sigint.data = s->sigterm.data = s->sigusr1.data = s;
+        /* Armed now, not when the loop starts: a script that stops the
+         * relay as soon as it printed its port must get a clean stop. */
+        uv_signal_start(&s->sigint, on_signal, SIGINT);
+        uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&s->sigusr1, on_stats_signal, SIGUSR1);
     }
     s->handles_open = true;
 
@@ -736,6 +906,10 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     /* A JS client's JWT travels in the query; lws drops a longer header
      * silently at the default 4096. */
     info.max_http_header_data = 16384;
+    /* A socket has this long to finish its upgrade (lws closes it then),
+     * and an HTTP header buffer is held as long: slowloris gets no more. */
+    info.timeout_secs = (unsigned)s->o.handshake_timeout_s;
+    info.timeout_secs_ah_idle = (unsigned)s->o.handshake_timeout_s;
     lws_set_log_level(LLL_ERR, NULL);
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
@@ -751,6 +925,18 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
         logf_(s, PL__LOG_ERROR, "cannot listen on %s:%d", s->host, s->o.port);
         e = PL_ERR_WEBSOCKET;
         goto fail;
+    }
+    if (!opts->n_public_urls) {
+        /* The name as given (what local clients type) and the address. */
+        const char *given = opts->host ? opts->host : "127.0.0.1";
+        if ((e = pl__relay_audience_default(&s->aud, given, s->port, s->o.tls_cert)) != PL_OK ||
+            (e = pl__relay_audience_default(&s->aud, s->host, s->port, s->o.tls_cert)) != PL_OK)
+            goto fail;
+        if (!pl__relay_host_is_loopback(s->host))
+            logf_(s, PL__LOG_WARN,
+                  "listening on %s without --public-url: only JWTs for %s are accepted; "
+                  "name the URL clients use with --public-url",
+                  s->host, s->aud.url[0]);
     }
     *out = s;
     return PL_OK;
@@ -770,10 +956,6 @@ pl_err pl__ws_server_run(pl__ws_server *s) {
         s->next_sweep = pl_driver_now(s->d) + sweep;
         pl_driver_start(s->d, &s->core_task);
         pl_driver_start(s->d, &s->sweep_task);
-        if (s->o.handle_signals) {
-            uv_signal_start(&s->sigint, on_signal, SIGINT);
-            uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-        }
     }
     uv_run(&s->loop, UV_RUN_DEFAULT);
     if (s->ctx) lws_context_destroy(s->ctx);

@@ -5,9 +5,9 @@
  * Per connection: a write queue drained one lws_write per WRITEABLE, a ping
  * every ping interval (the JS client drops a socket silent for 35 s), reaping
  * after the idle timeout without any frame or pong. Relay auth: the JWT comes
- * from `?auth=` or `Authorization: Bearer`; its aud must be the URL the
- * client used (ws:// or wss:// + Host header, with or without a trailing
- * "/"): the policy is relay/auth.h. Time and timers come from the driver
+ * from `?auth=` or `Authorization: Bearer`; its aud must be one of the
+ * relay's public URLs (opts.public_urls, by default those of the listening
+ * address): the policy is relay/auth.h. Time and timers come from the driver
  * (pairlink/driver.h). Store actions produced during one loop iteration
  * are committed in one transaction before the frames that follow them are
  * released (group commit), so a publish answered `true` is on disk.
@@ -33,14 +33,30 @@ typedef struct pl__ws_server_opts {
     int port;                /* 0: the kernel picks a free port */
     const char *db_path;     /* SQLite mailbox; NULL: in memory (lost on exit) */
     bool require_auth;       /* refuse (HTTP 401) clients without a valid JWT */
-    pl__relay_limits limits; /* zero fields: defaults */
+    /* Zero fields: defaults. limits.max_memory_bytes is ignored: the
+     * core's budget comes from max_memory below. */
+    pl__relay_limits limits;
+    /* The process's memory budget (its RSS): what the relay holds at
+     * start-up and a reserve for one request's transient copies
+     * (PL__WS_MEMORY_RESERVE) come off it, the rest is the core's
+     * accounted budget. 0: PL_RELAY_DEF_MEMORY. */
+    size_t max_memory;
     int ping_interval_ms;    /* 0: 20000 */
     int idle_timeout_ms;     /* 0: 2 * ping interval + 10000 */
-    size_t max_queue_bytes;  /* per-connection send queue; 0: 16 MiB */
+    int handshake_timeout_s; /* a socket must complete its upgrade in this; 0: 10 */
+    /* SO_SNDBUF of every accepted socket; 0: the kernel's autotuning (which
+     * may keep a few MiB per connection that does not read, outside the
+     * relay's budget). */
+    int socket_sndbuf;
     bool handle_signals;     /* stop cleanly on SIGINT/SIGTERM */
     pl__ws_log_fn log;       /* NULL: silent */
     void *log_ud;
     int log_level;           /* highest PL__LOG_* level passed to log */
+    /* The URLs clients reach this relay at, which their JWTs name as aud
+     * (at most PL__RELAY_AUD_MAX). n_public_urls 0: the listening address
+     * (see pl__relay_audience_default). */
+    const char *const *public_urls;
+    size_t n_public_urls;
     const char *tls_cert;    /* PEM certificate and key: serve wss:// (both or neither) */
     const char *tls_key;
     /* Misbehaving on purpose, for the clients' socket tests
@@ -48,6 +64,13 @@ typedef struct pl__ws_server_opts {
     int fault_close_code;    /* close every connection with this code once it is open */
     bool fault_ignore;       /* read every frame, answer none (a stuck relay) */
 } pl__ws_server_opts;
+
+/* Memory kept out of the core's budget for what one request copies while
+ * it runs (the frame, its JSON tree, an answer page as tree, text and
+ * frame, a store action) and what SQLite and libwebsockets allocate. */
+#define PL__WS_MEMORY_RESERVE ((size_t)16 << 20)
+/* The smallest core budget a relay starts with. */
+#define PL__WS_MEMORY_MIN ((size_t)4 << 20)
 
 typedef struct pl__ws_server pl__ws_server;
 

@@ -110,6 +110,12 @@ static void on_state(void *ud, pl_transport *t, pl_transport_state state, pl_err
     pl__nmn_on_state(n->core, state, err);
 }
 
+static void on_publish_error(void *ud, pl_transport *t, const char *topic, pl_err err,
+                             int64_t code) {
+    (void)t;
+    pl__nmn_on_publish_error(((pl_nm_node *)ud)->core, topic, err, code);
+}
+
 /* ---- start and close ---- */
 
 static void release(void *owner) {
@@ -123,7 +129,7 @@ static void release(void *owner) {
 /* The transport (given, or a relay client with the identity kept in the
  * store). */
 static pl_err open_transport(pl_nm_node *n, const pl_nm_node_opts *opts) {
-    pl_transport_handler h = {on_message, on_state, n};
+    pl_transport_handler h = {on_message, on_state, n, on_publish_error};
     if (opts->transport) return pl__attach_transport(&n->at, opts->transport, &h, NULL);
     uint8_t seed[PL_ED25519_SEED_BYTES];
     pl_err e = pl_store_secret(n->store, SEED_KEY, seed, PL_ED25519_SEED_BYTES);

@@ -82,6 +82,10 @@ typedef struct hconn {
     hping *pings;
     int depth;  /* inside pump */
     bool again; /* pump asked for while pumping */
+    /* A reader took bytes outside a callback (peek, read_msg): their
+     * consumption and what it releases (window credit, a stream now
+     * done) wait for the pump before the loop waits. */
+    bool dirty;
     pl_p2p_peer_id peer;
 } hconn;
 
@@ -178,12 +182,14 @@ static hstream *stream_of(const pl_p2p_host *h, pl_p2p_stream_id s, hconn **conn
     return r;
 }
 
-/* read_msg's message stays valid until the next call on its stream. */
+/* read_msg's message stays valid until the next call on its stream or
+ * the return to the loop (conn_before_wait). */
 static void apply_deferred(hconn *c, hstream *s) {
     if (!s->deferred) return;
     size_t n = s->deferred;
     s->deferred = 0;
     pl__conn_stream_consume(c->core, s->handle, n, now_ms(c->host));
+    if (!c->depth) c->dirty = true;
 }
 
 /* ---- registry for the core ------------------------------------------------------------- */
@@ -354,6 +360,19 @@ static void conn_timer(pl_driver_task *t, int64_t now) {
     case HC_DEAD:
         return;
     }
+}
+
+/* Before the loop waits: what readers took outside the callbacks is
+ * consumed, and what that released goes out (a peer waiting for window
+ * credit would otherwise wait for some other event on the connection). */
+static void conn_before_wait(pl_driver_task *t, int64_t now) {
+    (void)now;
+    hconn *c = t->data;
+    if (!c->dirty || c->st != HC_OPEN) return;
+    for (hstream *s = c->streams; s; s = s->next)
+        apply_deferred(c, s);
+    c->dirty = false;
+    pump(c);
 }
 
 /* ---- output -------------------------------------------------------------------------------------
@@ -613,6 +632,7 @@ static hconn *conn_new(pl_p2p_host *h, bool inbound) {
     c->task.data = c;
     c->task.next_deadline = conn_deadline;
     c->task.on_timer = conn_timer;
+    c->task.before_wait = conn_before_wait;
     pl_driver_start(h->drv, &c->task);
     c->next = h->conns;
     h->conns = c;
@@ -849,8 +869,11 @@ static void on_finish(pl_driver_call *call) {
 
 static void host_maybe_done(pl_p2p_host *h) {
     /* From the driver, so that on_closed never runs inside
-     * pl_p2p_host_close, and only once every handle reported back. */
-    if (h->closing && h->handles == 0) {
+     * pl_p2p_host_close, and only once every handle reported back and
+     * every connection record is gone: a dead connection whose DNS
+     * request could not be cancelled (already running) outlives its TCP
+     * handle, and its resolver callback still needs the host. */
+    if (h->closing && h->handles == 0 && !h->conns) {
         h->finish.fn = on_finish;
         h->finish.data = h;
         pl_driver_defer(h->drv, &h->finish);
@@ -1183,6 +1206,7 @@ pl_err pl_p2p_stream_read_msg(pl_p2p_host *h, pl_p2p_stream_id id, size_t max, c
     if (e == PL_ERR_TRUNCATED) return PL_OK;
     if (e != PL_OK) return e;
     s->deferred = used;
+    c->dirty = true;
     return PL_OK;
 }
 

@@ -109,6 +109,13 @@ static void on_state(void *ud, pl_transport *t, pl_transport_state state, pl_err
         c->opts.on_transport_state(c->opts.ud, c, state, err);
 }
 
+static void on_publish_error(void *ud, pl_transport *t, const char *topic, pl_err err,
+                             int64_t code) {
+    (void)t;
+    pl_wc_client *c = ud;
+    if (!c->closing) pl_wc_engine_on_publish_error(c->engine, topic, err, code);
+}
+
 static void on_engine_event(void *ud, pl_wc_engine *e, const pl_wc_event *ev) {
     (void)e;
     pl_wc_client *c = ud;
@@ -152,7 +159,7 @@ pl_err pl_wc_client_new(pl_wc_client **out, uv_loop_t *loop, const pl_wc_client_
     if (e == PL_OK && !opts->transport)
         e = pl_store_secret(c->store, SEED_KEY, seed, PL_ED25519_SEED_BYTES);
     if (e == PL_OK) {
-        pl_transport_handler h = {on_message, on_state, c};
+        pl_transport_handler h = {on_message, on_state, c, on_publish_error};
         pl_relay_client_opts ro = {
             .url = opts->relay_url,
             .seed = seed,

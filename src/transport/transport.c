@@ -144,6 +144,13 @@ void pl_transport_report_state(pl_transport *t, pl_transport_state state, pl_err
     t->handler_.on_state(t->handler_.ud, t, state, err);
 }
 
+void pl_transport_report_publish_error(pl_transport *t, const char *topic, pl_err err,
+                                       int64_t code) {
+    PL_REQUIRE(t && topic);
+    if (t->closing_ || !t->handler_.on_publish_error) return;
+    t->handler_.on_publish_error(t->handler_.ud, t, topic, err, code);
+}
+
 /* ---- flush, then close ---- */
 
 static void closed_done(pl_transport *t) {

@@ -1441,6 +1441,18 @@ bool pl__gossip_peer_subscribed(const pl__gossip *g, uint64_t h, const char *nam
     return p && t && subscribed(p, t);
 }
 
+size_t pl__gossip_publish_peers(const pl__gossip *g, const char *name) {
+    PL_REQUIRE(g && name);
+    gtopic *t = find_topic(g, name, strlen(name));
+    if (!t) return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < g->npeers; i++) {
+        const peer *p = g->peers[i];
+        n += subscribed(p, t) && !p->disconnecting && score(g, p) >= g->c.publish_threshold;
+    }
+    return n;
+}
+
 void pl__gossip_stats_get(const pl__gossip *g, pl__gossip_stats *out) {
     PL_REQUIRE(g && out);
     *out = g->st;

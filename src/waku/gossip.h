@@ -225,6 +225,9 @@ double pl__gossip_score(const pl__gossip *g, uint64_t peer); /* 0 for unknown */
 size_t pl__gossip_mesh(const pl__gossip *g, const char *topic, uint64_t *peers, size_t cap);
 /* Whether peer subscribed to topic. */
 bool pl__gossip_peer_subscribed(const pl__gossip *g, uint64_t peer, const char *topic);
+/* How many peers pl__gossip_publish on topic would send to now: subscribed,
+ * score at least publish_threshold, not being disconnected. */
+size_t pl__gossip_publish_peers(const pl__gossip *g, const char *topic);
 
 typedef struct pl__gossip_stats {
     size_t peers, topics, seen, mcache_messages, mcache_bytes, promises, outputs;

@@ -614,6 +614,14 @@ pl_err pl_wc_engine_on_message(pl_wc_engine *e, const char *topic, const uint8_t
     return PL_OK;
 }
 
+void pl_wc_engine_on_publish_error(pl_wc_engine *e, const char *topic, pl_err err,
+                                   int64_t relay_code) {
+    PL_REQUIRE(e && topic);
+    pl_wc_event ev = {.kind = PL_WC_EV_PUBLISH_FAILED, .topic = topic, .err = err,
+                      .relay_code = relay_code};
+    emit(e, &ev);
+}
+
 void pl_wc_engine_on_timer(pl_wc_engine *e, int64_t now_ms) {
     PL_REQUIRE(e);
     /* Timeouts first: a request whose deadline passed reports a timeout even

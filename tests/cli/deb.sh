@@ -61,7 +61,7 @@ ok
 
 # ---- install ----
 mode=${PL_TEST_DEB_INSTALL:-auto}
-if [ "$mode" != 0 ] && [ "$(id -u)" = 0 ] && ! dpkg-query -W -f='${Status}' pairlink 2>/dev/null | grep -q installed; then
+if [ "$mode" != 0 ] && [ "$(id -u)" = 0 ] && ! dpkg-query -W -f='${Status}' pairlink 2>/dev/null | grep installed >/dev/null; then
     if dpkg -i "$rt" "$dev" >"$tmp/dpkg.log" 2>&1; then
         installed=1 root=""
         echo "deb: installed with dpkg -i (purged again at the end)"

@@ -20,7 +20,7 @@ soname=$(objdump -p "$lib" | awk '/SONAME/ {print $2}')
 # only the public API is exported
 leaked=$(nm -D --defined-only "$lib" | awk '$2 == "T" && $3 !~ /^pl_/ && $3 !~ /^_/ {print $3}' | head -5)
 [ -z "$leaked" ] || fail "non-pl_ symbols exported: $leaked"
-nm -D --defined-only "$lib" | grep -q ' T pl_version$' || fail "pl_version is not exported"
+nm -D --defined-only "$lib" | grep ' T pl_version$' >/dev/null || fail "pl_version is not exported"
 
 # What users and operators get besides the library.
 for f in bin/pairlink share/man/man1/pairlink.1 share/man/man8/pairlink-relay.8 \
@@ -61,9 +61,9 @@ for x in wc_pair wc_pair_static; do
     set +e; "$tmp/consumer/build/$x" >/dev/null 2>&1; rc=$?; set -e
     [ $rc = 2 ] || fail "find_package build $x does not run (rc=$rc)"
 done
-objdump -p "$tmp/consumer/build/wc_pair" | grep -q 'NEEDED.*libpairlink\.so\.0' ||
+objdump -p "$tmp/consumer/build/wc_pair" | grep 'NEEDED.*libpairlink\.so\.0' >/dev/null ||
     fail "pairlink::pairlink did not link libpairlink.so"
-! objdump -p "$tmp/consumer/build/wc_pair_static" | grep -q 'NEEDED.*libpairlink' ||
+! objdump -p "$tmp/consumer/build/wc_pair_static" | grep 'NEEDED.*libpairlink' >/dev/null ||
     fail "pairlink::pairlink_static linked libpairlink.so"
 echo "install: SONAME $soname, $version; consumers built with pkg-config, find_package (shared, static) ran"
 echo "1 passed, 0 failed"

@@ -88,9 +88,9 @@ grep -q '"event":"established"' "$WORK/app1.out" || die "app: no session after p
 grep -q '"event":"established"' "$WORK/nm1.out" || die "node manager: no session after pairing"
 check_store "$WORK/app.db" 1
 check_store "$WORK/nm.db" 1
-"$PL_CLI" peers list --store "$WORK/app.db" --json | grep -q '"name":"Status node manager"' || die "app did not store the node manager's name"
-"$PL_CLI" peers list --store "$WORK/nm.db" --json | grep -q '"role":"app"' || die "node manager did not store the app"
-"$PL_CLI" peers list --store "$WORK/nm.db" --json | grep -q '"confirmed":true' || die "session not recorded as confirmed"
+"$PL_CLI" peers list --store "$WORK/app.db" --json | grep '"name":"Status node manager"' >/dev/null || die "app did not store the node manager's name"
+"$PL_CLI" peers list --store "$WORK/nm.db" --json | grep '"role":"app"' >/dev/null || die "node manager did not store the app"
+"$PL_CLI" peers list --store "$WORK/nm.db" --json | grep '"confirmed":true' >/dev/null || die "session not recorded as confirmed"
 KEYMODE=$(stat -c %a "$WORK/app.db.key")
 [ "$KEYMODE" = 600 ] || die "identity key file has mode $KEYMODE"
 echo "$TEST_NAME: paired, fingerprint $FP_APP on both sides"

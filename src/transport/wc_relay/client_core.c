@@ -244,6 +244,7 @@ pl_err pl_relay_topic(char out[PL_TOPIC_HEX_SIZE], const char *name) {
 #define DEF_MAX_TOPICS 1000u
 #define DEF_DEDUP 4096u
 #define DEF_MAX_FRAME ((size_t)2 << 20)
+#define DEF_UNSENT_EXTRA ((size_t)1 << 20) /* answers to pushes, beyond the publish queue */
 #define DEF_TTL 86400u
 /* A request unanswered this many times in a row means the relay is stuck
  * even though the socket is alive: reconnect, which re-sends everything. */
@@ -332,7 +333,8 @@ struct pl__rc {
     void *rng_ctx;
     uint32_t connect_timeout, request_timeout, reconnect_min, reconnect_max;
     uint32_t ping_interval, ping_timeout, max_queue, max_topics, batch_max;
-    size_t max_queue_bytes, max_frame;
+    size_t max_queue_bytes, max_frame, max_unsent;
+    size_t unsent; /* SEND bytes the runtime has not written yet */
 
     /* connection */
     int64_t conn_deadline, backoff_at, open_since, last_rx, ping_sent_at;
@@ -406,12 +408,16 @@ bool pl__rc_poll(pl__rc *c, pl__rc_output *o) {
     return true;
 }
 
+/* Queue a frame for the relay. What the relay does not read piles up in
+ * the runtime: counted here until pl__rc_on_written, and bounded by
+ * max_unsent (check_unsent). */
 static void out_send(pl__rc *c, const char *text, size_t len) {
     pl__rc_output o = {.kind = PL__RC_SEND, .len = len};
     o.text = malloc(len + 1);
     if (!o.text) return;
     memcpy(o.text, text, len);
     o.text[len] = '\0';
+    c->unsent += len;
     out(c, &o);
 }
 
@@ -784,6 +790,7 @@ static void resume_after_connect(pl__rc *c, int64_t now_ms) {
  * reconnect is scheduled or, when `fatal`, the client stops. */
 static void conn_lost(pl__rc *c, pl_err err, bool fatal, int64_t now_ms) {
     bool was_open = c->st == ST_OPEN;
+    c->unsent = 0; /* the runtime drops the connection's queue with it */
     c->rx_len = 0;
     c->rx_discard = false;
     c->ping_sent_at = 0;
@@ -1145,6 +1152,17 @@ static void handle_frame(pl__rc *c, const char *text, size_t len, int64_t now_ms
     pl_rpc_msgs_free(msgs, n);
 }
 
+/* A relay that sends (pushes) but does not read our frames (their
+ * answers) would grow the runtime's queue without end: drop it. */
+static void check_unsent(pl__rc *c, int64_t now_ms) {
+    if (c->st == ST_OPEN && c->unsent > c->max_unsent) conn_drop(c, PL_ERR_TIMEOUT, now_ms);
+}
+
+void pl__rc_on_written(pl__rc *c, size_t len) {
+    PL_REQUIRE(c);
+    c->unsent = len < c->unsent ? c->unsent - len : 0;
+}
+
 static void alive(pl__rc *c, int64_t now_ms) {
     c->last_rx = now_ms;
     c->ping_sent_at = 0;
@@ -1194,6 +1212,7 @@ void pl__rc_on_data(pl__rc *c, const void *in, size_t len, bool binary, bool fin
     if (!c->rx_discard) {
         c->rx[c->rx_len] = '\0';
         handle_frame(c, (const char *)c->rx, c->rx_len, now_ms);
+        check_unsent(c, now_ms);
     }
     c->rx_len = 0;
     c->rx_discard = false;
@@ -1256,6 +1275,7 @@ void pl__rc_on_timer(pl__rc *c, int64_t now_ms) {
             req_send(c, r, now_ms);
         }
         flush(c, now_ms);
+        check_unsent(c, now_ms);
         break;
     default:
         break;
@@ -1339,6 +1359,7 @@ pl_err pl__rc_new(pl__rc **out_c, const pl__rc_config *cfg, int64_t now_ms) {
     c->max_queue_bytes = OPT(cfg->max_queue_bytes, DEF_MAX_QUEUE_BYTES);
     c->max_topics = OPT(cfg->max_topics, DEF_MAX_TOPICS);
     c->max_frame = OPT(cfg->max_frame_bytes, DEF_MAX_FRAME);
+    c->max_unsent = OPT(cfg->max_unsent_bytes, c->max_queue_bytes + DEF_UNSENT_EXTRA);
     c->batch_max = cfg->batch_max && cfg->batch_max < BATCH_MAX ? cfg->batch_max : BATCH_MAX;
     /* An allowance given: paced from the start. Otherwise unpaced until
      * the relay first refuses (3001), then paced to what it says. */

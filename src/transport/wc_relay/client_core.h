@@ -79,7 +79,7 @@ typedef struct pl__rc_config {
     void *rng_ctx;
     uint32_t connect_timeout_ms, request_timeout_ms, reconnect_min_ms, reconnect_max_ms;
     uint32_t ping_interval_ms, ping_timeout_ms, max_queue, max_topics, dedup_capacity;
-    size_t max_queue_bytes, max_frame_bytes;
+    size_t max_queue_bytes, max_frame_bytes, max_unsent_bytes;
     /* items per batch frame (0: the protocol's 500; 1: no batches); the
      * allowance paced to (see pl_relay_client_opts) */
     uint32_t batch_max, rate_per_s, rate_burst;
@@ -143,6 +143,11 @@ void pl__rc_on_failed(pl__rc *c, unsigned http_status, const char *why, int64_t 
 void pl__rc_on_closed(pl__rc *c, int close_code, int64_t now_ms);
 /* The connection vanished (any state) for `err`. */
 void pl__rc_on_lost(pl__rc *c, pl_err err, int64_t now_ms);
+/* The runtime wrote (or discarded) `len` bytes of a SEND output. The core
+ * counts what it gave the runtime to send until then; beyond
+ * max_unsent_bytes the relay is not reading and the connection is
+ * dropped. */
+void pl__rc_on_written(pl__rc *c, size_t len);
 /* Bytes of a frame from the relay (fragments in order; final on the last). */
 void pl__rc_on_data(pl__rc *c, const void *data, size_t len, bool binary, bool final,
                     int64_t now_ms);

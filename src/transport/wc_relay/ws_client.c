@@ -82,9 +82,16 @@ static int64_t now_ms(const rc_rt *rt) {
 /* ---- outgoing frames ---- */
 
 static void out_push(rc_rt *rt, const char *text, size_t len) {
-    if (!rt->wsi || !rt->open) return; /* the core re-sends after a reconnect */
+    /* Whatever is not queued counts as written for the core's bound. */
+    if (!rt->wsi || !rt->open) { /* the core re-sends after a reconnect */
+        pl__rc_on_written(rt->core, len);
+        return;
+    }
     outframe *f = malloc(sizeof *f + LWS_PRE + len);
-    if (!f) return; /* the request's time-out sends it again */
+    if (!f) { /* the request's time-out sends it again */
+        pl__rc_on_written(rt->core, len);
+        return;
+    }
     f->next = NULL;
     f->len = len;
     memcpy(f->buf + LWS_PRE, text, len);
@@ -158,6 +165,11 @@ static void drain(rc_rt *rt) {
         }
         case PL__RC_RESULT:
             report_result(rt, &o);
+            /* A refused or expired publish reaches the transport's user too:
+             * a core must not wait in silence for an answer that will not
+             * come. */
+            if (o.op == PL_RELAY_OP_PUBLISH && (o.err == PL_ERR_RELAY || o.err == PL_ERR_TIMEOUT))
+                pl_transport_report_publish_error(&rt->t, o.topic, o.err, o.relay_code);
             break;
         }
         pl__rc_output_clear(&o);
@@ -291,6 +303,7 @@ static int on_writeable(rc_rt *rt, struct lws *wsi) {
     if (!rt->out_head) rt->out_tail = NULL;
     int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
     bool ok = n >= 0 && (size_t)n >= f->len;
+    pl__rc_on_written(rt->core, f->len);
     free(f);
     if (!ok) return -1;
     if (rt->out_head) lws_callback_on_writable(wsi);
@@ -625,6 +638,7 @@ pl_err pl_relay_client_new(pl_transport **out, pl_driver *d, const pl_relay_clie
         .max_frame_bytes = opts->max_frame_bytes,
         .rate_per_s = opts->rate_per_s,
         .rate_burst = opts->rate_burst,
+        .max_unsent_bytes = opts->max_unsent_bytes,
     };
     rc_rt *rt = calloc(1, sizeof *rt);
     if (!rt) return PL_ERR_NOMEM;
