@@ -103,7 +103,9 @@ typedef struct pl__relay_limits {
     size_t fetch_page_bytes;     /* one irn_fetchMessages answer (one message always fits) */
     /* Not limits: what the runtime tells the core about its own costs. */
     size_t conn_cost_bytes;      /* memory one socket costs the runtime */
-    bool memory_store;           /* the store keeps a second copy in memory (no --db) */
+    bool memory_store;           /* the store keeps a second copy in memory */
+    bool no_store;               /* no store at all (no --db): no STORE_* actions; the
+                                    mailbox lives in the core alone */
     /* Where the keys of the core's hash tables come from (NULL:
      * pl_random). Tests and fuzzing pass a seeded one. */
     pl_rng_fn rng;
