@@ -48,6 +48,9 @@ int pl_cli_store_error(const pl_cli_out *o, const char *path, pl_err err);
 /* A key file (or a store, which holds keys) was refused with
  * PL_ERR_KEY_FILE: why, and the command that fixes it, in buf. */
 void pl_cli_key_file_problem(const char *path, char *buf, size_t cap);
+/* A key file could not be loaded, created or saved (`what`): which file,
+ * why, and the fix (the chmod for unsafe permissions). Returns 1. */
+int pl_cli_key_file_error(const pl_cli_out *o, const char *path, pl_err err, const char *what);
 /* A client could not start: a relay error (a bad --relay URL) is reported
  * as the relay's, anything else as the store's. Returns 1. */
 int pl_cli_start_error(const pl_cli_out *o, const char *store, const char *relay, pl_err err);

@@ -101,6 +101,17 @@ void pl_cli_key_file_problem(const char *path, char *buf, size_t cap) {
     }
 }
 
+int pl_cli_key_file_error(const pl_cli_out *o, const char *path, pl_err err, const char *what) {
+    char why[1024], detail[256];
+    if (err == PL_ERR_KEY_FILE) {
+        pl_cli_key_file_problem(path, why, sizeof why);
+        return pl_cli_error(o, err, "key file %s %s", path, why);
+    }
+    pl_cli_detail(err, detail, sizeof detail);
+    return pl_cli_error(o, err, "key file %s: %s: %s", path, what,
+                        *detail ? detail : pl_strerror(err));
+}
+
 /* The directory part of path (a copy: dirname may modify its argument). */
 static const char *dir_of(const char *path, char *buf, size_t cap) {
     snprintf(buf, cap, "%s", path);
