@@ -209,15 +209,15 @@ static void on_deadline(uv_timer_t *t) {
     pl_transport_get_state(pl_wc_client_transport(r->client), &why);
     if (r->cmd == CMD_CREATE)
         pl_cli_error(&r->out, PL_ERR_TIMEOUT,
-                     "not activated within %ld s: nobody paired with the URI%s", r->timeout_s,
+                     "not activated within %ld s: the peer did not pair with the URI%s", r->timeout_s,
                      relay_up(r) ? "" : " (and the relay is not reached)");
     else if (!relay_up(r))
         pl_cli_error(&r->out, PL_ERR_TIMEOUT, "relay %s not reached within %ld s: %s", r->relay,
                      r->timeout_s, relay_reason(r, why ? why : PL_ERR_DISCONNECTED));
     else if (r->cmd == CMD_PING && r->peer_not_joined)
         pl_cli_error(&r->out, PL_ERR_TIMEOUT,
-                     "no answer within %ld s: the peer has not joined this pairing (nobody paired "
-                     "with its URI yet)",
+                     "no answer within %ld s: the peer has not joined this pairing (its URI was "
+                     "not used yet, or the peer is offline)",
                      r->timeout_s);
     else if (r->cmd == CMD_PING)
         pl_cli_error(&r->out, PL_ERR_TIMEOUT,
@@ -292,7 +292,8 @@ static int find_pairing(runner *r, pl_wc_engine *e) {
         return pl_cli_error(&r->out, err, "no pairing %s in store %s (see 'pairlink wc list')",
                             r->topic, r->store);
     if (r->cmd == CMD_PING && waiting) {
-        /* nobody has paired with its URI yet: say so now, not 35 s later */
+        /* no sign of the peer yet (this side cannot know whether its URI
+         * was used until the peer answers): say so now, not 35 s later */
         r->peer_not_joined = true;
         int64_t left = expiry - pl_wc_client_now(r->client) / 1000;
         json_t *o = json_object();
@@ -301,8 +302,8 @@ static int find_pairing(runner *r, pl_wc_engine *e) {
         json_object_set_new(o, "expires_in_ms", json_integer(left > 0 ? left * 1000 : 0));
         json_object_set_new(
             o, "message",
-            json_string("the peer has not joined this pairing yet (nobody paired with "
-                        "its URI): waiting for the peer"));
+            json_string("no message from the peer on this pairing yet (its first answer "
+                        "activates it): waiting for the peer"));
         emit(r, o);
     }
     return 0;
