@@ -209,8 +209,8 @@ static void on_deadline(uv_timer_t *t) {
     pl_transport_get_state(pl_wc_client_transport(r->client), &why);
     if (r->cmd == CMD_CREATE)
         pl_cli_error(&r->out, PL_ERR_TIMEOUT,
-                     "not activated within %ld s: the peer did not pair with the URI%s", r->timeout_s,
-                     relay_up(r) ? "" : " (and the relay is not reached)");
+                     "not activated within %ld s: the peer did not pair with the URI%s",
+                     r->timeout_s, relay_up(r) ? "" : " (and the relay is not reached)");
     else if (!relay_up(r))
         pl_cli_error(&r->out, PL_ERR_TIMEOUT, "relay %s not reached within %ld s: %s", r->relay,
                      r->timeout_s, relay_reason(r, why ? why : PL_ERR_DISCONNECTED));
