@@ -8,15 +8,17 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <string.h>
 
-#include "pairlink/common.h"
 #include "core/htable.h"
 #include "pairlink/codec.h"
-#include "pairlink/transport.h"
+#include "pairlink/common.h"
 #include "pairlink/hash.h"
+#include "pairlink/store.h"
+#include "pairlink/transport.h"
 #include "support/support.h"
 
 static void test_strerror_names_every_code(void **state) {
@@ -31,6 +33,32 @@ static void test_strerror_names_every_code(void **state) {
     assert_string_equal(pl_errname(name), #name);
     PL_ERRORS(CHECK)
 #undef CHECK
+}
+
+/* The words behind a wrapped errno and SQLite code (what the CLI prints
+ * after the path). */
+static void test_detail_text(void **state) {
+    (void)state;
+    char dir[] = "/tmp/pl-detail-XXXXXX", path[64], buf[128];
+    assert_non_null(mkdtemp(dir));
+    pl_store *s = NULL;
+    assert_int_equal(pl_store_open(&s, dir), PL_ERR_SYS); /* a directory */
+    assert_string_equal(pl_detail_text(PL_ERR_SYS, buf, sizeof buf), "Is a directory");
+    snprintf(path, sizeof path, "%s/junk.db", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 64; i++)
+        fputs("not a database ", f);
+    fclose(f);
+    chmod(path, 0600);
+    assert_int_equal(pl_store_open(&s, path), PL_ERR_STORE_CORRUPT);
+    assert_string_equal(pl_detail_text(PL_ERR_STORE_CORRUPT, buf, sizeof buf),
+                        "file is not a database");
+    /* an error whose detail is of another kind, and a short buffer */
+    assert_string_equal(pl_detail_text(PL_ERR_URI_EXPIRED, buf, sizeof buf), "");
+    assert_string_equal(pl_detail_text(PL_ERR_STORE_CORRUPT, buf, 5), "file");
+    unlink(path);
+    rmdir(dir);
 }
 
 static void check_hkdf(const char *ikm_hex, const char *salt_hex, const char *info_hex,
@@ -265,6 +293,7 @@ int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strerror_names_every_code),
+        cmocka_unit_test(test_detail_text),
         cmocka_unit_test(test_hkdf_rfc5869),
         cmocka_unit_test(test_hkdf_length_bounds),
         cmocka_unit_test(test_ct_equal),

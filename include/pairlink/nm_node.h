@@ -146,6 +146,12 @@ PL_EXPORT size_t pl_nm_node_restored(const pl_nm_node *n);
  * left open. Calling it twice is misuse. */
 PL_EXPORT void pl_nm_node_close(pl_nm_node *n, int64_t flush_ms, void (*on_closed)(void *ud));
 
+/* The event's name in lowercase words with underscores ("transport",
+ * "pair_code", "pair_dropped", "pair_stored", "paired", "pair_failed",
+ * "session", "publish_failed"), the same for every binding and log
+ * (docs/cli.md); "unknown" outside the enum. Static strings, any thread. */
+PL_EXPORT const char *pl_nm_node_event_name(pl_nm_node_event_kind k);
+
 #ifdef __cplusplus
 }
 #endif

@@ -193,6 +193,12 @@ typedef struct pl_nm_sessions_stats {
 } pl_nm_sessions_stats;
 PL_EXPORT void pl_nm_sessions_stats_get(const pl_nm_sessions *m, pl_nm_sessions_stats *out);
 
+/* The session event's name ("connecting", "knock", "established", "retry",
+ * "rejected", "request", "response", "request_failed", "dropped"), as the
+ * CLI prints it (docs/cli.md); "unknown" outside the enum. Static strings,
+ * any thread. */
+PL_EXPORT const char *pl_nm_session_event_name(pl_nm_session_event e);
+
 #ifdef __cplusplus
 }
 #endif
