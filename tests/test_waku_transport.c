@@ -1,0 +1,623 @@
+/* The Waku relay transport (include/pairlink/waku_transport.h) over real
+ * Waku nodes on loopback sockets, all on one uv loop bounded by timers:
+ * the mapping of publish options and deliveries (version, meta, ephemeral,
+ * timestamp, hash) across a relay hop, idempotent subscriptions, refused
+ * topics and payloads, the states (CONNECTING, CONNECTED, RECONNECTING
+ * when the only peer goes, CONNECTED when it comes back), flush-then-close
+ * of a message queued while no peer was subscribed, a wrapped node whose
+ * callbacks are chained and given back, and the identity key file. Every
+ * handle is closed at the end of each test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "pairlink/driver.h"
+#include "pairlink/relay_client.h"
+#include "pairlink/waku.h"
+#include "pairlink/waku_node.h"
+#include "pairlink/waku_transport.h"
+#include "support/support.h"
+
+#define CT "/pairlink/1/transport-test/proto"
+#define CT2 "/pairlink/1/other/proto"
+#define TOPIC "/waku/2/rs/16/64"
+#define MAXGOT 32
+
+static bool verbose;
+static uv_loop_t loop;
+static pl_driver *drv;
+
+static void on_log(void *ud, const char *line) {
+    if (verbose) fprintf(stderr, "[%s] %s\n", (const char *)ud, line);
+}
+
+/* ---- what a transport's handler saw ---- */
+
+typedef struct got {
+    char topic[128];
+    uint8_t data[64];
+    size_t len;
+    int64_t published_at_ms;
+    bool has_ext;
+    uint32_t version;
+    bool ephemeral;
+    uint8_t meta[PL_WAKU_META_MAX];
+    size_t meta_len;
+    int64_t timestamp_ns;
+    char pubsub[PL_WAKU_PUBSUB_TOPIC_SIZE];
+    bool hash_ok;
+} got;
+
+typedef struct side {
+    const char *name;
+    pl_transport *t;
+    got got[MAXGOT];
+    int ngot;
+    int states;
+    pl_transport_state state;
+    pl_err state_err;
+    bool closed;
+} side;
+
+static void on_message(void *ud, pl_transport *t, const char *topic, const uint8_t *data,
+                       size_t len, const pl_delivery_info *info) {
+    side *s = ud;
+    assert_ptr_equal(t, s->t);
+    assert_true(s->ngot < MAXGOT);
+    got *g = &s->got[s->ngot++];
+    memset(g, 0, sizeof *g);
+    assert_int_equal(info->err, PL_OK);
+    snprintf(g->topic, sizeof g->topic, "%s", topic);
+    assert_true(len <= sizeof g->data);
+    memcpy(g->data, data, len);
+    g->len = len;
+    g->published_at_ms = info->published_at_ms;
+    if (info->ext && info->ext->kind == PL_TRANSPORT_EXT_WAKU) {
+        const pl_waku_delivery_ext *x = (const pl_waku_delivery_ext *)(const void *)info->ext;
+        g->has_ext = true;
+        g->version = x->version;
+        g->ephemeral = x->ephemeral;
+        g->meta_len = x->meta_len;
+        if (x->meta_len) memcpy(g->meta, x->meta, x->meta_len);
+        g->timestamp_ns = x->timestamp_ns;
+        snprintf(g->pubsub, sizeof g->pubsub, "%s", x->pubsub_topic);
+        /* the hash is the 14/WAKU2-MESSAGE one of what came */
+        pl_waku_message m = {.payload = data,
+                             .payload_len = len,
+                             .has_payload = true,
+                             .content_topic = topic,
+                             .content_topic_len = strlen(topic),
+                             .version = x->version,
+                             .timestamp = x->timestamp_ns,
+                             .meta = x->meta,
+                             .meta_len = x->meta_len,
+                             .ephemeral = x->ephemeral};
+        uint8_t h[PL_WAKU_HASH_BYTES];
+        pl_waku_message_hash(h, x->pubsub_topic, &m);
+        g->hash_ok = !memcmp(h, x->hash, sizeof h) && x->from && x->from->len > 0;
+    }
+}
+
+static void on_state(void *ud, pl_transport *t, pl_transport_state st, pl_err err) {
+    side *s = ud;
+    assert_ptr_equal(t, s->t);
+    s->states++;
+    s->state = st;
+    s->state_err = err;
+}
+
+static void on_closed(void *ud) {
+    ((side *)ud)->closed = true;
+}
+
+/* ---- the loop ---- */
+
+typedef bool (*cond_fn)(void *);
+typedef struct waiter {
+    cond_fn cond;
+    void *arg;
+} waiter;
+
+static void on_check(uv_timer_t *t) {
+    waiter *w = t->data;
+    if (w->cond && w->cond(w->arg)) uv_stop(t->loop);
+}
+
+static void on_deadline(uv_timer_t *t) {
+    uv_stop(t->loop);
+}
+
+/* Run until cond holds (checked every 2 ms), at most ms. */
+static bool run_until(cond_fn cond, void *arg, uint64_t ms) {
+    waiter w = {cond, arg};
+    uv_timer_t poll, tm;
+    uv_timer_init(&loop, &poll);
+    uv_timer_init(&loop, &tm);
+    poll.data = tm.data = &w;
+    uv_timer_start(&poll, on_check, 2, 2);
+    uv_timer_start(&tm, on_deadline, ms, 0);
+    if (!cond || !cond(arg)) uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&poll, NULL);
+    uv_close((uv_handle_t *)&tm, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return !cond || cond(arg);
+}
+
+static void run_for(uint64_t ms) {
+    (void)run_until(NULL, NULL, ms);
+}
+
+static bool is_connected(void *arg) {
+    return ((side *)arg)->state == PL_TRANSPORT_CONNECTED;
+}
+
+static bool is_reconnecting(void *arg) {
+    return ((side *)arg)->state == PL_TRANSPORT_RECONNECTING;
+}
+
+static bool is_closed(void *arg) {
+    return ((side *)arg)->closed;
+}
+
+typedef struct count_want {
+    side *s;
+    int n;
+} count_want;
+
+static bool has_n(void *arg) {
+    count_want *c = arg;
+    return c->s->ngot >= c->n;
+}
+
+static bool mesh_of(void *arg) {
+    return pl_waku_node_mesh_size(arg, TOPIC) >= 1;
+}
+
+static int setup(void **state) {
+    (void)state;
+    verbose = getenv("PL_TEST_VERBOSE") != NULL;
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&loop);
+    assert_int_equal(pl_driver_new(&drv, &loop), PL_OK);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    pl_driver_close(drv, NULL, NULL);
+    drv = NULL;
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    return 0;
+}
+
+/* ---- nodes and transports ---- */
+
+/* A plain relay node (the hop), listening on listen (NULL: any port). */
+static pl_waku_node *hop_start(const char *listen, const pl_p2p_key *key, char addr[1200]) {
+    pl_waku_node_opts o;
+    pl_waku_node_opts_init(&o);
+    o.key = key;
+    o.on_log = on_log;
+    o.log_ud = (void *)"hop";
+    pl_waku_node *n = NULL;
+    assert_int_equal(pl_waku_node_new(&n, drv, &o), PL_OK);
+    assert_int_equal(pl_waku_node_listen(n, listen ? listen : "/ip4/127.0.0.1/tcp/0"), PL_OK);
+    assert_int_equal(pl_waku_node_listen_addr(n, 0, addr, 1200), 1);
+    return n;
+}
+
+static bool flag_set(void *arg) {
+    return *(bool *)arg;
+}
+
+static void on_flag(void *ud) {
+    *(bool *)ud = true;
+}
+
+static void hop_stop(pl_waku_node *n) {
+    bool closed = false;
+    pl_waku_node_close(n, on_flag, &closed);
+    assert_true(run_until(flag_set, &closed, 10000));
+}
+
+static void side_start(side *s, const char *name, const char *peer) {
+    memset(s, 0, sizeof *s);
+    s->name = name;
+    pl_waku_transport_opts o;
+    pl_waku_transport_opts_init(&o);
+    const char *peers[1] = {peer};
+    o.node.peers = peers;
+    o.node.n_peers = peer ? 1 : 0;
+    o.node.on_log = on_log;
+    o.node.log_ud = (void *)name;
+    o.handler = (pl_transport_handler){on_message, on_state, s};
+    assert_int_equal(pl_waku_transport_new(&s->t, drv, &o), PL_OK);
+    assert_true(pl_waku_transport_is(s->t));
+    assert_string_equal(pl_transport_name(s->t), "waku");
+    assert_ptr_equal(pl_transport_driver(s->t), drv);
+    pl_err e = PL_ERR_INTERNAL;
+    assert_int_equal(pl_transport_get_state(s->t, &e), PL_TRANSPORT_CONNECTING);
+    assert_int_equal(e, PL_OK);
+    s->state = PL_TRANSPORT_CONNECTING;
+}
+
+static void side_stop(side *s, int64_t flush_ms) {
+    pl_transport_close(s->t, flush_ms, on_closed, s);
+    assert_false(s->closed); /* never inside the call */
+    assert_true(run_until(is_closed, s, 15000));
+    s->t = NULL;
+}
+
+static const got *find(const side *s, const char *payload) {
+    for (int i = 0; i < s->ngot; i++)
+        if (s->got[i].len == strlen(payload) && !memcmp(s->got[i].data, payload, s->got[i].len))
+            return &s->got[i];
+    return NULL;
+}
+
+typedef struct payload_want {
+    side *s;
+    const char *payload;
+} payload_want;
+
+static bool has_payload(void *arg) {
+    payload_want *p = arg;
+    return find(p->s, p->payload) != NULL;
+}
+
+/* The port of "/ip4/127.0.0.1/tcp/PORT/p2p/ID", as a listen address. */
+static void listen_of(char out[64], const char *addr) {
+    int port = 0;
+    assert_int_equal(sscanf(addr, "/ip4/127.0.0.1/tcp/%d/", &port), 1);
+    snprintf(out, 64, "/ip4/127.0.0.1/tcp/%d", port);
+}
+
+/* ---- publish options and deliveries across a relay hop ---- */
+
+static void test_publish_and_deliver(void **state) {
+    (void)state;
+    char haddr[1200];
+    pl_waku_node *hop = hop_start(NULL, NULL, haddr);
+    side a, b;
+    side_start(&a, "A", haddr);
+    side_start(&b, "B", haddr);
+    assert_true(run_until(is_connected, &a, 10000));
+    assert_true(run_until(is_connected, &b, 10000));
+    assert_int_equal(a.states, 1);
+    assert_int_equal(a.state_err, PL_OK);
+
+    assert_int_equal(pl_transport_subscribe(a.t, CT), PL_OK);
+    assert_int_equal(pl_transport_subscribe(a.t, CT), PL_OK); /* idempotent */
+    assert_int_equal(pl_transport_subscribe(a.t, "/not-a-content-topic"), PL_ERR_WAKU_TOPIC);
+    assert_int_equal(pl_transport_subscribe(a.t, "no spaces allowed"), PL_ERR_INVALID_ARG);
+    assert_true(run_until(mesh_of, pl_waku_transport_node(a.t), 10000));
+    assert_true(run_until(mesh_of, pl_waku_transport_node(b.t), 10000));
+
+    static const uint8_t meta[] = {0xde, 0xad, 0x01};
+    pl_waku_publish_ext x = {
+        .ext = {PL_TRANSPORT_EXT_WAKU}, .version = 2, .meta = meta, .meta_len = sizeof meta};
+    pl_publish_opts po = {.ttl_s = 300, .ephemeral = true, .ext = &x.ext};
+    int64_t t0 = pl_wall_clock_ms();
+    assert_int_equal(pl_transport_publish(b.t, CT, (const uint8_t *)"one", 3, &po), PL_OK);
+    /* another transport's extension is not ours: version 0, no meta */
+    pl_wc_relay_publish_ext wx = {.ext = {PL_TRANSPORT_EXT_WC_RELAY}, .tag = 1108, .prompt = true};
+    pl_publish_opts po2 = {.ttl_s = 60, .ext = &wx.ext};
+    assert_int_equal(pl_transport_publish(b.t, CT, (const uint8_t *)"two", 3, &po2), PL_OK);
+    pl_waku_publish_ext x1 = {.ext = {PL_TRANSPORT_EXT_WAKU}, .version = 1};
+    pl_publish_opts po3 = {.ext = &x1.ext};
+    assert_int_equal(pl_transport_publish(b.t, CT, (const uint8_t *)"three", 5, &po3), PL_OK);
+    /* a content topic A does not subscribe to */
+    assert_int_equal(pl_transport_publish(b.t, CT2, (const uint8_t *)"other", 5, NULL), PL_OK);
+    /* refused, nothing sent */
+    assert_int_equal(pl_transport_publish(b.t, CT, NULL, 0, NULL), PL_ERR_WAKU_MESSAGE);
+    assert_int_equal(pl_transport_publish(b.t, "/bad", (const uint8_t *)"x", 1, NULL),
+                     PL_ERR_WAKU_TOPIC);
+    uint8_t big_meta[PL_WAKU_META_MAX + 1] = {0};
+    pl_waku_publish_ext xm = {
+        .ext = {PL_TRANSPORT_EXT_WAKU}, .meta = big_meta, .meta_len = sizeof big_meta};
+    pl_publish_opts pom = {.ext = &xm.ext};
+    assert_int_equal(pl_transport_publish(b.t, CT, (const uint8_t *)"x", 1, &pom),
+                     PL_ERR_WAKU_MESSAGE);
+
+    count_want w = {&a, 3};
+    assert_true(run_until(has_n, &w, 10000));
+    run_for(300); /* a repeat or the other topic would show now */
+    assert_int_equal(a.ngot, 3);
+    assert_int_equal(b.ngot, 0);
+    int64_t t1 = pl_wall_clock_ms();
+    const got *g = find(&a, "one");
+    assert_non_null(g);
+    assert_string_equal(g->topic, CT);
+    assert_true(g->has_ext && g->hash_ok);
+    assert_int_equal(g->version, 2);
+    assert_true(g->ephemeral);
+    assert_int_equal(g->meta_len, sizeof meta);
+    assert_memory_equal(g->meta, meta, sizeof meta);
+    assert_string_equal(g->pubsub, TOPIC);
+    assert_int_equal(g->published_at_ms, g->timestamp_ns / 1000000);
+    assert_true(g->published_at_ms >= t0 - 1000 && g->published_at_ms <= t1 + 1000);
+    g = find(&a, "two");
+    assert_non_null(g);
+    assert_true(g->has_ext && g->hash_ok);
+    assert_int_equal(g->version, 0);
+    assert_false(g->ephemeral);
+    assert_int_equal(g->meta_len, 0);
+    g = find(&a, "three");
+    assert_non_null(g);
+    assert_int_equal(g->version, 1);
+    assert_false(g->ephemeral);
+
+    /* unsubscribed: nothing more on CT (idempotent), while CT2 flows */
+    assert_int_equal(pl_transport_unsubscribe(a.t, CT), PL_OK);
+    assert_int_equal(pl_transport_unsubscribe(a.t, CT), PL_OK);
+    assert_int_equal(pl_transport_subscribe(a.t, CT2), PL_OK);
+    run_for(100);
+    assert_int_equal(pl_transport_publish(b.t, CT, (const uint8_t *)"four", 4, NULL), PL_OK);
+    assert_int_equal(pl_transport_publish(b.t, CT2, (const uint8_t *)"five", 4, NULL), PL_OK);
+    payload_want pw = {&a, "five"};
+    assert_true(run_until(has_payload, &pw, 10000));
+    run_for(200);
+    assert_null(find(&a, "four"));
+    assert_string_equal(find(&a, "five")->topic, CT2);
+    assert_int_equal(pl_transport_pending(b.t), 0);
+
+    side_stop(&a, 0);
+    side_stop(&b, 2000);
+    /* closed: the operations refuse */
+    hop_stop(hop);
+}
+
+/* ---- states: the only peer goes and comes back ---- */
+
+typedef struct states_want {
+    side *s;
+    int n;
+} states_want;
+
+static bool more_states(void *arg) {
+    states_want *w = arg;
+    return w->s->states >= w->n;
+}
+
+static void test_states(void **state) {
+    (void)state;
+    pl_p2p_key *hk = NULL;
+    assert_int_equal(pl_p2p_key_generate(&hk, PL_P2P_KEY_ED25519), PL_OK);
+    char haddr[1200], haddr2[1200], listen[64];
+    pl_waku_node *hop = hop_start(NULL, hk, haddr);
+    listen_of(listen, haddr);
+    side a;
+    side_start(&a, "A", haddr);
+    assert_true(run_until(is_connected, &a, 10000));
+    assert_int_equal(a.states, 1);
+
+    hop_stop(hop);
+    assert_true(run_until(is_reconnecting, &a, 10000));
+    assert_int_not_equal(a.state_err, PL_OK);
+    pl_err e = PL_OK;
+    assert_int_equal(pl_transport_get_state(a.t, &e), PL_TRANSPORT_RECONNECTING);
+    assert_int_equal(e, a.state_err);
+    /* the node redials by itself: each failed dial is reported again */
+    states_want sw = {&a, a.states + 1};
+    assert_true(run_until(more_states, &sw, 5000));
+    assert_int_equal(a.state, PL_TRANSPORT_RECONNECTING);
+    /* publishes meanwhile wait */
+    assert_int_equal(pl_transport_publish(a.t, CT, (const uint8_t *)"waiting", 7, NULL), PL_OK);
+    assert_int_equal(pl_transport_pending(a.t), 1);
+
+    hop = hop_start(listen, hk, haddr2);
+    assert_string_equal(haddr, haddr2);
+    assert_true(run_until(is_connected, &a, 15000));
+    assert_int_equal(a.state_err, PL_OK);
+    side_stop(&a, 0);
+    hop_stop(hop);
+    pl_p2p_key_free(hk);
+}
+
+/* ---- flush, then close: a message queued while no peer was there ---- */
+
+static void test_flush_then_close(void **state) {
+    (void)state;
+    /* A's identity and port, known before A runs */
+    pl_p2p_key *ak = NULL;
+    assert_int_equal(pl_p2p_key_generate(&ak, PL_P2P_KEY_ED25519), PL_OK);
+    char aaddr[1200], listen[64];
+    pl_waku_node *tmp = hop_start(NULL, ak, aaddr);
+    listen_of(listen, aaddr);
+    hop_stop(tmp);
+
+    side b;
+    side_start(&b, "B", aaddr);
+    assert_int_equal(pl_transport_publish(b.t, CT, (const uint8_t *)"late", 4, NULL), PL_OK);
+    assert_int_equal(pl_transport_pending(b.t), 1);
+    /* close with a flush: it waits for a subscribed peer */
+    pl_transport_close(b.t, 20000, on_closed, &b);
+    assert_int_equal(pl_transport_publish(b.t, CT, (const uint8_t *)"no", 2, NULL), PL_ERR_STATE);
+    assert_int_equal(pl_transport_subscribe(b.t, CT), PL_ERR_STATE);
+    run_for(300);
+    assert_false(b.closed);
+
+    side a;
+    memset(&a, 0, sizeof a);
+    a.name = "A";
+    pl_waku_transport_opts o;
+    pl_waku_transport_opts_init(&o);
+    o.node.key = ak;
+    const char *l[1] = {listen};
+    o.listen = l;
+    o.n_listen = 1;
+    o.node.on_log = on_log;
+    o.node.log_ud = (void *)"A";
+    o.handler = (pl_transport_handler){on_message, on_state, &a};
+    assert_int_equal(pl_waku_transport_new(&a.t, drv, &o), PL_OK);
+    assert_int_equal(pl_transport_subscribe(a.t, CT), PL_OK);
+    assert_true(run_until(is_closed, &b, 20000));
+    payload_want pw = {&a, "late"};
+    assert_true(run_until(has_payload, &pw, 10000));
+    assert_int_equal(a.ngot, 1);
+
+    /* flush 0 with something pending: closes anyway */
+    side c;
+    side_start(&c, "C", "/ip4/127.0.0.1/tcp/9");
+    assert_int_equal(pl_transport_publish(c.t, CT, (const uint8_t *)"lost", 4, NULL), PL_OK);
+    side_stop(&c, 0);
+    side_stop(&a, 0);
+    pl_p2p_key_free(ak);
+}
+
+/* ---- a node of the caller's, wrapped ---- */
+
+typedef struct orig {
+    int messages, events;
+} orig;
+
+static void orig_message(void *ud, pl_waku_node *n, const pl_waku_delivery *d) {
+    (void)n, (void)d;
+    ((orig *)ud)->messages++;
+}
+
+static void orig_event(void *ud, pl_waku_node *n, const pl_waku_event *ev) {
+    (void)n, (void)ev;
+    ((orig *)ud)->events++;
+}
+
+static bool orig_has(void *arg) {
+    return ((orig *)arg)->messages >= 2;
+}
+
+static void test_wrap(void **state) {
+    (void)state;
+    char haddr[1200];
+    pl_waku_node *hop = hop_start(NULL, NULL, haddr);
+    orig og = {0};
+    pl_waku_node_opts no;
+    pl_waku_node_opts_init(&no);
+    const char *peers[1] = {haddr};
+    no.peers = peers;
+    no.n_peers = 1;
+    no.on_message = orig_message;
+    no.on_event = orig_event;
+    no.ud = &og;
+    pl_waku_node *n = NULL;
+    assert_int_equal(pl_waku_node_new(&n, drv, &no), PL_OK);
+    assert_ptr_equal(pl_waku_node_driver(n), drv);
+    while (pl_waku_node_peer_count(n) == 0 && og.events < 50)
+        run_for(20);
+    assert_true(pl_waku_node_peer_count(n) > 0);
+
+    side a;
+    memset(&a, 0, sizeof a);
+    a.name = "A";
+    pl_transport_handler h = {on_message, on_state, &a};
+    assert_int_equal(pl_waku_transport_wrap(&a.t, n, &h), PL_OK);
+    assert_ptr_equal(pl_waku_transport_node(a.t), n);
+    /* already connected: reported from the driver, not inside wrap */
+    assert_int_equal(a.states, 0);
+    assert_int_equal(pl_transport_get_state(a.t, NULL), PL_TRANSPORT_CONNECTED);
+    run_for(50);
+    assert_int_equal(a.states, 1);
+    assert_int_equal(a.state, PL_TRANSPORT_CONNECTED);
+    assert_int_equal(pl_transport_subscribe(a.t, CT), PL_OK);
+
+    side b;
+    side_start(&b, "B", haddr);
+    assert_true(run_until(is_connected, &b, 10000));
+    assert_true(run_until(mesh_of, pl_waku_transport_node(b.t), 10000));
+    assert_true(run_until(mesh_of, n, 10000));
+    int events = og.events;
+    assert_int_equal(pl_transport_publish(b.t, CT, (const uint8_t *)"both", 4, NULL), PL_OK);
+    payload_want pw = {&a, "both"};
+    assert_true(run_until(has_payload, &pw, 10000));
+    assert_int_equal(og.messages, 1); /* the node's own callback too */
+    assert_true(og.events >= events);
+
+    /* the transport goes; the node keeps running with its callbacks */
+    side_stop(&a, 1000);
+    pl_waku_message_cb m;
+    pl_waku_event_cb e;
+    void *ud;
+    pl_waku_node_get_callbacks(n, &m, &e, &ud);
+    assert_ptr_equal(m, orig_message);
+    assert_ptr_equal(e, orig_event);
+    assert_ptr_equal(ud, &og);
+    assert_int_equal(pl_transport_publish(b.t, CT, (const uint8_t *)"after", 5, NULL), PL_OK);
+    assert_true(run_until(orig_has, &og, 10000));
+
+    /* wrapped again, then the node closes under a closed transport */
+    a.closed = false;
+    assert_int_equal(pl_waku_transport_wrap(&a.t, n, NULL), PL_OK);
+    side_stop(&a, 0);
+    bool closed = false;
+    pl_waku_node_close(n, on_flag, &closed);
+    assert_true(run_until(flag_set, &closed, 10000));
+    side_stop(&b, 0);
+    hop_stop(hop);
+}
+
+/* ---- the identity key file ---- */
+
+static void test_key_file(void **state) {
+    (void)state;
+    char dir[64], path[128];
+    snprintf(dir, sizeof dir, "/tmp/pl-wakutp-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/id.p2p.key", dir);
+    pl_p2p_peer_id ids[2];
+    for (int i = 0; i < 2; i++) {
+        side s;
+        memset(&s, 0, sizeof s);
+        pl_waku_transport_opts o;
+        pl_waku_transport_opts_init(&o);
+        o.key_file = path;
+        assert_int_equal(pl_waku_transport_new(&s.t, drv, &o), PL_OK);
+        pl_waku_node_peer_id(pl_waku_transport_node(s.t), &ids[i]);
+        side_stop(&s, 0);
+    }
+    assert_int_equal(ids[0].len, ids[1].len);
+    assert_memory_equal(ids[0].bytes, ids[1].bytes, ids[0].len); /* the same identity */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* a key others can read is refused, and nothing is left running */
+    assert_int_equal(chmod(path, 0644), 0);
+    pl_transport *t = NULL;
+    pl_waku_transport_opts o;
+    pl_waku_transport_opts_init(&o);
+    o.key_file = path;
+    assert_int_equal(pl_waku_transport_new(&t, drv, &o), PL_ERR_KEY_FILE);
+    assert_null(t);
+    /* a listen address that cannot be used */
+    const char *l[1] = {"/ip4/127.0.0.1/udp/1"};
+    assert_int_equal(chmod(path, 0600), 0);
+    o.listen = l;
+    o.n_listen = 1;
+    assert_int_not_equal(pl_waku_transport_new(&t, drv, &o), PL_OK);
+    assert_null(t);
+    run_for(100);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_publish_and_deliver, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_then_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
