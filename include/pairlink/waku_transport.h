@@ -4,10 +4,11 @@
  * Waku network unchanged.
  *
  * Mapping:
- *  - topics are Waku content topics (`/{app}/{version}/{name}/{encoding}`);
- *    the node maps each to its pubsub topic (static shard or autosharding,
- *    waku.h). A topic name that is not a content topic is refused with
- *    PL_ERR_WAKU_TOPIC;
+ *  - topics are Waku content topics (`/{app}/{version}/{name}/{encoding}`,
+ *    or RFC 37's `/{app}/{version}/wakunoise/1/sessions/{id}/proto`); the
+ *    node maps each to its pubsub topic (static shard or autosharding,
+ *    waku.h). A topic name the node cannot map (no leading '/'; not of
+ *    those forms under autosharding) is refused with PL_ERR_WAKU_TOPIC;
  *  - publish: the bytes become the `payload` of a WakuMessage on that
  *    content topic, with `ephemeral` from pl_publish_opts, `timestamp` =
  *    now (ns) and `version` / `meta` from a pl_waku_publish_ext (below) when
@@ -19,7 +20,9 @@
  *    the mesh); published_at_ms = its timestamp / 10^6 (0 when unset) and
  *    a pl_waku_delivery_ext with the rest of the WakuMessage;
  *  - subscribe / unsubscribe: the node's content-topic subscriptions
- *    (idempotent here, unlike pl_waku_node_subscribe);
+ *    (idempotent here, unlike pl_waku_node_subscribe). The transport
+ *    delivers every content topic the node is subscribed to (a wrapped
+ *    node's own subscriptions too);
  *  - state: CONNECTING until the node has its first relay peer, then
  *    CONNECTED; RECONNECTING (err: why the last one went, or why the last
  *    dial or peer was refused) while it has none; the node redials its
