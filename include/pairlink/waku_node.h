@@ -133,6 +133,11 @@ typedef struct pl_waku_node_opts {
     int64_t reconnect_max_ms;    /* 0: 30 s */
     int64_t flush_timeout_ms;    /* pl_waku_node_close: 0: 2 s */
     size_t max_content_topics;   /* subscribed at once; 0: 1024 */
+    /* Queue a publish on a relayed pubsub topic until its gossipsub mesh
+     * has a peer, not merely until a peer is subscribed: what answers it
+     * comes back through the mesh, and a node that sends before its peers
+     * grafted it misses the answer (js-waku waits for mesh peers too). */
+    bool publish_needs_mesh;
     /* callbacks (each may be NULL) */
     pl_waku_message_cb on_message;
     pl_waku_event_cb on_event;

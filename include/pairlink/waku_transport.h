@@ -9,7 +9,10 @@
  *    node maps each to its pubsub topic (static shard or autosharding,
  *    waku.h). A topic name the node cannot map (no leading '/'; not of
  *    those forms under autosharding) is refused with PL_ERR_WAKU_TOPIC;
- *  - publish: the bytes become the `payload` of a WakuMessage on that
+ *  - publish: (an own node queues it until the mesh of its pubsub topic
+ *    has a peer, publish_needs_mesh of waku_node.h, so that the answer to
+ *    a request sent at start-up is not lost) the bytes become the
+ *    `payload` of a WakuMessage on that
  *    content topic, with `ephemeral` from pl_publish_opts, `timestamp` =
  *    now (ns) and `version` / `meta` from a pl_waku_publish_ext (below) when
  *    opts->ext is one (version 0, no meta otherwise). `ttl_s` is ignored:
@@ -102,7 +105,8 @@ PL_EXPORT void pl_waku_transport_opts_init(pl_waku_transport_opts *o);
 /* A transport with a Waku node of its own on loop driver d: the node is
  * made and listens at once, dials its bootstrap peers from the driver, and
  * is closed with the transport. Options are copied. Errors (nothing is left
- * running; a host may finish closing from the driver): those of
+ * running, but after a listen error the node finishes closing from the
+ * driver: run its loop before closing the driver): those of
  * pl_waku_node_new and pl_waku_node_listen, of pl_p2p_key_load_or_create
  * (key_file: PL_ERR_KEY_FILE for a file readable by others, ...),
  * PL_ERR_INVALID_ARG (more than 8 listen addresses), PL_ERR_NOMEM. */

@@ -106,10 +106,19 @@ static pl_err open_waku(pl_nm_node *n, const pl_nm_node_opts *opts, const pl_tra
      * pairing's; one handshake message per counterparty at start-up */
     if (!wo.node.max_content_topics) wo.node.max_content_topics = 2 * PL_NM_SESSION_MAX_PEERS + 16;
     if (!wo.node.publish_queue_max) wo.node.publish_queue_max = PL_NM_SESSION_MAX_PEERS + 1024;
+    /* Listen once the transport is ours: a failure then closes it with the
+     * rest (pl__attach_abandon), never leaving a node closing on a driver
+     * that is being freed. */
+    wo.listen = NULL;
+    wo.n_listen = 0;
     pl_transport *tp = NULL;
     pl_err e = pl_waku_transport_new(&tp, n->at.d, &wo);
     free(path);
-    if (e == PL_OK) pl__attach_adopt(&n->at, tp);
+    if (e != PL_OK) return e;
+    pl__attach_adopt(&n->at, tp);
+    if (opts->waku->n_listen > 8) return PL_ERR_INVALID_ARG;
+    for (size_t i = 0; e == PL_OK && i < opts->waku->n_listen; i++)
+        e = pl_waku_node_listen(pl_waku_transport_node(tp), opts->waku->listen[i]);
     return e;
 }
 

@@ -759,6 +759,7 @@ pl_err pl_waku_node_new(pl_waku_node **out, pl_driver *driver, const pl_waku_nod
     wc.queue_bytes = opts->publish_queue_bytes;
     wc.max_conns = opts->max_connections ? opts->max_connections : DEF_MAX_CONNECTIONS;
     wc.max_content_topics = opts->max_content_topics;
+    wc.publish_needs_mesh = opts->publish_needs_mesh;
     pl_p2p_key *tmp = NULL;
     const pl_p2p_key *key = opts->key;
     pl_err e = PL_OK;

@@ -61,6 +61,7 @@
  *   the delay returns to the minimum once the peer became a relay peer.
  *   A bootstrap peer connected inbound (same peer id) is not dialled.
  * - Publishing with no relay peer subscribed to the message's pubsub topic
+ *   (with publish_needs_mesh, on a relayed topic: while its mesh is empty)
  *   queues the message (bounded by count and bytes) until one is, for at
  *   most publish_ttl_ms.
  * - Deliveries are the messages on subscribed content topics, on the
@@ -103,6 +104,10 @@ typedef struct pl__wnode_config {
     size_t n_bootstrap;
     int64_t metadata_timeout_ms, reconnect_min_ms, reconnect_max_ms, publish_ttl_ms;
     size_t queue_max, queue_bytes, max_content_topics, max_conns;
+    /* Queue publishes on a relayed topic until its mesh has a peer, not
+     * only until a peer is subscribed: answers come back through the mesh,
+     * so a request sent before it formed would have its answer lost. */
+    bool publish_needs_mesh;
     const pl__gossip_config *gossip; /* NULL: pl__gossip_config_default + the Waku validator */
 } pl__wnode_config;
 

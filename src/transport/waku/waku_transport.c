@@ -76,10 +76,11 @@ static void on_node_event(void *ud, pl_waku_node *n, const pl_waku_event *ev) {
             set_state(w, PL_TRANSPORT_RECONNECTING, ev->err ? ev->err : PL_ERR_DISCONNECTED);
         break;
     case PL_WAKU_EV_PEER_REFUSED:
-        /* Another attempt failed while we have no relay peer (a bootstrap
-         * dial, a peer of another cluster). A duplicate connection is not
-         * a failure: the other one stays. */
-        if (pl_waku_node_peer_count(n) == 0 && ev->err != PL_ERR_EXISTS)
+        /* One of our attempts failed while we have no relay peer (a
+         * bootstrap dial, a peer of another cluster). Refused inbound
+         * connections are the dialers' business, and a duplicate
+         * connection is no failure: the other one stays. */
+        if (pl_waku_node_peer_count(n) == 0 && !ev->inbound && ev->err != PL_ERR_EXISTS)
             set_state(w, PL_TRANSPORT_RECONNECTING, ev->err ? ev->err : PL_ERR_DISCONNECTED);
         break;
     default:
@@ -195,6 +196,8 @@ pl_err pl_waku_transport_new(pl_transport **out, pl_driver *d, const pl_waku_tra
     wt *w = calloc(1, sizeof *w);
     if (!w) return PL_ERR_NOMEM;
     pl_waku_node_opts no = o->node;
+    /* Request/response protocols on top: see waku_node.h. */
+    no.publish_needs_mesh = true;
     w->own = true;
     w->prev_msg = no.on_message;
     w->prev_ev = no.on_event;
