@@ -337,6 +337,8 @@ static void test_autosharding(void **state) {
     assert_int_equal(pl_waku_autoshard(&s37, rfc37, strlen(rfc37), 8), PL_OK);
     assert_int_equal(pl_waku_autoshard(&s4, "/pairlink/1/pair-00/proto", 25, 8), PL_OK);
     assert_int_equal(s37, s4);
+    /* every pairlink topic on one shard: 6 of 8 (node-manager-pairing.md 4.4) */
+    assert_int_equal(s4, 6);
     static const char *still_bad[] = {"/a/b/c/d/e//g", "/a/b/c/d/e/f/", "a/b/c/d/e/f/g"};
     for (size_t i = 0; i < sizeof still_bad / sizeof *still_bad; i++)
         assert_int_equal(pl_waku_autoshard(&s37, still_bad[i], strlen(still_bad[i]), 8),
