@@ -479,8 +479,8 @@ static int setup_relay(void **state) {
 
 enum { K_HELLO_APP, K_HELLO_NM, K_MSG1, K_MSG2, K_MSG3, K_KNOCK, K_READY, K_FRAME, K_COUNT };
 static const char *const kind_names[K_COUNT] = {"HELLO_APP", "HELLO_NODE_MANAGER", "message 1",
-                                                "message 2", "message 3", "knock",
-                                                "READY", "request/response"};
+                                                "message 2", "message 3",          "knock",
+                                                "READY",     "request/response"};
 
 typedef struct tapped {
     int seen[K_COUNT];
@@ -512,8 +512,8 @@ static void on_tap(void *ud, const char *ep, const char *topic, const uint8_t *d
     t->seen[k]++;
     const pl_waku_publish_ext *x = (const pl_waku_publish_ext *)(const void *)o->ext;
     bool hello = k == K_HELLO_APP || k == K_HELLO_NM;
-    if (!x || x->ext.kind != PL_TRANSPORT_EXT_WAKU || x->meta ||
-        x->version != (hello ? 1u : 2u) || o->ephemeral != (k != K_FRAME) ||
+    if (!x || x->ext.kind != PL_TRANSPORT_EXT_WAKU || x->meta || x->version != (hello ? 1u : 2u) ||
+        o->ephemeral != (k != K_FRAME) ||
         o->ttl_s != (hello ? PL_NM_RELAY_TTL_S : PL_NM_SESSION_RELAY_TTL_S))
         t->bad++;
     if (t->drop_first && k != K_FRAME && t->seen[k] == 1) {
@@ -637,7 +637,8 @@ static void test_lossy_network(void **state) {
         pair(&app, &nm);
         for (int i = 0; i < 110 && !(app.paired && nm.paired); i++)
             pl_driver_advance(D, 500);
-        if (!(app.paired && nm.paired)) fprintf(stderr, "seed %llu: no pairing\n", (unsigned long long)seed);
+        if (!(app.paired && nm.paired))
+            fprintf(stderr, "seed %llu: no pairing\n", (unsigned long long)seed);
         assert_true(app.paired && nm.paired);
         advance_until_established(&app, &nm, 0, 0, 180000);
         side_stop(&app);

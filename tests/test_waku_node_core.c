@@ -698,12 +698,15 @@ static void test_autosharding(void **state) {
 int main(void) {
     seed = pl_test_seed();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_metadata_policy),     cmocka_unit_test(test_relay_line_and_filtering),
+        cmocka_unit_test(test_metadata_policy),
+        cmocka_unit_test(test_relay_line_and_filtering),
         cmocka_unit_test(test_publish_queue),
         cmocka_unit_test(test_publish_needs_mesh),
         cmocka_unit_test(test_bootstrap_backoff),
-        cmocka_unit_test(test_bootstrap_reconnect), cmocka_unit_test(test_duplicate_connections),
-        cmocka_unit_test(test_bad_rpc_disconnects), cmocka_unit_test(test_autosharding),
+        cmocka_unit_test(test_bootstrap_reconnect),
+        cmocka_unit_test(test_duplicate_connections),
+        cmocka_unit_test(test_bad_rpc_disconnects),
+        cmocka_unit_test(test_autosharding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -643,7 +643,9 @@ static const pl_nm_kdf_params light = {.opslimit = 1, .memlimit = 8192};
 
 static void nm_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
     nmside *s = ud;
-    if (verbose) fprintf(stderr, "[%s] event %d reason %d err %s\n", s->label, ev->kind, ev->reason, pl_errname(ev->err));
+    if (verbose)
+        fprintf(stderr, "[%s] event %d reason %d err %s\n", s->label, ev->kind, ev->reason,
+                pl_errname(ev->err));
     switch (ev->kind) {
     case PL_NM_NODE_TRANSPORT:
         s->connected = ev->transport_state == PL_TRANSPORT_CONNECTED;
@@ -662,9 +664,9 @@ static void nm_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
     case PL_NM_NODE_SESSION:
         if (ev->session->event == PL_NM_SEV_ESTABLISHED) s->established++;
         if (ev->session->event == PL_NM_SEV_REQUEST)
-            assert_int_equal(pl_nm_node_respond(n, ev->peer, ev->session->id,
-                                                (const uint8_t *)"pong", 4),
-                             PL_OK);
+            assert_int_equal(
+                pl_nm_node_respond(n, ev->peer, ev->session->id, (const uint8_t *)"pong", 4),
+                PL_OK);
         if (ev->session->event == PL_NM_SEV_RESPONSE) {
             s->responses++;
             snprintf(s->body, sizeof s->body, "%.*s", (int)ev->session->body_len,

@@ -22,7 +22,8 @@ typedef enum wmode { W_NODE = 1, W_SUBSCRIBE, W_PUBLISH } wmode;
 #define MAX_TOPICS 64
 
 typedef struct wopts {
-    pl_cli_waku_opts w; /* --listen, --peer, --cluster, --shard, --autosharding, --key-file, --muxer */
+    pl_cli_waku_opts
+        w; /* --listen, --peer, --cluster, --shard, --autosharding, --key-file, --muxer */
     unsigned long count;   /* subscribe: exit after N messages (0: never) */
     unsigned long timeout; /* seconds; 0: none (subscribe), 10 (publish) */
     bool json, hex, ephemeral, verbose;

@@ -182,8 +182,8 @@ static pl_err open_all(pl_nm_node *n, const pl_nm_node_opts *opts) {
 }
 
 pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *opts) {
-    PL_REQUIRE(out && opts && (opts->relay_url || opts->transport || opts->waku) && opts->store_path &&
-               opts->on_event && (loop || opts->driver));
+    PL_REQUIRE(out && opts && (opts->relay_url || opts->transport || opts->waku) &&
+               opts->store_path && opts->on_event && (loop || opts->driver));
     *out = NULL;
     if (opts->role != PL_NM_ROLE_APP && opts->role != PL_NM_ROLE_NODE_MANAGER)
         return PL_ERR_INVALID_ARG;

@@ -3,8 +3,8 @@
 #include "pairlink/waku.h"
 
 #include "core/internal.h"
-#include "waku/waku_internal.h"
 #include "pairlink/hash.h"
+#include "waku/waku_internal.h"
 
 #include <sodium.h>
 #include <stdio.h>
