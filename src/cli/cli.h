@@ -5,6 +5,7 @@
 #define PAIRLINK_CLI_H
 
 #include "pairlink/common.h"
+#include "pairlink/waku_node.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -147,6 +148,33 @@ pl_err pl_cli_print_qr(FILE *f, const char *text);
 /* Write a QR code of `text` as a 1-bit greyscale PNG (8 pixels a module,
  * 4-module quiet zone). PL_ERR_IO on a write error (errno says why). */
 pl_err pl_cli_write_qr_png(FILE *f, const char *text);
+
+/* Waku network options (waku_opts.c), shared by `pairlink waku ...` and the
+ * node-manager commands' --waku: --listen, --peer, --cluster, --shard,
+ * --autosharding, --key-file, --muxer. */
+#define PL_CLI_WAKU_MAX_LISTEN 8
+typedef struct pl_cli_waku_opts {
+    const char *listen[PL_CLI_WAKU_MAX_LISTEN];
+    size_t nlisten;
+    const char *peers[PL_WAKU_NODE_MAX_PEERS_OPT];
+    size_t npeers;
+    unsigned long cluster; /* default 16 */
+    uint16_t shards[PL_WAKU_NODE_MAX_SHARDS_OPT];
+    size_t nshards;
+    unsigned long autoshard; /* 0: static sharding */
+    const char *key_file;
+    pl_p2p_muxers muxers;
+    bool given; /* any of them was given */
+} pl_cli_waku_opts;
+void pl_cli_waku_init(pl_cli_waku_opts *w);
+/* Take option `name` (without the dashes) with its argument: 1 when it is
+ * one of the above, 0 when it is not, -status after a usage error (printed). */
+int pl_cli_waku_option(pl_cli_waku_opts *w, const char *cmd, const char *name, const char *arg);
+/* After parsing: 0, or the usage status (printed) for options that clash. */
+int pl_cli_waku_check(const pl_cli_waku_opts *w, const char *cmd);
+/* Node options from them (key and callbacks left for the caller; the
+ * pointers borrow from w). */
+void pl_cli_waku_node_opts(const pl_cli_waku_opts *w, pl_waku_node_opts *o);
 
 /* Subcommands (one file each under src/cli/). */
 int pl_cli_version(int argc, char **argv);

@@ -20,19 +20,10 @@
 typedef enum wmode { W_NODE = 1, W_SUBSCRIBE, W_PUBLISH } wmode;
 
 #define MAX_TOPICS 64
-#define MAX_LISTEN 8
 
 typedef struct wopts {
-    const char *listen[MAX_LISTEN];
-    size_t nlisten;
-    const char *peers[PL_WAKU_NODE_MAX_PEERS_OPT];
-    size_t npeers;
-    unsigned long cluster;
-    uint16_t shards[PL_WAKU_NODE_MAX_SHARDS_OPT];
-    size_t nshards;
-    unsigned long autoshard; /* 0: static sharding */
-    const char *key_file;
-    pl_p2p_muxers muxers;
+    pl_cli_waku_opts
+        w; /* --listen, --peer, --cluster, --shard, --autosharding, --key-file, --muxer */
     unsigned long count;   /* subscribe: exit after N messages (0: never) */
     unsigned long timeout; /* seconds; 0: none (subscribe), 10 (publish) */
     bool hex, ephemeral, verbose;
@@ -190,9 +181,8 @@ static int parse(wctx *x, int argc, char **argv, int *first_pos) {
     };
     wopts *o = &x->o;
     const char *cmd = x->cmd;
-    o->cluster = PL_WAKU_DEFAULT_CLUSTER;
+    pl_cli_waku_init(&o->w);
     o->timeout = x->mode == W_PUBLISH ? 10 : 0;
-    unsigned long v;
     int c;
     optind = 1;
     opterr = 0;
@@ -208,45 +198,16 @@ static int parse(wctx *x, int argc, char **argv, int *first_pos) {
             return pl_cli_usage_error(cmd, "option '--%s' is not one of this command's", oname);
         switch (c) {
         case O_LISTEN:
-            if (o->nlisten == MAX_LISTEN)
-                return pl_cli_usage_error(cmd, "at most %d --listen", MAX_LISTEN);
-            o->listen[o->nlisten++] = optarg;
-            break;
         case O_PEER:
-            if (o->npeers == PL_WAKU_NODE_MAX_PEERS_OPT)
-                return pl_cli_usage_error(cmd, "at most %d --peer", PL_WAKU_NODE_MAX_PEERS_OPT);
-            o->peers[o->npeers++] = optarg;
-            break;
         case O_CLUSTER:
-            if (!parse_ulong(optarg, 65535, &o->cluster))
-                return pl_cli_usage_error(cmd, "--cluster wants 0..65535, got '%s'", optarg);
-            break;
         case O_SHARD:
-            if (!parse_ulong(optarg, 65535, &v))
-                return pl_cli_usage_error(cmd, "--shard wants 0..65535, got '%s'", optarg);
-            if (o->nshards == PL_WAKU_NODE_MAX_SHARDS_OPT)
-                return pl_cli_usage_error(cmd, "at most %d --shard", PL_WAKU_NODE_MAX_SHARDS_OPT);
-            o->shards[o->nshards++] = (uint16_t)v;
-            break;
         case O_AUTOSHARD:
-            if (!parse_ulong(optarg, 1024, &o->autoshard) || o->autoshard == 0)
-                return pl_cli_usage_error(cmd, "--autosharding wants 1..1024 shards, got '%s'",
-                                          optarg);
-            break;
         case O_KEY:
-            o->key_file = optarg;
+        case O_MUXER: {
+            int r = pl_cli_waku_option(&o->w, cmd, oname, optarg);
+            if (r < 0) return -r;
             break;
-        case O_MUXER:
-            if (!strcmp(optarg, "yamux"))
-                o->muxers = PL_P2P_MUXERS_YAMUX;
-            else if (!strcmp(optarg, "mplex"))
-                o->muxers = PL_P2P_MUXERS_MPLEX;
-            else if (!strcmp(optarg, "both"))
-                o->muxers = PL_P2P_MUXERS_DEFAULT;
-            else
-                return pl_cli_usage_error(cmd, "--muxer wants yamux, mplex or both, got '%s'",
-                                          optarg);
-            break;
+        }
         case O_COUNT:
             if (!parse_ulong(optarg, 100000000, &o->count) || o->count == 0)
                 return pl_cli_usage_error(cmd, "--count wants a positive number, got '%s'", optarg);
@@ -282,11 +243,8 @@ static int parse(wctx *x, int argc, char **argv, int *first_pos) {
             return pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
-    if (o->autoshard)
-        for (size_t i = 0; i < o->nshards; i++)
-            if (o->shards[i] >= o->autoshard)
-                return pl_cli_usage_error(cmd, "--shard %u is outside --autosharding %lu",
-                                          o->shards[i], o->autoshard);
+    int bad = pl_cli_waku_check(&o->w, cmd);
+    if (bad) return bad;
     *first_pos = optind;
     return -1;
 }
@@ -447,24 +405,16 @@ static void on_event(void *ud, pl_waku_node *n, const pl_waku_event *ev) {
 static int run(wctx *x, const uint8_t *payload, size_t plen, const uint8_t *meta, size_t mlen) {
     wopts *o = &x->o;
     pl_p2p_key *key = NULL;
-    if (o->key_file) {
+    if (o->w.key_file) {
         bool created = false;
-        pl_err e = pl_p2p_key_load_or_create(o->key_file, PL_P2P_KEY_ED25519, &key, &created);
+        pl_err e = pl_p2p_key_load_or_create(o->w.key_file, PL_P2P_KEY_ED25519, &key, &created);
         if (e != PL_OK)
-            return pl_cli_key_file_error(&x->out, o->key_file, e, "cannot load or create the key");
+            return pl_cli_key_file_error(&x->out, o->w.key_file, e, "cannot load or create the key");
     }
+    if (!o->w.nlisten && x->mode == W_NODE) o->w.listen[o->w.nlisten++] = "/ip4/127.0.0.1/tcp/0";
     pl_waku_node_opts no;
-    pl_waku_node_opts_init(&no);
+    pl_cli_waku_node_opts(&o->w, &no);
     no.key = key;
-    if (!o->nlisten && x->mode == W_NODE) o->listen[o->nlisten++] = "/ip4/127.0.0.1/tcp/0";
-    no.peers = o->peers;
-    no.n_peers = o->npeers;
-    no.sharding.cluster = (uint16_t)o->cluster;
-    if (o->nshards) no.sharding.shard = o->shards[0];
-    no.sharding.num_shards = (uint32_t)o->autoshard;
-    no.shards = o->shards;
-    no.n_shards = o->nshards;
-    no.muxers = o->muxers;
     if (x->mode == W_PUBLISH) no.publish_ttl_ms = (int64_t)o->timeout * 1000;
     no.on_message = x->mode == W_SUBSCRIBE ? on_message : NULL;
     no.on_event = on_event;
@@ -489,10 +439,10 @@ static int run(wctx *x, const uint8_t *payload, size_t plen, const uint8_t *meta
     x->timer.data = x;
     pl_cli_signals_start(&x->sig, &x->loop, on_signal, x);
 
-    for (size_t i = 0; i < o->nlisten && e == PL_OK; i++) {
-        e = pl_waku_node_listen(x->node, o->listen[i]);
+    for (size_t i = 0; i < o->w.nlisten && e == PL_OK; i++) {
+        e = pl_waku_node_listen(x->node, o->w.listen[i]);
         if (e != PL_OK)
-            pl_cli_error(&x->out, e, "cannot listen on %s: %s", o->listen[i],
+            pl_cli_error(&x->out, e, "cannot listen on %s: %s", o->w.listen[i],
                          e == PL_ERR_SYS ? uv_strerror((int)pl_last_detail()) : pl_strerror(e));
     }
     char addr[1200];
@@ -566,7 +516,7 @@ static int waku_main(wmode mode, const char *cmd, int argc, char **argv) {
             r = pl_cli_usage_error(cmd, "a CONTENT_TOPIC is needed");
         else if (npos > MAX_TOPICS)
             r = pl_cli_usage_error(cmd, "at most %d content topics", MAX_TOPICS);
-        else if (!x->o.npeers && !x->o.nlisten)
+        else if (!x->o.w.npeers && !x->o.w.nlisten)
             r = pl_cli_usage_error(cmd, "--peer is needed");
         for (int i = 0; r < 0 && i < npos; i++)
             x->topics[x->ntopics++] = pos[i];
@@ -576,7 +526,7 @@ static int waku_main(wmode mode, const char *cmd, int argc, char **argv) {
             r = pl_cli_usage_error(cmd, "CONTENT_TOPIC and MESSAGE are needed");
             break;
         }
-        if (!x->o.npeers && !x->o.nlisten) {
+        if (!x->o.w.npeers && !x->o.w.nlisten) {
             r = pl_cli_usage_error(cmd, "--peer is needed");
             break;
         }

@@ -3,6 +3,7 @@
 
 #include "core/internal.h"
 #include "pairlink/crypto.h"
+#include "pairlink/waku_transport.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -103,7 +104,10 @@ static void drain_sessions(pl__nmn *n) {
             (void)pl_transport_unsubscribe(n->tp, o.topic);
             break;
         case PL_NM_SOUT_PUBLISH: {
-            pl_publish_opts po = {.ttl_s = o.ttl_s};
+            /* Spec 4.4: every session message is a PayloadV2 (version 2). */
+            pl_waku_publish_ext wx = {.ext = {PL_TRANSPORT_EXT_WAKU},
+                                      .version = PL_NM_WAKU_VERSION_SESSION};
+            pl_publish_opts po = {.ttl_s = o.ttl_s, .ephemeral = o.ephemeral, .ext = &wx.ext};
             /* A full queue loses this message; the session layer retries. */
             (void)pl_transport_publish(n->tp, o.topic, o.message, o.message_len, &po);
             break;
@@ -183,7 +187,12 @@ static void drain_pairing(pl__nmn *n) {
             (void)pl_transport_unsubscribe(n->tp, o.content_topic);
             break;
         case PL_NM_OUT_PUBLISH: {
-            pl_publish_opts po = {.ttl_s = PL_NM_RELAY_TTL_S};
+            /* Spec 4.2/4.4: a HELLO is a 26/WAKU-PAYLOAD (version 1), and
+             * ephemeral: it is repeated while it matters and worthless
+             * after the code's 5 minutes. */
+            pl_waku_publish_ext wx = {.ext = {PL_TRANSPORT_EXT_WAKU},
+                                      .version = PL_NM_WAKU_VERSION_HELLO};
+            pl_publish_opts po = {.ttl_s = PL_NM_RELAY_TTL_S, .ephemeral = true, .ext = &wx.ext};
             (void)pl_transport_publish(n->tp, o.content_topic, o.payload, o.payload_len, &po);
             break;
         }
