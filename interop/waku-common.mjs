@@ -183,7 +183,7 @@ function messageFields(pubsubTopic, m) {
 //     stop() }
 
 const USAGE = `usage: NODE.mjs [--port N] [--muxer yamux|mplex|both] [--cluster N] [--shard N]
-    [--peer MULTIADDR]... [--subscribe CONTENT_TOPIC]...
+    [--peer MULTIADDR]... [--subscribe CONTENT_TOPIC]... [--relayed PREFIX]...
     [--publish CONTENT_TOPIC (--message TEXT | --payload-hex HEX) [--count N] [--interval-ms M]
      [--min-mesh N]] [--expect N] [--linger S] [--lifetime S]`;
 
@@ -197,6 +197,7 @@ export async function runWakuCli(impl) {
     shard: { type: "string", default: "64" },
     peer: { type: "string", multiple: true, default: [] },
     subscribe: { type: "string", multiple: true, default: [] },
+    relayed: { type: "string", multiple: true, default: [] },
     publish: { type: "string" },
     message: { type: "string" },
     "payload-hex": { type: "string" },
@@ -253,6 +254,18 @@ export async function runWakuCli(impl) {
     if (now !== mesh) emit({ event: "mesh", pubsub_topic: pubsubTopic, peers: JSON.parse((mesh = now)) });
   });
   const meshSize = () => JSON.parse(mesh).length;
+  // --relayed: every message this node relays (validated, first copy) whose
+  // content topic starts with one of the prefixes, subscribed or not.
+  if (o.relayed.length) {
+    gossip.addEventListener("gossipsub:message", (e) => {
+      try {
+        const { msg, propagationSource } = e.detail;
+        const m = decodeWakuMessage(msg.data);
+        if (o.relayed.some((p) => m.contentTopic.startsWith(p)))
+          emit({ event: "relayed", ...messageFields(msg.topic, m), from: propagationSource.toString() });
+      } catch {}
+    });
+  }
   node.subscribe(o.subscribe, (m, topic, from) => {
     received++;
     emit({ event: "message", ...messageFields(topic, m), from: from ?? null });

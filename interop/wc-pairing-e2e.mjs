@@ -197,15 +197,19 @@ class CProc {
   }
 }
 
+// The CLI's time fields are unix milliseconds (docs/cli.md); WalletConnect's
+// expiry is in seconds.
+const sec = (ms) => (Number.isInteger(ms) && ms % 1000 === 0 ? ms / 1000 : NaN);
+
 const ev = (name, topic) => (e) => e.event === name && (!topic || e.topic === topic);
 
 async function wcList(store) {
   const c = new CProc("list", ["wc", "list", "--store", store, "--json"]);
   const r = await c.exit(10000);
   check(r.code === 0, `wc list exits 0 (got ${r.code ?? r.signal})`);
-  const arr = c.events[0];
-  check(Array.isArray(arr), "wc list --json prints one JSON array");
-  return arr;
+  // one object per line, {"event":"pairing", ...} (docs/cli.md)
+  check(c.events.every((e) => e.event === "pairing"), "wc list --json prints pairing objects only");
+  return c.events;
 }
 
 const tag = `${process.pid}-${Date.now()}`;
@@ -284,7 +288,7 @@ cases["js-create"] = async () => {
   const store = logPath("c.db");
   const c = new CProc("pair", cArgs(relay, store, "wc", "pair", uri));
   const created = await step("C pair: created", c.wait(ev("created", topic), "created"));
-  checkThirtyDays(created.expiry, "C responder pairing at pair()");
+  checkThirtyDays(sec(created.expiry_ms), "C responder pairing at pair()");
   await step("C relay_connected", c.wait(ev("relay_connected"), "relay_connected"));
   await step("JS ping answered by C", jsPing(js, topic));
   await step("C saw the ping", c.wait(ev("ping", topic), "ping event"));
@@ -292,7 +296,7 @@ cases["js-create"] = async () => {
   const p = list.find((x) => x.topic === topic);
   check(p, "wc list shows the pairing");
   check(p.active === true && p.proposer === false, "C pairing is active, responder");
-  checkThirtyDays(p.expiry, "C pairing in wc list");
+  checkThirtyDays(sec(p.expiry_ms), "C pairing in wc list");
   check(jsHasPairing(js, topic), "JS still has the pairing");
   await c.term();
 };
@@ -310,7 +314,7 @@ cases["c-create"] = async () => {
   const { topic, uri } = u;
   check(/^wc:[0-9a-f]{64}@2\?/.test(uri) && uri.slice(3, 67) === topic, "URI carries the topic");
   const created = c.events.find(ev("created", topic));
-  check(created && Math.abs(created.expiry - (nowS() + 300)) <= 60, "C proposer pairing expires in 5 min");
+  check(created && Math.abs(sec(created.expiry_ms) - (nowS() + 300)) <= 60, "C proposer pairing expires in 5 min");
   await step("C relay_connected", c.wait(ev("relay_connected"), "relay_connected"));
   let list = await wcList(store);
   check(list.some((x) => x.topic === topic && x.active === false && x.proposer === true),
@@ -321,7 +325,7 @@ cases["c-create"] = async () => {
   check(pairing.topic === topic, "JS pairs on the same topic");
   check(JSON.stringify(pairing.methods) === JSON.stringify(methods),
     `JS reads the URI's methods (${JSON.stringify(pairing.methods)})`);
-  check(pairing.expiry === created.expiry, "JS takes the URI's expiryTimestamp");
+  check(pairing.expiry === sec(created.expiry_ms), "JS takes the URI's expiryTimestamp");
   const jsPinged = new Promise((r) => js.pairing.events.once("pairing_ping", r));
 
   const ping = new CProc("ping", cArgs(relay, store, "wc", "ping", topic, "--timeout", "20"));
@@ -330,21 +334,21 @@ cases["c-create"] = async () => {
   check(ping.events.some(ev("pong", topic)), "wc ping printed pong");
   const act = ping.events.find(ev("activated", topic));
   check(act, "wc ping activated the pairing on the pong");
-  checkThirtyDays(act.expiry, "activated event");
+  checkThirtyDays(sec(act.expiry_ms), "activated event");
   const pinged = await step("JS saw the ping", jsPinged);
   check(pinged.topic === topic, "JS ping event on the pairing topic");
 
   // The serving process saw the same pong and activates too (--until-active: exits 0).
   const act2 = await step("wc create activated", c.wait(ev("activated", topic), "activated"));
-  checkThirtyDays(act2.expiry, "wc create's activated event");
+  checkThirtyDays(sec(act2.expiry_ms), "wc create's activated event");
   const rc = await step("wc create --until-active exits", c.exit());
   check(rc.code === 0, `wc create exits 0 once active (got ${rc.code ?? rc.signal})`);
 
   list = await wcList(store);
   const p = list.find((x) => x.topic === topic);
   check(p && p.active === true && p.proposer === true, "C pairing is active (proposer)");
-  check(p.methods === methods.join(","), `wc list keeps the methods (${p.methods})`);
-  checkThirtyDays(p.expiry, "C pairing in wc list");
+  check(JSON.stringify(p.methods) === JSON.stringify(methods), `wc list keeps the methods (${p.methods})`);
+  checkThirtyDays(sec(p.expiry_ms), "C pairing in wc list");
   check(jsHasPairing(js, topic), "JS sees the pairing");
 };
 
@@ -439,8 +443,8 @@ cases["expire"] = async () => {
   });
   const u = await step("C create: uri", c.wait(ev("uri"), "uri event"));
   const created = c.events.find(ev("created", u.topic));
-  check(created && Math.abs(created.expiry - (Math.floor(t0 / 1000) + 3)) <= 2, "expiry is creation + 3 s");
-  check(/expiryTimestamp=(\d+)/.exec(u.uri)?.[1] === String(created.expiry), "URI carries that expiry");
+  check(created && Math.abs(sec(created.expiry_ms) - (Math.floor(t0 / 1000) + 3)) <= 2, "expiry is creation + 3 s");
+  check(/expiryTimestamp=(\d+)/.exec(u.uri)?.[1] === String(sec(created.expiry_ms)), "URI carries that expiry");
   await step("C expired event", c.wait(ev("expired", u.topic), "expired", 10000), 10000);
   const dt = (Date.now() - t0) / 1000;
   check(dt >= 2 && dt <= 8, `expired after about 3 s (${dt.toFixed(1)} s)`);
@@ -553,7 +557,7 @@ cases["restart"] = async () => {
   const list = await wcList(store);
   const p = list.find((x) => x.topic === topic);
   check(p && p.active, "the pairing survived everything, active");
-  checkThirtyDays(p.expiry, "pairing after the restarts");
+  checkThirtyDays(sec(p.expiry_ms), "pairing after the restarts");
 };
 
 // 6b. A request the C side made while the relay was down, then kill -9 of
@@ -651,10 +655,10 @@ cases["bad-input"] = async () => {
   const want = garbage.length;
   await waitFor(() => c.count(ev("bad_message", topic)) - before >= want, `C reports ${want} bad_message events`, 10000)
     .catch((e) => {
-      const got = c.events.filter(ev("bad_message", topic)).map((x) => x.error);
+      const got = c.events.filter(ev("bad_message", topic)).map((x) => x.code);
       fail(`${e.message}; got ${got.length}: ${got.join(",")}`);
     });
-  const errs = c.events.filter(ev("bad_message", topic)).map((x) => x.error);
+  const errs = c.events.filter(ev("bad_message", topic)).map((x) => x.code);
   console.log(`STEP C reported ${errs.length} bad_message events (${[...new Set(errs)].join(", ")}) ok`);
   check(errs.every((x) => typeof x === "string" && x.startsWith("PL_ERR_")), "each names a pl_err");
   check(c.count(ev("ping", topic)) === 1, "no garbage was taken for a ping");

@@ -1,23 +1,25 @@
 /* Error model and hash/HKDF primitives. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <string.h>
 
-#include "pairlink/common.h"
 #include "core/htable.h"
-#include "pairlink/codec.h"
-#include "pairlink/transport.h"
-#include "pairlink/hash.h"
 #include "core/internal.h"
+#include "pairlink/codec.h"
+#include "pairlink/common.h"
+#include "pairlink/hash.h"
+#include "pairlink/store.h"
+#include "pairlink/transport.h"
 #include "support/support.h"
 
 #include <pthread.h>
@@ -28,12 +30,38 @@ static void test_strerror_names_every_code(void **state) {
     assert_string_equal(pl_errname(PL_ERR_URI_EXPIRED), "PL_ERR_URI_EXPIRED");
     assert_string_equal(pl_strerror((pl_err)99999), "unknown error");
     assert_string_equal(pl_errname((pl_err)99999), "PL_ERR_UNKNOWN");
-#define CHECK(name, value, msg)                                   \
-    assert_int_equal((int)name, value);                           \
-    assert_true(strlen(pl_strerror(name)) > 0);                   \
+#define CHECK(name, value, msg)                                                                    \
+    assert_int_equal((int)name, value);                                                            \
+    assert_true(strlen(pl_strerror(name)) > 0);                                                    \
     assert_string_equal(pl_errname(name), #name);
     PL_ERRORS(CHECK)
 #undef CHECK
+}
+
+/* The words behind a wrapped errno and SQLite code (what the CLI prints
+ * after the path). */
+static void test_detail_text(void **state) {
+    (void)state;
+    char dir[] = "/tmp/pl-detail-XXXXXX", path[64], buf[128];
+    assert_non_null(mkdtemp(dir));
+    pl_store *s = NULL;
+    assert_int_equal(pl_store_open(&s, dir), PL_ERR_SYS); /* a directory */
+    assert_string_equal(pl_detail_text(PL_ERR_SYS, buf, sizeof buf), "Is a directory");
+    snprintf(path, sizeof path, "%s/junk.db", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 64; i++)
+        fputs("not a database ", f);
+    fclose(f);
+    chmod(path, 0600);
+    assert_int_equal(pl_store_open(&s, path), PL_ERR_STORE_CORRUPT);
+    assert_string_equal(pl_detail_text(PL_ERR_STORE_CORRUPT, buf, sizeof buf),
+                        "file is not a database");
+    /* an error whose detail is of another kind, and a short buffer */
+    assert_string_equal(pl_detail_text(PL_ERR_URI_EXPIRED, buf, sizeof buf), "");
+    assert_string_equal(pl_detail_text(PL_ERR_STORE_CORRUPT, buf, 5), "file");
+    unlink(path);
+    rmdir(dir);
 }
 
 static void check_hkdf(const char *ikm_hex, const char *salt_hex, const char *info_hex,
@@ -54,16 +82,21 @@ static void check_hkdf(const char *ikm_hex, const char *salt_hex, const char *in
 /* RFC 5869 appendix A, test cases 1-3 (SHA-256). */
 static void test_hkdf_rfc5869(void **state) {
     (void)state;
-    check_hkdf("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c",
-               "f0f1f2f3f4f5f6f7f8f9",
-               "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
     check_hkdf(
-        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f",
-        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
-        "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
-        "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87");
-    check_hkdf("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "", "",
-               "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+        "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c",
+        "f0f1f2f3f4f5f6f7f8f9",
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    check_hkdf("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627282"
+               "92a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f",
+               "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384858687888"
+               "98a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
+               "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d"
+               "9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+               "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271c"
+               "b41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87");
+    check_hkdf(
+        "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "", "",
+        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
 }
 
 static void test_hkdf_length_bounds(void **state) {
@@ -123,7 +156,8 @@ static void test_htable(void **state) {
         count++;
     }
     assert_int_equal(count, N - 2);
-    for (int i = 0; i < N; i++) assert_int_equal(seen[i], i == 3 || i == 4 ? 0 : 1);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], i == 3 || i == 4 ? 0 : 1);
     assert_int_equal(pl__ht_reserve(&t, 1000), PL_OK);
     assert_true(t.nb > 1000);
     int four = 4;
@@ -140,14 +174,16 @@ static void test_htable(void **state) {
     }
     assert_int_equal(count, N - 2);
     assert_int_equal(t.n, 0);
-    for (int i = 0; i < N; i++) assert_int_equal(seen[i], i == 3 || i == 4 ? 0 : 1);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], i == 3 || i == 4 ? 0 : 1);
     pl__ht_free(&t);
     assert_int_equal(t.nb, 0);
 }
 
 static uint64_t fnv1a64(const char *s, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
     return h;
 }
 
@@ -163,7 +199,8 @@ static void test_htable_resists_chosen_keys(void **state) {
     static item it[N];
     const uint16_t p = (uint16_t)0x100000001b3ull;
     uint16_t pinv = 1;
-    for (int i = 0; i < 15; i++) pinv = (uint16_t)(pinv * pinv * p); /* p^(2^16 - 1) */
+    for (int i = 0; i < 15; i++)
+        pinv = (uint16_t)(pinv * pinv * p); /* p^(2^16 - 1) */
     assert_int_equal((uint16_t)(pinv * p), 1);
     static int16_t back[65536];
     memset(back, -1, sizeof back);
@@ -175,7 +212,8 @@ static void test_htable_resists_chosen_keys(void **state) {
     uint64_t seed = 11;
     for (int made = 0; made < N;) {
         char *t = keys[made];
-        for (int i = 0; i < 60; i++) t[i] = hex[pl_test_rand(&seed) % 16];
+        for (int i = 0; i < 60; i++)
+            t[i] = hex[pl_test_rand(&seed) % 16];
         uint16_t s0 = (uint16_t)fnv1a64(t, 60);
         for (int k = 0; k < 256; k++) {
             uint16_t x = (uint16_t)((s0 ^ (unsigned char)hex[k >> 4]) * p);
@@ -198,7 +236,8 @@ static void test_htable_resists_chosen_keys(void **state) {
     size_t longest = 0;
     for (size_t b = 0; b < t.nb; b++) {
         size_t len = 0;
-        for (pl__hnode *n = t.b[b]; n; n = n->next) len++;
+        for (pl__hnode *n = t.b[b]; n; n = n->next)
+            len++;
         if (len > longest) longest = len;
     }
     assert_true(t.nb >= N);
@@ -288,9 +327,9 @@ static void check_hash_against_sodium(uint64_t *seed, int rounds) {
         pl_hmac_sha256(a, kn ? key : NULL, kn, n ? buf : NULL, n);
         pl__hmac_sha256_sodium(b, key, kn, buf, n);
         assert_memory_equal(a, b, 32);
-        assert_int_equal(pl_hkdf_sha256(oa, on, kn ? key : NULL, kn, n ? buf : NULL, n,
-                                        in ? info : NULL, in),
-                         PL_OK);
+        assert_int_equal(
+            pl_hkdf_sha256(oa, on, kn ? key : NULL, kn, n ? buf : NULL, n, in ? info : NULL, in),
+            PL_OK);
         pl__hkdf_sha256_sodium(ob, on, key, kn, buf, n, info, in);
         assert_memory_equal(oa, ob, on);
     }
@@ -310,14 +349,17 @@ static void test_hash_matches_sodium(void **state) {
      * leak check sees it). */
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, hash_thread, (void *)(uintptr_t)(seed + 1 + i)), 0);
-    for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(
+            pthread_create(&th[i], NULL, hash_thread, (void *)(uintptr_t)(seed + 1 + i)), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
 }
 
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strerror_names_every_code),
+        cmocka_unit_test(test_detail_text),
         cmocka_unit_test(test_hkdf_rfc5869),
         cmocka_unit_test(test_hkdf_length_bounds),
         cmocka_unit_test(test_hash_matches_sodium),

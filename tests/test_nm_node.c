@@ -18,6 +18,7 @@
 #include "pairlink/nm_store.h"
 #include "pairlink/relay_client.h"
 #include "pairlink/store.h"
+#include "pairlink/waku_transport.h"
 #include "support/support.h"
 
 #include <libwebsockets.h>
@@ -465,6 +466,198 @@ static void test_options(void **state) {
     side_stop(&s);
 }
 
+/* ---- on a network that stores nothing (Waku relay) ---- */
+
+/* A hub like a Waku relay: no mailbox, so a message nobody is subscribed
+ * to (or that is dropped) is gone for good. */
+static int setup_relay(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/pl-nmnode-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(pl_driver_new_virtual(&D, T0), PL_OK);
+    pl_loopback_config lc = {.mailbox = false, .seed = 1};
+    assert_int_equal(pl_loopback_hub_new(&H, D, &lc), PL_OK);
+    return 0;
+}
+
+enum { K_HELLO_APP, K_HELLO_NM, K_MSG1, K_MSG2, K_MSG3, K_KNOCK, K_READY, K_FRAME, K_COUNT };
+static const char *const kind_names[K_COUNT] = {"HELLO_APP", "HELLO_NODE_MANAGER", "message 1",
+                                                "message 2", "message 3",          "knock",
+                                                "READY",     "request/response"};
+
+typedef struct tapped {
+    int seen[K_COUNT];
+    int dropped[K_COUNT];
+    bool drop_first; /* drop the first publish of every kind but K_FRAME */
+    int bad;         /* publishes whose options contradict the spec */
+} tapped;
+
+/* What a publish is, from who sent it, its topic and the first bytes of a
+ * PayloadV2: nametag(16) | protocol id(1) | handshake length(1). */
+static int kind_of(const char *ep, const char *topic, const uint8_t *d, size_t len,
+                   const pl_publish_opts *o) {
+    bool app = !strcmp(ep, "app");
+    if (!strncmp(topic, "/pairlink/1/pair-", 17)) return app ? K_HELLO_NM : K_HELLO_APP;
+    if (!strncmp(topic, "/pairlink/1/wakunoise/1/sessions/", 33))
+        return o->ephemeral ? K_READY : K_FRAME;
+    assert_true(!strncmp(topic, "/pairlink/1/rv-", 15) && len > 18);
+    if (app) return d[16] == 0 ? K_KNOCK : K_MSG2;
+    return d[17] ? K_MSG1 : K_MSG3;
+}
+
+/* Every publish carries the Waku mapping of the spec (section 4.4): HELLOs
+ * version 1, session messages version 2; ephemeral all but requests and
+ * responses; the relay's ttl unchanged. */
+static void on_tap(void *ud, const char *ep, const char *topic, const uint8_t *d, size_t len,
+                   const pl_publish_opts *o) {
+    tapped *t = ud;
+    int k = kind_of(ep, topic, d, len, o);
+    t->seen[k]++;
+    const pl_waku_publish_ext *x = (const pl_waku_publish_ext *)(const void *)o->ext;
+    bool hello = k == K_HELLO_APP || k == K_HELLO_NM;
+    if (!x || x->ext.kind != PL_TRANSPORT_EXT_WAKU || x->meta || x->version != (hello ? 1u : 2u) ||
+        o->ephemeral != (k != K_FRAME) ||
+        o->ttl_s != (hello ? PL_NM_RELAY_TTL_S : PL_NM_SESSION_RELAY_TTL_S))
+        t->bad++;
+    if (t->drop_first && k != K_FRAME && t->seen[k] == 1) {
+        pl_loopback_hub_drop_next(H, 1); /* this very publish */
+        t->dropped[k]++;
+    }
+}
+
+/* Advance until each side has established a session more than it had
+ * (a0, b0); at most ms. */
+static void advance_until_established(side *a, side *b, int a0, int b0, int64_t ms) {
+    for (int64_t t = 0; t < ms && !(a->established > a0 && b->established > b0); t += 100)
+        pl_driver_advance(D, 100);
+    if (!(a->established > a0 && b->established > b0))
+        fprintf(stderr, "established: %s %d (was %d), %s %d (was %d)\n", a->label, a->established,
+                a0, b->label, b->established, b0);
+    assert_true(a->established > a0 && b->established > b0);
+}
+
+static void test_waku_publish_options(void **state) {
+    (void)state;
+    tapped t = {0};
+    pl_loopback_hub_set_tap(H, on_tap, &t);
+    side app, nm;
+    side_init(&app, "app", PL_NM_ROLE_APP);
+    side_init(&nm, "nm", PL_NM_ROLE_NODE_MANAGER);
+    pair(&app, &nm);
+    advance_until_established(&app, &nm, 0, 0, 5000);
+    nm.answer = true;
+    uint8_t nm_pub[32];
+    pl_nm_node_identity(nm.n, nm_pub);
+    assert_int_equal(pl_nm_node_request(app.n, nm_pub, (const uint8_t *)"q", 1, NULL), PL_OK);
+    pl_driver_advance(D, 100);
+    assert_int_equal(app.responses, 1);
+    assert_int_equal(t.bad, 0);
+    for (int k = 0; k < K_COUNT; k++)
+        if (k != K_KNOCK) assert_true(t.seen[k] >= 1); /* every kind was checked */
+    assert_int_equal(t.seen[K_FRAME], 2);
+    pl_loopback_hub_set_tap(H, NULL, NULL);
+    side_stop(&app);
+    side_stop(&nm);
+}
+
+/* Relay does not store: each kind of message of the flow is lost once
+ * (its first copy), and the flow still completes by the protocol's own
+ * repetitions: HELLO_APP repeated every 2 s, the app's answer sent again
+ * for a repeated HELLO_APP, handshake attempts retried with backoff and
+ * knocks. Then both sides restart while the other is away (everything the
+ * first one sends meanwhile reaches nobody) and the sessions come back. */
+static void test_each_message_lost_once(void **state) {
+    (void)state;
+    tapped t = {.drop_first = true};
+    pl_loopback_hub_set_tap(H, on_tap, &t);
+    side app, nm;
+    side_init(&app, "app", PL_NM_ROLE_APP);
+    side_init(&nm, "nm", PL_NM_ROLE_NODE_MANAGER);
+    pair(&app, &nm);
+    for (int i = 0; i < 60 && !(app.paired && nm.paired); i++)
+        pl_driver_advance(D, 500);
+    assert_int_equal(app.paired, 1);
+    assert_int_equal(nm.paired, 1);
+    assert_string_equal(app.fingerprint, nm.fingerprint);
+    advance_until_established(&app, &nm, 0, 0, 120000);
+    for (int k = 0; k < K_COUNT; k++) {
+        if (k == K_FRAME) continue;
+        if (t.dropped[k] != 1) fprintf(stderr, "%s was not lost once\n", kind_names[k]);
+        assert_int_equal(t.dropped[k], 1);
+        assert_true(t.seen[k] >= 2); /* and sent again */
+    }
+    assert_int_equal(t.bad, 0);
+    /* the request goes over the re-made session */
+    nm.answer = true;
+    uint8_t nm_pub[32];
+    pl_nm_node_identity(nm.n, nm_pub);
+    assert_int_equal(pl_nm_node_request(app.n, nm_pub, (const uint8_t *)"q", 1, NULL), PL_OK);
+    pl_driver_advance(D, 100);
+    assert_int_equal(app.responses, 1);
+
+    /* the node manager restarts while the app is away: its message 1 is
+     * lost; the app comes back later and knocks */
+    side_stop(&app);
+    side_stop(&nm);
+    int nm_est = nm.established, app_est = app.established;
+    side_start(&nm, true);
+    pl_driver_advance(D, 3000);
+    assert_int_equal(nm.established, nm_est);
+    side_start(&app, true);
+    advance_until_established(&app, &nm, app_est, nm_est, 5000);
+    /* and the reverse: the app first */
+    side_stop(&app);
+    side_stop(&nm);
+    nm_est = nm.established, app_est = app.established;
+    side_start(&app, true);
+    pl_driver_advance(D, 20000); /* knocks into the void, backing off */
+    assert_int_equal(app.established, app_est);
+    side_start(&nm, true);
+    advance_until_established(&app, &nm, app_est, nm_est, 3000); /* at once: message 1 */
+    assert_int_equal(t.bad, 0);
+    pl_loopback_hub_set_tap(H, NULL, NULL);
+    side_stop(&app);
+    side_stop(&nm);
+}
+
+/* A network that loses a fifth of all deliveries, nothing stored, for
+ * several seeds: pairing, the session, and a restart of both sides. */
+static void test_lossy_network(void **state) {
+    (void)state;
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        /* a hub per seed (the teardown frees the last one) */
+        pl_loopback_hub_free(H);
+        pl_loopback_config lc = {.mailbox = false, .seed = seed};
+        assert_int_equal(pl_loopback_hub_new(&H, D, &lc), PL_OK);
+        pl_loopback_faults f = {.drop_permille = 200, .delay_min_ms = 1, .delay_max_ms = 40};
+        pl_loopback_hub_set_faults(H, &f);
+        side app, nm;
+        char a[16], n[16];
+        snprintf(a, sizeof a, "app%llu", (unsigned long long)seed);
+        snprintf(n, sizeof n, "nm%llu", (unsigned long long)seed);
+        side_init(&app, a, PL_NM_ROLE_APP);
+        side_init(&nm, n, PL_NM_ROLE_NODE_MANAGER);
+        pair(&app, &nm);
+        for (int i = 0; i < 110 && !(app.paired && nm.paired); i++)
+            pl_driver_advance(D, 500);
+        if (!(app.paired && nm.paired))
+            fprintf(stderr, "seed %llu: no pairing\n", (unsigned long long)seed);
+        assert_true(app.paired && nm.paired);
+        advance_until_established(&app, &nm, 0, 0, 180000);
+        side_stop(&app);
+        side_stop(&nm);
+        int ae = app.established, ne = nm.established;
+        side_start(&nm, true);
+        side_start(&app, true);
+        advance_until_established(&app, &nm, ae, ne, 180000);
+        pl_loopback_stats st;
+        pl_loopback_hub_stats(H, &st);
+        assert_true(st.dropped > 0);
+        side_stop(&app);
+        side_stop(&nm);
+    }
+}
+
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     lws_set_log_level(0, NULL);
@@ -473,6 +666,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_restore_and_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pairing_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waku_publish_options, setup_relay, teardown),
+        cmocka_unit_test_setup_teardown(test_each_message_lost_once, setup_relay, teardown),
+        cmocka_unit_test_setup_teardown(test_lossy_network, setup_relay, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

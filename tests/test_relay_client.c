@@ -21,6 +21,7 @@
 #include "pairlink/driver.h"
 #include "pairlink/hash.h"
 #include "pairlink/jsonrpc.h"
+#include "pairlink/log.h"
 #include "pairlink/relay_client.h"
 #include "support/support.h"
 #include "transport/wc_relay/client_core.h"
@@ -1559,6 +1560,30 @@ static void topic_of(char out[65], char c) {
     out[64] = '\0';
 }
 
+/* libwebsockets' lines: through pl_set_log only (PL_TEST_VERBOSE=1 shows
+ * them on stderr), counted where a test captures them. */
+static int log_lines;
+
+static void capture_log(void *ud, pl_log_level level, const char *source, const char *line) {
+    (void)level;
+    assert_string_equal(source, "libwebsockets");
+    assert_non_null(line);
+    assert_null(strchr(line, '\n'));
+    (*(int *)ud)++;
+}
+
+static void stderr_log(void *ud, pl_log_level level, const char *source, const char *line) {
+    (void)ud;
+    fprintf(stderr, "%s %s: %s\n", source, pl_log_level_name(level), line);
+}
+
+static void quiet_log(void) {
+    if (verbose())
+        pl_set_log(stderr_log, NULL, PL_LOG_INFO);
+    else
+        pl_set_log(NULL, NULL, PL_LOG_OFF);
+}
+
 /* ---- the socket tests ---- */
 
 static void test_bad_options_and_unreachable(void **state) {
@@ -1589,14 +1614,23 @@ static void test_bad_options_and_unreachable(void **state) {
     assert_int_equal(pl_relay_client_new(&t, vd, &o), PL_ERR_INVALID_ARG);
     pl_driver_free(vd);
 
-    /* Nothing listens: a named error, then retries. */
+    /* Nothing listens: a named error and the reason in words, then
+     * retries; libwebsockets' lines go to the pl_set_log sink only. */
     dead_port dp;
     dead_port_open(&dp);
+    log_lines = 0;
+    pl_set_log(capture_log, &log_lines, PL_LOG_DEBUG);
     o = base_opts(&p, dp.url, SEED_A);
     peer_open(&p, "p", w.d, &o);
+    assert_string_equal(pl_relay_client_reason(p.t), "");
     assert_true(run_until(&w.loop, has_reconnecting, &p, 5000));
     assert_int_equal(p.last_err, PL_ERR_WEBSOCKET);
     assert_int_equal(p.failed, 0);
+    char want[96];
+    snprintf(want, sizeof want, "cannot connect to 127.0.0.1 port %s", strrchr(dp.url, ':') + 1);
+    assert_non_null(strstr(pl_relay_client_reason(p.t), want));
+    assert_true(log_lines > 0);
+    quiet_log();
     attempts a = {&p, 2};
     assert_true(run_until(&w.loop, attempts_at_least, &a, 5000));
     pl_relay_client_stats st;
@@ -1605,6 +1639,22 @@ static void test_bad_options_and_unreachable(void **state) {
     peer_close(&w.loop, &p);
     world_close(&w);
     dead_port_close(&dp);
+}
+
+/* A name that does not resolve: the host and the resolver's reason. */
+static void test_reason_dns(void **state) {
+    (void)state;
+    world w;
+    world_open(&w);
+    peer p;
+    memset(&p, 0, sizeof p);
+    pl_relay_client_opts o = base_opts(&p, "ws://nonexistent.invalid:1", SEED_A);
+    peer_open(&p, "p", w.d, &o);
+    assert_true(run_until(&w.loop, has_reconnecting, &p, 10000));
+    assert_int_equal(p.last_err, PL_ERR_WEBSOCKET);
+    assert_non_null(strstr(pl_relay_client_reason(p.t), "cannot resolve nonexistent.invalid: "));
+    peer_close(&w.loop, &p);
+    world_close(&w);
 }
 
 static void test_did_and_cancel_on_close(void **state) {
@@ -2038,7 +2088,7 @@ static void test_close_from_callback(void **state) {
 
 static int quiet_lws(void **state) {
     (void)state;
-    lws_set_log_level(verbose() ? (LLL_ERR | LLL_WARN | LLL_NOTICE) : 0, NULL);
+    quiet_log();
     signal(SIGPIPE, SIG_IGN);
     rng_state = pl_test_seed();
     return pl_init() == PL_OK ? 0 : -1;
@@ -2064,6 +2114,7 @@ int main(void) {
         cmocka_unit_test(test_core_close_cancels),
         cmocka_unit_test(test_core_subscribe_errors),
         cmocka_unit_test_teardown(test_bad_options_and_unreachable, kill_children),
+        cmocka_unit_test_teardown(test_reason_dns, kill_children),
         cmocka_unit_test_teardown(test_did_and_cancel_on_close, kill_children),
         cmocka_unit_test_teardown(test_two_clients, kill_children),
         cmocka_unit_test_teardown(test_publish_while_relay_down, kill_children),

@@ -140,9 +140,14 @@ static void test_validation(void **state) {
     static const uint8_t no_payload[] = {0x12, 0x0e, '/', 'a', 'p', 'p', '/', '1',
                                          '/',  'x',  '/', 'p', 'r', 'o', 't', 'o'};
     assert_int_equal(pl_waku_message_check(no_payload, sizeof no_payload), PL_ERR_WAKU_MESSAGE);
-    /* Malformed content topics. */
-    static const uint8_t bad_topic[] = {0x0a, 0x00, 0x12, 0x05, 'h', 'e', 'l', 'l', 'o'};
-    assert_int_equal(pl_waku_message_check(bad_topic, sizeof bad_topic), PL_ERR_WAKU_TOPIC);
+    /* Content topics: a relay carries any (nwaku's relay checks none), but
+     * one must be there. */
+    static const uint8_t any_topic[] = {0x0a, 0x01, 'x', 0x12, 0x05, 'h', 'e', 'l', 'l', 'o'};
+    assert_int_equal(pl_waku_message_check(any_topic, sizeof any_topic), PL_OK);
+    static const uint8_t empty_topic[] = {0x0a, 0x01, 'x', 0x12, 0x00};
+    assert_int_equal(pl_waku_message_check(empty_topic, sizeof empty_topic), PL_ERR_WAKU_TOPIC);
+    static const uint8_t utf8_topic[] = {0x0a, 0x01, 'x', 0x12, 0x02, '/', 0xff};
+    assert_int_equal(pl_waku_message_check(utf8_topic, sizeof utf8_topic), PL_ERR_BAD_UTF8);
     static const uint8_t nul_topic[] = {0x0a, 0x00, 0x12, 0x09, '/', 'a', '/',
                                         '1',  '/',  'x',  '/',  'p', 0};
     assert_int_equal(pl_waku_message_check(nul_topic, sizeof nul_topic), PL_ERR_WAKU_TOPIC);
@@ -323,6 +328,21 @@ static void test_autosharding(void **state) {
     assert_string_equal(pt, "/waku/2/rs/16/64");
     assert_int_equal(pl_waku_pubsub_topic_for(pt, &sh, "nope", 4), PL_ERR_WAKU_TOPIC);
     assert_string_equal(pt, "");
+    /* RFC 37's session topics: carried on the static shard, and sharded by
+     * app and version */
+    static const char rfc37[] = "/pairlink/1/wakunoise/1/sessions/00ff/proto";
+    assert_int_equal(pl_waku_pubsub_topic_for(pt, &sh, rfc37, strlen(rfc37)), PL_OK);
+    assert_string_equal(pt, "/waku/2/rs/16/64");
+    uint16_t s37 = 99, s4 = 98;
+    assert_int_equal(pl_waku_autoshard(&s37, rfc37, strlen(rfc37), 8), PL_OK);
+    assert_int_equal(pl_waku_autoshard(&s4, "/pairlink/1/pair-00/proto", 25, 8), PL_OK);
+    assert_int_equal(s37, s4);
+    /* every pairlink topic on one shard: 6 of 8 (node-manager-pairing.md 4.4) */
+    assert_int_equal(s4, 6);
+    static const char *still_bad[] = {"/a/b/c/d/e//g", "/a/b/c/d/e/f/", "a/b/c/d/e/f/g"};
+    for (size_t i = 0; i < sizeof still_bad / sizeof *still_bad; i++)
+        assert_int_equal(pl_waku_autoshard(&s37, still_bad[i], strlen(still_bad[i]), 8),
+                         PL_ERR_WAKU_TOPIC);
     sh.cluster = 1, sh.num_shards = 8;
     assert_int_equal(pl_waku_pubsub_topic_for(pt, &sh, ct, strlen(ct)), PL_OK);
     assert_string_equal(pt, "/waku/2/rs/1/0");

@@ -415,7 +415,7 @@ static void test_relay_line_and_filtering(void **state) {
     /* empty payloads and bad content topics are refused */
     assert_int_equal(publish(net, 0, CT, "", &r), PL_ERR_WAKU_MESSAGE);
     assert_int_equal(r.id, 0);
-    assert_int_equal(publish(net, 0, "/no", "x", &r), PL_ERR_WAKU_TOPIC);
+    assert_int_equal(publish(net, 0, "no", "x", &r), PL_ERR_WAKU_TOPIC);
     net_free(net);
 }
 
@@ -471,6 +471,40 @@ static void test_publish_queue(void **state) {
     pl__wnode_fail_queued(net->w[0], PL_ERR_CLOSED);
     pump(net);
     assert_int_equal(net->last_failed[0], PL_ERR_CLOSED);
+    net_free(net);
+}
+
+/* publish_needs_mesh: a relay peer subscribed is not enough; the message
+ * waits until the heartbeat grafted it into the mesh, so that what answers
+ * it (forwarded along the mesh) can reach us. */
+static void test_publish_needs_mesh(void **state) {
+    (void)state;
+    wnet *net = net_new();
+    pl__wnode_config c;
+    pl__wnode_config_default(&c);
+    c.publish_needs_mesh = true;
+    node_new_cfg(net, 0, &c);
+    node_new(net, 1);
+    assert_int_equal(pl__wnode_subscribe(net->w[1], CT, strlen(CT), net->now), PL_OK);
+    connect_(net, 0, 1);
+    pump(net);
+    assert_int_equal(pl__wnode_relay_peers(net->w[0]), 1);
+    assert_int_equal(pl__wnode_mesh_size(net->w[0], TOPIC), 0);
+    pl__wnode_pub r;
+    assert_int_equal(publish(net, 0, CT, "first", &r), PL_OK);
+    assert_true(r.queued); /* subscribed, not yet in the mesh */
+    assert_int_equal(publish(net, 0, CT, "second", &r), PL_OK);
+    assert_true(r.queued);
+    assert_int_equal(net->nmsgs[1], 0);
+    advance(net, 1500); /* the heartbeat grafts */
+    assert_true(pl__wnode_mesh_size(net->w[0], TOPIC) >= 1);
+    assert_int_equal(pl__wnode_queued(net->w[0]), 0);
+    assert_int_equal(net->nmsgs[1], 2);
+    assert_string_equal(net->msgs[1][0].payload, "first"); /* in order */
+    assert_int_equal(publish(net, 0, CT, "third", &r), PL_OK);
+    assert_false(r.queued);
+    pump(net);
+    assert_int_equal(net->nmsgs[1], 3);
     net_free(net);
 }
 
@@ -664,10 +698,15 @@ static void test_autosharding(void **state) {
 int main(void) {
     seed = pl_test_seed();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_metadata_policy),     cmocka_unit_test(test_relay_line_and_filtering),
-        cmocka_unit_test(test_publish_queue),       cmocka_unit_test(test_bootstrap_backoff),
-        cmocka_unit_test(test_bootstrap_reconnect), cmocka_unit_test(test_duplicate_connections),
-        cmocka_unit_test(test_bad_rpc_disconnects), cmocka_unit_test(test_autosharding),
+        cmocka_unit_test(test_metadata_policy),
+        cmocka_unit_test(test_relay_line_and_filtering),
+        cmocka_unit_test(test_publish_queue),
+        cmocka_unit_test(test_publish_needs_mesh),
+        cmocka_unit_test(test_bootstrap_backoff),
+        cmocka_unit_test(test_bootstrap_reconnect),
+        cmocka_unit_test(test_duplicate_connections),
+        cmocka_unit_test(test_bad_rpc_disconnects),
+        cmocka_unit_test(test_autosharding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,8 @@ typedef struct party {
      * request, ping or answer arrives here */
     const char *peer_store;
     int peer_pending, peer_seen, checks;
+    bool close_on_activated; /* as `wc create --until-active` does */
+    int published_at_activation;
 } party;
 
 /* Rows of `table` committed in the store at `path`, through a connection
@@ -79,13 +81,20 @@ static void check_peer_store(party *p) {
     p->checks++;
 }
 
+static int dapp_publishes; /* what the loopback tap saw "dapp" publish */
+
+static void on_closed(void *ud);
+
 static void on_event(void *ud, pl_wc_client *c, const pl_wc_event *ev) {
-    (void)c;
     party *p = ud;
     p->ev[ev->kind]++;
     p->last = *ev;
     if (ev->kind == PL_WC_EV_PING || ev->kind == PL_WC_EV_PONG) check_peer_store(p);
     if (ev->topic) snprintf(p->topic, sizeof p->topic, "%s", ev->topic);
+    if (ev->kind == PL_WC_EV_ACTIVATED) {
+        p->published_at_activation = dapp_publishes;
+        if (p->close_on_activated) pl_wc_client_close(c, 5000, on_closed);
+    }
 }
 
 static void on_state(void *ud, pl_wc_client *c, pl_transport_state s, pl_err err) {
@@ -305,6 +314,51 @@ static void test_group_commit_before_send(void **state) {
     stop(&b);
 }
 
+static void tap(void *ud, const char *endpoint, const char *topic, const uint8_t *data, size_t len,
+                const pl_publish_opts *opts) {
+    (void)ud, (void)topic, (void)data, (void)len, (void)opts;
+    if (!strcmp(endpoint, "dapp")) dapp_publishes++;
+}
+
+/* The proposer activates on the peer's first request (a ping): the pong is
+ * on the transport before ACTIVATED is reported, so that a process that
+ * stops there (wc create --until-active) does not lose it. */
+static void test_activated_after_answer(void **state) {
+    (void)state;
+    party a, b;
+    dapp_publishes = 0;
+    pl_loopback_hub_set_tap(H, tap, NULL);
+    init(&a, "dapp");
+    init(&b, "wallet");
+    pl_driver_run(D);
+    char *uri = NULL, topic[PL_TOPIC_HEX_SIZE];
+    assert_int_equal(
+        pl_wc_create(pl_wc_client_engine(a.c), NULL, 0, pl_wc_client_now(a.c), &uri, topic), PL_OK);
+    assert_int_equal(
+        pl_wc_pair(pl_wc_client_engine(b.c), uri, strlen(uri), pl_wc_client_now(b.c), NULL), PL_OK);
+    pl_free_secret(uri, strlen(uri));
+    pl_driver_run(D);
+    assert_int_equal(dapp_publishes, 0);
+    assert_int_equal(pl_wc_ping(pl_wc_client_engine(b.c), topic, pl_wc_client_now(b.c), NULL),
+                     PL_OK);
+    pl_driver_advance(D, 10);
+    assert_int_equal(a.ev[PL_WC_EV_ACTIVATED], 1);
+    assert_int_equal(a.ev[PL_WC_EV_PING], 1);
+    assert_int_equal(a.published_at_activation, 1); /* the pong went first */
+    assert_int_equal(b.ev[PL_WC_EV_PONG], 1);
+    /* seconds later the wallet deletes: the delivery would renew the
+     * pairing, but no RENEWED is reported for a pairing the message removed */
+    pl_driver_advance(D, 2000);
+    int renewed = a.ev[PL_WC_EV_RENEWED];
+    assert_int_equal(pl_wc_delete(pl_wc_client_engine(b.c), topic, pl_wc_client_now(b.c)), PL_OK);
+    pl_driver_advance(D, 10);
+    assert_int_equal(a.ev[PL_WC_EV_DELETED], 1);
+    assert_int_equal(a.ev[PL_WC_EV_RENEWED], renewed);
+    pl_loopback_hub_set_tap(H, NULL, NULL);
+    stop(&a);
+    stop(&b);
+}
+
 static void test_start_errors(void **state) {
     (void)state;
     party p;
@@ -471,6 +525,29 @@ static void test_over_relay_with_flush(void **state) {
     assert_true(run_until(&loop, &a.closed, NULL, 0, 10000));
     assert_true(run_until(&loop, NULL, &b.ev[PL_WC_EV_DELETED], 1, 10000));
     assert_true(b.last.by_peer);
+
+    /* a new proposer that closes (with a flush) from its ACTIVATED event,
+     * as `wc create --until-active` does: the wallet's ping still gets its
+     * pong */
+    party a2;
+    memset(&a2, 0, sizeof a2);
+    a2.name = "a2";
+    a2.close_on_activated = true;
+    snprintf(a2.store, sizeof a2.store, "%s/ra2.db", dir);
+    oa.store_path = a2.store;
+    oa.ud = &a2;
+    assert_int_equal(pl_wc_client_new(&a2.c, &loop, &oa), PL_OK);
+    assert_true(run_until(&loop, NULL, &a2.states, 1, 5000));
+    assert_int_equal(
+        pl_wc_create(pl_wc_client_engine(a2.c), NULL, 0, pl_wc_client_now(a2.c), &uri, topic),
+        PL_OK);
+    assert_int_equal(pl_wc_pair(eb, uri, strlen(uri), pl_wc_client_now(b.c), NULL), PL_OK);
+    pl_free_secret(uri, strlen(uri));
+    int pongs = b.ev[PL_WC_EV_PONG];
+    assert_int_equal(pl_wc_ping(eb, topic, pl_wc_client_now(b.c), NULL), PL_OK);
+    assert_true(run_until(&loop, &a2.closed, NULL, 0, 10000));
+    assert_int_equal(a2.ev[PL_WC_EV_ACTIVATED], 1);
+    assert_true(run_until(&loop, NULL, &b.ev[PL_WC_EV_PONG], pongs + 1, 10000));
     pl_wc_client_close(b.c, 0, on_closed);
     assert_true(run_until(&loop, &b.closed, NULL, 0, 10000));
     uv_run(&loop, UV_RUN_NOWAIT);
@@ -485,6 +562,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pair_request_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_before_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_activated_after_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_over_relay_with_flush, setup, teardown),
     };

@@ -238,6 +238,19 @@ static void pair_up(char topic[PL_TOPIC_HEX_SIZE]) {
     pl_free(uri);
 }
 
+/* Event names: one per kind, the CLI's vocabulary (docs/cli.md). */
+static void test_event_names(void **state) {
+    (void)state;
+    static const char *const want[] = {
+        NULL,          "created",       "activated", "renewed",         "expired",
+        "deleted",     "ping",          "pong",      "request_timeout", "unsupported_method",
+        "bad_message", "publish_failed"};
+    for (int k = PL_WC_EV_CREATED; k <= PL_WC_EV_PUBLISH_FAILED; k++)
+        assert_string_equal(pl_wc_event_name((pl_wc_event_kind)k), want[k]);
+    assert_string_equal(pl_wc_event_name((pl_wc_event_kind)0), "unknown");
+    assert_string_equal(pl_wc_event_name((pl_wc_event_kind)99), "unknown");
+}
+
 static void test_create_and_pair_lifecycle(void **state) {
     (void)state;
     char topic[PL_TOPIC_HEX_SIZE];
@@ -675,6 +688,7 @@ static void test_injected_randomness(void **state) {
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_event_names),
         cmocka_unit_test_setup_teardown(test_create_and_pair_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unregistered_method_gets_10001, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_methods, setup, teardown),
@@ -682,7 +696,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_redelivery_handled_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inactive_pairing_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_reaches_peer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_timeout_and_pending_on_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_timeout_and_pending_on_delete, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extend, setup, teardown),

@@ -134,6 +134,7 @@ extern "C" {
     X(PL_ERR_STORE, 900, "storage (SQLite) failure")                                  \
     X(PL_ERR_STORE_CORRUPT, 901, "storage file is corrupt or of another format")      \
     X(PL_ERR_KEY_FILE, 902, "key file has a wrong size or unsafe permissions")        \
+    X(PL_ERR_STORE_LOCKED, 903, "store is in use by another process")                 \
     /* libp2p (src/p2p/) */                                                           \
     X(PL_ERR_P2P_MULTIADDR, 1000, "malformed or unsupported multiaddr")               \
     X(PL_ERR_P2P_TRANSPORT, 1001, "multiaddr transport not supported here (ws, wss)")  \
@@ -208,6 +209,15 @@ PL_EXPORT void pl_set_misuse_handler(pl_misuse_fn fn);
  * PL_ERR_STORE, or OpenSSL error of the last PL_ERR_TLS/CRYPTO on this
  * thread; 0 if none was recorded. Lets callers see the underlying code. */
 PL_EXPORT long pl_last_detail(void);
+
+/* The text of pl_last_detail() for `err`, the error the failing call
+ * returned on this thread: strerror() of the errno behind PL_ERR_SYS,
+ * PL_ERR_IO and PL_ERR_KEY_FILE, SQLite's message for PL_ERR_STORE and
+ * PL_ERR_STORE_CORRUPT, OpenSSL's reason for PL_ERR_TLS and PL_ERR_CRYPTO;
+ * "" when no detail was recorded or err has none. Call it right after the
+ * failure (a later failure replaces the detail). Writes at most cap bytes
+ * (NUL included) into buf and returns buf; any thread. */
+PL_EXPORT const char *pl_detail_text(pl_err err, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

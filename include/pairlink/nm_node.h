@@ -22,6 +22,7 @@
 #include "pairlink/nm_pairing.h"
 #include "pairlink/nm_session.h"
 #include "pairlink/transport.h"
+#include "pairlink/waku_transport.h"
 
 #include <stdbool.h>
 #include <uv.h>
@@ -67,10 +68,20 @@ typedef void (*pl_nm_node_event_cb)(void *ud, pl_nm_node *n, const pl_nm_node_ev
 
 typedef struct pl_nm_node_opts {
     pl_nm_role role;        /* required */
-    const char *relay_url;  /* e.g. ws://127.0.0.1:8787; required unless transport is set */
+    const char *relay_url;  /* e.g. ws://127.0.0.1:8787; required unless transport or waku is set */
     /* Optional: use this transport instead of a relay client of the node's
      * own. Not owned (it must outlive the node); the node sets its handler. */
     pl_transport *transport;
+    /* Optional (without `transport`): run over a Waku relay network instead
+     * of a WalletConnect relay: the node makes a Waku transport of its own
+     * (waku_transport.h) with these options (copied; the handler is the
+     * node's) and closes it with itself; relay_url and project_id are not
+     * used. The libp2p identity is waku->node.key, else the file
+     * waku->key_file, else "<store_path>.p2p.key" (0600, created on first
+     * use; a fresh key for a ":memory:" store). The node's publish queue
+     * and content-topic limits, where left 0, are raised to what
+     * PL_NM_SESSION_MAX_PEERS counterparties need. Needs a loop driver. */
+    const pl_waku_transport_opts *waku;
     /* Optional: run on this driver (a virtual one in tests); NULL: a driver
      * of the node's own on `loop`. */
     pl_driver *driver;
@@ -90,8 +101,8 @@ typedef struct pl_nm_node_opts {
  * `loop` (then required). Errors: PL_ERR_INVALID_ARG (role, code_ttl_ms
  * outside 0..PL_NM_CODE_TTL_MS), PL_ERR_TOO_LARGE (name above 64 bytes),
  * those of pl_nm_store_open / pl_nm_store_identity (PL_ERR_KEY_FILE: unsafe
- * key file), pl_relay_client_new, pl_nm_sessions_new. Blocking file I/O at
- * start. */
+ * key file), pl_relay_client_new or pl_waku_transport_new,
+ * pl_nm_sessions_new. Blocking file I/O at start. */
 PL_EXPORT pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *opts);
 
 /* Start a pairing. App: code NULL -> a fresh code (reported at once as a
@@ -145,6 +156,12 @@ PL_EXPORT size_t pl_nm_node_restored(const pl_nm_node *n);
  * once everything is closed, and the node is freed. A borrowed transport is
  * left open. Calling it twice is misuse. */
 PL_EXPORT void pl_nm_node_close(pl_nm_node *n, int64_t flush_ms, void (*on_closed)(void *ud));
+
+/* The event's name in lowercase words with underscores ("transport",
+ * "pair_code", "pair_dropped", "pair_stored", "paired", "pair_failed",
+ * "session", "publish_failed"), the same for every binding and log
+ * (docs/cli.md); "unknown" outside the enum. Static strings, any thread. */
+PL_EXPORT const char *pl_nm_node_event_name(pl_nm_node_event_kind k);
 
 #ifdef __cplusplus
 }

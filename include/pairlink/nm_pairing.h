@@ -48,6 +48,7 @@ extern "C" {
 #define PL_NM_HELLO_BODY_MAX (PL_NM_HELLO_BODY_MIN + PL_NM_NAME_MAX)
 #define PL_NM_HELLO_WIRE_BYTES 284      /* every HELLO we seal: 256 + tag + iv */
 #define PL_NM_HELLO_WIRE_MAX 1024       /* longest HELLO accepted (any encoder's padding) */
+#define PL_NM_WAKU_VERSION_HELLO 1      /* WakuMessage version of a HELLO: 26/WAKU-PAYLOAD */
 
 #define PL_NM_FINGERPRINT_SIZE 10       /* "XXXX-XXXX" + NUL */
 #define PL_NM_RV_BYTES 48

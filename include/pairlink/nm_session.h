@@ -37,6 +37,7 @@ extern "C" {
 #define PL_NM_SESSION_KNOCK_MAGIC "PLK1"            /* knock transport magic */
 #define PL_NM_SESSION_BODY_MAX (64u * 1024u)        /* bytes of a request/response body */
 #define PL_NM_SESSION_FRAME_HEADER 9                /* type(1) | id(8) */
+#define PL_NM_WAKU_VERSION_SESSION 2                /* WakuMessage version of session messages: PayloadV2 */
 /* "/pairlink/1/wakunoise/1/sessions/<64 hex>/proto" + NUL, with room. */
 #define PL_NM_SESSION_TOPIC_SIZE 128
 
@@ -101,7 +102,12 @@ typedef struct pl_nm_session_output {
     char topic[PL_NM_SESSION_TOPIC_SIZE]; /* SUBSCRIBE, UNSUBSCRIBE, PUBLISH: content topic */
     uint8_t *message;                     /* PUBLISH: the PayloadV2 bytes */
     size_t message_len;
-    uint32_t ttl_s;                      /* PUBLISH */
+    uint32_t ttl_s;                      /* PUBLISH: store-and-forward lifetime (relay) */
+    /* PUBLISH: true for what is worthless once its moment passed and is
+     * repaired by the protocol when lost (handshake messages, knocks,
+     * READY): Waku store nodes need not keep it. Requests and responses
+     * (application data) are not ephemeral. */
+    bool ephemeral;
     pl_nm_session_event event;           /* EVENT */
     uint8_t peer[PL_NM_KEY_BYTES];       /* EVENT: the counterparty's identity */
     uint64_t id;                         /* REQUEST, RESPONSE, REQUEST_FAILED */
@@ -201,6 +207,12 @@ typedef struct pl_nm_sessions_stats {
     uint64_t outputs_lost;       /* outputs discarded because the queue was full */
 } pl_nm_sessions_stats;
 PL_EXPORT void pl_nm_sessions_stats_get(const pl_nm_sessions *m, pl_nm_sessions_stats *out);
+
+/* The session event's name ("connecting", "knock", "established", "retry",
+ * "rejected", "request", "response", "request_failed", "dropped"), as the
+ * CLI prints it (docs/cli.md); "unknown" outside the enum. Static strings,
+ * any thread. */
+PL_EXPORT const char *pl_nm_session_event_name(pl_nm_session_event e);
 
 #ifdef __cplusplus
 }

@@ -43,8 +43,9 @@
  * clients may share one driver; there is no global state (each client owns
  * a libwebsockets context created on the driver's loop).
  *
- * Logging: the client prints nothing; libwebsockets logs through its own
- * process-wide setting (lws_set_log_level), which the application owns. */
+ * Logging: the client prints nothing; libwebsockets' own lines go to the
+ * process-wide sink of pl_set_log() (log.h), nowhere without one.
+ * pl_relay_client_reason() says in words why the last attempt failed. */
 #ifndef PAIRLINK_RELAY_CLIENT_H
 #define PAIRLINK_RELAY_CLIENT_H
 
@@ -186,6 +187,16 @@ PL_EXPORT bool pl_relay_client_is(const pl_transport *t);
  * above PL_RELAY_PAYLOAD_MAX bytes. t must be a relay client. */
 PL_EXPORT pl_err pl_relay_client_publish(pl_transport *t, const char *topic, const uint8_t *data,
                                          size_t len, const pl_publish_opts *opts, uint64_t *seq);
+
+/* Why the last connection attempt failed or the connection ended, in words
+ * for people, e.g. "connection refused", "cannot resolve relay.example:
+ * unknown node or service", "the relay refused our authentication (HTTP
+ * 401)", "HTTP 404 instead of a WebSocket upgrade", a TLS library's reason,
+ * "the relay closed the connection (code 1001)", "no answer to a ping
+ * within 10 s". "" while connected and before any failure. Read it from
+ * on_state; valid until the client's next callback or call. t must be a
+ * relay client. */
+PL_EXPORT const char *pl_relay_client_reason(const pl_transport *t);
 
 /* The client's did:key (from the seed); valid while the client lives. */
 PL_EXPORT const char *pl_relay_client_did(const pl_transport *t);

@@ -12,8 +12,8 @@
  *    delivery, and carries the bytes as standard base64 in irn_publish;
  *  - the in-memory loopback (loopback.h): several endpoints on one hub with
  *    a virtual clock, for tests;
- *  - a Waku v2 relay transport: content topics map to pubsub topics, bytes
- *    travel as the payload of a WakuMessage.
+ *  - the Waku v2 relay transport (waku_transport.h): content topics map to
+ *    pubsub topics, bytes travel as the payload of a WakuMessage.
  *
  * Topics are names: 1..PL_TRANSPORT_TOPIC_MAX bytes of printable ASCII
  * (0x21..0x7e). The node-manager cores use Waku content topics
@@ -76,13 +76,14 @@ PL_EXPORT const char *pl_transport_state_name(pl_transport_state s);
  * them. A transport ignores an extension of another kind, so a core can pass
  * WalletConnect relay options (tag, prompt) without them leaking into the
  * Waku path. The structs themselves are declared by each transport's header
- * (relay_client.h: pl_wc_relay_publish_ext, pl_wc_relay_delivery_ext). */
+ * (relay_client.h: pl_wc_relay_publish_ext, pl_wc_relay_delivery_ext;
+ * waku_transport.h: pl_waku_publish_ext, pl_waku_delivery_ext). */
 typedef struct pl_transport_ext {
     uint32_t kind;
 } pl_transport_ext;
 
 #define PL_TRANSPORT_EXT_WC_RELAY 1u /* relay_client.h */
-#define PL_TRANSPORT_EXT_WAKU 2u     /* reserved for the Waku transport */
+#define PL_TRANSPORT_EXT_WAKU 2u     /* waku_transport.h */
 /* 3.. for later transports. */
 
 typedef struct pl_publish_opts {

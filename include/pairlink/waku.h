@@ -82,7 +82,11 @@ PL_EXPORT pl_err pl_waku_message_encode(uint8_t *out, size_t cap, size_t *out_le
 /* The relay's acceptance rules for a message of `wire_len` encoded bytes:
  * wire_len <= PL_WAKU_MESSAGE_MAX (PL_ERR_TOO_LARGE), meta <=
  * PL_WAKU_META_MAX and the payload field present (PL_ERR_WAKU_MESSAGE), a
- * well-formed content topic (PL_ERR_WAKU_TOPIC). */
+ * content topic present and non-empty, UTF-8 without NUL
+ * (PL_ERR_WAKU_TOPIC, PL_ERR_BAD_UTF8). Its form is not checked: nwaku's
+ * relay checks none, and RFC 37's Noise session topics
+ * (`/{app}/{version}/wakunoise/1/sessions/{id}/proto`) are not of the
+ * 23/WAKU2-TOPICS form. */
 PL_EXPORT pl_err pl_waku_message_validate(const pl_waku_message *m, size_t wire_len);
 
 /* Decode + validate in one call, for bytes off the wire: what a relay
@@ -136,7 +140,10 @@ PL_EXPORT pl_err pl_waku_pubsub_topic_parse(uint16_t *cluster, uint16_t *shard, 
                                             size_t len);
 
 /* Autosharding: shard = uint64 big-endian of sha256(app | version)[24..32]
- * mod num_shards (generation 0, the only one defined). Errors:
+ * mod num_shards (generation 0, the only one defined). A topic of more
+ * than five non-empty parts (RFC 37's session topics) is sharded by its
+ * first two, as `/{app}/{version}/...` (nwaku and js-waku refuse such
+ * topics under autosharding). Errors:
  * PL_ERR_WAKU_TOPIC / PL_ERR_BAD_UTF8 (content topic), PL_ERR_UNSUPPORTED
  * (generation other than 0), PL_ERR_INVALID_ARG (num_shards 0 or above
  * 65536). *shard is 0 on failure. */
@@ -156,8 +163,10 @@ typedef struct pl_waku_sharding {
 PL_EXPORT void pl_waku_sharding_default(pl_waku_sharding *out);
 
 /* The pubsub topic carrying content_topic under s. The content topic is
- * checked in both modes. Errors: those of pl_waku_autoshard. out is "" on
- * failure. */
+ * checked in both modes: autosharding as pl_waku_autoshard; static
+ * sharding takes any topic a relay carries (pl_waku_message_validate)
+ * that starts with '/'. Errors: PL_ERR_WAKU_TOPIC, PL_ERR_BAD_UTF8, those
+ * of pl_waku_autoshard. out is "" on failure. */
 PL_EXPORT pl_err pl_waku_pubsub_topic_for(char out[PL_WAKU_PUBSUB_TOPIC_SIZE],
                                           const pl_waku_sharding *s, const char *content_topic,
                                           size_t len);

@@ -100,6 +100,9 @@ typedef struct pl_waku_event {
     bool inbound;
     const char *addr;         /* remote multiaddr text, "" if unknown */
     const char *pubsub_topic; /* MESH, PUBLISHED, PUBLISH_FAILED; else "" */
+    /* PUBLISH_FAILED: the content topic of the message given up (NUL-terminated;
+     * "" otherwise). */
+    const char *content_topic;
     bool grafted;             /* MESH */
     size_t mesh_size;         /* MESH: after the change */
     uint64_t publish_id;      /* PUBLISHED, PUBLISH_FAILED */
@@ -132,6 +135,12 @@ typedef struct pl_waku_node_opts {
     int64_t reconnect_min_ms;    /* 0: 1 s */
     int64_t reconnect_max_ms;    /* 0: 30 s */
     int64_t flush_timeout_ms;    /* pl_waku_node_close: 0: 2 s */
+    size_t max_content_topics;   /* subscribed at once; 0: 1024 */
+    /* Queue a publish on a relayed pubsub topic until its gossipsub mesh
+     * has a peer, not merely until a peer is subscribed: what answers it
+     * comes back through the mesh, and a node that sends before its peers
+     * grafted it misses the answer (js-waku waits for mesh peers too). */
+    bool publish_needs_mesh;
     /* callbacks (each may be NULL) */
     pl_waku_message_cb on_message;
     pl_waku_event_cb on_event;
@@ -168,6 +177,9 @@ PL_EXPORT pl_err pl_waku_node_listen(pl_waku_node *n, const char *multiaddr);
  * No callback follows on_closed. Calling it twice is a misuse. */
 PL_EXPORT void pl_waku_node_close(pl_waku_node *n, void (*on_closed)(void *ud), void *ud);
 
+/* The driver the node runs on. */
+PL_EXPORT pl_driver *pl_waku_node_driver(const pl_waku_node *n);
+
 /* Our peer id. */
 PL_EXPORT void pl_waku_node_peer_id(const pl_waku_node *n, pl_p2p_peer_id *id);
 
@@ -181,7 +193,7 @@ PL_EXPORT size_t pl_waku_node_listen_addr(const pl_waku_node *n, size_t i, char 
 /* Receive messages on a content topic (its pubsub topic is relayed from
  * now on). Errors: PL_ERR_WAKU_TOPIC / PL_ERR_BAD_UTF8 (malformed content
  * topic), PL_ERR_UNSUPPORTED (autosharding generation other than 0),
- * PL_ERR_TOO_LARGE (above 512 bytes, or 1024 content topics), PL_ERR_EXISTS
+ * PL_ERR_TOO_LARGE (above 512 bytes, or max_content_topics), PL_ERR_EXISTS
  * (already subscribed), PL_ERR_STATE (closing), PL_ERR_NOMEM. */
 PL_EXPORT pl_err pl_waku_node_subscribe(pl_waku_node *n, const char *content_topic);
 /* Errors: PL_ERR_NOT_FOUND (not subscribed), PL_ERR_STATE (closing). */
@@ -217,6 +229,15 @@ PL_EXPORT pl_err pl_waku_node_publish(pl_waku_node *n, const char *content_topic
                                       const uint8_t *payload, size_t len,
                                       const pl_waku_publish_opts *opts,
                                       pl_waku_publish_result *result);
+
+/* The node's message and event callbacks (initially those of its
+ * options): read them, or replace them, e.g. to put a transport in front
+ * that calls the previous ones after itself (waku_transport.h). From the
+ * driver's thread; the next message or event goes to the new ones. */
+PL_EXPORT void pl_waku_node_get_callbacks(const pl_waku_node *n, pl_waku_message_cb *on_message,
+                                          pl_waku_event_cb *on_event, void **ud);
+PL_EXPORT void pl_waku_node_set_callbacks(pl_waku_node *n, pl_waku_message_cb on_message,
+                                          pl_waku_event_cb on_event, void *ud);
 
 /* What has not left yet: messages published and queued (waiting for a
  * subscribed peer), plus RPCs (ours or relayed) produced but not yet taken

@@ -102,6 +102,11 @@ typedef enum pl_wc_event_kind {
     PL_WC_EV_CREATED = 1,   /* create() or pair() made a pairing */
     PL_WC_EV_ACTIVATED,     /* the proposer got its proof that the peer paired */
     PL_WC_EV_RENEWED,       /* expiry moved forward (delivery or wc_pairingExtend) */
+    /* ACTIVATED and RENEWED caused by a request from the peer come after
+     * the request was handled: the answer (the pong of a wc_pairingPing)
+     * is already queued on the transport, so an application may close with
+     * a flush from this event without losing it. Caused by a response,
+     * they come before the response's own event (PONG) or handler. */
     PL_WC_EV_EXPIRED,       /* expiry reached: pairing deleted, unsubscribed */
     PL_WC_EV_DELETED,       /* deleted locally or by the peer (wc_pairingDelete) */
     PL_WC_EV_PING,          /* the peer pinged us (we answered) */
@@ -111,6 +116,13 @@ typedef enum pl_wc_event_kind {
     PL_WC_EV_BAD_MESSAGE,   /* undecryptable/unparseable message dropped */
     PL_WC_EV_PUBLISH_FAILED, /* the relay refused (or never took) a message we sent */
 } pl_wc_event_kind;
+
+/* The event's name in lowercase words with underscores ("created",
+ * "activated", "renewed", "expired", "deleted", "ping", "pong",
+ * "request_timeout", "unsupported_method", "bad_message",
+ * "publish_failed"), the same for every binding and log; "unknown" for a
+ * value outside the enum. Static strings, any thread. */
+PL_EXPORT const char *pl_wc_event_name(pl_wc_event_kind k);
 
 typedef struct pl_wc_event {
     pl_wc_event_kind kind;

@@ -5,6 +5,7 @@
 #include "cli/demo.h"
 
 #include "pairlink/hash.h"
+#include "pairlink/waku_node.h"
 #include "pairlink/wc_client.h"
 #include "relay/ws_server.h"
 
@@ -233,18 +234,98 @@ static int wc_flow(pl_demo *d) {
     return 0;
 }
 
+/* ---- the embedded Waku network (--waku) ---- */
+
+typedef struct hop {
+    pl_driver *drv;
+    pl_waku_node *node;
+    bool closed;
+} hop;
+
+static void hop_closed(void *ud) { ((hop *)ud)->closed = true; }
+
+/* The relay node in the middle: the app's and the node manager's nodes dial
+ * only it, so everything between them is relayed by it. */
+static pl_err hop_start(pl_demo *d, hop *h) {
+    memset(h, 0, sizeof *h);
+    pl_err e = pl_driver_new(&h->drv, &d->loop);
+    if (e != PL_OK) return e;
+    pl_waku_node_opts o;
+    pl_waku_node_opts_init(&o);
+    e = pl_waku_node_new(&h->node, h->drv, &o);
+    if (e != PL_OK) {
+        pl_driver_free(h->drv);
+        h->drv = NULL;
+        return e;
+    }
+    e = pl_waku_node_listen(h->node, "/ip4/127.0.0.1/tcp/0");
+    if (e == PL_OK && pl_waku_node_listen_addr(h->node, 0, d->waku_peer, sizeof d->waku_peer) == 0)
+        e = PL_ERR_INTERNAL;
+    return e;
+}
+
+static void hop_stop(pl_demo *d, hop *h) {
+    if (h->node) {
+        pl_waku_node_close(h->node, hop_closed, h);
+        pl__demo_run_until(&d->loop, &h->closed, 5000);
+        h->node = NULL;
+    }
+    if (h->drv) pl_driver_close(h->drv, NULL, NULL);
+    h->drv = NULL;
+}
+
+static void cleanup_dir(pl_demo *d) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+    if (system(cmd) != 0) fprintf(stderr, "pairlink demo: could not remove %s\n", d->dir);
+}
+
+static int demo_waku(pl_demo *d) {
+    hop h;
+    uv_loop_init(&d->loop);
+    pl_err e = hop_start(d, &h);
+    int rc = 1;
+    if (e != PL_OK) {
+        pl_cli_fail("demo", "starting the embedded Waku relay node", e);
+    } else {
+        d->waku = true;
+        printf("waku: a relay node listening on %s (cluster 16, shard 64);\n", d->waku_peer);
+        printf("      the app and the node manager each run a Waku node that dials only it\n\n");
+        printf("== Node-manager pairing (Status / Nimbus) over Waku ==\n");
+        rc = pl__demo_nm_flow(d);
+    }
+    hop_stop(d, &h);
+    uv_run(&d->loop, UV_RUN_DEFAULT); /* every handle finishes closing */
+    uv_loop_close(&d->loop);
+    cleanup_dir(d);
+    printf("\n%s\n", rc == 0 ? "demo finished: the node-manager flow completed over Waku" : "demo FAILED");
+    return rc;
+}
+
 int pl_cli_demo(int argc, char **argv) {
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: pairlink demo\n\n"
-               "Start an embedded relay on 127.0.0.1, then walk through both pairing flows:\n"
-               "the WalletConnect Pairing API (dapp and wallet) and the node-manager pairing\n"
-               "(GUI app and node manager: code, HELLO exchange, Noise session, restart).\n"
-               "Everything runs locally and finishes by itself in seconds.\n");
-        return 0;
+    bool waku = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: pairlink demo [--waku]\n\n"
+                   "Start an embedded relay on 127.0.0.1, then walk through both pairing flows:\n"
+                   "the WalletConnect Pairing API (dapp and wallet) and the node-manager pairing\n"
+                   "(GUI app and node manager: code, HELLO exchange, Noise session, restart).\n"
+                   "Everything runs locally and finishes by itself in seconds.\n\n"
+                   "  --waku   the node-manager pairing over an embedded Waku network instead:\n"
+                   "           three Waku relay nodes on 127.0.0.1 in a line (the app's, a relay\n"
+                   "           node, the node manager's), so the two sides are never directly\n"
+                   "           connected; the same eleven steps, restart included\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--waku"))
+            waku = true;
+        else
+            return pl_cli_usage_error("demo", "unknown argument '%s'", argv[i]);
     }
     pl_demo d = {0};
     snprintf(d.dir, sizeof d.dir, "/tmp/pairlink-demo-XXXXXX");
     if (!mkdtemp(d.dir)) return pl_cli_fail("demo", "temporary directory", PL_ERR_SYS);
+    if (waku) return demo_waku(&d);
     int port = 0;
     pl_err e = start_relay(&port);
     if (e != PL_OK) return pl_cli_fail("demo", "starting the embedded relay", e);
@@ -261,9 +342,7 @@ int pl_cli_demo(int argc, char **argv) {
     uv_run(&d.loop, UV_RUN_NOWAIT);
     uv_loop_close(&d.loop);
     stop_relay();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d.dir);
-    if (system(cmd) != 0) fprintf(stderr, "pairlink demo: could not remove %s\n", d.dir);
+    cleanup_dir(&d);
     printf("\n%s\n", rc == 0 ? "demo finished: both flows completed" : "demo FAILED");
     return rc;
 }

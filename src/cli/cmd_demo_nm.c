@@ -6,6 +6,7 @@
 
 #include "pairlink/codec.h"
 #include "pairlink/nm_node.h"
+#include "pairlink/waku_transport.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -80,6 +81,17 @@ static pl_err side_open(pl_demo *d, side *s, const char *label, pl_nm_role role,
                          .sessions = true,
                          .on_event = on_event,
                          .ud = s};
+    /* Over Waku: a node of its own that dials only the relay node, its
+     * libp2p identity beside the store (the same peer id after a restart). */
+    pl_waku_transport_opts wo;
+    const char *peers[1] = {d->waku_peer};
+    if (d->waku) {
+        pl_waku_transport_opts_init(&wo);
+        wo.node.peers = peers;
+        wo.node.n_peers = 1;
+        o.waku = &wo;
+        o.relay_url = NULL;
+    }
     pl_err e = pl_nm_node_new(&s->n, &d->loop, &o);
     if (e != PL_OK) return e;
     if (!pl__demo_run_until(&d->loop, &s->connected, 10000)) return PL_ERR_TIMEOUT;
@@ -91,6 +103,22 @@ static void side_close(pl_demo *d, side *s) {
     pl_nm_node_close(s->n, 0, on_closed);
     pl__demo_run_until(&d->loop, &s->closed, 5000);
     s->n = NULL;
+}
+
+static void waku_id(side *s, pl_p2p_peer_id *id) {
+    pl_waku_node_peer_id(pl_waku_transport_node(pl_nm_node_transport(s->n)), id);
+}
+
+/* Over Waku: the side's libp2p peer id, shortened, and where it joined. */
+static void waku_joined(pl_demo *d, side *s) {
+    if (!d->waku) return;
+    pl_p2p_peer_id id;
+    char txt[PL_P2P_PEER_ID_TEXT_SIZE];
+    waku_id(s, &id);
+    if (pl_p2p_peer_id_format(txt, &id) != PL_OK) return;
+    size_t n = strlen(txt);
+    printf("        (%s's Waku node ...%s joined through the relay node; shard /waku/2/rs/16/64)\n",
+           s->label, n > 8 ? txt + n - 8 : txt);
 }
 
 static void key_id(const uint8_t key[PL_NM_KEY_BYTES], char out[17]) {
@@ -115,7 +143,9 @@ int pl__demo_nm_flow(pl_demo *d) {
     char idtxt[17];
     pl_nm_node_identity(app.n, id);
     key_id(id, idtxt);
-    pl__demo_step(d, "app is on the relay with identity %s... and listens on T", idtxt);
+    pl__demo_step(d, "app is on the %s with identity %s... and listens on T",
+                  d->waku ? "Waku network" : "relay", idtxt);
+    waku_joined(d, &app);
 
     if ((e = side_open(d, &nm, "node manager", PL_NM_ROLE_NODE_MANAGER, "Status node manager", "nm.db")) !=
         PL_OK)
@@ -124,7 +154,9 @@ int pl__demo_nm_flow(pl_demo *d) {
     pl__demo_step(d, "user typed the code on the node manager, which derived the same T and HS");
     pl_nm_node_identity(nm.n, id);
     key_id(id, idtxt);
-    pl__demo_step(d, "node manager (identity %s...) sends HELLO_APP = encrypt(HS, its identity) on T", idtxt);
+    waku_joined(d, &nm);
+    pl__demo_step(d, "node manager (identity %s...) sends HELLO_APP = encrypt(HS, its identity) on T%s", idtxt,
+                  d->waku ? " (WakuMessage version 1, ephemeral; repeated every 2 s)" : "");
     if (!pl__demo_run_until(&d->loop, &app.stored, 15000)) return pl__demo_fail(d, "HELLO_APP", PL_ERR_TIMEOUT);
     pl__demo_step(d, "app decrypted HELLO_APP with HS and persisted the node manager \"%s\"", app.peer_name);
     pl__demo_step(d, "app answers HELLO_NODE_MANAGER = encrypt(HS, app identity)");
@@ -139,6 +171,7 @@ int pl__demo_nm_flow(pl_demo *d) {
         !pl__demo_run_until(&d->loop, &app.established, 20000))
         return pl__demo_fail(d, "Noise session", PL_ERR_TIMEOUT);
     pl__demo_step(d, "node manager opened a Waku Noise K1K1 session with the app's key; the app accepted");
+    if (d->waku) printf("        (handshake and session messages: WakuMessage version 2 on the rendezvous and session topics)\n");
 
     static const char ask[] = "{\"method\":\"node_status\"}";
     if ((e = pl_nm_node_request(app.n, app.peer, (const uint8_t *)ask, sizeof ask - 1, NULL)) != PL_OK)
@@ -147,6 +180,8 @@ int pl__demo_nm_flow(pl_demo *d) {
         return pl__demo_fail(d, "response over the session", PL_ERR_TIMEOUT);
     printf("        over the session: app asked %s, node manager answered %s\n", nm.body, app.body);
 
+    pl_p2p_peer_id ids[2] = {{0}, {0}}, ids2[2] = {{0}, {0}};
+    if (d->waku) waku_id(&app, &ids[0]), waku_id(&nm, &ids[1]);
     side_close(d, &app);
     side_close(d, &nm);
     if ((e = side_open(d, &nm, "node manager", PL_NM_ROLE_NODE_MANAGER, "Status node manager", "nm.db")) != PL_OK)
@@ -158,6 +193,12 @@ int pl__demo_nm_flow(pl_demo *d) {
         return pl__demo_fail(d, "session after restart", PL_ERR_TIMEOUT);
     pl__demo_step(d, "both restarted: each loaded %zu counterparty and the session was re-established at once",
                   pl_nm_node_restored(app.n));
+    if (d->waku) {
+        waku_id(&app, &ids2[0]), waku_id(&nm, &ids2[1]);
+        bool same = !memcmp(&ids[0], &ids2[0], sizeof ids[0]) && !memcmp(&ids[1], &ids2[1], sizeof ids[1]);
+        printf("        (both Waku nodes rejoined %s)\n",
+               same ? "with their peer ids, kept in key files beside the stores" : "with NEW peer ids");
+    }
     app.got_response = false;
     if ((e = pl_nm_node_request(app.n, app.peer, (const uint8_t *)ask, sizeof ask - 1, NULL)) != PL_OK)
         return pl__demo_fail(d, "request", e);

@@ -6,6 +6,7 @@
 #include "pairlink/nm_node.h"
 #include "pairlink/nm_store.h"
 #include "pairlink/store.h"
+#include "pairlink/waku_transport.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -41,6 +42,9 @@ typedef struct ctx {
     bool qr_failed; /* --qr-png could not be written */
     uint64_t req_id;
     const char *message;
+    bool waku;           /* --waku: a Waku transport instead of the relay */
+    bool verbose;        /* --verbose: the Waku node's log on stderr */
+    pl_cli_waku_opts w;  /* --peer, --listen, ... */
 } ctx;
 
 static const char *role_name(pl_nm_role r) { return r == PL_NM_ROLE_APP ? "app" : "node-manager"; }
@@ -106,7 +110,7 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
         json_t *o = json_object();
         switch (ev->kind) {
         case PL_NM_NODE_TRANSPORT:
-            json_object_set_new(o, "event", json_string("relay"));
+            json_object_set_new(o, "event", json_string(c->waku ? "waku" : "relay"));
             json_object_set_new(o, "state",
                                 json_string(ev->transport_state == PL_TRANSPORT_CONNECTED ? "connected"
                                             : ev->transport_state == PL_TRANSPORT_CLOSED  ? "failed"
@@ -173,7 +177,11 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
     }
     switch (ev->kind) {
     case PL_NM_NODE_TRANSPORT:
-        if (ev->transport_state == PL_TRANSPORT_CONNECTED) printf("relay connected\n");
+        if (c->waku && ev->transport_state == PL_TRANSPORT_CONNECTED)
+            printf("waku connected (a relay peer is up)\n");
+        else if (c->waku)
+            printf("waku: no relay peer (%s); retrying\n", pl_strerror(ev->err));
+        else if (ev->transport_state == PL_TRANSPORT_CONNECTED) printf("relay connected\n");
         else printf("relay %s: %s\n", ev->transport_state == PL_TRANSPORT_CLOSED ? "failed" : "disconnected",
                     pl_strerror(ev->err));
         break;
@@ -340,6 +348,30 @@ static int64_t test_code_ttl(void) {
     return t > 0 && t <= PL_NM_CODE_TTL_MS ? t : 0;
 }
 
+static void waku_log(void *ud, const char *line) {
+    const ctx *c = ud;
+    fprintf(stderr, "pairlink %s: waku: %s\n", c->cmd, line);
+}
+
+/* The Waku node's listen addresses, for the peers that will dial it. */
+static void print_listening(ctx *c) {
+    pl_waku_node *wn = pl_waku_transport_node(pl_nm_node_transport(c->node));
+    char addr[1200];
+    size_t n = pl_waku_node_listen_addr(wn, 0, NULL, 0);
+    for (size_t i = 0; i < n; i++) {
+        pl_waku_node_listen_addr(wn, i, addr, sizeof addr);
+        if (c->json) {
+            json_t *j = json_object();
+            json_object_set_new(j, "event", json_string("listening"));
+            json_object_set_new(j, "addr", json_string(addr));
+            print_json(j);
+        } else {
+            printf("waku: listening on %s\n", addr);
+        }
+    }
+    fflush(stdout);
+}
+
 static int run_node(ctx *c, const char *relay, const char *store, const char *name, const char *code,
                     int64_t send_timeout_ms) {
     /* libwebsockets' notices would drown the event lines. */
@@ -358,11 +390,36 @@ static int run_node(ctx *c, const char *relay, const char *store, const char *na
         .on_event = on_event,
         .ud = c,
     };
-    pl_err e = pl_nm_node_new(&c->node, &loop, &o);
+    pl_waku_transport_opts wo;
+    pl_p2p_key *fresh = NULL;
+    pl_err e = PL_OK;
+    if (c->waku) {
+        pl_waku_transport_opts_init(&wo);
+        pl_cli_waku_node_opts(&c->w, &wo.node);
+        wo.listen = c->w.listen;
+        wo.n_listen = c->w.nlisten;
+        wo.key_file = c->w.key_file; /* NULL: the node's STORE.p2p.key */
+        /* `send` runs beside a daemon of the same store, whose node holds
+         * STORE.p2p.key: two nodes cannot share a peer id. */
+        if (c->mode == M_SEND && !c->w.key_file) {
+            e = pl_p2p_key_generate(&fresh, PL_P2P_KEY_ED25519);
+            wo.node.key = fresh;
+        }
+        if (c->verbose) {
+            wo.node.on_log = waku_log;
+            wo.node.log_ud = c;
+        }
+        o.waku = &wo;
+        o.relay_url = NULL;
+    }
+    if (e == PL_OK) e = pl_nm_node_new(&c->node, &loop, &o);
+    pl_p2p_key_free(fresh);
     if (e != PL_OK) {
+        uv_run(&loop, UV_RUN_DEFAULT); /* what a failed start left closing */
         uv_loop_close(&loop);
         return pl_cli_fail(c->cmd, store, e);
     }
+    if (c->waku) print_listening(c);
     uv_signal_init(&loop, &c->sigint);
     uv_signal_init(&loop, &c->sigterm);
     c->sigint.data = c->sigterm.data = c;
@@ -415,8 +472,9 @@ static int run_node(ctx *c, const char *relay, const char *store, const char *na
 /* ---- app / node-manager ---- */
 
 static const char pair_usage_app[] =
-    "usage: pairlink app pair [--relay URL] [--store PATH] [--name NAME] [--json]\n"
-    "                         [--qr | --no-qr] [--qr-png FILE] [--no-session]\n"
+    "usage: pairlink app pair [--relay URL | --waku --peer MULTIADDR...] [--store PATH]\n"
+    "                         [--name NAME] [--json] [--qr | --no-qr] [--qr-png FILE]\n"
+    "                         [--no-session] [Waku options]\n"
     "\n"
     "Show a pairing code (and its QR code) and wait until a node manager pairs with it\n"
     "(`pairlink node-manager pair CODE`), or until it expires after 5 minutes. Both\n"
@@ -426,15 +484,17 @@ static const char pair_usage_app[] =
     "it anyway, --no-qr never. --qr-png FILE also writes it as a PNG image (mode\n"
     "0600).\n";
 static const char pair_usage_nm[] =
-    "usage: pairlink node-manager pair CODE [--relay URL] [--store PATH] [--name NAME]\n"
-    "                                  [--json] [--no-session]\n"
+    "usage: pairlink node-manager pair CODE [--relay URL | --waku --peer MULTIADDR...]\n"
+    "                                  [--store PATH] [--name NAME] [--json] [--no-session]\n"
+    "                                  [Waku options]\n"
     "\n"
     "Pair with the app showing CODE (any case; dashes and spaces optional). A mistyped\n"
     "code is refused at once; a code nobody shows times out after 5 minutes. The app\n"
     "is stored, then a Noise session with it is opened (waits up to 30 s) unless\n"
     "--no-session.\n";
 static const char run_usage[] =
-    "usage: pairlink %s run [--relay URL] [--store PATH] [--name NAME] [--json]\n"
+    "usage: pairlink %s run [--relay URL | --waku --peer MULTIADDR...] [--store PATH]\n"
+    "                       [--name NAME] [--json] [Waku options]\n"
     "\n"
     "Daemon: opens a Noise session with every stored counterparty, keeps them up\n"
     "(re-establishing after either side restarts), prints session events and the\n"
@@ -448,6 +508,46 @@ static const char common_opts[] =
     "  --name NAME    display name sent to the other side (pair)\n"
     "  --json         one JSON object per line per event\n"
     "  --help         this text\n";
+
+/* Shared with `send`. */
+static const char waku_opts_help[] =
+    "\n"
+    "Waku (instead of the relay; docs/node-manager.md, \"Over Waku\"):\n"
+    "  --waku              pair and talk over a Waku relay network\n"
+    "  --peer MULTIADDR    a bootstrap peer, /ip4|ip6|dns4|dns6|dns/HOST/tcp/PORT[/p2p/ID]\n"
+    "                      (repeatable); dialled at start, redialled with backoff\n"
+    "  --listen MULTIADDR  also accept peers there, e.g. /ip4/0.0.0.0/tcp/60000\n"
+    "                      (repeatable; the address is printed)\n"
+    "  --cluster N         Waku cluster id (default 16: Status)\n"
+    "  --shard N           static shard of the content topics (default 64; repeatable)\n"
+    "  --autosharding N    map content topics over N shards instead\n"
+    "  --muxer M           yamux, mplex or both (default both: yamux preferred)\n"
+    "  --key-file F        libp2p identity (default PATH.p2p.key beside the store, 0600,\n"
+    "                      created on first use; send: a fresh one each run)\n"
+    "  --verbose           log the Waku node's peers and mesh changes on stderr\n";
+
+/* The Waku options of getopt_long, shared by the role commands and send. */
+#define WAKU_LONGOPTS(base)                                                                        \
+    {"waku", no_argument, NULL, (base)}, {"peer", required_argument, NULL, (base) + 1},           \
+        {"listen", required_argument, NULL, (base) + 1},                                           \
+        {"cluster", required_argument, NULL, (base) + 1},                                          \
+        {"shard", required_argument, NULL, (base) + 1},                                            \
+        {"autosharding", required_argument, NULL, (base) + 1},                                     \
+        {"muxer", required_argument, NULL, (base) + 1},                                            \
+        {"key-file", required_argument, NULL, (base) + 1}, {"verbose", no_argument, NULL, (base) + 2}
+
+/* After parsing: the Waku options make sense together. 0 or the usage status. */
+static int waku_check(ctx *c, const char *cmd, bool relay_given) {
+    if (!c->waku) {
+        if (c->w.given || c->verbose)
+            return pl_cli_usage_error(cmd, "--peer, --listen and the other Waku options need --waku");
+        return 0;
+    }
+    if (relay_given) return pl_cli_usage_error(cmd, "--relay and --waku exclude each other");
+    if (!c->w.npeers && !c->w.nlisten)
+        return pl_cli_usage_error(cmd, "--waku needs a --peer MULTIADDR to join (or a --listen)");
+    return pl_cli_waku_check(&c->w, cmd);
+}
 
 static int role_cmd(int argc, char **argv, pl_nm_role role) {
     const char *top = role == PL_NM_ROLE_APP ? "app" : "node-manager";
@@ -467,23 +567,35 @@ static int role_cmd(int argc, char **argv, pl_nm_role role) {
         if (m == M_PAIR) fputs(role == PL_NM_ROLE_APP ? pair_usage_app : pair_usage_nm, stdout);
         else printf(run_usage, top);
         fputs(common_opts, stdout);
+        fputs(waku_opts_help, stdout);
         return 0;
     }
-    enum { O_RELAY = 1, O_STORE, O_NAME, O_JSON, O_NOQR, O_NOSESS, O_QR, O_QR_PNG };
+    enum { O_RELAY = 1, O_STORE, O_NAME, O_JSON, O_NOQR, O_NOSESS, O_QR, O_QR_PNG, O_WAKU };
     static const struct option longopts[] = {
         {"relay", required_argument, NULL, O_RELAY}, {"store", required_argument, NULL, O_STORE},
         {"name", required_argument, NULL, O_NAME},   {"json", no_argument, NULL, O_JSON},
         {"no-qr", no_argument, NULL, O_NOQR},        {"no-session", no_argument, NULL, O_NOSESS},
         {"qr", no_argument, NULL, O_QR},             {"qr-png", required_argument, NULL, O_QR_PNG},
-        {NULL, 0, NULL, 0}};
+        WAKU_LONGOPTS(O_WAKU),                       {NULL, 0, NULL, 0}};
     ctx c = {.cmd = cmd, .mode = m, .role = role, .wait_session = true};
+    pl_cli_waku_init(&c.w);
     const char *relay = default_relay(), *store = default_store(role), *name = NULL;
+    bool relay_given = false;
     optind = 1;
     opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int opt, li = -1;
+    while ((opt = getopt_long(argc, argv, "", longopts, &li)) != -1) {
+        const char *oname = li >= 0 ? longopts[li].name : "?";
+        li = -1;
         switch (opt) {
-        case O_RELAY: relay = optarg; break;
+        case O_WAKU: c.waku = true; break;
+        case O_WAKU + 1: {
+            int r = pl_cli_waku_option(&c.w, cmd, oname, optarg);
+            if (r < 0) return -r;
+            break;
+        }
+        case O_WAKU + 2: c.verbose = true; break;
+        case O_RELAY: relay = optarg, relay_given = true; break;
         case O_STORE: store = optarg; break;
         case O_NAME: name = optarg; break;
         case O_JSON: c.json = true; break;
@@ -505,6 +617,8 @@ static int role_cmd(int argc, char **argv, pl_nm_role role) {
     }
     if ((c.qr.mode == PL_CLI_QR_ON || c.qr.png_path) && !(m == M_PAIR && role == PL_NM_ROLE_APP))
         return pl_cli_usage_error(cmd, "--qr and --qr-png are options of 'app pair'");
+    int bad = waku_check(&c, cmd, relay_given);
+    if (bad) return bad;
     if (pl_cli_qr_open(&c.qr, cmd) != 0) return 1;
     int rc = run_node(&c, relay, store, name, code, 0);
     pl_cli_qr_close(&c.qr);
@@ -633,7 +747,8 @@ int pl_cli_peers(int argc, char **argv) {
 /* ---- send ---- */
 
 static const char send_usage[] =
-    "usage: pairlink send PEER MESSAGE [--relay URL] [--store PATH] [--timeout SEC] [--json]\n"
+    "usage: pairlink send PEER MESSAGE [--relay URL | --waku --peer MULTIADDR...]\n"
+    "                     [--store PATH] [--timeout SEC] [--json] [Waku options]\n"
     "\n"
     "Open a Noise session with the stored counterparty PEER (a hex prefix of its key,\n"
     "at least 4 digits, or its exact name), send MESSAGE as a request and print the\n"
@@ -653,23 +768,36 @@ int pl_cli_send(int argc, char **argv) {
     static const char cmd[] = "send";
     if (want_help(argc, argv)) {
         fputs(send_usage, stdout);
+        fputs(waku_opts_help, stdout);
         return 0;
     }
-    enum { O_RELAY = 1, O_STORE, O_TIMEOUT, O_JSON };
+    enum { O_RELAY = 1, O_STORE, O_TIMEOUT, O_JSON, O_WAKU };
     static const struct option longopts[] = {{"relay", required_argument, NULL, O_RELAY},
                                              {"store", required_argument, NULL, O_STORE},
                                              {"timeout", required_argument, NULL, O_TIMEOUT},
                                              {"json", no_argument, NULL, O_JSON},
+                                             WAKU_LONGOPTS(O_WAKU),
                                              {NULL, 0, NULL, 0}};
     const char *relay = default_relay(), *store = getenv("PAIRLINK_STORE");
     long timeout_s = 30;
     ctx c = {.cmd = cmd, .mode = M_SEND};
+    pl_cli_waku_init(&c.w);
+    bool relay_given = false;
     optind = 1;
     opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int opt, li = -1;
+    while ((opt = getopt_long(argc, argv, "", longopts, &li)) != -1) {
+        const char *oname = li >= 0 ? longopts[li].name : "?";
+        li = -1;
         switch (opt) {
-        case O_RELAY: relay = optarg; break;
+        case O_WAKU: c.waku = true; break;
+        case O_WAKU + 1: {
+            int r = pl_cli_waku_option(&c.w, cmd, oname, optarg);
+            if (r < 0) return -r;
+            break;
+        }
+        case O_WAKU + 2: c.verbose = true; break;
+        case O_RELAY: relay = optarg, relay_given = true; break;
         case O_STORE: store = optarg; break;
         case O_TIMEOUT: {
             char *end;
@@ -685,6 +813,8 @@ int pl_cli_send(int argc, char **argv) {
     }
     if (!store || !*store) return pl_cli_usage_error(cmd, "--store is required");
     if (optind + 2 != argc) return pl_cli_usage_error(cmd, "expected PEER and MESSAGE");
+    int bad = waku_check(&c, cmd, relay_given);
+    if (bad) return bad;
     c.message = argv[optind + 1];
     if (strlen(c.message) > PL_NM_SESSION_BODY_MAX)
         return pl_cli_usage_error(cmd, "MESSAGE is longer than %u bytes", PL_NM_SESSION_BODY_MAX);

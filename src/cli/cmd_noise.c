@@ -66,10 +66,11 @@ static int cmd_replay(int argc, char **argv) {
         fputs(replay_usage, stdout);
         return 0;
     }
-    bool json = false;
+    pl_cli_out out = {.cmd = cmd};
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = true;
+        if (!strcmp(argv[i], "--json"))
+            out.json = true;
         else if (argv[i][0] == '-' && argv[i][1]) return pl_cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else if (path) return pl_cli_usage_error(cmd, "one FILE only");
         else path = argv[i];
@@ -80,30 +81,33 @@ static int cmd_replay(int argc, char **argv) {
     size_t len;
     pl_err e = read_file(path, &text, &len);
     if (e != PL_OK) {
-        if (e == PL_ERR_IO) fprintf(stderr, "pairlink %s: %s: %s\n", cmd, path, strerror(errno));
-        else pl_cli_fail(cmd, path, e);
-        return 1;
+        if (e == PL_ERR_IO) return pl_cli_error(&out, e, "%s: %s", path, strerror(errno));
+        if (e == PL_ERR_TOO_LARGE)
+            return pl_cli_error(&out, e, "%s: larger than %u bytes", path, MAX_FILE);
+        return pl_cli_error(&out, e, "%s: %s", path, pl_strerror(e));
     }
     pl_noise_replay_report r;
     e = pl_noise_transcript_replay(text, len, &r);
     free(text);
     const char *pname = pl_noise_pattern_name(r.pattern);
-    if (json) {
-        /* The difference text holds only positions and hex bytes, but may
-         * quote a pattern name: escape quotes and backslashes. */
-        char esc[2 * sizeof r.first_difference];
-        size_t j = 0;
-        for (size_t i = 0; r.first_difference[i] && j + 2 < sizeof esc; i++) {
-            char c = r.first_difference[i];
-            if (c == '"' || c == '\\') esc[j++] = '\\';
-            esc[j++] = (unsigned char)c < 0x20 ? ' ' : c;
-        }
-        esc[j] = '\0';
-        printf("{\"ok\":%s,\"error\":\"%s\",\"pattern\":\"%s\",\"handshake_messages\":%zu,"
-               "\"transport_messages\":%zu,\"authcode\":\"%s\",\"difference\":\"%s\"}\n",
-               e == PL_OK && r.match ? "true" : "false", e == PL_OK ? "" : pl_errname(e),
-               pname ? pname : "", r.handshake_messages, r.transport_messages, r.authcode, esc);
-        return e == PL_OK && r.match ? 0 : 1;
+    if (out.json) {
+        /* the result, and the difference or failure that made it one */
+        json_t *o = json_object();
+        json_object_set_new(o, "event", json_string("replay"));
+        json_object_set_new(o, "ok", json_boolean(e == PL_OK && r.match));
+        json_object_set_new(o, "pattern", json_string(pname ? pname : ""));
+        json_object_set_new(o, "handshake_messages",
+                            json_integer((json_int_t)r.handshake_messages));
+        json_object_set_new(o, "transport_messages",
+                            json_integer((json_int_t)r.transport_messages));
+        json_object_set_new(o, "authcode", json_string(r.authcode));
+        json_object_set_new(o, "difference",
+                            r.first_difference[0] ? json_string(r.first_difference) : json_null());
+        pl_cli_emit(&out, o);
+        if (e != PL_OK)
+            return pl_cli_error(&out, e, "%s: cannot replay: %s", path,
+                                r.first_difference[0] ? r.first_difference : pl_strerror(e));
+        return r.match ? 0 : 1;
     }
     if (e != PL_OK) {
         fprintf(stderr, "pairlink %s: %s: cannot replay: %s (%s)\n", cmd, path,
@@ -178,7 +182,7 @@ static int cmd_transcript(int argc, char **argv) {
 }
 
 static const char pair_usage[] =
-    "usage: pairlink noise pair [--pattern NAME] [--message TEXT]\n"
+    "usage: pairlink noise pair [--pattern NAME] [--message TEXT] [--json]\n"
     "\n"
     "Demonstrate a Waku Noise pairing between two parties in this process: the\n"
     "handshake message by message (sizes and nametags), the authcode both users\n"
@@ -188,12 +192,13 @@ static const char pair_usage[] =
     "\n"
     "options:\n"
     "  --pattern NAME   K1K1, XK1, XX, XXpsk0 or WakuPairing\n"
-    "  --message TEXT   transport message (default \"hello over Waku Noise\")\n";
+    "  --message TEXT   transport message (default \"hello over Waku Noise\")\n"
+    "  --json           one JSON object per step (docs/cli.md)\n";
 
-static void print_hex(const char *label, const uint8_t *b, size_t n) {
-    printf("%s", label);
-    for (size_t i = 0; i < n; i++) printf("%02x", b[i]);
-    printf("\n");
+static void hex_of(char *out, const uint8_t *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", b[i]);
+    out[2 * n] = '\0';
 }
 
 typedef struct demo {
@@ -260,12 +265,14 @@ static pl_err demo_setup(demo *d, pl_noise_pattern p) {
 
 static int cmd_pair(int argc, char **argv) {
     static const char cmd[] = "noise pair";
-    enum { O_PATTERN = 1, O_MESSAGE, O_HELP };
+    enum { O_PATTERN = 1, O_MESSAGE, O_JSON, O_HELP };
     static const struct option longopts[] = {{"pattern", required_argument, NULL, O_PATTERN},
                                              {"message", required_argument, NULL, O_MESSAGE},
+                                             {"json", no_argument, NULL, O_JSON},
                                              {"help", no_argument, NULL, O_HELP},
                                              {NULL, 0, NULL, 0}};
     const char *pname = "WakuPairing", *message = "hello over Waku Noise";
+    pl_cli_out out = {.cmd = cmd};
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
@@ -275,6 +282,9 @@ static int cmd_pair(int argc, char **argv) {
             break;
         case O_MESSAGE:
             message = optarg;
+            break;
+        case O_JSON:
+            out.json = true;
             break;
         case O_HELP:
             fputs(pair_usage, stdout);
@@ -287,22 +297,35 @@ static int cmd_pair(int argc, char **argv) {
     pl_noise_pattern p;
     if (pl_noise_pattern_from_name(&p, pname) != PL_OK)
         return pl_cli_usage_error(cmd, "unknown pattern '%s'", pname);
-    if (strlen(message) > PL_NOISE_MAX_MESSAGE) return pl_cli_fail(cmd, "--message", PL_ERR_TOO_LARGE);
+    if (strlen(message) > PL_NOISE_MAX_MESSAGE)
+        return pl_cli_error(&out, PL_ERR_TOO_LARGE, "--message: longer than %d bytes",
+                            PL_NOISE_MAX_MESSAGE);
 
     demo d;
     memset(&d, 0, sizeof d);
     int rc = 1;
     pl_err e = demo_setup(&d, p);
     if (e != PL_OK) {
-        rc = pl_cli_fail(cmd, "setup", e);
+        rc = pl_cli_error(&out, e, "setup: %s", pl_strerror(e));
         goto out;
     }
-    printf("pattern %s\n", pl_noise_pattern_name(p));
+    if (out.json)
+        pl_cli_emit(
+            &out, json_pack("{s:s,s:s}", "event", "pattern", "pattern", pl_noise_pattern_name(p)));
+    else
+        printf("pattern %s\n", pl_noise_pattern_name(p));
     if (p == PL_NOISE_WAKU_PAIRING) {
-        char *topic = NULL;
-        printf("responder QR: %s\n", d.qr_text);
-        print_hex("QR nametag (beside the QR): ", d.qr_tag, 16);
-        if (pl_noise_qr_content_topic(&topic, &d.qr) == PL_OK) printf("handshake topic %s\n", topic);
+        char *topic = NULL, tag[33];
+        hex_of(tag, d.qr_tag, 16);
+        (void)pl_noise_qr_content_topic(&topic, &d.qr);
+        if (out.json) {
+            pl_cli_emit(&out, json_pack("{s:s,s:s,s:s,s:s?}", "event", "qr", "qr", d.qr_text,
+                                        "nametag_hex", tag, "content_topic", topic));
+        } else {
+            printf("responder QR: %s\n", d.qr_text);
+            printf("QR nametag (beside the QR): %s\n", tag);
+            if (topic) printf("handshake topic %s\n", topic);
+        }
         pl_free(topic);
     }
     /* WakuPairing payloads: H(sA||s), r, s; the other patterns carry text. */
@@ -322,30 +345,43 @@ static int cmd_pair(int argc, char **argv) {
         if (e == PL_OK) e = pl_noise_hs_read(rd, wire, wl, tag, &got, &gl);
         if (e != PL_OK) {
             free(wire);
-            rc = pl_cli_fail(cmd, "handshake", e);
+            rc = pl_cli_error(&out, e, "handshake: %s", pl_strerror(e));
             goto out;
         }
-        printf("message %d %s -> %s: %zu bytes, nametag ", step + 1,
-               from_i ? "initiator" : "responder", from_i ? "responder" : "initiator", wl);
-        for (int i = 0; i < 16; i++) printf("%02x", wire[i]);
-        printf("\n");
+        char tag_hex[33];
+        hex_of(tag_hex, wire, 16);
+        const char *from = from_i ? "initiator" : "responder",
+                   *to = from_i ? "responder" : "initiator";
+        if (out.json)
+            pl_cli_emit(&out, json_pack("{s:s,s:i,s:s,s:s,s:I,s:s}", "event", "handshake_message",
+                                        "step", step + 1, "from", from, "to", to, "bytes",
+                                        (json_int_t)wl, "nametag_hex", tag_hex));
+        else
+            printf("message %d %s -> %s: %zu bytes, nametag %s\n", step + 1, from, to, wl, tag_hex);
         if (p == PL_NOISE_WAKU_PAIRING) {
             uint8_t rs[32];
             if (step == 0 && gl == 32) memcpy(got1, got, 32);
             if (step == 1 && (pl_noise_hs_remote_static(d.hi, rs) != PL_OK ||
                               (e = pl_noise_commit_check(d.qr.committed_static, rs, got, gl)) != PL_OK)) {
-                rc = pl_cli_fail(cmd, "responder's commitment", e ? e : PL_ERR_NOISE_COMMITMENT);
+                e = e ? e : PL_ERR_NOISE_COMMITMENT;
+                rc = pl_cli_error(&out, e, "responder's commitment: %s", pl_strerror(e));
                 pl_free_secret(got, gl ? gl : 1), free(wire);
                 goto out;
             }
             if (step == 2 && (pl_noise_hs_remote_static(d.hr, rs) != PL_OK ||
                               (e = pl_noise_commit_check(got1, rs, got, gl)) != PL_OK)) {
-                rc = pl_cli_fail(cmd, "initiator's commitment", e ? e : PL_ERR_NOISE_COMMITMENT);
+                e = e ? e : PL_ERR_NOISE_COMMITMENT;
+                rc = pl_cli_error(&out, e, "initiator's commitment: %s", pl_strerror(e));
                 pl_free_secret(got, gl ? gl : 1), free(wire);
                 goto out;
             }
-            if (step == 1) printf("  initiator: responder's static key opens the QR commitment\n");
-            if (step == 2) printf("  responder: initiator's static key opens message 1's commitment\n");
+            if (out.json)
+                pl_cli_emit(&out, json_pack("{s:s,s:s}", "event", "commitment_checked", "by",
+                                            step == 1 ? "initiator" : "responder"));
+            else if (step == 1)
+                printf("  initiator: responder's static key opens the QR commitment\n");
+            else
+                printf("  responder: initiator's static key opens message 1's commitment\n");
         }
         pl_free_secret(got, gl ? gl : 1);
         free(wire);
@@ -353,20 +389,27 @@ static int cmd_pair(int argc, char **argv) {
             char ci[PL_NOISE_AUTHCODE_SIZE], cr[PL_NOISE_AUTHCODE_SIZE];
             pl_noise_hs_authcode(d.hi, ci);
             pl_noise_hs_authcode(d.hr, cr);
-            printf("authcode initiator %s, responder %s (%s)\n", ci, cr,
-                   strcmp(ci, cr) ? "DIFFERENT" : "users confirm they match");
+            if (out.json)
+                pl_cli_emit(&out, json_pack("{s:s,s:s,s:s,s:b}", "event", "authcode", "initiator",
+                                            ci, "responder", cr, "match", !strcmp(ci, cr)));
+            else
+                printf("authcode initiator %s, responder %s (%s)\n", ci, cr,
+                       strcmp(ci, cr) ? "DIFFERENT" : "users confirm they match");
         }
     }
     if ((e = pl_noise_hs_split(d.hi, &d.si)) != PL_OK || (e = pl_noise_hs_split(d.hr, &d.sr)) != PL_OK) {
-        rc = pl_cli_fail(cmd, "split", e);
+        rc = pl_cli_error(&out, e, "split: %s", pl_strerror(e));
         goto out;
     }
     char *topic = NULL;
     if ((e = pl_noise_session_content_topic(&topic, d.si, "pairlink-demo", "1")) != PL_OK) {
-        rc = pl_cli_fail(cmd, "content topic", e);
+        rc = pl_cli_error(&out, e, "content topic: %s", pl_strerror(e));
         goto out;
     }
-    printf("session topic %s\n", topic);
+    if (out.json)
+        pl_cli_emit(&out, json_pack("{s:s,s:s}", "event", "session", "content_topic", topic));
+    else
+        printf("session topic %s\n", topic);
     pl_free(topic);
     pl_noise_session *pairs[2][2] = {{d.si, d.sr}, {d.sr, d.si}};
     for (int i = 0; i < 2; i++) {
@@ -376,12 +419,21 @@ static int cmd_pair(int argc, char **argv) {
         if (e == PL_OK) e = pl_noise_session_decrypt(pairs[i][1], wire, wl, &got, &gl);
         free(wire);
         if (e != PL_OK) {
-            rc = pl_cli_fail(cmd, "transport", e);
+            rc = pl_cli_error(&out, e, "transport: %s", pl_strerror(e));
             goto out;
         }
-        printf("%s -> %s: %zu bytes on the wire, decrypted \"%.*s\"\n",
-               i == 0 ? "initiator" : "responder", i == 0 ? "responder" : "initiator", wl,
-               (int)gl, (const char *)got);
+        if (out.json) {
+            json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "event", "transport_message", "from",
+                                  i == 0 ? "initiator" : "responder", "to",
+                                  i == 0 ? "responder" : "initiator", "bytes", (json_int_t)wl);
+            json_t *text = json_stringn((const char *)got, gl);
+            json_object_set_new(o, "message", text ? text : json_null());
+            pl_cli_emit(&out, o);
+        } else {
+            printf("%s -> %s: %zu bytes on the wire, decrypted \"%.*s\"\n",
+                   i == 0 ? "initiator" : "responder", i == 0 ? "responder" : "initiator", wl,
+                   (int)gl, (const char *)got);
+        }
         pl_free_secret(got, gl ? gl : 1);
     }
     rc = 0;

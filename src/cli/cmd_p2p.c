@@ -16,28 +16,10 @@
 
 /* ---- shared helpers ------------------------------------------------------------ */
 
-/* Default key file: $XDG_DATA_HOME/pairlink/p2p.key, else
- * ~/.local/share/pairlink/p2p.key (directories created 0700), beside the
- * `wc` commands' default store. */
+/* Default key file: p2p.key in the data directory (src/cli/paths.c),
+ * beside the `wc` commands' default store. */
 static const char *default_key_file(char *buf, size_t cap) {
-    const char *xdg = getenv("XDG_DATA_HOME");
-    const char *home = getenv("HOME");
-    if (xdg && *xdg)
-        snprintf(buf, cap, "%s/pairlink", xdg);
-    else
-        snprintf(buf, cap, "%s/.local/share/pairlink", home ? home : ".");
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", buf);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(tmp, 0700);
-            *p = '/';
-        }
-    mkdir(tmp, 0700);
-    size_t n = strlen(buf);
-    snprintf(buf + n, cap - n, "/p2p.key");
-    return buf;
+    return pl_cli_default_file(buf, cap, "p2p.key", true);
 }
 
 static bool parse_ulong(const char *s, unsigned long max, unsigned long *out) {
@@ -87,12 +69,11 @@ static bool parse_muxer(const char *s, pl_p2p_muxers *m) {
     return true;
 }
 
-static int load_key(const char *cmd, const char *path, pl_p2p_key_type type, pl_p2p_key **key,
+static int load_key(const pl_cli_out *o, const char *path, pl_p2p_key_type type, pl_p2p_key **key,
                     bool *created) {
     pl_err e = pl_p2p_key_load_or_create(path, type, key, created);
     if (e == PL_OK) return 0;
-    fprintf(stderr, "pairlink %s: key file %s\n", cmd, path);
-    return pl_cli_fail(cmd, "cannot load or create the key", e);
+    return pl_cli_key_file_error(o, path, e, "cannot load or create the key");
 }
 
 static void peer_text(const pl_p2p_peer_id *id, char out[PL_P2P_PEER_ID_TEXT_SIZE]) {
@@ -115,7 +96,8 @@ static const char id_usage[] =
     "  --key-type T          type of a key created now: ed25519 (default) or secp256k1\n"
     "  --import-nodekey HEX  create the key file from a 32-byte secp256k1 secret in hex\n"
     "                        (nwaku's node key); refused if the file exists\n"
-    "  --json                {\"peer_id\", \"key_type\", \"key_file\", \"created\"}\n"
+    "  --json                {\"event\":\"peer_id\", \"peer_id\", \"key_type\", \"key_file\",\n"
+    "                        \"created\"}\n"
     "  --help                this text\n";
 
 static int cmd_id(int argc, char **argv) {
@@ -130,7 +112,7 @@ static int cmd_id(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     const char *key_file = NULL, *import = NULL;
-    bool json = false;
+    pl_cli_out out = {.cmd = cmd};
     pl_p2p_key_type type = PL_P2P_KEY_ED25519;
     int c;
     optind = 1;
@@ -141,7 +123,7 @@ static int cmd_id(int argc, char **argv) {
             key_file = optarg;
             break;
         case O_JSON:
-            json = true;
+            out.json = true;
             break;
         case O_TYPE:
             if (!parse_type(optarg, &type))
@@ -173,26 +155,21 @@ static int cmd_id(int argc, char **argv) {
         if (e == PL_OK) e = pl_p2p_key_save(key_file, key);
         if (e != PL_OK) {
             pl_p2p_key_free(key);
-            fprintf(stderr, "pairlink %s: key file %s\n", cmd, key_file);
-            return pl_cli_fail(cmd, "cannot import the key", e);
+            return pl_cli_key_file_error(&out, key_file, e, "cannot import the key");
         }
         created = true;
     } else {
-        int rc = load_key(cmd, key_file, type, &key, &created);
+        int rc = load_key(&out, key_file, type, &key, &created);
         if (rc) return rc;
     }
     pl_p2p_peer_id id;
     pl_p2p_key_peer_id(key, &id);
     char text[PL_P2P_PEER_ID_TEXT_SIZE];
     peer_text(&id, text);
-    if (json) {
-        json_t *o =
-            json_pack("{s:s, s:s, s:s, s:b}", "peer_id", text, "key_type",
-                      type_name(pl_p2p_key_type_of(key)), "key_file", key_file, "created", created);
-        char *s = json_dumps(o, JSON_COMPACT);
-        printf("%s\n", s);
-        free(s);
-        json_decref(o);
+    if (out.json) {
+        pl_cli_emit(&out, json_pack("{s:s, s:s, s:s, s:s, s:b}", "event", "peer_id", "peer_id",
+                                    text, "key_type", type_name(pl_p2p_key_type_of(key)),
+                                    "key_file", key_file, "created", created));
     } else {
         printf("%s\n", text);
     }
@@ -204,10 +181,12 @@ static int cmd_id(int argc, char **argv) {
 
 static const char listen_usage[] =
     "usage: pairlink p2p listen [--listen MULTIADDR] [--key-file F] [--muxer yamux|mplex|both]\n"
+    "                           [--json]\n"
     "\n"
     "Run a libp2p host that answers identify and ping. Prints\n"
-    "\"listening on /ip4/HOST/tcp/PORT/p2p/PEERID\" on stdout once it accepts;\n"
-    "connections are logged on stderr. SIGINT/SIGTERM stop it cleanly.\n"
+    "\"listening on /ip4/HOST/tcp/PORT/p2p/PEERID\" on stdout once it accepts (--json:\n"
+    "{\"event\":\"listening\",\"address\"}); connections are logged on stderr. SIGTERM\n"
+    "stops it cleanly (exit 0), SIGINT too (exit 130).\n"
     "\n"
     "options:\n"
     "  --listen MULTIADDR    where to listen (default /ip4/127.0.0.1/tcp/0: a free port);\n"
@@ -215,15 +194,18 @@ static const char listen_usage[] =
     "  --key-file F          identity key (see 'pairlink p2p id --help'); created if absent\n"
     "  --muxer M             accept yamux, mplex, or both (default both)\n"
     "  --max-connections N   connections at once (default 256)\n"
+    "  --json                one JSON object per line (docs/cli.md)\n"
     "  --help                this text\n";
 
 typedef struct runner {
     uv_loop_t loop;
     pl_driver *drv;
-    uv_signal_t sigint, sigterm;
-    bool signals; /* the two handles are on the loop */
+    pl_cli_signals sig;
+    pl_cli_out out;
     pl_p2p_host *host;
     bool stopping;
+    bool serving; /* listen: a signal is its normal stop */
+    int status;
 } runner;
 
 /* A loop, a driver on it, and a host on the driver. */
@@ -241,41 +223,32 @@ static pl_err runner_start(runner *r, pl_p2p_host_opts *o) {
 
 static void on_host_closed(void *ud) {
     runner *r = ud;
-    if (r->signals) {
-        uv_close((uv_handle_t *)&r->sigint, NULL);
-        uv_close((uv_handle_t *)&r->sigterm, NULL);
-    }
+    pl_cli_signals_close(&r->sig);
     pl_driver_close(r->drv, NULL, NULL);
 }
 
-static void on_signal(uv_signal_t *s, int signum) {
-    runner *r = s->data;
-    (void)signum;
+static void on_signal(void *data, int signum) {
+    runner *r = data;
     if (r->stopping) return;
     r->stopping = true;
+    pl_cli_signal_report(&r->out, signum);
+    r->status = pl_cli_signal_status(signum, r->serving);
     pl_p2p_host_close(r->host, on_host_closed, r);
-}
-
-static void runner_signals(runner *r) {
-    r->signals = true;
-    uv_signal_init(&r->loop, &r->sigint);
-    uv_signal_init(&r->loop, &r->sigterm);
-    r->sigint.data = r->sigterm.data = r;
-    uv_signal_start(&r->sigint, on_signal, SIGINT);
-    uv_signal_start(&r->sigterm, on_signal, SIGTERM);
 }
 
 static int cmd_listen(int argc, char **argv) {
     static const char cmd[] = "p2p listen";
-    enum { O_LISTEN = 1, O_KEY, O_MUXER, O_MAXCONN, O_HELP };
+    enum { O_LISTEN = 1, O_KEY, O_MUXER, O_MAXCONN, O_JSON, O_HELP };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"key-file", required_argument, NULL, O_KEY},
         {"muxer", required_argument, NULL, O_MUXER},
         {"max-connections", required_argument, NULL, O_MAXCONN},
+        {"json", no_argument, NULL, O_JSON},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
+    runner r = {.out = {.cmd = cmd}, .serving = true};
     const char *addrs[8];
     size_t naddrs = 0;
     const char *key_file = NULL;
@@ -302,6 +275,9 @@ static int cmd_listen(int argc, char **argv) {
                 return pl_cli_usage_error(cmd, "--max-connections wants 1..100000");
             o.max_connections = (uint32_t)v;
             break;
+        case O_JSON:
+            r.out.json = true;
+            break;
         case O_HELP:
             fputs(listen_usage, stdout);
             return 0;
@@ -315,45 +291,49 @@ static int cmd_listen(int argc, char **argv) {
     if (!key_file) key_file = default_key_file(buf, sizeof buf);
     pl_p2p_key *key = NULL;
     bool created = false;
-    int rc = load_key(cmd, key_file, PL_P2P_KEY_ED25519, &key, &created);
+    int rc = load_key(&r.out, key_file, PL_P2P_KEY_ED25519, &key, &created);
     if (rc) return rc;
 
-    runner r = {0};
     o.key = key;
     o.on_log = log_line;
     pl_err e = runner_start(&r, &o);
     pl_p2p_key_free(key);
-    if (e != PL_OK) return pl_cli_fail(cmd, "cannot start the host", e);
+    if (e != PL_OK) return pl_cli_error(&r.out, e, "cannot start the host: %s", pl_strerror(e));
+    const char *bad = NULL;
+    long sys = 0;
     for (size_t i = 0; i < naddrs && e == PL_OK; i++) {
         e = pl_p2p_host_listen(r.host, addrs[i]);
-        if (e == PL_ERR_SYS)
-            fprintf(stderr, "pairlink %s: cannot listen on %s: %s\n", cmd, addrs[i],
-                    uv_strerror((int)pl_last_detail()));
-        else if (e != PL_OK)
-            fprintf(stderr, "pairlink %s: cannot listen on %s\n", cmd, addrs[i]);
+        if (e != PL_OK) bad = addrs[i], sys = e == PL_ERR_SYS ? pl_last_detail() : 0;
     }
     if (e != PL_OK) {
         pl_p2p_host_close(r.host, on_host_closed, &r);
         uv_run(&r.loop, UV_RUN_DEFAULT);
         uv_loop_close(&r.loop);
-        return pl_cli_fail(cmd, "cannot listen", e);
+        return pl_cli_error(&r.out, e, "cannot listen on %s: %s", bad,
+                            sys ? uv_strerror((int)sys) : pl_strerror(e));
     }
     /* Signals first: a script that stops us as soon as it reads the
      * line below must not find them still at their defaults. */
-    runner_signals(&r);
+    pl_cli_signals_start(&r.sig, &r.loop, on_signal, &r);
     pl_p2p_peer_id id;
     pl_p2p_host_peer_id(r.host, &id);
     char pt[PL_P2P_PEER_ID_TEXT_SIZE];
     peer_text(&id, pt);
     const char *const *la;
     size_t n = pl_p2p_host_listen_addrs(r.host, &la);
-    for (size_t i = 0; i < n; i++)
-        printf("listening on %s/p2p/%s\n", la[i], pt);
+    for (size_t i = 0; i < n; i++) {
+        char full[1024];
+        snprintf(full, sizeof full, "%s/p2p/%s", la[i], pt);
+        if (r.out.json)
+            pl_cli_emit(&r.out, json_pack("{s:s,s:s}", "event", "listening", "address", full));
+        else
+            printf("listening on %s\n", full);
+    }
     fflush(stdout);
     uv_run(&r.loop, UV_RUN_DEFAULT);
     int lc = uv_loop_close(&r.loop);
     if (lc != 0) fprintf(stderr, "pairlink %s: handles left open at exit\n", cmd);
-    return 0;
+    return r.status;
 }
 
 /* ---- ping --------------------------------------------------------------------------------- */
@@ -369,7 +349,8 @@ static const char ping_usage[] =
     "options:\n"
     "  --count N             pings to send (default 3)\n"
     "  --interval MS         between pings (default 1000)\n"
-    "  --json                one JSON object at the end instead of lines\n"
+    "  --json                one JSON object per line instead (docs/cli.md): connected,\n"
+    "                        identified, pong (or ping_failed) per round, summary\n"
     "  --key-file F          identity to dial with (default: a fresh Ed25519 key)\n"
     "  --muxer M             offer yamux, mplex, or both in that order (default both)\n"
     "  --timeout S           give up on the connection after S seconds (default 10)\n"
@@ -382,8 +363,8 @@ typedef struct pinger {
     unsigned long count, interval_ms;
     unsigned long sent, received;
     double min, max, sum;
-    bool json, identified, failed, done;
-    json_t *out, *pings;
+    bool identified, failed, done;
+    char last_log[256]; /* the host's last "dial ...: why" line */
     uv_timer_t timer;
     char peer[PL_P2P_PEER_ID_TEXT_SIZE];
 } pinger;
@@ -422,15 +403,16 @@ static void on_ping_done(void *ud, pl_p2p_host *h, pl_p2p_conn_id c, pl_err err,
         if (p->received == 1 || rtt < p->min) p->min = rtt;
         if (rtt > p->max) p->max = rtt;
         p->sum += rtt;
-        if (p->json)
-            json_array_append_new(p->pings,
-                                  json_pack("{s:i, s:f}", "seq", (json_int_t)seq, "rtt_ms", rtt));
+        if (p->r.out.json)
+            pl_cli_emit(&p->r.out, json_pack("{s:s, s:I, s:f}", "event", "pong", "seq",
+                                             (json_int_t)seq, "rtt_ms", rtt));
         else
             printf("32 bytes from %s: seq=%lu time=%.3f ms\n", p->peer, seq, rtt);
     } else {
-        if (p->json)
-            json_array_append_new(p->pings, json_pack("{s:i, s:s}", "seq", (json_int_t)seq, "error",
-                                                      pl_errname(err)));
+        if (p->r.out.json)
+            pl_cli_emit(&p->r.out, json_pack("{s:s, s:I, s:s, s:s}", "event", "ping_failed", "seq",
+                                             (json_int_t)seq, "code", pl_errname(err), "message",
+                                             pl_strerror(err)));
         else
             printf("no answer from %s: seq=%lu: %s (%s)\n", p->peer, seq, pl_strerror(err),
                    pl_errname(err));
@@ -453,9 +435,9 @@ static void on_ping_event(void *ud, pl_p2p_host *h, const pl_p2p_event *ev) {
     switch (ev->kind) {
     case PL_P2P_EV_CONNECTED:
         peer_text(ev->peer, p->peer);
-        if (p->json) {
-            json_object_set_new(p->out, "peer_id", json_string(p->peer));
-            json_object_set_new(p->out, "muxer", json_string(ev->muxer));
+        if (p->r.out.json) {
+            pl_cli_emit(&p->r.out, json_pack("{s:s, s:s, s:s}", "event", "connected", "peer_id",
+                                             p->peer, "muxer", ev->muxer));
         } else {
             printf("connected to %s via %s\n", p->peer, ev->muxer);
         }
@@ -463,16 +445,21 @@ static void on_ping_event(void *ud, pl_p2p_host *h, const pl_p2p_event *ev) {
     case PL_P2P_EV_IDENTIFIED: {
         p->identified = true;
         const pl_p2p_identify *id = ev->identify;
-        if (p->json) {
+        if (p->r.out.json) {
             if (id) {
                 json_t *pr = json_array();
                 for (size_t i = 0; i < id->nprotocols; i++)
                     json_array_append_new(pr, json_string(id->protocols[i]));
-                json_object_set_new(p->out, "agent_version", json_string(id->agent_version));
-                json_object_set_new(p->out, "protocol_version", json_string(id->protocol_version));
-                json_object_set_new(p->out, "protocols", pr);
+                json_t *o = json_object();
+                json_object_set_new(o, "event", json_string("identified"));
+                json_object_set_new(o, "agent_version", json_string(id->agent_version));
+                json_object_set_new(o, "protocol_version", json_string(id->protocol_version));
+                json_object_set_new(o, "protocols", pr);
+                pl_cli_emit(&p->r.out, o);
             } else {
-                json_object_set_new(p->out, "identify_error", json_string(pl_errname(ev->err)));
+                pl_cli_emit(&p->r.out,
+                            json_pack("{s:s, s:s, s:s}", "event", "identify_failed", "code",
+                                      pl_errname(ev->err), "message", pl_strerror(ev->err)));
             }
         } else if (id) {
             printf("agent: %s\nprotocols:", id->agent_version);
@@ -489,20 +476,29 @@ static void on_ping_event(void *ud, pl_p2p_host *h, const pl_p2p_event *ev) {
     case PL_P2P_EV_DISCONNECTED:
         if (!p->done) {
             p->failed = true;
-            if (p->json)
-                json_object_set_new(p->out, "error", json_string(pl_errname(ev->err)));
+            bool io = ev->err == PL_ERR_SYS || ev->err == PL_ERR_IO;
+            if (io && !strncmp(p->last_log, "dial ", 5))
+                pl_cli_error(&p->r.out, ev->err, "cannot %s", p->last_log);
             else
-                fprintf(stderr, "pairlink p2p ping: %s: %s (%s)\n", p->addr, pl_strerror(ev->err),
-                        pl_errname(ev->err));
+                pl_cli_error(&p->r.out, ev->err, "%s: %s", p->addr, pl_strerror(ev->err));
             pinger_stop(p);
         }
         break;
     }
 }
 
-static void on_ping_signal(uv_signal_t *s, int signum) {
-    (void)signum;
-    pinger *p = s->data;
+/* The host's log lines are not shown by ping; the last one names the
+ * cause of a failed dial ("dial ADDR: connection refused"). */
+static void ping_log(void *ud, const char *line) {
+    pinger *p = ud;
+    if (!strncmp(line, "dial ", 5)) snprintf(p->last_log, sizeof p->last_log, "%s", line);
+}
+
+static void on_ping_signal(void *data, int signum) {
+    pinger *p = data;
+    if (p->done) return;
+    pl_cli_signal_report(&p->r.out, signum);
+    p->r.status = pl_cli_signal_status(signum, false);
     pinger_stop(p);
 }
 
@@ -519,7 +515,7 @@ static int cmd_ping(int argc, char **argv) {
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    pinger p = {.count = 3, .interval_ms = 1000};
+    pinger p = {.count = 3, .interval_ms = 1000, .r = {.out = {.cmd = cmd}}};
     pl_p2p_host_opts o = {0};
     const char *key_file = NULL;
     unsigned long v;
@@ -537,7 +533,7 @@ static int cmd_ping(int argc, char **argv) {
                 return pl_cli_usage_error(cmd, "--interval wants 0..3600000 ms");
             break;
         case O_JSON:
-            p.json = true;
+            p.r.out.json = true;
             break;
         case O_KEY:
             key_file = optarg;
@@ -564,50 +560,46 @@ static int cmd_ping(int argc, char **argv) {
     pl_err e;
     if (key_file) {
         bool created;
-        int rc = load_key(cmd, key_file, PL_P2P_KEY_ED25519, &key, &created);
+        int rc = load_key(&p.r.out, key_file, PL_P2P_KEY_ED25519, &key, &created);
         if (rc) return rc;
     } else if ((e = pl_p2p_key_generate(&key, PL_P2P_KEY_ED25519)) != PL_OK) {
-        return pl_cli_fail(cmd, "cannot make a key", e);
+        return pl_cli_error(&p.r.out, e, "cannot make a key: %s", pl_strerror(e));
     }
     o.key = key;
     o.on_event = on_ping_event;
     o.ud = &p;
+    o.on_log = ping_log;
+    o.log_ud = &p;
     e = runner_start(&p.r, &o);
     pl_p2p_key_free(key);
-    if (e != PL_OK) return pl_cli_fail(cmd, "cannot start the host", e);
-    if (p.json) {
-        p.out = json_object();
-        p.pings = json_array();
-    }
+    if (e != PL_OK) return pl_cli_error(&p.r.out, e, "cannot start the host: %s", pl_strerror(e));
     uv_timer_init(&p.r.loop, &p.timer);
     p.timer.data = &p;
-    p.r.signals = true;
-    uv_signal_init(&p.r.loop, &p.r.sigint);
-    uv_signal_init(&p.r.loop, &p.r.sigterm);
-    p.r.sigint.data = p.r.sigterm.data = &p;
-    uv_signal_start(&p.r.sigint, on_ping_signal, SIGINT);
-    uv_signal_start(&p.r.sigterm, on_ping_signal, SIGTERM);
+    pl_cli_signals_start(&p.r.sig, &p.r.loop, on_ping_signal, &p);
     e = pl_p2p_host_dial(p.r.host, p.addr, &p.conn);
     if (e != PL_OK) {
-        fprintf(stderr, "pairlink %s: cannot dial %s\n", cmd, p.addr);
+        char detail[256] = "";
+        if (e == PL_ERR_SYS)
+            snprintf(detail, sizeof detail, "%s", uv_strerror((int)pl_last_detail()));
+        pl_cli_error(&p.r.out, e, "cannot dial %s: %s", p.addr, *detail ? detail : pl_strerror(e));
         p.failed = true;
         pinger_stop(&p);
-    } else if (!p.json) {
+    } else if (!p.r.out.json) {
         printf("PING %s\n", p.addr);
         fflush(stdout);
     }
     uv_run(&p.r.loop, UV_RUN_DEFAULT);
     uv_loop_close(&p.r.loop);
     bool ok = !p.failed && p.sent > 0 && p.received == p.sent;
-    if (p.json) {
-        json_object_set_new(p.out, "address", json_string(p.addr));
-        json_object_set_new(p.out, "sent", json_integer((json_int_t)p.sent));
-        json_object_set_new(p.out, "received", json_integer((json_int_t)p.received));
-        json_object_set_new(p.out, "pings", p.pings);
-        char *s = json_dumps(p.out, JSON_COMPACT);
-        printf("%s\n", s);
-        free(s);
-        json_decref(p.out);
+    if (p.r.out.json && p.sent > 0) {
+        json_t *sum = json_pack("{s:s, s:s, s:I, s:I}", "event", "summary", "address", p.addr,
+                                "sent", (json_int_t)p.sent, "received", (json_int_t)p.received);
+        if (p.received) {
+            json_object_set_new(sum, "rtt_min_ms", json_real(p.min));
+            json_object_set_new(sum, "rtt_avg_ms", json_real(p.sum / (double)p.received));
+            json_object_set_new(sum, "rtt_max_ms", json_real(p.max));
+        }
+        pl_cli_emit(&p.r.out, sum);
     } else if (p.sent > 0) {
         printf("--- %s ping statistics ---\n", p.addr);
         printf("%lu pings transmitted, %lu received, %.0f%% loss\n", p.sent, p.received,
@@ -616,7 +608,7 @@ static int cmd_ping(int argc, char **argv) {
             printf("rtt min/avg/max = %.3f/%.3f/%.3f ms\n", p.min, p.sum / (double)p.received,
                    p.max);
     }
-    if (e != PL_OK) return pl_cli_fail(cmd, "dial", e);
+    if (p.r.status) return p.r.status; /* stopped by a signal */
     return ok ? 0 : 1;
 }
 

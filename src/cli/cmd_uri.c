@@ -21,8 +21,10 @@ typedef struct uri_checks {
 
 static bool checks_ok(const uri_checks *c) { return c->topic == PL_OK && c->expiry == PL_OK; }
 
+/* The "uri" event of docs/cli.md: times in ms, snake_case keys. */
 static json_t *uri_to_json(const pl_uri *u, int64_t now, bool with_key, const uri_checks *c) {
     json_t *o = json_object();
+    json_object_set_new(o, "event", json_string("uri"));
     json_object_set_new(o, "topic", json_string(u->topic));
     json_object_set_new(o, "version", json_integer(u->version));
     json_object_set_new(o, "relay_protocol", json_string(u->relay_protocol));
@@ -30,30 +32,23 @@ static json_t *uri_to_json(const pl_uri *u, int64_t now, bool with_key, const ur
     json_t *m = json_array();
     for (size_t i = 0; i < u->n_methods; i++) json_array_append_new(m, json_string(u->methods[i]));
     json_object_set_new(o, "methods", m);
+    /* expiryTimestamp: unix seconds in the URI, milliseconds here */
     if (u->expiry) {
-        json_object_set_new(o, "expiryTimestamp", json_integer(u->expiry));
-        json_object_set_new(o, "expires_in", json_integer(u->expiry - now));
+        json_object_set_new(o, "expiry_ms", json_integer(u->expiry * 1000));
+        json_object_set_new(o, "expires_in_ms", json_integer((u->expiry - now) * 1000));
     } else {
-        json_object_set_new(o, "expiryTimestamp", json_null());
+        json_object_set_new(o, "expiry_ms", json_null());
     }
     json_object_set_new(o, "topic_matches_key", json_boolean(c->topic == PL_OK));
     json_object_set_new(o, "expired", json_boolean(c->expiry != PL_OK));
     json_object_set_new(o, "valid", json_boolean(checks_ok(c)));
-    if (!checks_ok(c))
-        json_object_set_new(o, "error", json_string(pl_errname(c->topic != PL_OK ? c->topic : c->expiry)));
     if (with_key) {
         char hex[PL_HEX_SIZE(PL_SYMKEY_BYTES)];
         pl_hex_encode(hex, sizeof hex, u->sym_key, sizeof u->sym_key);
-        json_object_set_new(o, "symKey", json_string(hex));
+        json_object_set_new(o, "sym_key", json_string(hex));
         pl_wipe(hex, sizeof hex);
     }
     return o;
-}
-
-static void print_json(json_t *o) {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (s) puts(s);
-    free(s);
 }
 
 static void print_fields(const pl_uri *u, int64_t now, const uri_checks *c) {
@@ -82,12 +77,15 @@ static int uri_parse_main(int argc, char **argv) {
                                          {"no-expiry-check", no_argument, 0, 'n'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    bool json = false, show_key = false, check = true;
+    bool show_key = false, check = true;
+    pl_cli_out out = {.cmd = "uri parse"};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "jknh", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = true; break;
+        case 'j':
+            out.json = true;
+            break;
         case 'k': show_key = true; break;
         case 'n': check = false; break;
         case 'h':
@@ -106,20 +104,10 @@ static int uri_parse_main(int argc, char **argv) {
     pl_uri u;
     uri_checks chk = {PL_OK, PL_OK};
     pl_err e = pl_uri_inspect(&u, s, strlen(s), -1, &chk.topic);
-    if (e != PL_OK) {
-        if (json) {
-            json_t *o = json_pack("{s:b,s:s,s:s}", "valid", 0, "error", pl_errname(e), "message",
-                                  pl_strerror(e));
-            print_json(o);
-            json_decref(o);
-        }
-        return pl_cli_fail("uri parse", "invalid pairing URI", e);
-    }
+    if (e != PL_OK) return pl_cli_error(&out, e, "invalid pairing URI: %s", pl_strerror(e));
     if (check && u.expiry && u.expiry <= now) chk.expiry = PL_ERR_URI_EXPIRED;
-    if (json) {
-        json_t *o = uri_to_json(&u, now, show_key, &chk);
-        print_json(o);
-        json_decref(o);
+    if (out.json) {
+        pl_cli_emit(&out, uri_to_json(&u, now, show_key, &chk));
     } else {
         print_fields(&u, now, &chk);
         if (show_key) {
@@ -131,8 +119,12 @@ static int uri_parse_main(int argc, char **argv) {
     }
     pl_uri_clear(&u);
     int rc = 0;
-    if (chk.topic != PL_OK) rc = pl_cli_fail("uri parse", "this URI cannot be paired with", chk.topic);
-    if (chk.expiry != PL_OK) rc = pl_cli_fail("uri parse", "this URI cannot be paired with", chk.expiry);
+    if (chk.topic != PL_OK)
+        rc = pl_cli_error(&out, chk.topic, "this URI cannot be paired with: %s",
+                          pl_strerror(chk.topic));
+    if (chk.expiry != PL_OK)
+        rc = pl_cli_error(&out, chk.expiry, "this URI cannot be paired with: %s",
+                          pl_strerror(chk.expiry));
     return rc;
 }
 
@@ -147,7 +139,7 @@ static int uri_new_main(int argc, char **argv) {
                                          {0, 0, 0, 0}};
     const char *methods = NULL;
     long long ttl = 300;
-    bool json = false;
+    pl_cli_out out = {.cmd = "uri new"};
     pl_cli_qr qr = {.mode = PL_CLI_QR_AUTO};
     int c;
     optind = 1;
@@ -161,7 +153,9 @@ static int uri_new_main(int argc, char **argv) {
                 return pl_cli_usage_error("uri new", "--ttl takes seconds, 1..2592000");
             break;
         }
-        case 'j': json = true; break;
+        case 'j':
+            out.json = true;
+            break;
         case 'q': qr.mode = PL_CLI_QR_OFF; break;
         case 'Q': qr.mode = PL_CLI_QR_ON; break;
         case 'P': qr.png_path = optarg; break;
@@ -185,14 +179,15 @@ static int uri_new_main(int argc, char **argv) {
     char *copy = methods ? strdup(methods) : NULL;
     if (methods && !copy) {
         pl_cli_qr_close(&qr);
-        return pl_cli_fail("uri new", "methods", PL_ERR_NOMEM);
+        return pl_cli_error(&out, PL_ERR_NOMEM, NULL);
     }
     for (char *save = NULL, *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
          tok = strtok_r(NULL, ",", &save)) {
         if (n == PL_URI_MAX_METHODS) {
             free(copy);
             pl_cli_qr_close(&qr);
-            return pl_cli_fail("uri new", "--methods", PL_ERR_TOO_LARGE);
+            return pl_cli_error(&out, PL_ERR_TOO_LARGE, "--methods: at most %d methods",
+                                PL_URI_MAX_METHODS);
         }
         list[n++] = tok;
     }
@@ -202,22 +197,21 @@ static int uri_new_main(int argc, char **argv) {
     free(copy);
     if (e != PL_OK) {
         pl_cli_qr_close(&qr);
-        return pl_cli_fail("uri new", "creating the pairing", e);
+        return pl_cli_error(&out, e, "creating the pairing: %s", pl_strerror(e));
     }
     char *s = NULL;
     e = pl_uri_format(&s, &u);
     if (e != PL_OK) {
         pl_uri_clear(&u);
         pl_cli_qr_close(&qr);
-        return pl_cli_fail("uri new", "formatting the URI", e);
+        return pl_cli_error(&out, e, "formatting the URI: %s", pl_strerror(e));
     }
-    int rc = pl_cli_qr_show(&qr, "uri new", s, json);
-    if (json) {
+    int rc = pl_cli_qr_show(&qr, "uri new", s, out.json);
+    if (out.json) {
         uri_checks ok = {PL_OK, PL_OK};
         json_t *o = uri_to_json(&u, now, true, &ok);
         json_object_set_new(o, "uri", json_string(s));
-        print_json(o);
-        json_decref(o);
+        pl_cli_emit(&out, o);
     } else {
         printf("%s\n", s);
         printf("topic %s, expires in %lld s\n", u.topic, ttl);

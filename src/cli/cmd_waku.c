@@ -20,22 +20,13 @@
 typedef enum wmode { W_NODE = 1, W_SUBSCRIBE, W_PUBLISH } wmode;
 
 #define MAX_TOPICS 64
-#define MAX_LISTEN 8
 
 typedef struct wopts {
-    const char *listen[MAX_LISTEN];
-    size_t nlisten;
-    const char *peers[PL_WAKU_NODE_MAX_PEERS_OPT];
-    size_t npeers;
-    unsigned long cluster;
-    uint16_t shards[PL_WAKU_NODE_MAX_SHARDS_OPT];
-    size_t nshards;
-    unsigned long autoshard; /* 0: static sharding */
-    const char *key_file;
-    pl_p2p_muxers muxers;
+    pl_cli_waku_opts
+        w; /* --listen, --peer, --cluster, --shard, --autosharding, --key-file, --muxer */
     unsigned long count;   /* subscribe: exit after N messages (0: never) */
     unsigned long timeout; /* seconds; 0: none (subscribe), 10 (publish) */
-    bool json, hex, ephemeral, verbose;
+    bool hex, ephemeral, verbose;
     unsigned long version;
     const char *meta_hex;
 } wopts;
@@ -44,10 +35,11 @@ typedef struct wctx {
     const char *cmd;
     wmode mode;
     wopts o;
+    pl_cli_out out;
     uv_loop_t loop;
     pl_driver *drv;
     pl_waku_node *node;
-    uv_signal_t sigint, sigterm;
+    pl_cli_signals sig;
     uv_timer_t timer;
     int status; /* -1 while running */
     bool stopping;
@@ -85,8 +77,11 @@ static const char node_usage[] =
     "/vac/waku/relay/2.0.0), answers and checks /vac/waku/metadata/1.0.0 (peers of\n"
     "another cluster are disconnected), and keeps its bootstrap peers connected.\n"
     "Prints \"listening on /ip4/.../tcp/PORT/p2p/PEERID\" on stdout for each listen\n"
-    "address once it accepts (default --listen /ip4/127.0.0.1/tcp/0); logs peers and\n"
-    "mesh changes on stderr. SIGINT/SIGTERM stop it cleanly (exit 0).\n"
+    "address once it accepts (default --listen /ip4/127.0.0.1/tcp/0; --json:\n"
+    "{\"event\":\"listening\",\"address\"}); logs peers and mesh changes on stderr.\n"
+    "SIGTERM stops it cleanly (exit 0), SIGINT too (exit 130).\n"
+    "\n"
+    "  --json          one JSON object per line (docs/cli.md)\n"
     "\n";
 
 static const char subscribe_usage[] =
@@ -96,9 +91,9 @@ static const char subscribe_usage[] =
     "Join the Waku network through --peer and print each message received on\n"
     "CONTENT_TOPIC as one line on stdout: the payload as text when it is UTF-8\n"
     "without control characters, else 0x and its hex. --json prints one object per\n"
-    "message instead: content_topic, pubsub_topic, payload_hex, payload (text or\n"
-    "null), timestamp (ns, decimal string), version, meta_hex, ephemeral, hash, from.\n"
-    "Logs go to stderr.\n"
+    "message instead: {\"event\":\"message\", content_topic, pubsub_topic, payload_hex,\n"
+    "payload (text or null), timestamp_ms (the message's timestamp, unix ms), version,\n"
+    "meta_hex, ephemeral, hash, from}. Logs go to stderr.\n"
     "\n"
     "  --count N     exit 0 after N messages\n"
     "  --timeout S   give up after S seconds: exit 1 if --count messages did not\n"
@@ -107,14 +102,16 @@ static const char subscribe_usage[] =
 
 static const char publish_usage[] =
     "usage: pairlink waku publish CONTENT_TOPIC MESSAGE --peer MULTIADDR [--hex]\n"
-    "                             [--timeout S] [node options]\n"
+    "                             [--timeout S] [--json] [node options]\n"
     "\n"
     "Join the Waku network through --peer, publish one WakuMessage (version 0,\n"
     "timestamp now) and exit 0 once it went to at least one peer subscribed to\n"
-    "its pubsub topic (printing \"published HASH to N peers\" on stdout), or 1\n"
-    "when none appeared within the time-out.\n"
+    "its pubsub topic (printing \"published HASH to N peers\" on stdout; --json:\n"
+    "{\"event\":\"published\",\"hash\",\"peers\"}), or 1 when none appeared within\n"
+    "the time-out.\n"
     "\n"
     "  --hex           MESSAGE is hex (the payload's bytes)\n"
+    "  --json          one JSON object per line (docs/cli.md)\n"
     "  --timeout S     seconds to wait for a subscribed peer (default 10)\n"
     "  --ephemeral     mark the message ephemeral (store nodes keep no copy)\n"
     "  --meta-hex H    the meta field (<= 64 bytes)\n"
@@ -184,9 +181,8 @@ static int parse(wctx *x, int argc, char **argv, int *first_pos) {
     };
     wopts *o = &x->o;
     const char *cmd = x->cmd;
-    o->cluster = PL_WAKU_DEFAULT_CLUSTER;
+    pl_cli_waku_init(&o->w);
     o->timeout = x->mode == W_PUBLISH ? 10 : 0;
-    unsigned long v;
     int c;
     optind = 1;
     opterr = 0;
@@ -195,58 +191,29 @@ static int parse(wctx *x, int argc, char **argv, int *first_pos) {
     while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
         const char *oname = li >= 0 ? longopts[li].name : "?";
         li = -1;
-        bool only_sub = c == O_COUNT || c == O_JSON;
+        bool only_sub = c == O_COUNT;
         bool only_pub = c == O_HEX || c == O_EPHEMERAL || c == O_META || c == O_VERSION;
         if ((only_sub && x->mode != W_SUBSCRIBE) || (only_pub && x->mode != W_PUBLISH) ||
             (c == O_TIMEOUT && x->mode == W_NODE))
             return pl_cli_usage_error(cmd, "option '--%s' is not one of this command's", oname);
         switch (c) {
         case O_LISTEN:
-            if (o->nlisten == MAX_LISTEN)
-                return pl_cli_usage_error(cmd, "at most %d --listen", MAX_LISTEN);
-            o->listen[o->nlisten++] = optarg;
-            break;
         case O_PEER:
-            if (o->npeers == PL_WAKU_NODE_MAX_PEERS_OPT)
-                return pl_cli_usage_error(cmd, "at most %d --peer", PL_WAKU_NODE_MAX_PEERS_OPT);
-            o->peers[o->npeers++] = optarg;
-            break;
         case O_CLUSTER:
-            if (!parse_ulong(optarg, 65535, &o->cluster))
-                return pl_cli_usage_error(cmd, "--cluster wants 0..65535, got '%s'", optarg);
-            break;
         case O_SHARD:
-            if (!parse_ulong(optarg, 65535, &v))
-                return pl_cli_usage_error(cmd, "--shard wants 0..65535, got '%s'", optarg);
-            if (o->nshards == PL_WAKU_NODE_MAX_SHARDS_OPT)
-                return pl_cli_usage_error(cmd, "at most %d --shard", PL_WAKU_NODE_MAX_SHARDS_OPT);
-            o->shards[o->nshards++] = (uint16_t)v;
-            break;
         case O_AUTOSHARD:
-            if (!parse_ulong(optarg, 1024, &o->autoshard) || o->autoshard == 0)
-                return pl_cli_usage_error(cmd, "--autosharding wants 1..1024 shards, got '%s'",
-                                          optarg);
-            break;
         case O_KEY:
-            o->key_file = optarg;
+        case O_MUXER: {
+            int r = pl_cli_waku_option(&o->w, cmd, oname, optarg);
+            if (r < 0) return -r;
             break;
-        case O_MUXER:
-            if (!strcmp(optarg, "yamux"))
-                o->muxers = PL_P2P_MUXERS_YAMUX;
-            else if (!strcmp(optarg, "mplex"))
-                o->muxers = PL_P2P_MUXERS_MPLEX;
-            else if (!strcmp(optarg, "both"))
-                o->muxers = PL_P2P_MUXERS_DEFAULT;
-            else
-                return pl_cli_usage_error(cmd, "--muxer wants yamux, mplex or both, got '%s'",
-                                          optarg);
-            break;
+        }
         case O_COUNT:
             if (!parse_ulong(optarg, 100000000, &o->count) || o->count == 0)
                 return pl_cli_usage_error(cmd, "--count wants a positive number, got '%s'", optarg);
             break;
         case O_JSON:
-            o->json = true;
+            x->out.json = true;
             break;
         case O_HEX:
             o->hex = true;
@@ -276,11 +243,8 @@ static int parse(wctx *x, int argc, char **argv, int *first_pos) {
             return pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
-    if (o->autoshard)
-        for (size_t i = 0; i < o->nshards; i++)
-            if (o->shards[i] >= o->autoshard)
-                return pl_cli_usage_error(cmd, "--shard %u is outside --autosharding %lu",
-                                          o->shards[i], o->autoshard);
+    int bad = pl_cli_waku_check(&o->w, cmd);
+    if (bad) return bad;
     *first_pos = optind;
     return -1;
 }
@@ -326,14 +290,14 @@ static void on_message(void *ud, pl_waku_node *n, const pl_waku_delivery *d) {
     wctx *x = ud;
     if (x->stopping) return;
     const pl_waku_message *m = d->msg;
-    if (x->o.json) {
+    if (x->out.json) {
         json_t *o = json_object();
         char *ph = hex_of(m->payload, m->payload_len);
         char *mh = m->meta_len ? hex_of(m->meta, m->meta_len) : NULL;
         char *hh = hex_of(d->hash, PL_WAKU_HASH_BYTES);
-        char ts[32], from[PL_P2P_PEER_ID_TEXT_SIZE];
-        snprintf(ts, sizeof ts, "%lld", (long long)m->timestamp);
+        char from[PL_P2P_PEER_ID_TEXT_SIZE];
         if (pl_p2p_peer_id_format(from, d->from) != PL_OK) from[0] = '\0';
+        json_object_set_new(o, "event", json_string("message"));
         json_object_set_new(o, "content_topic", json_string(d->content_topic));
         json_object_set_new(o, "pubsub_topic", json_string(d->pubsub_topic));
         json_object_set_new(o, "payload_hex", json_string(ph ? ph : ""));
@@ -341,16 +305,15 @@ static void on_message(void *ud, pl_waku_node *n, const pl_waku_delivery *d) {
                             plain_text(m->payload, m->payload_len)
                                 ? json_stringn((const char *)m->payload, m->payload_len)
                                 : json_null());
-        json_object_set_new(o, "timestamp", json_string(ts));
+        /* WakuMessage timestamps are ns; the CLI's times are ms (the
+         * hash covers the exact value) */
+        json_object_set_new(o, "timestamp_ms", json_integer(m->timestamp / 1000000));
         json_object_set_new(o, "version", json_integer(m->version));
         json_object_set_new(o, "meta_hex", mh ? json_string(mh) : json_null());
         json_object_set_new(o, "ephemeral", json_boolean(m->ephemeral));
         json_object_set_new(o, "hash", json_string(hh ? hh : ""));
         json_object_set_new(o, "from", json_string(from));
-        char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-        if (s) printf("%s\n", s);
-        free(s);
-        json_decref(o);
+        pl_cli_emit(&x->out, o);
         free(ph), free(mh), free(hh);
     } else if (plain_text(m->payload, m->payload_len)) {
         printf("%.*s\n", (int)m->payload_len, (const char *)m->payload);
@@ -369,8 +332,7 @@ static void on_message(void *ud, pl_waku_node *n, const pl_waku_delivery *d) {
 static void on_node_closed(void *ud) {
     wctx *x = ud;
     x->node = NULL;
-    uv_close((uv_handle_t *)&x->sigint, NULL);
-    uv_close((uv_handle_t *)&x->sigterm, NULL);
+    pl_cli_signals_close(&x->sig);
     uv_close((uv_handle_t *)&x->timer, NULL);
     pl_driver_close(x->drv, NULL, NULL);
 }
@@ -383,22 +345,31 @@ static void stop(wctx *x, int status) {
     pl_waku_node_close(x->node, on_node_closed, x);
 }
 
-static void on_signal(uv_signal_t *s, int sig) {
-    (void)sig;
-    wctx *x = s->data;
-    stop(x, x->status >= 0 ? x->status : 0);
+static void on_signal(void *data, int sig) {
+    wctx *x = data;
+    if (x->stopping) return;
+    /* a node, and a subscriber without --count, serve until stopped */
+    bool serving = x->mode == W_NODE || (x->mode == W_SUBSCRIBE && !x->o.count);
+    pl_cli_signal_report(&x->out, sig);
+    stop(x, pl_cli_signal_status(sig, serving));
+}
+
+/* The node's queue gives up on the message when --timeout ends too (its
+ * publish TTL is the time-out), so both ends of the race say the same. */
+static void no_peers(wctx *x) {
+    pl_cli_error(&x->out, PL_ERR_WAKU_NO_PEERS, "no peer subscribed to %s within %lu s",
+                 x->pub.pubsub_topic, x->o.timeout);
+    stop(x, 1);
 }
 
 static void on_timeout(uv_timer_t *t) {
     wctx *x = t->data;
     if (x->mode == W_PUBLISH) {
-        fprintf(stderr, "pairlink %s: no peer subscribed to %s within %lu s\n", x->cmd,
-                x->pub.pubsub_topic, x->o.timeout);
-        stop(x, 1);
+        no_peers(x);
     } else {
         if (x->o.count)
-            fprintf(stderr, "pairlink %s: %lu of %lu messages within %lu s\n", x->cmd, x->got,
-                    x->o.count, x->o.timeout);
+            pl_cli_error(&x->out, PL_ERR_TIMEOUT, "%lu of %lu messages within %lu s", x->got,
+                         x->o.count, x->o.timeout);
         stop(x, x->o.count ? 1 : 0);
     }
 }
@@ -406,7 +377,11 @@ static void on_timeout(uv_timer_t *t) {
 static void published(wctx *x, size_t sent_to) {
     char h[2 * PL_WAKU_HASH_BYTES + 1];
     pl_hex_encode(h, sizeof h, x->pub.hash, PL_WAKU_HASH_BYTES);
-    printf("published %s to %zu peers\n", h, sent_to);
+    if (x->out.json)
+        pl_cli_emit(&x->out, json_pack("{s:s,s:s,s:I}", "event", "published", "hash", h, "peers",
+                                       (json_int_t)sent_to));
+    else
+        printf("published %s to %zu peers\n", h, sent_to);
     fflush(stdout);
     stop(x, 0);
 }
@@ -418,8 +393,11 @@ static void on_event(void *ud, pl_waku_node *n, const pl_waku_event *ev) {
     if (ev->kind == PL_WAKU_EV_PUBLISHED) {
         published(x, ev->sent_to);
     } else if (ev->kind == PL_WAKU_EV_PUBLISH_FAILED && !x->stopping) {
-        fprintf(stderr, "pairlink %s: not published: %s (%s)\n", x->cmd, pl_strerror(ev->err),
-                pl_errname(ev->err));
+        if (ev->err == PL_ERR_WAKU_NO_PEERS) {
+            no_peers(x);
+            return;
+        }
+        pl_cli_error(&x->out, ev->err, "not published: %s", pl_strerror(ev->err));
         stop(x, 1);
     }
 }
@@ -427,23 +405,16 @@ static void on_event(void *ud, pl_waku_node *n, const pl_waku_event *ev) {
 static int run(wctx *x, const uint8_t *payload, size_t plen, const uint8_t *meta, size_t mlen) {
     wopts *o = &x->o;
     pl_p2p_key *key = NULL;
-    if (o->key_file) {
+    if (o->w.key_file) {
         bool created = false;
-        pl_err e = pl_p2p_key_load_or_create(o->key_file, PL_P2P_KEY_ED25519, &key, &created);
-        if (e != PL_OK) return pl_cli_fail(x->cmd, o->key_file, e);
+        pl_err e = pl_p2p_key_load_or_create(o->w.key_file, PL_P2P_KEY_ED25519, &key, &created);
+        if (e != PL_OK)
+            return pl_cli_key_file_error(&x->out, o->w.key_file, e, "cannot load or create the key");
     }
+    if (!o->w.nlisten && x->mode == W_NODE) o->w.listen[o->w.nlisten++] = "/ip4/127.0.0.1/tcp/0";
     pl_waku_node_opts no;
-    pl_waku_node_opts_init(&no);
+    pl_cli_waku_node_opts(&o->w, &no);
     no.key = key;
-    if (!o->nlisten && x->mode == W_NODE) o->listen[o->nlisten++] = "/ip4/127.0.0.1/tcp/0";
-    no.peers = o->peers;
-    no.n_peers = o->npeers;
-    no.sharding.cluster = (uint16_t)o->cluster;
-    if (o->nshards) no.sharding.shard = o->shards[0];
-    no.sharding.num_shards = (uint32_t)o->autoshard;
-    no.shards = o->shards;
-    no.n_shards = o->nshards;
-    no.muxers = o->muxers;
     if (x->mode == W_PUBLISH) no.publish_ttl_ms = (int64_t)o->timeout * 1000;
     no.on_message = x->mode == W_SUBSCRIBE ? on_message : NULL;
     no.on_event = on_event;
@@ -453,7 +424,7 @@ static int run(wctx *x, const uint8_t *payload, size_t plen, const uint8_t *meta
 
     if (uv_loop_init(&x->loop) != 0) {
         pl_p2p_key_free(key);
-        return pl_cli_fail(x->cmd, "event loop", PL_ERR_SYS);
+        return pl_cli_error(&x->out, PL_ERR_SYS, "cannot set up the event loop");
     }
     pl_err e = pl_driver_new(&x->drv, &x->loop);
     if (e == PL_OK) e = pl_waku_node_new(&x->node, x->drv, &no);
@@ -461,28 +432,26 @@ static int run(wctx *x, const uint8_t *payload, size_t plen, const uint8_t *meta
     if (e != PL_OK) {
         pl_driver_free(x->drv); /* nothing of it is on the loop yet */
         uv_loop_close(&x->loop);
-        return pl_cli_fail(x->cmd, "starting the node", e);
+        return pl_cli_error(&x->out, e, "starting the node: %s", pl_strerror(e));
     }
     x->status = -1;
-    uv_signal_init(&x->loop, &x->sigint);
-    uv_signal_init(&x->loop, &x->sigterm);
     uv_timer_init(&x->loop, &x->timer);
-    x->sigint.data = x->sigterm.data = x->timer.data = x;
-    uv_signal_start(&x->sigint, on_signal, SIGINT);
-    uv_signal_start(&x->sigterm, on_signal, SIGTERM);
+    x->timer.data = x;
+    pl_cli_signals_start(&x->sig, &x->loop, on_signal, x);
 
-    for (size_t i = 0; i < o->nlisten && e == PL_OK; i++) {
-        e = pl_waku_node_listen(x->node, o->listen[i]);
-        if (e == PL_ERR_SYS)
-            fprintf(stderr, "pairlink %s: cannot listen on %s: %s\n", x->cmd, o->listen[i],
-                    uv_strerror((int)pl_last_detail()));
-        if (e != PL_OK) pl_cli_fail(x->cmd, o->listen[i], e);
+    for (size_t i = 0; i < o->w.nlisten && e == PL_OK; i++) {
+        e = pl_waku_node_listen(x->node, o->w.listen[i]);
+        if (e != PL_OK)
+            pl_cli_error(&x->out, e, "cannot listen on %s: %s", o->w.listen[i],
+                         e == PL_ERR_SYS ? uv_strerror((int)pl_last_detail()) : pl_strerror(e));
     }
     char addr[1200];
     size_t nl = e == PL_OK ? pl_waku_node_listen_addr(x->node, 0, NULL, 0) : 0;
     for (size_t i = 0; i < nl; i++) {
         pl_waku_node_listen_addr(x->node, i, addr, sizeof addr);
-        if (x->mode == W_NODE) {
+        if (x->mode == W_NODE && x->out.json) {
+            pl_cli_emit(&x->out, json_pack("{s:s,s:s}", "event", "listening", "address", addr));
+        } else if (x->mode == W_NODE) {
             printf("listening on %s\n", addr);
             fflush(stdout);
         } else {
@@ -492,7 +461,7 @@ static int run(wctx *x, const uint8_t *payload, size_t plen, const uint8_t *meta
     for (size_t i = 0; i < x->ntopics && e == PL_OK; i++) {
         e = pl_waku_node_subscribe(x->node, x->topics[i]);
         if (e != PL_OK) {
-            pl_cli_fail(x->cmd, x->topics[i], e);
+            pl_cli_error(&x->out, e, "content topic %s: %s", x->topics[i], pl_strerror(e));
         } else {
             char pt[PL_WAKU_PUBSUB_TOPIC_SIZE];
             pl_waku_node_pubsub_topic(x->node, x->topics[i], pt);
@@ -506,7 +475,7 @@ static int run(wctx *x, const uint8_t *payload, size_t plen, const uint8_t *meta
                                    .ephemeral = o->ephemeral};
         e = pl_waku_node_publish(x->node, x->topics[0], payload, plen, &po, &x->pub);
         if (e != PL_OK) {
-            pl_cli_fail(x->cmd, "publish", e);
+            pl_cli_error(&x->out, e, "publish: %s", pl_strerror(e));
         } else {
             x->pub_id = x->pub.id;
             if (!x->pub.queued) published(x, x->pub.sent_to);
@@ -526,6 +495,7 @@ static int waku_main(wmode mode, const char *cmd, int argc, char **argv) {
     wctx *x = calloc(1, sizeof *x);
     if (!x) return pl_cli_fail(cmd, "start", PL_ERR_NOMEM);
     x->cmd = cmd;
+    x->out.cmd = cmd;
     x->mode = mode;
     int first = 0;
     int r = parse(x, argc, argv, &first);
@@ -546,7 +516,7 @@ static int waku_main(wmode mode, const char *cmd, int argc, char **argv) {
             r = pl_cli_usage_error(cmd, "a CONTENT_TOPIC is needed");
         else if (npos > MAX_TOPICS)
             r = pl_cli_usage_error(cmd, "at most %d content topics", MAX_TOPICS);
-        else if (!x->o.npeers && !x->o.nlisten)
+        else if (!x->o.w.npeers && !x->o.w.nlisten)
             r = pl_cli_usage_error(cmd, "--peer is needed");
         for (int i = 0; r < 0 && i < npos; i++)
             x->topics[x->ntopics++] = pos[i];
@@ -556,7 +526,7 @@ static int waku_main(wmode mode, const char *cmd, int argc, char **argv) {
             r = pl_cli_usage_error(cmd, "CONTENT_TOPIC and MESSAGE are needed");
             break;
         }
-        if (!x->o.npeers && !x->o.nlisten) {
+        if (!x->o.w.npeers && !x->o.w.nlisten) {
             r = pl_cli_usage_error(cmd, "--peer is needed");
             break;
         }

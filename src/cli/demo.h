@@ -12,6 +12,8 @@ typedef struct pl_demo {
     uv_loop_t loop;
     char dir[256];       /* temporary stores */
     char relay_url[64];
+    bool waku;            /* the node-manager part over an embedded Waku network */
+    char waku_peer[1200]; /* then: the relay node every side dials */
     const char *prefix;  /* "wc " or "nm " */
     int step;
     bool failed;

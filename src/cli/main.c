@@ -1,6 +1,5 @@
 #include "cli/cli.h"
 
-#include <libwebsockets.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,8 +77,9 @@ int main(int argc, char **argv) {
     /* A peer that resets a TCP connection must not kill the process:
      * libuv's writes raise SIGPIPE; the write error is handled instead. */
     signal(SIGPIPE, SIG_IGN);
-    /* libwebsockets' start-up notices are noise for users; errors stay. */
-    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    /* The libraries' notices are noise for users; errors stay (--verbose:
+     * everything). */
+    pl_cli_log_init(false);
     if (argc == 2 && !strcmp(argv[1], "--version")) return pl_cli_version(1, argv + 1);
     return pl_cli_dispatch("pairlink", commands, sizeof commands / sizeof commands[0], argc, argv);
 }

@@ -3,6 +3,7 @@
 
 #include "core/internal.h"
 #include "pairlink/crypto.h"
+#include "pairlink/waku_transport.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@ typedef struct retry_pub {
     struct retry_pub *next;
     char topic[PL_TRANSPORT_TOPIC_MAX + 1];
     uint32_t ttl_s;
+    bool ephemeral;
     size_t len;
     uint8_t data[];
 } retry_pub;
@@ -48,7 +50,9 @@ struct pl__nmn {
     size_t nretry;
 };
 
-static void rng_bytes(pl__nmn *n, uint8_t *buf, size_t len) { pl__rng(n->rng, n->rng_ctx, buf, len); }
+static void rng_bytes(pl__nmn *n, uint8_t *buf, size_t len) {
+    pl__rng(n->rng, n->rng_ctx, buf, len);
+}
 
 /* ---- counterparty cache ---- */
 
@@ -111,7 +115,7 @@ static void on_established(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES]) {
  * oldest goes, and the session layer's retry takes over). */
 
 static bool retry_push(pl__nmn *n, const char *topic, const uint8_t *data, size_t len,
-                       uint32_t ttl_s) {
+                       uint32_t ttl_s, bool ephemeral) {
     if (n->nretry == RETRY_MAX) {
         retry_pub *old = n->retry_head;
         n->retry_head = old->next;
@@ -124,10 +128,13 @@ static bool retry_push(pl__nmn *n, const char *topic, const uint8_t *data, size_
     r->next = NULL;
     snprintf(r->topic, sizeof r->topic, "%s", topic);
     r->ttl_s = ttl_s;
+    r->ephemeral = ephemeral;
     r->len = len;
     if (len) memcpy(r->data, data, len);
-    if (n->retry_tail) n->retry_tail->next = r;
-    else n->retry_head = r;
+    if (n->retry_tail)
+        n->retry_tail->next = r;
+    else
+        n->retry_head = r;
     n->retry_tail = r;
     n->nretry++;
     return true;
@@ -136,25 +143,35 @@ static bool retry_push(pl__nmn *n, const char *topic, const uint8_t *data, size_
 /* Publish, or keep it for later when the queue is full (or others wait
  * already: order is kept). A message too large for the transport is not
  * kept: it would never fit. */
+/* Spec 4.4: every session message is a PayloadV2 (version 2) on Waku; the
+ * relay transport ignores the extension. */
+static pl_err session_publish(pl__nmn *n, const char *topic, const uint8_t *data, size_t len,
+                              uint32_t ttl_s, bool ephemeral) {
+    pl_waku_publish_ext wx = {.ext = {PL_TRANSPORT_EXT_WAKU},
+                              .version = PL_NM_WAKU_VERSION_SESSION};
+    pl_publish_opts po = {.ttl_s = ttl_s, .ephemeral = ephemeral, .ext = &wx.ext};
+    return pl_transport_publish(n->tp, topic, data, len, &po);
+}
+
+static bool queue_full(pl__nmn *n, pl_err e) {
+    return (e == PL_ERR_TOO_LARGE && pl_transport_pending(n->tp) > 0) || e == PL_ERR_NOMEM;
+}
+
 static void publish_or_keep(pl__nmn *n, const char *topic, const uint8_t *data, size_t len,
-                            uint32_t ttl_s) {
+                            uint32_t ttl_s, bool ephemeral) {
     if (n->retry_head) {
-        (void)retry_push(n, topic, data, len, ttl_s);
+        (void)retry_push(n, topic, data, len, ttl_s, ephemeral);
         return;
     }
-    pl_publish_opts po = {.ttl_s = ttl_s};
-    pl_err e = pl_transport_publish(n->tp, topic, data, len, &po);
-    if ((e == PL_ERR_TOO_LARGE && pl_transport_pending(n->tp) > 0) || e == PL_ERR_NOMEM)
-        (void)retry_push(n, topic, data, len, ttl_s);
+    pl_err e = session_publish(n, topic, data, len, ttl_s, ephemeral);
+    if (queue_full(n, e)) (void)retry_push(n, topic, data, len, ttl_s, ephemeral);
 }
 
 static void retry_flush(pl__nmn *n) {
     while (n->retry_head) {
         retry_pub *r = n->retry_head;
-        pl_publish_opts po = {.ttl_s = r->ttl_s};
-        pl_err e = pl_transport_publish(n->tp, r->topic, r->data, r->len, &po);
-        if ((e == PL_ERR_TOO_LARGE && pl_transport_pending(n->tp) > 0) || e == PL_ERR_NOMEM)
-            return; /* still full: next time */
+        pl_err e = session_publish(n, r->topic, r->data, r->len, r->ttl_s, r->ephemeral);
+        if (queue_full(n, e)) return; /* still full: next time */
         n->retry_head = r->next;
         if (!n->retry_head) n->retry_tail = NULL;
         n->nretry--;
@@ -174,7 +191,7 @@ static void drain_sessions(pl__nmn *n) {
             (void)pl_transport_unsubscribe(n->tp, o.topic);
             break;
         case PL_NM_SOUT_PUBLISH:
-            publish_or_keep(n, o.topic, o.message, o.message_len, o.ttl_s);
+            publish_or_keep(n, o.topic, o.message, o.message_len, o.ttl_s, o.ephemeral);
             break;
         case PL_NM_SOUT_EVENT: {
             if (o.event == PL_NM_SEV_ESTABLISHED) on_established(n, o.peer);
@@ -251,7 +268,12 @@ static void drain_pairing(pl__nmn *n) {
             (void)pl_transport_unsubscribe(n->tp, o.content_topic);
             break;
         case PL_NM_OUT_PUBLISH: {
-            pl_publish_opts po = {.ttl_s = PL_NM_RELAY_TTL_S};
+            /* Spec 4.2/4.4: a HELLO is a 26/WAKU-PAYLOAD (version 1), and
+             * ephemeral: it is repeated while it matters and worthless
+             * after the code's 5 minutes. */
+            pl_waku_publish_ext wx = {.ext = {PL_TRANSPORT_EXT_WAKU},
+                                      .version = PL_NM_WAKU_VERSION_HELLO};
+            pl_publish_opts po = {.ttl_s = PL_NM_RELAY_TTL_S, .ephemeral = true, .ext = &wx.ext};
             (void)pl_transport_publish(n->tp, o.content_topic, o.payload, o.payload_len, &po);
             break;
         }
@@ -486,8 +508,8 @@ void pl__nmn_on_state(pl__nmn *n, pl_transport_state state, pl_err err) {
 
 void pl__nmn_on_publish_error(pl__nmn *n, const char *topic, pl_err err, int64_t code) {
     PL_REQUIRE(n && topic);
-    pl_nm_node_event ev = {.kind = PL_NM_NODE_PUBLISH_FAILED, .err = err, .relay_code = code,
-                           .topic = topic};
+    pl_nm_node_event ev = {
+        .kind = PL_NM_NODE_PUBLISH_FAILED, .err = err, .relay_code = code, .topic = topic};
     emit(n, &ev);
 }
 

@@ -148,9 +148,13 @@ static void dropped(pl_nm_sessions *m, const peer *p, pl_err err) {
     ev(m, p, PL_NM_SEV_DROPPED, err);
 }
 
-/* Publish a PayloadV2 (takes ownership of wire). */
-static void publish_wire(pl_nm_sessions *m, const char *topic, uint8_t *wire, size_t len) {
-    pl_nm_session_output o = {.kind = PL_NM_SOUT_PUBLISH, .ttl_s = PL_NM_SESSION_RELAY_TTL_S};
+/* Publish a PayloadV2 (takes ownership of wire). Ephemeral: worthless
+ * once its moment passed and repaired by the protocol itself when lost
+ * (handshake messages, knocks, READY); requests and responses are not. */
+static void publish_wire(pl_nm_sessions *m, const char *topic, uint8_t *wire, size_t len,
+                         bool ephemeral) {
+    pl_nm_session_output o = {
+        .kind = PL_NM_SOUT_PUBLISH, .ttl_s = PL_NM_SESSION_RELAY_TTL_S, .ephemeral = ephemeral};
     snprintf(o.topic, sizeof o.topic, "%s", topic);
     o.message = wire;
     o.message_len = len;
@@ -236,7 +240,7 @@ static pl_err send_frame(pl_nm_sessions *m, pl_noise_session *s, const char *top
     pl_err e = pl_noise_session_encrypt(s, f, PL_NM_SESSION_FRAME_HEADER + len, &wire, &wlen);
     pl_free_secret(f, PL_NM_SESSION_FRAME_HEADER + len + 1);
     if (e != PL_OK) return e;
-    publish_wire(m, topic, wire, wlen);
+    publish_wire(m, topic, wire, wlen, type == FR_READY);
     return PL_OK;
 }
 
@@ -341,7 +345,7 @@ static void start_attempt(pl_nm_sessions *m, peer *p, int64_t now) {
     }
     p->hs_deadline = now + m->hs_timeout;
     m->stats.handshakes_started++;
-    publish_wire(m, p->rv.content_topic, wire, wlen);
+    publish_wire(m, p->rv.content_topic, wire, wlen, true);
     pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_CONNECTING,
                               .attempt = p->attempt};
     memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
@@ -426,7 +430,7 @@ static pl_err initiator_read(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
     snprintf(p->pending_topic, sizeof p->pending_topic, "%s", topic);
     p->pending_deadline = now + m->hs_timeout;
     out_topic(m, PL_NM_SOUT_SUBSCRIBE, topic);
-    publish_wire(m, p->rv.content_topic, w3, w3len);
+    publish_wire(m, p->rv.content_topic, w3, w3len, true);
     return PL_OK;
 }
 
@@ -476,7 +480,7 @@ static void send_knock(pl_nm_sessions *m, peer *p, int64_t now) {
     p->last_knock = now;
     p->knock_attempt++;
     m->stats.knocks_sent++;
-    publish_wire(m, p->rv.content_topic, wire, wlen);
+    publish_wire(m, p->rv.content_topic, wire, wlen, true);
     pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_KNOCKED,
                               .attempt = p->knock_attempt};
     memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
@@ -536,7 +540,7 @@ static pl_err responder_msg1(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
     p->resp[slot].hs = hs;
     p->resp[slot].deadline = now + m->hs_timeout;
     m->stats.handshakes_started++;
-    publish_wire(m, p->rv.content_topic, w2, w2len);
+    publish_wire(m, p->rv.content_topic, w2, w2len, true);
     return PL_OK;
 }
 

@@ -5,6 +5,7 @@
 #include "core/internal.h"
 #include "pairlink/crypto.h"
 #include "pairlink/driver.h"
+#include "platform/log_internal.h"
 #include "relay/auth.h"
 #include "relay/relay_store.h"
 
@@ -915,7 +916,7 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
      * and an HTTP header buffer is held as long: slowloris gets no more. */
     info.timeout_secs = (unsigned)s->o.handshake_timeout_s;
     info.timeout_secs_ah_idle = (unsigned)s->o.handshake_timeout_s;
-    lws_set_log_level(LLL_ERR, NULL);
+    pl__log_apply(); /* lws logs through pl_set_log, never to stderr */
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
         logf_(s, PL__LOG_ERROR, "cannot listen on %s:%d (address in use, or no lws evlib_uv plugin)",

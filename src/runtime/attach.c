@@ -29,6 +29,12 @@ pl_err pl__attach_transport(pl__attach *a, pl_transport *given, const pl_transpo
     return PL_OK;
 }
 
+void pl__attach_adopt(pl__attach *a, pl_transport *tp) {
+    PL_REQUIRE(a && tp && !a->tp);
+    a->tp = tp;
+    a->own_transport = true;
+}
+
 static void finish(pl__attach *a) {
     void (*cb)(void *) = a->on_closed;
     void *ud = a->ud;

@@ -30,6 +30,10 @@ pl_err pl__attach_driver(pl__attach *a, uv_loop_t *loop, pl_driver *given);
 pl_err pl__attach_transport(pl__attach *a, pl_transport *given, const pl_transport_handler *h,
                             const pl_relay_client_opts *ro);
 
+/* Take tp (made by the owner, its handler set) as the owner's own
+ * transport: closed by pl__attach_close. */
+void pl__attach_adopt(pl__attach *a, pl_transport *tp);
+
 /* Close: flush and close an own transport (flush_ms), or detach from a given
  * one; then release(owner); then close an own driver; then on_closed(ud),
  * from the driver. */

@@ -14,6 +14,7 @@
 #include "store/store_internal.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,11 +127,44 @@ static void release(void *owner) {
     free(n);
 }
 
-/* The transport (given, or a relay client with the identity kept in the
- * store). */
+/* A Waku transport of the node's own, its identity beside the store. */
+static pl_err open_waku(pl_nm_node *n, const pl_nm_node_opts *opts, const pl_transport_handler *h) {
+    pl_waku_transport_opts wo = *opts->waku;
+    wo.handler = *h;
+    char *path = NULL;
+    if (!wo.node.key && !wo.key_file && strcmp(opts->store_path, ":memory:") != 0) {
+        size_t len = strlen(opts->store_path) + sizeof ".p2p.key";
+        path = malloc(len);
+        if (!path) return PL_ERR_NOMEM;
+        snprintf(path, len, "%s.p2p.key", opts->store_path);
+        wo.key_file = path;
+    }
+    /* two content topics per counterparty (rendezvous, session) and the
+     * pairing's; one handshake message per counterparty at start-up */
+    if (!wo.node.max_content_topics) wo.node.max_content_topics = 2 * PL_NM_SESSION_MAX_PEERS + 16;
+    if (!wo.node.publish_queue_max) wo.node.publish_queue_max = PL_NM_SESSION_MAX_PEERS + 1024;
+    /* Listen once the transport is ours: a failure then closes it with the
+     * rest (pl__attach_abandon), never leaving a node closing on a driver
+     * that is being freed. */
+    wo.listen = NULL;
+    wo.n_listen = 0;
+    pl_transport *tp = NULL;
+    pl_err e = pl_waku_transport_new(&tp, n->at.d, &wo);
+    free(path);
+    if (e != PL_OK) return e;
+    pl__attach_adopt(&n->at, tp);
+    if (opts->waku->n_listen > 8) return PL_ERR_INVALID_ARG;
+    for (size_t i = 0; e == PL_OK && i < opts->waku->n_listen; i++)
+        e = pl_waku_node_listen(pl_waku_transport_node(tp), opts->waku->listen[i]);
+    return e;
+}
+
+/* The transport (given, a Waku transport, or a relay client with the
+ * identity kept in the store). */
 static pl_err open_transport(pl_nm_node *n, const pl_nm_node_opts *opts) {
     pl_transport_handler h = {on_message, on_state, n, on_publish_error};
     if (opts->transport) return pl__attach_transport(&n->at, opts->transport, &h, NULL);
+    if (opts->waku) return open_waku(n, opts, &h);
     uint8_t seed[PL_ED25519_SEED_BYTES];
     pl_err e = pl_store_secret(n->store, SEED_KEY, seed, PL_ED25519_SEED_BYTES);
     if (e == PL_OK) {
@@ -188,8 +222,8 @@ static pl_err open_all(pl_nm_node *n, const pl_nm_node_opts *opts) {
 }
 
 pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *opts) {
-    PL_REQUIRE(out && opts && (opts->relay_url || opts->transport) && opts->store_path &&
-               opts->on_event && (loop || opts->driver));
+    PL_REQUIRE(out && opts && (opts->relay_url || opts->transport || opts->waku) &&
+               opts->store_path && opts->on_event && (loop || opts->driver));
     *out = NULL;
     if (opts->role != PL_NM_ROLE_APP && opts->role != PL_NM_ROLE_NODE_MANAGER)
         return PL_ERR_INVALID_ARG;
@@ -201,6 +235,7 @@ pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *
     n->opts.name = NULL; /* none kept: the core has its copy */
     n->opts.relay_url = NULL;
     n->opts.store_path = NULL;
+    n->opts.waku = NULL;
     pl_err e = pl__attach_driver(&n->at, loop, opts->driver);
     if (e == PL_OK) e = open_all(n, opts);
     if (e != PL_OK) {

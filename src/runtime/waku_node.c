@@ -538,11 +538,17 @@ static void on_output(pl_waku_node *n, pl__wnode_out *o) {
         break;
     case PL__WNODE_PUBLISHED:
     case PL__WNODE_PUBLISH_FAILED: {
+        char ct[PL_TRANSPORT_TOPIC_MAX + 1] = "";
+        if (o->msg.content_topic_len && o->msg.content_topic_len < sizeof ct) {
+            memcpy(ct, o->msg.content_topic, o->msg.content_topic_len);
+            ct[o->msg.content_topic_len] = '\0';
+        }
         pl_waku_event we = {.kind = o->kind == PL__WNODE_PUBLISHED ? PL_WAKU_EV_PUBLISHED
                                                                    : PL_WAKU_EV_PUBLISH_FAILED,
                             .peer = &o->peer,
                             .addr = "",
                             .pubsub_topic = o->pubsub_topic,
+                            .content_topic = ct,
                             .publish_id = o->publish_id,
                             .sent_to = o->sent_to,
                             .err = o->err};
@@ -758,6 +764,8 @@ pl_err pl_waku_node_new(pl_waku_node **out, pl_driver *driver, const pl_waku_nod
     wc.queue_max = opts->publish_queue_max;
     wc.queue_bytes = opts->publish_queue_bytes;
     wc.max_conns = opts->max_connections ? opts->max_connections : DEF_MAX_CONNECTIONS;
+    wc.max_content_topics = opts->max_content_topics;
+    wc.publish_needs_mesh = opts->publish_needs_mesh;
     pl_p2p_key *tmp = NULL;
     const pl_p2p_key *key = opts->key;
     pl_err e = PL_OK;
@@ -809,6 +817,11 @@ pl_err pl_waku_node_listen(pl_waku_node *n, const char *multiaddr) {
     PL_REQUIRE(n && multiaddr);
     if (n->closing) return PL_ERR_STATE;
     return pl_p2p_host_listen(n->host, multiaddr);
+}
+
+pl_driver *pl_waku_node_driver(const pl_waku_node *n) {
+    PL_REQUIRE(n);
+    return n->drv;
 }
 
 void pl_waku_node_peer_id(const pl_waku_node *n, pl_p2p_peer_id *id) {
@@ -875,6 +888,22 @@ pl_err pl_waku_node_publish(pl_waku_node *n, const char *ct, const uint8_t *payl
     /* The SENDs go out from the loop (prepare), so that no callback runs
      * inside this call. */
     return PL_OK;
+}
+
+void pl_waku_node_get_callbacks(const pl_waku_node *n, pl_waku_message_cb *on_message,
+                                pl_waku_event_cb *on_event, void **ud) {
+    PL_REQUIRE(n && on_message && on_event && ud);
+    *on_message = n->o.on_message;
+    *on_event = n->o.on_event;
+    *ud = n->o.ud;
+}
+
+void pl_waku_node_set_callbacks(pl_waku_node *n, pl_waku_message_cb on_message,
+                                pl_waku_event_cb on_event, void *ud) {
+    PL_REQUIRE(n);
+    n->o.on_message = on_message;
+    n->o.on_event = on_event;
+    n->o.ud = ud;
 }
 
 size_t pl_waku_node_pending(const pl_waku_node *n) {

@@ -2,6 +2,7 @@
 #include "pairlink/waku.h"
 
 #include "core/internal.h"
+#include "waku/waku_internal.h"
 #include "waku_message.pb-c.h"
 
 #include <sodium.h>
@@ -101,9 +102,10 @@ pl_err pl_waku_message_validate(const pl_waku_message *m, size_t wire_len) {
     if (wire_len > PL_WAKU_MESSAGE_MAX) return PL_ERR_TOO_LARGE;
     if (!m->has_payload) return PL_ERR_WAKU_MESSAGE;
     if (m->meta_len > PL_WAKU_META_MAX) return PL_ERR_WAKU_MESSAGE;
-    pl_waku_content_topic t;
-    return pl_waku_content_topic_parse(&t, m->content_topic ? m->content_topic : "",
-                                       m->content_topic_len);
+    /* Relays carry any content topic: nwaku's relay validates none, js-waku's
+     * only wants one. The 23/WAKU2-TOPICS form is for autosharding (RFC 37's
+     * Noise session topics have seven parts). */
+    return pl__waku_relay_topic_check(m->content_topic, m->content_topic_len);
 }
 
 pl_err pl_waku_message_check(const uint8_t *buf, size_t len) {

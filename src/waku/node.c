@@ -608,17 +608,30 @@ static void q_fail(pl__wnode *n, size_t i, pl_err err) {
         o->publish_id = n->q[i].id;
         o->err = err;
         memcpy(o->pubsub_topic, n->q[i].topic, sizeof n->q[i].topic);
+        /* Our own encoding, so it decodes; the message tells the
+         * application which content topic lost a publish. */
+        (void)pl_waku_message_decode(&o->msg, n->q[i].data, n->q[i].len);
     }
     if (err == PL_ERR_WAKU_NO_PEERS) n->st.expired++;
     q_remove(n, i);
 }
 
-/* Send the queued messages whose topic has a subscribed peer now, in
- * order; expire the old ones. */
+static bool relayed_shard(const pl__wnode *n, const char *topic);
+static size_t subs_on(const pl__wnode *n, const char *topic);
+
+/* Whether a message on topic goes out now (else it is queued). */
+static bool can_publish(const pl__wnode *n, const char *topic) {
+    if (n->c.publish_needs_mesh && (relayed_shard(n, topic) || subs_on(n, topic) > 0))
+        return pl__gossip_mesh(n->g, topic, NULL, 0) > 0;
+    return pl__gossip_publish_peers(n->g, topic) > 0;
+}
+
+/* Send the queued messages whose topic can take them now, in order;
+ * expire the old ones. */
 static void flush_queue(pl__wnode *n, int64_t now) {
     for (size_t i = 0; i < n->nq;) {
         wqueued *q = &n->q[i];
-        if (pl__gossip_publish_peers(n->g, q->topic) > 0) {
+        if (can_publish(n, q->topic)) {
             size_t sent = 0;
             pl_err e = pl__gossip_publish(n->g, q->topic, q->data, q->len, now, &sent, NULL);
             if (e != PL_OK) {
@@ -674,7 +687,11 @@ pl_err pl__wnode_publish(pl__wnode *n, const pl_waku_message *m, int64_t now, pl
             return PL_ERR_EXISTS;
         }
     uint64_t id = ++n->next_pub;
-    if (pl__gossip_publish_peers(n->g, topic) > 0) {
+    /* behind what is queued for the same topic, to keep the order */
+    bool behind = false;
+    for (size_t i = 0; i < n->nq && !behind; i++)
+        behind = !strcmp(n->q[i].topic, topic);
+    if (!behind && can_publish(n, topic)) {
         size_t sent = 0;
         e = pl__gossip_publish(n->g, topic, buf, len, now, &sent, NULL);
         free(buf);

@@ -38,7 +38,7 @@
  *   MESSAGE        msg (decoded, owned), pubsub_topic, hash, conn, peer:
  *                  a message on a subscribed content topic
  *   PUBLISHED      publish_id, sent_to: a queued message went out
- *   PUBLISH_FAILED publish_id, err: a queued message was given up
+ *   PUBLISH_FAILED publish_id, err, msg: a queued message was given up
  *                  (PL_ERR_WAKU_NO_PEERS after the TTL, PL_ERR_CLOSED,
  *                  PL_ERR_EXISTS: the same bytes were seen meanwhile)
  *   PEER_UP / PEER_DOWN  conn, peer, inbound (DOWN: err): relay with the
@@ -61,6 +61,7 @@
  *   the delay returns to the minimum once the peer became a relay peer.
  *   A bootstrap peer connected inbound (same peer id) is not dialled.
  * - Publishing with no relay peer subscribed to the message's pubsub topic
+ *   (with publish_needs_mesh, on a relayed topic: while its mesh is empty)
  *   queues the message (bounded by count and bytes) until one is, for at
  *   most publish_ttl_ms.
  * - Deliveries are the messages on subscribed content topics, on the
@@ -103,6 +104,10 @@ typedef struct pl__wnode_config {
     size_t n_bootstrap;
     int64_t metadata_timeout_ms, reconnect_min_ms, reconnect_max_ms, publish_ttl_ms;
     size_t queue_max, queue_bytes, max_content_topics, max_conns;
+    /* Queue publishes on a relayed topic until its mesh has a peer, not
+     * only until a peer is subscribed: answers come back through the mesh,
+     * so a request sent before it formed would have its answer lost. */
+    bool publish_needs_mesh;
     const pl__gossip_config *gossip; /* NULL: pl__gossip_config_default + the Waku validator */
 } pl__wnode_config;
 
@@ -131,7 +136,7 @@ typedef struct pl__wnode_out {
     const char *addr; /* DIAL: valid while the core lives */
     uint8_t *data;    /* SEND: owned */
     size_t len;
-    pl_waku_message msg; /* MESSAGE: decoded, owned (pl__wnode_out_release) */
+    pl_waku_message msg; /* MESSAGE, PUBLISH_FAILED: decoded, owned (pl__wnode_out_release) */
     char pubsub_topic[PL__GOSSIP_TOPIC_MAX + 1];
     uint8_t hash[PL_WAKU_HASH_BYTES]; /* MESSAGE */
     uint64_t publish_id;              /* PUBLISHED, PUBLISH_FAILED */

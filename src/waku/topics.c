@@ -4,6 +4,7 @@
 
 #include "core/internal.h"
 #include "pairlink/hash.h"
+#include "waku/waku_internal.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -120,13 +121,38 @@ pl_err pl_waku_pubsub_topic_parse(uint16_t *cluster, uint16_t *shard, const char
     return PL_OK;
 }
 
+pl_err pl__waku_relay_topic_check(const char *ct, size_t len) {
+    if (!ct || len == 0 || memchr(ct, '\0', len)) return PL_ERR_WAKU_TOPIC;
+    if (!pl__utf8_valid((const unsigned char *)ct, len)) return PL_ERR_BAD_UTF8;
+    return PL_OK;
+}
+
+/* App and version of a topic of more than five parts, each non-empty:
+ * RFC 37's `/{app}/{version}/wakunoise/1/sessions/{id}/proto`. */
+static bool long_topic(pl_waku_content_topic *t, const char *s, size_t len) {
+    if (len == 0 || s[0] != '/' || s[len - 1] == '/') return false;
+    size_t parts = 0, start = 1;
+    for (size_t i = 1; i <= len; i++) {
+        if (i < len && s[i] != '/') continue;
+        if (i == start) return false; /* an empty part */
+        if (parts == 0) t->app = s + start, t->app_len = i - start;
+        if (parts == 1) t->version = s + start, t->version_len = i - start;
+        parts++;
+        start = i + 1;
+    }
+    t->generation = -1;
+    return parts > 5;
+}
+
 pl_err pl_waku_autoshard(uint16_t *shard, const char *content_topic, size_t len,
                          uint32_t num_shards) {
     PL_REQUIRE(shard && (content_topic || len == 0));
     *shard = 0;
     if (num_shards == 0 || num_shards > 65536) return PL_ERR_INVALID_ARG;
     pl_waku_content_topic t;
-    PL_TRY(pl_waku_content_topic_parse(&t, content_topic, len));
+    pl_err e = pl_waku_content_topic_parse(&t, content_topic, len);
+    if (e == PL_ERR_WAKU_TOPIC && long_topic(&t, content_topic, len)) e = PL_OK;
+    if (e != PL_OK) return e;
     if (t.generation > 0) return PL_ERR_UNSUPPORTED;
     crypto_hash_sha256_state st;
     uint8_t h[32];
@@ -156,8 +182,10 @@ pl_err pl_waku_pubsub_topic_for(char out[PL_WAKU_PUBSUB_TOPIC_SIZE], const pl_wa
     if (s->num_shards) {
         PL_TRY(pl_waku_autoshard(&shard, content_topic, len, s->num_shards));
     } else {
-        pl_waku_content_topic t;
-        PL_TRY(pl_waku_content_topic_parse(&t, content_topic, len));
+        /* Static sharding needs no parts: any topic a relay carries, with
+         * the leading '/' every content topic form has. */
+        PL_TRY(pl__waku_relay_topic_check(content_topic, len));
+        if (content_topic[0] != '/') return PL_ERR_WAKU_TOPIC;
     }
     pl_waku_pubsub_topic_format(out, s->cluster, shard);
     return PL_OK;

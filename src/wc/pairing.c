@@ -132,8 +132,14 @@ static void pairing_remove(pl_wc_engine *e, size_t i, pl_wc_event_kind kind, boo
     emit(e, &ev);
 }
 
-/* Activate and/or renew after a delivery from the peer proves it is there. */
-static void pairing_touch(pl_wc_engine *e, pl_wc_pairing *p, int64_t now_ms) {
+/* Activate and/or renew after a delivery from the peer proves it is there.
+ * The event is only prepared (*ev, kind 0 when nothing changed): the caller
+ * emits it once the message is handled, so that an application that stops
+ * on ACTIVATED (and closes with a flush) finds the answer to the request
+ * that activated the pairing already queued. Emitted first, the answer came
+ * after the close and was lost, while the request's id was already
+ * remembered as handled. */
+static void pairing_touch(pl_wc_engine *e, pl_wc_pairing *p, int64_t now_ms, pl_wc_event *ev) {
     bool was_active = p->active;
     int64_t expiry = now_ms / 1000 + active_ttl(e);
     if (was_active && expiry <= p->expiry) return;
@@ -146,10 +152,20 @@ static void pairing_touch(pl_wc_engine *e, pl_wc_pairing *p, int64_t now_ms) {
     }
     *p = updated;
     pl_wipe(&updated, sizeof updated);
-    pl_wc_event ev = {.kind = was_active ? PL_WC_EV_RENEWED : PL_WC_EV_ACTIVATED,
-                      .topic = p->topic,
-                      .expiry = p->expiry};
-    emit(e, &ev);
+    /* ACTIVATED wins over a RENEWED of the same message */
+    if (ev->kind != PL_WC_EV_ACTIVATED)
+        ev->kind = was_active ? PL_WC_EV_RENEWED : PL_WC_EV_ACTIVATED;
+}
+
+/* Emit what pairing_touch prepared, if the pairing is still there (the
+ * message may have deleted it). */
+static void touch_emit(pl_wc_engine *e, const char *topic, pl_wc_event *ev) {
+    if (!ev->kind) return;
+    pl_wc_pairing *p = pairing_lookup(e, topic);
+    if (!p) return;
+    ev->topic = p->topic;
+    ev->expiry = p->expiry;
+    emit(e, ev);
 }
 
 static bool seen_contains(const pl_wc_engine *e, const char *topic, const pl_rpc_id *id) {
@@ -529,14 +545,15 @@ static void handle_builtin_request(pl_wc_engine *e, pl_wc_pairing *p, const pl_r
     }
 }
 
-static void handle_request(pl_wc_engine *e, pl_wc_pairing *p, const pl_rpc_msg *req, int64_t now_ms) {
+static void handle_request(pl_wc_engine *e, pl_wc_pairing *p, const pl_rpc_msg *req, int64_t now_ms,
+                           pl_wc_event *touched) {
     char topic[PL_TOPIC_HEX_SIZE];
     memcpy(topic, p->topic, sizeof topic);
     /* The longest a relay keeps a request is its TTL; a day covers every
      * method of the protocol (wc_pairingDelete/Extend: 86400 s). */
     if (req->id.kind != PL_RPC_ID_NONE && seen_check_and_add(e, topic, &req->id, now_ms + 86400LL * 1000))
         return;
-    pairing_touch(e, p, now_ms);
+    pairing_touch(e, p, now_ms, touched);
     method_entry *m = method_lookup(e, req->method);
     if (m && m->builtin) {
         handle_builtin_request(e, p, req, now_ms);
@@ -555,8 +572,12 @@ static void handle_request(pl_wc_engine *e, pl_wc_pairing *p, const pl_rpc_msg *
 static void handle_response(pl_wc_engine *e, pl_wc_pairing *p, const pl_rpc_msg *res, int64_t now_ms) {
     /* Any answer from the peer proves the pairing, even one to a request
      * another process sharing this store sent (e.g. `pairlink wc ping`
-     * beside a running daemon): renew before matching the id. */
-    pairing_touch(e, p, now_ms);
+     * beside a running daemon): renew before matching the id. A response
+     * needs no answer, so ACTIVATED comes at once, before the PONG or the
+     * handler that may end the application. */
+    pl_wc_event touched = {0};
+    pairing_touch(e, p, now_ms, &touched);
+    touch_emit(e, p->topic, &touched);
     size_t j;
     for (j = 0; j < e->n_pending; j++)
         if (!strcmp(e->pending[j].topic, p->topic) && pl_rpc_id_equal(&e->pending[j].id, &res->id))
@@ -603,13 +624,18 @@ pl_err pl_wc_engine_on_message(pl_wc_engine *e, const char *topic, const uint8_t
     }
     char t[PL_TOPIC_HEX_SIZE];
     snprintf(t, sizeof t, "%s", topic);
+    /* ACTIVATED / RENEWED by a request come after the whole message (a
+     * batch too) was handled: see pairing_touch. */
+    pl_wc_event touched = {0};
     for (size_t i = 0; i < n; i++) {
         /* A handler may delete the pairing: look it up again each time. */
         p = pairing_lookup(e, t);
         if (!p) break;
-        if (msgs[i].kind == PL_RPC_REQUEST) handle_request(e, p, &msgs[i], now_ms);
+        if (msgs[i].kind == PL_RPC_REQUEST)
+            handle_request(e, p, &msgs[i], now_ms, &touched);
         else handle_response(e, p, &msgs[i], now_ms);
     }
+    touch_emit(e, t, &touched);
     pl_rpc_msgs_free(msgs, n);
     return PL_OK;
 }

@@ -88,7 +88,7 @@ by = {r["payload_hex"]: r for r in rows}
 assert set(by) == {"68656c6c6f2077616b75", "00ff41", "7468697264"}, by
 for r in rows:
     assert r["content_topic"] == "/pairlink/1/cli/proto" and r["pubsub_topic"] == "/waku/2/rs/16/64", r
-    assert int(r["timestamp"]) > 1600000000 * 10**9 and len(r["hash"]) == 64, r
+    assert r["event"] == "message" and r["timestamp_ms"] > 1600000000 * 1000 and len(r["hash"]) == 64, r
 assert by["68656c6c6f2077616b75"]["payload"] == "hello waku"
 assert by["00ff41"]["payload"] is None
 assert by["7468697264"]["ephemeral"] is True and by["7468697264"]["meta_hex"] == "0102"
@@ -109,8 +109,29 @@ wait_grep "$dir/n2.err" "peer refused .*PL_ERR_WAKU_CLUSTER" 5 && passes=$((pass
   { fails=$((fails+1)); echo "FAIL: the node did not log the refused cluster"; tail "$dir/n2.err"; }
 # subscribe --timeout without enough messages
 check "subscribe time-out" 1 "0 of 1 messages within 1 s" "$CLI" waku subscribe $CT --peer "$A2" --count 1 --timeout 1
-
-kill -INT $N; wait_gone $N 10
+check "subscribe time-out, --json" 1 '{"event":"error","code":"PL_ERR_TIMEOUT","message":"0 of 1 messages within 1 s"}' \
+  "$CLI" waku subscribe $CT --peer "$A2" --count 1 --timeout 1 --json
+check "publish --json" 1 '{"event":"error","code":"PL_ERR_WAKU_NO_PEERS","message":"no peer subscribed to /waku/2/rs/16/65' \
+  "$CLI" waku publish $CT "lost" --peer "$A2" --shard 65 --timeout 1 --json
+# a subscriber waiting for its --count: SIGTERM gives 143, one JSON line says so
+"$CLI" waku subscribe $CT --peer "$A2" --count 5 --json >"$dir/w.out" 2>"$dir/w.err" & W=$!; pids+=($W)
+wait_grep "$dir/w.err" "subscribed to" 10
+"$CLI" waku publish $CT "one" --peer "$A2" --json --timeout 10 >"$dir/wp.out" 2>/dev/null
+ok grep -qE '^\{"event":"published","hash":"[0-9a-f]{64}","peers":[0-9]+\}$' "$dir/wp.out"
+wait_grep "$dir/w.out" '"event":"message"' 10
+kill -TERM $W; wait_gone $W 10
+ok [ "$xrc" = 143 ]
+ok grep -qx '{"event":"stopped","signal":"SIGTERM"}' "$dir/w.out"
+# a node with --json
+"$CLI" waku node --json >"$dir/n3.out" 2>"$dir/n3.err" & N3=$!; pids+=($N3)
+wait_grep "$dir/n3.out" '"event":"listening"' 10
+ok grep -qE '^\{"event":"listening","address":"/ip4/127\.0\.0\.1/tcp/[0-9]+/p2p/12D3KooW' "$dir/n3.out"
+kill -TERM $N3; wait_gone $N3 10
 ok [ "$xrc" = 0 ]
+
+# SIGINT: the user interrupted: 130, one line
+kill -INT $N; wait_gone $N 10
+ok [ "$xrc" = 130 ]
+ok grep -q "pairlink waku node: interrupted (SIGINT)" "$dir/n2.err"
 echo "waku cli: $passes passed, $fails failed"
 [ $fails = 0 ]

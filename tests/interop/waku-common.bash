@@ -188,7 +188,7 @@ r = rows[0]
 assert len(rows) == 1, rows
 assert r["hash"] == sys.argv[2] and r["content_topic"] == sys.argv[3], r
 assert r["pubsub_topic"] == sys.argv[4] and r["payload_hex"] == sys.argv[5], r
-assert r["payload"] == "to the cli" and int(r["timestamp"]) > 0, r
+assert r["payload"] == "to the cli" and r["timestamp_ms"] > 0, r
 PY
     then ok; else bad "$t: subscribe --json output"; cat "$work/cli-sub.out" >&2; fi
 }

@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,7 @@ struct pl__rc {
 
     outnode *out_head, *out_tail;
     pl_relay_client_stats stats;
+    char why[200]; /* the last failure in words (pl__rc_why) */
 };
 
 static void rng_bytes(pl__rc *c, void *buf, size_t len) { pl__rng(c->rng, c->rng_ctx, buf, len); }
@@ -426,7 +428,22 @@ static void out_simple(pl__rc *c, pl__rc_out_kind kind) {
     out(c, &o);
 }
 
+/* Say in words why the connection failed or ended, for people. */
+static void set_why(pl__rc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_why(pl__rc *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, sizeof c->why, fmt, ap);
+    va_end(ap);
+}
+
+const char *pl__rc_why(const pl__rc *c) {
+    PL_REQUIRE(c);
+    return c->why;
+}
+
 static void set_state(pl__rc *c, pl_transport_state s, pl_err err) {
+    if (s == PL_TRANSPORT_CONNECTED) c->why[0] = '\0';
     c->tstate = s;
     c->terr = err;
     pl__rc_output o = {.kind = PL__RC_STATE, .state = s, .err = err};
@@ -880,6 +897,7 @@ static void conn_start(pl__rc *c, int64_t now_ms) {
     pl_err err;
     char *path = build_connect_path(c, now_ms, &err);
     if (!path) {
+        set_why(c, "cannot sign the connection's token: %s", pl_strerror(err));
         conn_lost(c, err, false, now_ms);
         return;
     }
@@ -912,6 +930,7 @@ void pl__rc_on_failed(pl__rc *c, unsigned http_status, const char *why, int64_t 
     if (now_ms > c->now) c->now = now_ms;
     if (c->st != ST_CONNECTING) return;
     if (http_status == 401 || http_status == 403) {
+        set_why(c, "the relay refused our authentication (HTTP %u)", http_status);
         conn_lost(c, PL_ERR_RELAY_AUTH, true, now_ms);
         return;
     }
@@ -919,6 +938,11 @@ void pl__rc_on_failed(pl__rc *c, unsigned http_status, const char *why, int64_t 
     if (http_status == 0 && c->url.tls && why &&
         (contains_ci(why, "tls") || contains_ci(why, "ssl") || contains_ci(why, "cert")))
         err = PL_ERR_TLS;
+    if (http_status)
+        set_why(c, "HTTP %u instead of a WebSocket upgrade%s%s", http_status,
+                why && *why ? ": " : "", why ? why : "");
+    else
+        set_why(c, "%s", why && *why ? why : "cannot connect");
     conn_lost(c, err, false, now_ms);
 }
 
@@ -926,6 +950,11 @@ void pl__rc_on_closed(pl__rc *c, int close_code, int64_t now_ms) {
     PL_REQUIRE(c);
     if (now_ms > c->now) c->now = now_ms;
     if (c->st != ST_OPEN) return;
+    if (close_code)
+        set_why(c, "the relay closed the connection (code %d%s)", close_code,
+                close_code == PL_RELAY_CODE_AUTH ? ": authentication refused" : "");
+    else
+        set_why(c, "the relay closed the connection");
     if (close_code == PL_RELAY_CODE_AUTH)
         conn_lost(c, PL_ERR_RELAY_AUTH, true, now_ms);
     else
@@ -936,6 +965,7 @@ void pl__rc_on_lost(pl__rc *c, pl_err err, int64_t now_ms) {
     PL_REQUIRE(c);
     if (now_ms > c->now) c->now = now_ms;
     if (c->st != ST_OPEN && c->st != ST_CONNECTING) return;
+    set_why(c, "%s", c->st == ST_OPEN ? "the connection was lost" : "the connection failed");
     conn_lost(c, err, false, now_ms);
 }
 
@@ -1155,7 +1185,10 @@ static void handle_frame(pl__rc *c, const char *text, size_t len, int64_t now_ms
 /* A relay that sends (pushes) but does not read our frames (their
  * answers) would grow the runtime's queue without end: drop it. */
 static void check_unsent(pl__rc *c, int64_t now_ms) {
-    if (c->st == ST_OPEN && c->unsent > c->max_unsent) conn_drop(c, PL_ERR_TIMEOUT, now_ms);
+    if (c->st == ST_OPEN && c->unsent > c->max_unsent) {
+        set_why(c, "the relay stopped reading what we send");
+        conn_drop(c, PL_ERR_TIMEOUT, now_ms);
+    }
 }
 
 void pl__rc_on_written(pl__rc *c, size_t len) {
@@ -1252,10 +1285,14 @@ void pl__rc_on_timer(pl__rc *c, int64_t now_ms) {
         if (now_ms >= c->backoff_at) conn_start(c, now_ms);
         break;
     case ST_CONNECTING:
-        if (now_ms >= c->conn_deadline) conn_drop(c, PL_ERR_TIMEOUT, now_ms);
+        if (now_ms >= c->conn_deadline) {
+            set_why(c, "not connected within %u s", c->connect_timeout / 1000);
+            conn_drop(c, PL_ERR_TIMEOUT, now_ms);
+        }
         break;
     case ST_OPEN:
         if (c->ping_sent_at != 0 && now_ms >= c->ping_sent_at + c->ping_timeout) {
+            set_why(c, "no answer to a ping within %u s", c->ping_timeout / 1000);
             conn_drop(c, PL_ERR_TIMEOUT, now_ms);
             break;
         }
@@ -1268,6 +1305,7 @@ void pl__rc_on_timer(pl__rc *c, int64_t now_ms) {
             if (r->batch) continue; /* its batch frame is timed instead */
             if (now_ms < r->deadline) continue;
             if (!r->rate_wait && ++r->timeouts >= MAX_REQUEST_TIMEOUTS) {
+                set_why(c, "the relay did not answer a request %d times", MAX_REQUEST_TIMEOUTS);
                 conn_drop(c, PL_ERR_TIMEOUT, now_ms);
                 break;
             }

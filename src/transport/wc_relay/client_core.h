@@ -154,6 +154,9 @@ void pl__rc_on_data(pl__rc *c, const void *data, size_t len, bool binary, bool f
 void pl__rc_on_pong(pl__rc *c, int64_t now_ms);
 
 void pl__rc_on_timer(pl__rc *c, int64_t now_ms);
+/* Why the last attempt failed or the connection ended, in words ("" while
+ * connected or before any failure); valid until the next call. */
+const char *pl__rc_why(const pl__rc *c);
 int64_t pl__rc_next_deadline(const pl__rc *c);
 
 /* Closing: every unacknowledged publish becomes a RESULT PL_ERR_CANCELLED;

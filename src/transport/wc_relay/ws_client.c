@@ -7,6 +7,7 @@
 
 #include "core/internal.h"
 #include "pairlink/driver.h"
+#include "platform/log_internal.h"
 #include "transport/wc_relay/client_core.h"
 
 #include <arpa/inet.h>
@@ -17,6 +18,7 @@
 #include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define CLOSE_GRACE_MS 1000
 #define CLOSE_TICK_MS 5
@@ -56,6 +58,8 @@ typedef struct rc_rt {
     struct lws *wsi;
     uintptr_t gen;  /* current connection's generation (opaque user data) */
     bool conn_live; /* callbacks of connection `gen` still matter */
+    bool tcp_up;    /* the TCP connection was made (TLS or the upgrade began) */
+    int tcp_err;    /* else: why not (errno), if the socket said */
     bool open;
     int peer_close_code;
     outframe *out_head, *out_tail;
@@ -113,6 +117,18 @@ static void out_clear(rc_rt *rt) {
 }
 
 /* Forget the current connection (the core has been, or is being, told). */
+/* Was the TCP connection of socket fd made? The pending socket error
+ * says it was not (ECONNREFUSED, EHOSTUNREACH, ...). */
+static void note_tcp(rc_rt *rt, int fd) {
+    int so = 0;
+    socklen_t len = sizeof so;
+    if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &len) == 0 && so != 0) {
+        rt->tcp_err = so;
+        return;
+    }
+    rt->tcp_up = true;
+}
+
 static void conn_reset(rc_rt *rt) {
     rt->conn_live = false;
     rt->wsi = NULL;
@@ -246,8 +262,11 @@ static void on_resolved(uv_getaddrinfo_t *gr, int status, struct addrinfo *res) 
         if (addr[0]) {
             conn_open(rt, addr, path);
         } else { /* the name does not resolve */
+            char why[PL__RELAY_HOST_MAX + 64];
+            snprintf(why, sizeof why, "cannot resolve %s: %s", pl__rc_url(rt->core)->host,
+                     status ? uv_strerror(status) : "no address");
             conn_reset(rt);
-            pl__rc_on_failed(rt->core, 0, NULL, now_ms(rt));
+            pl__rc_on_failed(rt->core, 0, why, now_ms(rt));
             drain(rt);
         }
     }
@@ -257,6 +276,8 @@ static void on_resolved(uv_getaddrinfo_t *gr, int status, struct addrinfo *res) 
 static void conn_start(rc_rt *rt, char *path) {
     rt->gen++;
     rt->conn_live = true;
+    rt->tcp_up = false;
+    rt->tcp_err = 0;
     rt->open = false;
     rt->peer_close_code = 0;
     const pl__relay_url *url = pl__rc_url(rt->core);
@@ -363,12 +384,38 @@ static int relay_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void 
         }
         return 0;
 
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        /* the upgrade request is about to be written: on a connection that
+         * was made, or (lws 4.1 takes a failed connect's POLLOUT for
+         * success) on one that failed, which the socket tells */
+        if (current) note_tcp(rt, lws_get_socket_fd(wsi));
+        return 0;
+
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
         if (closing && gen == rt->gen) rt->wsi = NULL;
         if (!current) return 0;
         unsigned status = lws_http_client_http_response(wsi);
+        /* lws's words ("read failed", or a TLS error for a refused wss://
+         * connection) hide whether the relay was reached at all */
+        const pl__relay_url *url = pl__rc_url(rt->core);
+        char why[PL__RELAY_HOST_MAX + 256];
+        const char *text = in ? (const char *)in : NULL;
+        if (!status && !rt->tcp_up) {
+            snprintf(why, sizeof why, "cannot connect to %s port %d: %s", url->host, url->port,
+                     rt->tcp_err ? strerror(rt->tcp_err)
+                                 : "connection refused, or the host is unreachable");
+            text = why;
+        } else if (!status && url->tls) {
+            snprintf(why, sizeof why, "TLS handshake with %s port %d failed%s%s", url->host,
+                     url->port, text ? ": " : "", text ? text : "");
+            text = why;
+        } else if (!status) {
+            snprintf(why, sizeof why, "%s port %d did not answer the WebSocket upgrade%s%s",
+                     url->host, url->port, text ? ": " : "", text ? text : "");
+            text = why;
+        }
         conn_reset(rt);
-        pl__rc_on_failed(rt->core, status, in ? (const char *)in : NULL, now_ms(rt));
+        pl__rc_on_failed(rt->core, status, text, now_ms(rt));
         drain(rt);
         return 0;
     }
@@ -586,6 +633,23 @@ static const pl_transport_ops rc_ops = {
 
 /* ---- public API ---- */
 
+/* Our slot in the SSL_CTX's ex-data: the client it belongs to. */
+static int ssl_rt_index = -1;
+static uv_once_t ssl_index_once = UV_ONCE_INIT;
+
+static void ssl_index_init(void) {
+    ssl_rt_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* A TLS handshake starts only on a TCP connection that was made: what
+ * tells "refused" from "TLS failed" when lws says neither. */
+static void tls_info(const SSL *ssl, int where, int ret) {
+    (void)ret;
+    if (!(where & SSL_CB_HANDSHAKE_START) || ssl_rt_index < 0) return;
+    rc_rt *rt = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ssl_rt_index);
+    if (rt) note_tcp(rt, SSL_get_fd(ssl));
+}
+
 /* The client's own TLS context, handed to lws as provided_client_ssl_ctx.
  * lws 4.1.6 keeps the ex-data index that finds its own client SSL_CTX in a
  * process global that every new context overwrites, so with several
@@ -651,6 +715,11 @@ pl_err pl_relay_client_new(pl_transport **out, pl_driver *d, const pl_relay_clie
     /* A bad ca_file is reported even for ws://: the option is wrong. */
     if (err == PL_OK && (pl__rc_url(rt->core)->tls || opts->ca_file))
         err = make_ssl_ctx(&rt->ssl_ctx, opts->ca_file);
+    if (err == PL_OK && rt->ssl_ctx) {
+        uv_once(&ssl_index_once, ssl_index_init);
+        if (ssl_rt_index >= 0 && SSL_CTX_set_ex_data(rt->ssl_ctx, ssl_rt_index, rt) == 1)
+            SSL_CTX_set_info_callback(rt->ssl_ctx, tls_info);
+    }
     if (err != PL_OK) {
         rt_free(rt);
         return err;
@@ -675,6 +744,7 @@ pl_err pl_relay_client_new(pl_transport **out, pl_driver *d, const pl_relay_clie
     info.timeout_secs = (ct + 999) / 1000 + 5; /* ours fires first */
     walk_arg w = {0};
     uv_walk(rt->loop, count_cb, &w);
+    pl__log_apply(); /* lws logs through pl_set_log, never to stderr */
     rt->lws = lws_create_context(&info);
     if (!rt->lws) {
         rt_free(rt);
@@ -710,6 +780,10 @@ pl_err pl_relay_client_publish(pl_transport *t, const char *topic, const uint8_t
     if (!pl_transport_topic_valid(topic)) return PL_ERR_INVALID_ARG;
     static const pl_publish_opts none;
     return pl__rc_publish(rt->core, topic, data, len, opts ? opts : &none, now_ms(rt), seq);
+}
+
+const char *pl_relay_client_reason(const pl_transport *t) {
+    return pl__rc_why(rt_of(t)->core);
 }
 
 const char *pl_relay_client_did(const pl_transport *t) {
