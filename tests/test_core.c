@@ -1,9 +1,10 @@
 /* Error model and hash/HKDF primitives. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <signal.h>
 #include <stdio.h>
