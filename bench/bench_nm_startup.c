@@ -533,6 +533,28 @@ static int nm_main(int argc, char **argv) {
     return r.done && !r.timed_out ? 0 : 1;
 }
 
+/* The did:key the stock node manager of DIR authenticates with (the seed
+ * pl_nm_node keeps in its store), for `pairlink relay --allowance`. */
+static int did_main(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nm.db", dir);
+    pl_store *st = NULL;
+    uint8_t seed[PL_ED25519_SEED_BYTES], pub[PL_ED25519_PUB_BYTES];
+    char did[PL_DID_KEY_SIZE];
+    pl_err e = pl_store_open(&st, path);
+    if (e == PL_OK) e = pl_store_secret(st, "nm_relay_seed", seed, sizeof seed);
+    pl_store_close(st);
+    if (e != PL_OK) {
+        fprintf(stderr, "bench_nm_startup did: %s\n", pl_errname(e));
+        return 1;
+    }
+    pl_ed25519_public(pub, seed);
+    pl_wipe(seed, sizeof seed);
+    if (pl_did_key_encode(did, pub) != PL_OK) return 1;
+    printf("%s\n", did);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     t_start = mono_s();
     if (pl_init() != PL_OK) return 1;
@@ -555,8 +577,9 @@ int main(int argc, char **argv) {
         return apps_main(argv[2], n, argv[4], argc == 6 ? strtol(argv[5], NULL, 10) : 3600);
     }
     if (argc >= 4 && !strcmp(argv[1], "nm")) return nm_main(argc - 2, argv + 2);
+    if (argc == 3 && !strcmp(argv[1], "did")) return did_main(argv[2]);
     fprintf(stderr, "usage: bench_nm_startup seed DIR N | relay [--rate-limit R] "
                     "[--topics-per-conn K] | apps DIR N URL [SECONDS] | nm DIR URL [--node] "
-                    "[--max-topics K] [--timeout S]\n");
+                    "[--max-topics K] [--timeout S] | did DIR\n");
     return 2;
 }

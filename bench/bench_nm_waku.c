@@ -182,8 +182,14 @@ static void ep_free(pl_transport *t) {
     free(t);
 }
 
-static const pl_transport_ops ep_ops = {"fan-out", ep_publish, ep_subscribe, ep_unsubscribe,
-                                        ep_state,  ep_pending, ep_close,     ep_free};
+static const pl_transport_ops ep_ops = {.name = "fan-out",
+                                        .publish = ep_publish,
+                                        .subscribe = ep_subscribe,
+                                        .unsubscribe = ep_unsubscribe,
+                                        .state = ep_state,
+                                        .pending = ep_pending,
+                                        .close = ep_close,
+                                        .free = ep_free};
 
 static void fan_message(void *ud, pl_transport *t, const char *topic, const uint8_t *data,
                         size_t len, const pl_delivery_info *info) {
@@ -302,7 +308,8 @@ static int apps_main(const char *dir, size_t count, const char *peer, long secon
     wo.node.n_peers = 1;
     wo.node.max_content_topics = 2 * count + 16;
     wo.node.publish_queue_max = count + 1024;
-    wo.handler = (pl_transport_handler){.on_message = fan_message, .on_state = fan_state, .ud = &the_fan};
+    wo.handler =
+        (pl_transport_handler){.on_message = fan_message, .on_state = fan_state, .ud = &the_fan};
     e = pl_waku_transport_new(&the_fan.shared, apps_drv, &wo);
     for (size_t i = 0; e == PL_OK && i < count; i++) {
         char path[4096];

@@ -48,7 +48,7 @@ typedef struct side {
     bool connected;
 } side;
 
-typedef enum { ST_CONNECTING, ST_ROUND, ST_CLEANUP, ST_DONE } state;
+typedef enum { ST_CONNECTING, ST_ROUND, ST_CLEANUP, ST_STEADY, ST_DONE } state;
 
 struct bench {
     uv_loop_t loop;
@@ -62,6 +62,9 @@ struct bench {
     double t_start, t_new, cold_ms;
     char topic[PL_TOPIC_HEX_SIZE];
     pl_rpc_id ping_id;
+    /* --steady N: then N pings in a row on one pairing, each timed */
+    int steady_n, steady_i;
+    double *steady;
     int status;
     int closing;
 };
@@ -100,10 +103,48 @@ static void start_cleanup(uv_timer_t *t) {
     }
 }
 
+#define STEADY_WARMUP 10
+
+/* One ping on the last round's pairing (kept: no cleanup in this phase). */
+static void steady_ping(uv_timer_t *t) {
+    bench *b = t->data;
+    if (b->steady_i >= STEADY_WARMUP + b->steady_n) {
+        finish(b, 0);
+        return;
+    }
+    arm_limit(b);
+    b->t_start = now_ms();
+    pl_err e = pl_wc_ping(pl_wc_client_engine(b->a.client), b->topic, pl_wc_client_now(b->a.client),
+                          &b->ping_id);
+    if (e != PL_OK) {
+        fprintf(stderr, "bench_wc_pairing: steady ping %d: %s\n", b->steady_i, pl_errname(e));
+        finish(b, 1);
+    }
+}
+
 static void start_round(uv_timer_t *t) {
     bench *b = t->data;
     if (b->iter >= b->warmup + b->n) {
-        finish(b, 0);
+        if (b->steady_n == 0) {
+            finish(b, 0);
+            return;
+        }
+        /* steady pings: one pairing, made here untimed, then ping after ping */
+        b->st = ST_STEADY;
+        arm_limit(b);
+        pl_wc_engine *ea = pl_wc_client_engine(b->a.client);
+        char *uri = NULL;
+        pl_err e = pl_wc_create(ea, NULL, 0, pl_wc_client_now(b->a.client), &uri, b->topic);
+        if (e == PL_OK)
+            e = pl_wc_pair(pl_wc_client_engine(b->b.client), uri, strlen(uri),
+                           pl_wc_client_now(b->b.client), NULL);
+        if (uri) pl_free_secret(uri, strlen(uri));
+        if (e != PL_OK) {
+            fprintf(stderr, "bench_wc_pairing: steady pairing: %s\n", pl_errname(e));
+            finish(b, 1);
+            return;
+        }
+        schedule(b, steady_ping);
         return;
     }
     b->st = ST_ROUND;
@@ -133,7 +174,13 @@ static void on_event(void *ud, pl_wc_client *c, const pl_wc_event *ev) {
     if (getenv("BENCH_DEBUG"))
         fprintf(stderr, "%.3f %s st=%d iter=%d ev=%d topic=%.8s by_peer=%d err=%s\n", now_ms(), s->name,
                 (int)b->st, b->iter, (int)ev->kind, ev->topic, ev->by_peer, pl_errname(ev->err));
-    if (b->st == ST_ROUND && s == &b->a && ev->kind == PL_WC_EV_PONG &&
+    if (b->st == ST_STEADY && s == &b->a && ev->kind == PL_WC_EV_PONG &&
+        !strcmp(ev->topic, b->topic) && pl_rpc_id_equal(&ev->id, &b->ping_id)) {
+        double ms = now_ms() - b->t_start;
+        if (b->steady_i >= STEADY_WARMUP) b->steady[b->steady_i - STEADY_WARMUP] = ms;
+        b->steady_i++;
+        schedule(b, steady_ping);
+    } else if (b->st == ST_ROUND && s == &b->a && ev->kind == PL_WC_EV_PONG &&
         !strcmp(ev->topic, b->topic) && pl_rpc_id_equal(&ev->id, &b->ping_id)) {
         double ms = now_ms() - b->t_start;
         if (b->iter == 0) b->cold_ms = ms;
@@ -220,7 +267,8 @@ static pl_err start_side(bench *b, side *s, const char *name, const char *url) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_wc_pairing --relay ws://127.0.0.1:PORT [-n ITER] [--warmup W]\n");
+    fprintf(stderr, "usage: bench_wc_pairing --relay ws://127.0.0.1:PORT [-n ITER] [--warmup W]"
+                    " [--steady N]\n");
 }
 
 static void quiet_lws(void) {
@@ -238,6 +286,7 @@ int main(int argc, char **argv) {
     static const struct option longopts[] = {
         {"relay", required_argument, NULL, 'r'},
         {"warmup", required_argument, NULL, 'w'},
+        {"steady", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -247,6 +296,7 @@ int main(int argc, char **argv) {
         case 'r': url = optarg; break;
         case 'n': b.n = atoi(optarg); break;
         case 'w': b.warmup = atoi(optarg); break;
+        case 's': b.steady_n = atoi(optarg); break;
         case 'h': usage(); return 0;
         default: usage(); return 2;
         }
@@ -256,7 +306,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     /* Iteration 0 is the cold one (connects included); it is never measured. */
-    if (b.n < 1 || b.n > 100000 || b.warmup < 1 || b.warmup > 1000) {
+    if (b.n < 1 || b.n > 100000 || b.warmup < 1 || b.warmup > 1000 || b.steady_n < 0 ||
+        b.steady_n > 1000000) {
         usage();
         return 2;
     }
@@ -264,7 +315,8 @@ int main(int argc, char **argv) {
     quiet_lws();
     b.samples = calloc((size_t)b.n, sizeof *b.samples);
     b.calls = calloc((size_t)b.n, sizeof *b.calls);
-    if (!b.samples || !b.calls || uv_loop_init(&b.loop) != 0) return 1;
+    b.steady = calloc((size_t)b.steady_n + 1, sizeof *b.steady);
+    if (!b.samples || !b.calls || !b.steady || uv_loop_init(&b.loop) != 0) return 1;
     uv_timer_init(&b.loop, &b.step);
     uv_timer_init(&b.loop, &b.limit);
     b.step.data = b.limit.data = &b;
@@ -292,7 +344,17 @@ int main(int argc, char **argv) {
         printf("RESULT c n=%d median_ms=%.3f p95_ms=%.3f min_ms=%.3f max_ms=%.3f calls_median_ms=%.3f"
                " cold_ms=%.3f\n",
                b.n, med, p95, b.samples[0], b.samples[b.n - 1], cmed, b.cold_ms);
+        if (b.steady_n > 0) {
+            int n = b.steady_n;
+            qsort(b.steady, (size_t)n, sizeof *b.steady, cmp_double);
+            printf("c steady   ping round trip on one pairing: median %.3f ms  p95 %.3f ms  min %.3f"
+                   " ms\n",
+                   pct(b.steady, n, 50), pct(b.steady, n, 95), b.steady[0]);
+            printf("RESULT steady n=%d median_ms=%.3f p95_ms=%.3f min_ms=%.3f max_ms=%.3f\n", n,
+                   pct(b.steady, n, 50), pct(b.steady, n, 95), b.steady[0], b.steady[n - 1]);
+        }
     }
+    free(b.steady);
     free(b.samples);
     free(b.calls);
     return b.status;

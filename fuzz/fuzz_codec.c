@@ -8,11 +8,16 @@
  * any write past it. Checks, besides "no crash, no leak, no UB":
  *  - errors are the named ones, *out_len is 0 on failure;
  *  - pl_base64_decode and pl_base64_decode_public agree exactly (code,
- *    length, bytes), with room enough and with one byte too little;
+ *    length, bytes), with room enough and with one byte too little, with
+ *    the public decoder's SIMD blocks on and off;
+ *  - pl_base64_encode_public (SIMD on and off, and in place) writes exactly
+ *    what pl_base64_encode writes;
  *  - decoders are canonical: what decodes encodes back to the input (hex
  *    modulo case), so no two texts decode to the same bytes;
  *  - encoders round-trip: decode(encode(x)) == x. */
 #include "pairlink/codec.h"
+
+#include "core/internal.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -67,10 +72,14 @@ static pl_err b64_both(const char *in, size_t len, pl_b64_variant v, size_t cap,
     uint8_t *a = xmalloc(cap), *b = xmalloc(cap);
     size_t na = 7, nb = 9;
     pl_err ea = pl_base64_decode(a, cap, &na, in, len, v);
-    pl_err eb = pl_base64_decode_public(b, cap, &nb, in, len, v);
-    check(ea == eb && na == nb);
-    if (ea == PL_OK) check(na <= cap && memcmp(a, b, na) == 0);
-    else check(na == 0 && (ea == PL_ERR_BAD_BASE64 || ea == PL_ERR_BUFFER_TOO_SMALL));
+    for (int simd = 0; simd < 3; simd++) {
+        pl__base64_simd_level(simd);
+        nb = 9;
+        pl_err eb = pl_base64_decode_public(b, cap, &nb, in, len, v);
+        check(ea == eb && na == nb);
+        if (ea == PL_OK) check(na <= cap && memcmp(a, b, na) == 0);
+    }
+    if (ea != PL_OK) check(na == 0 && (ea == PL_ERR_BAD_BASE64 || ea == PL_ERR_BUFFER_TOO_SMALL));
     free(b);
     *res = a;
     *res_len = na;
@@ -159,6 +168,18 @@ static void encoders(const uint8_t *in, size_t len) {
         check(pl_base64_encode(txt, tcap - 1, in, len, (pl_b64_variant)v) ==
               PL_ERR_BUFFER_TOO_SMALL);
         check(pl_base64_encode(txt, tcap, in, len, (pl_b64_variant)v) == PL_OK);
+        char *pub = xmalloc(tcap);
+        for (int simd = 0; simd < 3; simd++) {
+            pl__base64_simd_level(simd);
+            check(pl_base64_encode_public(pub, tcap, in, len, (pl_b64_variant)v) == PL_OK);
+            check(memcmp(pub, txt, tcap) == 0);
+            check(pl_base64_encode_public(pub, tcap - 1, in, len, (pl_b64_variant)v) ==
+                  PL_ERR_BUFFER_TOO_SMALL);
+            if (len) memcpy(pub + tcap - len, in, len);
+            pl__base64_encode_public_tail(pub, len, (pl_b64_variant)v);
+            check(memcmp(pub, txt, tcap) == 0);
+        }
+        free(pub);
         check(b64_both(txt, tcap - 1, (pl_b64_variant)v, len, &back, &n) == PL_OK && n == len);
         check(len == 0 || memcmp(back, in, len) == 0);
         free(back);

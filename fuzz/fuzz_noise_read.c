@@ -29,7 +29,7 @@ static void check(int cond) {
 }
 
 static void make(pl_noise_pattern p, pl_noise_hs **hi, pl_noise_hs **hr) {
-    pl_noise_keys ki = {is, ie, rsp, rep}, kr = {rs, re, isp, iep};
+    pl_noise_keys ki = {is, ie, rsp, rep, NULL}, kr = {rs, re, isp, iep, NULL};
     const uint8_t *k = p == PL_NOISE_XXPSK0 ? psk : NULL;
     check(pl_noise_hs_new(hi, p, PL_NOISE_INITIATOR, &ki, (const uint8_t *)"fuzz", 4, k) == PL_OK);
     check(pl_noise_hs_new(hr, p, PL_NOISE_RESPONDER, &kr, (const uint8_t *)"fuzz", 4, k) == PL_OK);

@@ -13,10 +13,15 @@
 #     -T K      relay subscriptions per connection (default 4096; `pairlink
 #               relay` defaults to 20480, --max-topics)
 #     -c        use `pairlink relay` itself (then -T does not apply)
+#     -A N      with -c: `--allowance NM_DID=N` for the node manager's identity
+#               (N requests/s, burst 5 * N); default none
 #     -s        the node manager is the stock pl_nm_node
 #               instead of the rebuilt one with -M topics
 #     -M K      topic limit of the rebuilt node manager's relay client (4096)
 #     -t SEC    give up on one node-manager start after SEC s (default 120)
+#     -K KEY    print "BENCH KEY <seconds>": the median start over the runs, a
+#               start that did not finish counting as its time-out
+#               (scripts/bench-check.py)
 #   NM_PREFIX (environment): a command put before the node manager, e.g.
 #     NM_PREFIX="perf record -g -o /tmp/nm.perf" for a profile.
 #
@@ -31,8 +36,8 @@
 # meanwhile, and the median and spread of t_all_ms.
 set -euo pipefail
 
-BUILD=build N=1000 RUNS=3 RATE=100 TOPICS=4096 CLI_RELAY=0 STOCK=0 MAXT=4096 TMO=120
-while getopts "b:n:r:R:T:csM:t:" o; do
+BUILD=build N=1000 RUNS=3 RATE=100 TOPICS=4096 CLI_RELAY=0 STOCK=0 MAXT=4096 TMO=120 ALLOW= KEY=
+while getopts "b:n:r:R:T:csM:t:A:K:" o; do
     case "$o" in
     b) BUILD=$OPTARG ;;
     n) N=$OPTARG ;;
@@ -43,6 +48,8 @@ while getopts "b:n:r:R:T:csM:t:" o; do
     s) STOCK=1 ;;
     M) MAXT=$OPTARG ;;
     t) TMO=$OPTARG ;;
+    A) ALLOW=$OPTARG ;;
+    K) KEY=$OPTARG ;;
     *) sed -n '2,25p' "$0" >&2; exit 2 ;;
     esac
 done
@@ -77,8 +84,12 @@ echo "seeded $N stores in $(python3 -c "print(round($(date +%s.%N) - $T0, 1))") 
 
 if [ "$CLI_RELAY" = 1 ]; then
     # N apps from one address: the per-address connection limit lifted.
-    "$CLI" relay --listen 127.0.0.1:0 --rate-limit "$RATE" --max-conns-per-addr 30000 \
-      --max-conns 30000 >"$WORK/relay.out" 2>"$WORK/relay.err" &
+    RELAY_OPTS=(--rate-limit "$RATE" --max-conns-per-addr 30000 --max-conns 30000)
+    if [ -n "$ALLOW" ]; then
+        RELAY_OPTS+=(--allowance "$("$BENCH" did "$WORK")=$ALLOW")
+        echo "relay: ${RELAY_OPTS[*]}"
+    fi
+    "$CLI" relay --listen 127.0.0.1:0 "${RELAY_OPTS[@]}" >"$WORK/relay.out" 2>"$WORK/relay.err" &
 else
     "$BENCH" relay --rate-limit "$RATE" --topics-per-conn "$TOPICS" >"$WORK/relay.out" 2>"$WORK/relay.err" &
 fi
@@ -134,5 +145,14 @@ if [ "${#ALL[@]}" -gt 0 ]; then
 import statistics, sys
 v = sorted(float(x) for x in sys.argv[1:])
 print(f"t_all_ms over {len(v)} completed runs: median {statistics.median(v):.0f}, min {v[0]:.0f}, max {v[-1]:.0f}")
+EOF
+fi
+if [ -n "$KEY" ]; then
+    python3 - "$KEY" "$RUNS" "$TMO" "${ALL[@]}" <<'EOF'
+import statistics, sys
+key, runs, tmo = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+v = [float(x) / 1000 for x in sys.argv[4:]]
+v += [tmo] * (runs - len(v))
+print(f"BENCH {key} {statistics.median(v):.3f}")
 EOF
 fi

@@ -24,7 +24,11 @@
 # as root; set PL_BENCH_NO_INSTALL=1 to never install).
 #
 # Knobs (environment): RUNS=3 C_ITER=200 JS_ITER=30 PAIRS=100 WINDOW=8
-# SECS=5 RATE=2000 IDLE=10000.
+# SECS=5 RATE=2000 IDLE=10000 STEADY=300 (pings in a row on one pairing
+# after the pairing round trips).
+#
+# Lines "BENCH <key> <value>" carry the figures of issue 12's table for
+# scripts/bench-check.py (medians over the runs).
 set -euo pipefail
 
 build=${1:-build}
@@ -38,6 +42,7 @@ WINDOW=${WINDOW:-8}
 SECS=${SECS:-5}
 RATE=${RATE:-2000}
 IDLE=${IDLE:-10000}
+STEADY=${STEADY:-300}
 
 cli=$build/pairlink
 cbench=$build/bench/bench_wc_pairing
@@ -71,7 +76,7 @@ note "== machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /pro
 
 # ---- brokers ----------------------------------------------------------------
 relay_pid='' relay_url=''
-start_relay() {
+start_relay() { # [extra relay options, e.g. --db FILE]
   : >"$tmp/relay.out"
   # No rate limit and a deep mailbox: the load runs publish far faster
   # than the 100 requests/s and 1000 messages per topic a client may by default.
@@ -81,7 +86,7 @@ start_relay() {
   # refusing work (the hostile suite measures that).
   "$cli" relay --listen 127.0.0.1:0 --rate-limit 0 --mailbox-limit 10000000 \
     --max-memory 4G --max-stored 1G --max-messages 10000000 --quota-bytes 1G \
-    --quota-messages 10000000 --max-conns 30000 --max-conns-per-addr 30000 --max-queue 16M \
+    --quota-messages 10000000 --max-conns 30000 --max-conns-per-addr 30000 --max-queue 16M "$@" \
     >"$tmp/relay.out" 2>"$tmp/relay.err" &
   relay_pid=$!
   pids+=("$relay_pid")
@@ -168,12 +173,16 @@ fi
 # ---- 1. pairing round trip ------------------------------------------------------
 note ""
 note "== pairing round trip over pairlink relay: create, pair, first ping answered (ms)"
-c_med=() c_p95=() c_cold=() js_med=() js_p95=() js_ans=() js_ansp95=() js_cold=()
+c_med=() c_p95=() c_cold=() js_med=() js_p95=() js_ans=() js_ansp95=() js_cold=() s_med=()
 for r in $(seq "$RUNS"); do
   start_relay
-  line=$(timeout 300 "$cbench" --relay "$relay_url" -n "$C_ITER" 2>"$tmp/c.err" | grep '^RESULT') ||
+  out=$(timeout 300 "$cbench" --relay "$relay_url" -n "$C_ITER" --steady "$STEADY" 2>"$tmp/c.err") ||
     { cat "$tmp/c.err" >&2; exit 1; }
+  line=$(grep '^RESULT c ' <<<"$out")
+  sline=$(grep '^RESULT steady ' <<<"$out")
   note "run $r: $line"
+  note "run $r: $sline"
+  s_med+=("$(value median_ms "$sline")")
   c_med+=("$(value median_ms "$line")")
   c_p95+=("$(value p95_ms "$line")")
   c_cold+=("$(value cold_ms "$line")")
@@ -191,6 +200,10 @@ for r in $(seq "$RUNS"); do
 done
 cm=$(median "${c_med[@]}")
 note "C<->C   median of run medians $cm ms (runs: ${c_med[*]}; p95s: ${c_p95[*]}; cold: ${c_cold[*]})"
+sm=$(median "${s_med[@]}")
+note "C<->C   steady ping round trip, median of run medians $sm ms (runs: ${s_med[*]})"
+note "BENCH wc_pairing_c_p50_ms $cm"
+note "BENCH wc_steady_ping_c_p50_ms $sm"
 if [ "$have_js" = 1 ]; then
   jm=$(median "${js_med[@]}") ja=$(median "${js_ans[@]}")
   note "JS<->JS median of run medians $jm ms as ping() resolves (runs: ${js_med[*]}; p95s: ${js_p95[*]})"
@@ -203,7 +216,7 @@ fi
 note ""
 note "== relay load: $PAIRS pairs, 1 KiB messages, window $WINDOW, ${SECS} s measured"
 declare -A thr cpu p50 p99 lp50 lp99
-for k in irn mqtt; do thr[$k]='' cpu[$k]='' p50[$k]='' p99[$k]='' lp50[$k]='' lp99[$k]=''; done
+for k in irn irndb mqtt; do thr[$k]='' cpu[$k]='' p50[$k]='' p99[$k]='' lp50[$k]='' lp99[$k]=''; done
 run_load() { # BIN URL PID extra-args...
   local bin=$1 url=$2 pid=$3
   shift 3
@@ -220,6 +233,14 @@ for r in $(seq "$RUNS"); do
   note "run $r $RATE msg/s:   $line"
   lp50[irn]+=" $(value p50_us "$line")" lp99[irn]+=" $(value p99_us "$line")"
   stop_pid "$relay_pid"
+  # the same with the mailbox in SQLite on disk (--db: group commit)
+  rm -f "$tmp"/relay.db*
+  start_relay --db "$tmp/relay.db"
+  line=$(run_load "$load" "$relay_url" "$relay_pid")
+  note "run $r closed loop, --db: $line"
+  thr[irndb]+=" $(value throughput "$line")" cpu[irndb]+=" $(value broker_us_per_msg "$line")"
+  p50[irndb]+=" $(value p50_us "$line")" p99[irndb]+=" $(value p99_us "$line")"
+  stop_pid "$relay_pid"
   if [ "$have_mqtt" = 1 ]; then
     start_mosquitto
     line=$(run_load "$mqtt_load" "mqtt://127.0.0.1:$mosq_port" "$mosq_pid")
@@ -232,7 +253,7 @@ for r in $(seq "$RUNS"); do
     stop_pid "$mosq_pid"
   fi
 done
-for k in irn mqtt; do
+for k in irn irndb mqtt; do
   [ -n "${thr[$k]}" ] || continue
   # shellcheck disable=SC2086
   note "$k: throughput msg/s${thr[$k]} (median $(median ${thr[$k]})); broker CPU us/msg${cpu[$k]} (median $(median ${cpu[$k]}));" \
@@ -245,6 +266,10 @@ if [ "$have_mqtt" = 1 ]; then
     note "RATIO load broker CPU per message relay/mosquitto = $(ratio "$(median ${cpu[irn]})" "$(median ${cpu[mqtt]})")"
     note "RATIO load p50 latency at $RATE msg/s relay/mosquitto = $(ratio "$(median ${lp50[irn]})" "$(median ${lp50[mqtt]})")"
     note "RATIO load p99 latency at $RATE msg/s relay/mosquitto = $(ratio "$(median ${lp99[irn]})" "$(median ${lp99[mqtt]})")"
+    note "RATIO load throughput relay --db/mosquitto = $(ratio "$(median ${thr[irndb]})" "$(median ${thr[mqtt]})")"
+    note "BENCH relay_mosquitto_throughput $(ratio "$(median ${thr[irn]})" "$(median ${thr[mqtt]})")"
+    note "BENCH relay_db_mosquitto_throughput $(ratio "$(median ${thr[irndb]})" "$(median ${thr[mqtt]})")"
+    note "BENCH relay_mosquitto_p50_at_rate $(ratio "$(median ${lp50[irn]})" "$(median ${lp50[mqtt]})")"
   }
 fi
 
@@ -265,6 +290,7 @@ for sub in "" --subscribe; do
   line=$(timeout 300 "$load" --url "$relay_url" --pid "$relay_pid" --idle "$n" $sub 2>"$tmp/idle.err" |
     grep '^RESULT') || { cat "$tmp/idle.err" >&2; exit 1; }
   note "relay: $line"
+  [ -z "$sub" ] && note "BENCH relay_idle_kib_per_ws $(awk -v b="$(value bytes_per_conn "$line")" 'BEGIN { printf "%.2f", b / 1024 }')"
   stop_pid "$relay_pid"
 done
 if [ "$have_mqtt" = 1 ]; then

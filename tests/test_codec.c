@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "pairlink/codec.h"
+#include "core/internal.h"
 #include "support/support.h"
 
 /* ---- hex ---- */
@@ -419,9 +420,92 @@ static void test_base64_public_matches_constant_time(void **state) {
     assert_int_equal(pl_base64_decode_public(small, sizeof small, &n, "AAAA", 4, PL_B64_STD), PL_ERR_BUFFER_TOO_SMALL);
 }
 
+/* The same comparison over longer texts, where the SIMD blocks of the
+ * public decoder run (16 characters at a time), with the blocks on and off:
+ * valid texts of every length up to 300, then with one character replaced
+ * by anything, '=' and bytes >= 0x80 included, at any position. */
+static void test_base64_public_long_matches_constant_time(void **state) {
+    (void)state;
+    uint64_t seed = pl_test_seed();
+    size_t agree_ok = 0, agree_bad = 0;
+    for (int simd = 0; simd < 3; simd++) {
+        pl__base64_simd_level(simd);
+        for (int round = 0; round < 20000; round++) {
+            uint8_t bin[225], a[240], b[240];
+            char txt[305];
+            size_t blen = (size_t)(pl_test_rand(&seed) % sizeof bin);
+            pl_test_rand_bytes(&seed, bin, blen);
+            pl_b64_variant v = (pl_b64_variant)(pl_test_rand(&seed) % 4);
+            assert_int_equal(pl_base64_encode(txt, sizeof txt, bin, blen, v), PL_OK);
+            size_t len = strlen(txt);
+            int corrupt = round % 2 && len > 0;
+            if (corrupt) txt[pl_test_rand(&seed) % len] = (char)(pl_test_rand(&seed) & 0xff);
+            size_t cap = round % 3 ? sizeof a : blen; /* exact room too */
+            size_t na = 99, nb = 99;
+            pl_err ea = pl_base64_decode(a, cap, &na, txt, len, v);
+            pl_err eb = pl_base64_decode_public(b, cap, &nb, txt, len, v);
+            assert_int_equal(ea, eb);
+            assert_int_equal(na, nb);
+            if (ea == PL_OK) {
+                assert_memory_equal(a, b, na);
+                if (!corrupt) assert_memory_equal(b, bin, blen);
+                agree_ok++;
+            } else {
+                agree_bad++;
+            }
+        }
+    }
+    pl__base64_simd_level(-1);
+    assert_true(agree_ok > 15000 && agree_bad > 5000);
+}
+
+/* The public encoder writes exactly what libsodium's does, for every
+ * length up to 400 and random larger ones, every variant, with the SIMD
+ * blocks on and off; too small a buffer fails the same way; and the
+ * in-place form (bytes at the tail of the text buffer) gives the same text. */
+static void test_base64_public_encoder_matches_constant_time(void **state) {
+    (void)state;
+    uint64_t seed = pl_test_seed();
+    enum { MAXN = 3000 };
+    uint8_t *bin = malloc(MAXN);
+    char *x = malloc(MAXN * 2), *y = malloc(MAXN * 2), *z = malloc(MAXN * 2);
+    assert_non_null(bin);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_non_null(z);
+    for (int simd = 0; simd < 3; simd++) {
+        pl__base64_simd_level(simd);
+        for (size_t round = 0; round < 1200; round++) {
+            size_t n = round < 400 ? round : (size_t)(pl_test_rand(&seed) % MAXN);
+            pl_test_rand_bytes(&seed, bin, n);
+            for (int v = 0; v < 4; v++) {
+                size_t cap = pl_base64_encoded_size(n, (pl_b64_variant)v);
+                assert_int_equal(pl_base64_encode(x, cap, bin, n, (pl_b64_variant)v), PL_OK);
+                memset(y, '#', cap + 8);
+                assert_int_equal(pl_base64_encode_public(y, cap, bin, n, (pl_b64_variant)v), PL_OK);
+                assert_memory_equal(x, y, cap);
+                assert_int_equal(y[cap], '#'); /* nothing written past cap */
+                assert_int_equal(pl_base64_encode_public(y, cap - 1, bin, n, (pl_b64_variant)v),
+                                 PL_ERR_BUFFER_TOO_SMALL);
+                assert_int_equal(y[0], '\0');
+                memcpy(z + cap - n, bin, n);
+                pl__base64_encode_public_tail(z, n, (pl_b64_variant)v);
+                assert_memory_equal(x, z, cap);
+            }
+        }
+    }
+    pl__base64_simd_level(-1);
+    free(bin);
+    free(x);
+    free(y);
+    free(z);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64_public_matches_constant_time),
+        cmocka_unit_test(test_base64_public_long_matches_constant_time),
+        cmocka_unit_test(test_base64_public_encoder_matches_constant_time),
         cmocka_unit_test(test_hex_roundtrip),
         cmocka_unit_test(test_hex_rejects),
         cmocka_unit_test(test_hex_exact),

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/htable.h"
+#include "core/internal.h"
 #include "pairlink/codec.h"
 #include "pairlink/common.h"
 #include "pairlink/hash.h"
@@ -21,15 +23,17 @@
 #include "pairlink/transport.h"
 #include "support/support.h"
 
+#include <pthread.h>
+
 static void test_strerror_names_every_code(void **state) {
     (void)state;
     assert_string_equal(pl_strerror(PL_OK), "success");
     assert_string_equal(pl_errname(PL_ERR_URI_EXPIRED), "PL_ERR_URI_EXPIRED");
     assert_string_equal(pl_strerror((pl_err)99999), "unknown error");
     assert_string_equal(pl_errname((pl_err)99999), "PL_ERR_UNKNOWN");
-#define CHECK(name, value, msg)                                   \
-    assert_int_equal((int)name, value);                           \
-    assert_true(strlen(pl_strerror(name)) > 0);                   \
+#define CHECK(name, value, msg)                                                                    \
+    assert_int_equal((int)name, value);                                                            \
+    assert_true(strlen(pl_strerror(name)) > 0);                                                    \
     assert_string_equal(pl_errname(name), #name);
     PL_ERRORS(CHECK)
 #undef CHECK
@@ -79,16 +83,21 @@ static void check_hkdf(const char *ikm_hex, const char *salt_hex, const char *in
 /* RFC 5869 appendix A, test cases 1-3 (SHA-256). */
 static void test_hkdf_rfc5869(void **state) {
     (void)state;
-    check_hkdf("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c",
-               "f0f1f2f3f4f5f6f7f8f9",
-               "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
     check_hkdf(
-        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f",
-        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
-        "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
-        "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87");
-    check_hkdf("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "", "",
-               "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+        "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c",
+        "f0f1f2f3f4f5f6f7f8f9",
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    check_hkdf("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627282"
+               "92a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f",
+               "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f8081828384858687888"
+               "98a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
+               "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d"
+               "9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+               "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271c"
+               "b41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87");
+    check_hkdf(
+        "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "", "",
+        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
 }
 
 static void test_hkdf_length_bounds(void **state) {
@@ -148,7 +157,8 @@ static void test_htable(void **state) {
         count++;
     }
     assert_int_equal(count, N - 2);
-    for (int i = 0; i < N; i++) assert_int_equal(seen[i], i == 3 || i == 4 ? 0 : 1);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], i == 3 || i == 4 ? 0 : 1);
     assert_int_equal(pl__ht_reserve(&t, 1000), PL_OK);
     assert_true(t.nb > 1000);
     int four = 4;
@@ -165,14 +175,16 @@ static void test_htable(void **state) {
     }
     assert_int_equal(count, N - 2);
     assert_int_equal(t.n, 0);
-    for (int i = 0; i < N; i++) assert_int_equal(seen[i], i == 3 || i == 4 ? 0 : 1);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], i == 3 || i == 4 ? 0 : 1);
     pl__ht_free(&t);
     assert_int_equal(t.nb, 0);
 }
 
 static uint64_t fnv1a64(const char *s, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
     return h;
 }
 
@@ -188,7 +200,8 @@ static void test_htable_resists_chosen_keys(void **state) {
     static item it[N];
     const uint16_t p = (uint16_t)0x100000001b3ull;
     uint16_t pinv = 1;
-    for (int i = 0; i < 15; i++) pinv = (uint16_t)(pinv * pinv * p); /* p^(2^16 - 1) */
+    for (int i = 0; i < 15; i++)
+        pinv = (uint16_t)(pinv * pinv * p); /* p^(2^16 - 1) */
     assert_int_equal((uint16_t)(pinv * p), 1);
     static int16_t back[65536];
     memset(back, -1, sizeof back);
@@ -200,7 +213,8 @@ static void test_htable_resists_chosen_keys(void **state) {
     uint64_t seed = 11;
     for (int made = 0; made < N;) {
         char *t = keys[made];
-        for (int i = 0; i < 60; i++) t[i] = hex[pl_test_rand(&seed) % 16];
+        for (int i = 0; i < 60; i++)
+            t[i] = hex[pl_test_rand(&seed) % 16];
         uint16_t s0 = (uint16_t)fnv1a64(t, 60);
         for (int k = 0; k < 256; k++) {
             uint16_t x = (uint16_t)((s0 ^ (unsigned char)hex[k >> 4]) * p);
@@ -223,7 +237,8 @@ static void test_htable_resists_chosen_keys(void **state) {
     size_t longest = 0;
     for (size_t b = 0; b < t.nb; b++) {
         size_t len = 0;
-        for (pl__hnode *n = t.b[b]; n; n = n->next) len++;
+        for (pl__hnode *n = t.b[b]; n; n = n->next)
+            len++;
         if (len > longest) longest = len;
     }
     assert_true(t.nb >= N);
@@ -289,6 +304,58 @@ static void test_misuse_default_aborts(void **state) {
     assert_non_null(strstr(buf, "pairlink: API misuse: precondition failed: out_len"));
 }
 
+/* SHA-256, HMAC and HKDF run on libcrypto; libsodium's results are the
+ * reference: random lengths around the 64-byte block, keys longer than a
+ * block (hashed first), empty inputs, outputs of every length to 300. */
+static void check_hash_against_sodium(uint64_t *seed, int rounds) {
+    uint8_t buf[700], key[200], info[90], a[32], b[32];
+    uint8_t oa[300], ob[300]; /* per thread: the test runs in several */
+    for (int i = 0; i < rounds; i++) {
+        size_t n = (size_t)(pl_test_rand(seed) % sizeof buf);
+        size_t kn = (size_t)(pl_test_rand(seed) % sizeof key);
+        size_t in = (size_t)(pl_test_rand(seed) % sizeof info);
+        size_t on = 1 + (size_t)(pl_test_rand(seed) % sizeof oa);
+        if (i % 10 == 0) n = kn = in = 0;
+        pl_test_rand_bytes(seed, buf, n);
+        pl_test_rand_bytes(seed, key, kn);
+        pl_test_rand_bytes(seed, info, in);
+        pl_sha256(a, buf, n);
+        pl__sha256_sodium(b, buf, n);
+        assert_memory_equal(a, b, 32);
+        size_t cut = n ? (size_t)(pl_test_rand(seed) % n) : 0;
+        pl__sha256_cat(a, buf, cut, NULL, 0, buf + cut, n - cut);
+        assert_memory_equal(a, b, 32);
+        pl_hmac_sha256(a, kn ? key : NULL, kn, n ? buf : NULL, n);
+        pl__hmac_sha256_sodium(b, key, kn, buf, n);
+        assert_memory_equal(a, b, 32);
+        assert_int_equal(
+            pl_hkdf_sha256(oa, on, kn ? key : NULL, kn, n ? buf : NULL, n, in ? info : NULL, in),
+            PL_OK);
+        pl__hkdf_sha256_sodium(ob, on, key, kn, buf, n, info, in);
+        assert_memory_equal(oa, ob, on);
+    }
+}
+
+static void *hash_thread(void *arg) {
+    uint64_t seed = (uint64_t)(uintptr_t)arg;
+    check_hash_against_sodium(&seed, 300);
+    return NULL;
+}
+
+static void test_hash_matches_sodium(void **state) {
+    (void)state;
+    uint64_t seed = pl_test_seed();
+    check_hash_against_sodium(&seed, 3000);
+    /* Other threads get their own contexts (freed when they end: ASan's
+     * leak check sees it). */
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(
+            pthread_create(&th[i], NULL, hash_thread, (void *)(uintptr_t)(seed + 1 + i)), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+}
+
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
@@ -296,6 +363,7 @@ int main(void) {
         cmocka_unit_test(test_detail_text),
         cmocka_unit_test(test_hkdf_rfc5869),
         cmocka_unit_test(test_hkdf_length_bounds),
+        cmocka_unit_test(test_hash_matches_sodium),
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_htable),
         cmocka_unit_test(test_htable_resists_chosen_keys),

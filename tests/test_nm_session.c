@@ -211,9 +211,12 @@ static void advance(int64_t ms) {
     NOW = pl_driver_now(D);
 }
 
+static uint32_t g_max_handshakes; /* 0: the default */
+
 static void start(int i, int64_t hs_timeout) {
     pl_nm_sessions_config cfg = {.role = P[i].role, .static_priv = P[i].priv,
-                                 .handshake_timeout_ms = hs_timeout, .request_timeout_ms = 20000};
+                                 .handshake_timeout_ms = hs_timeout, .request_timeout_ms = 20000,
+                                 .max_handshakes = g_max_handshakes};
     assert_int_equal(pl_nm_sessions_new(&P[i].m, &cfg, NOW), PL_OK);
     P[i].online = true;
     P[i].ntopics = 0;
@@ -637,6 +640,38 @@ static void test_many_peers(void **state) {
     reset_world();
 }
 
+/* Admission: with at most 8 handshakes under way, 40 peers added at once
+ * get 8 attempts, the rest wait their turn (never more than 8 at a time),
+ * and all 40 sessions come up without a time-out or a retry. */
+static void test_handshake_admission(void **state) {
+    (void)state;
+    reset_world();
+    g_max_handshakes = 8;
+    int nm = new_party(PL_NM_ROLE_NODE_MANAGER);
+    g_max_handshakes = 0;
+    int apps[40];
+    for (int i = 0; i < 40; i++) apps[i] = new_party(PL_NM_ROLE_APP);
+    for (int i = 0; i < 40; i++) assert_int_equal(pl_nm_sessions_add_peer(P[apps[i]].m, P[nm].pub, NOW), PL_OK);
+    for (int i = 0; i < 40; i++) assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[apps[i]].pub, NOW), PL_OK);
+    pl_nm_sessions_stats st;
+    pl_nm_sessions_stats_get(P[nm].m, &st);
+    assert_int_equal(st.handshakes_started, 8);
+    assert_int_equal(st.handshakes_deferred, 32);
+    size_t est = 0;
+    for (int step = 0; step < 200 && est < 40; step++) {
+        pump();
+        pl_nm_sessions_stats_get(P[nm].m, &st);
+        pl_nm_sessions_count(P[nm].m, &est);
+        assert_true(st.handshakes_started - est <= 8);
+        advance(50);
+    }
+    assert_int_equal(est, 40);
+    assert_int_equal(st.handshakes_started, 40);
+    assert_int_equal(P[nm].retries, 0);
+    for (int i = 0; i < 40; i++) assert_int_equal(P[apps[i]].established, 1);
+    reset_world();
+}
+
 static void test_config_validation(void **state) {
     (void)state;
     uint8_t priv[32] = {1};
@@ -712,6 +747,7 @@ int main(void) {
         cmocka_unit_test(test_request_timeout_triggers_rehandshake),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_many_peers),
+        cmocka_unit_test(test_handshake_admission),
         cmocka_unit_test(test_config_validation),
     };
     return cmocka_run_group_tests(tests, NULL, group_teardown);

@@ -46,8 +46,10 @@ static void keyset_random(keyset *k) {
 /* Both parties; inject = false leaves the ephemerals random. */
 static void make_pair(const keyset *k, pl_noise_pattern p, bool inject, pl_noise_hs **hi,
                       pl_noise_hs **hr) {
-    pl_noise_keys ki = {k->is, inject ? k->ie : NULL, k->rsp, k->rep};
-    pl_noise_keys kr = {k->rs, k->re, k->isp, k->iep};
+    /* The responder is given its static public key, the initiator derives
+     * its own: both ways must give the same transcripts. */
+    pl_noise_keys ki = {k->is, inject ? k->ie : NULL, k->rsp, k->rep, NULL};
+    pl_noise_keys kr = {k->rs, k->re, k->isp, k->iep, k->rsp};
     const uint8_t *psk = p == PL_NOISE_XXPSK0 ? k->psk : NULL;
     static const uint8_t prologue[] = "pairlink test prologue";
     assert_int_equal(pl_noise_hs_new(hi, p, PL_NOISE_INITIATOR, &ki, prologue, sizeof prologue, psk),
@@ -304,8 +306,8 @@ static void test_wrong_keys_fail(void **state) {
         keyset k, other;
         keyset_random(&k);
         keyset_random(&other);
-        pl_noise_keys ki = {k.is, NULL, other.rsp, other.rep};
-        pl_noise_keys kr = {k.rs, k.re, k.isp, k.iep};
+        pl_noise_keys ki = {k.is, NULL, other.rsp, other.rep, NULL};
+        pl_noise_keys kr = {k.rs, k.re, k.isp, k.iep, NULL};
         pl_noise_hs *hi, *hr;
         const uint8_t *pi = ps[i] == PL_NOISE_XXPSK0 ? other.psk : NULL;
         const uint8_t *pr = ps[i] == PL_NOISE_XXPSK0 ? k.psk : NULL;
@@ -333,11 +335,11 @@ static void test_hs_new_errors(void **state) {
     keyset k;
     keyset_random(&k);
     pl_noise_hs *hs = (pl_noise_hs *)1;
-    pl_noise_keys none = {NULL, NULL, NULL, NULL};
+    pl_noise_keys none = {NULL, NULL, NULL, NULL, NULL};
     assert_int_equal(pl_noise_hs_new(&hs, PL_NOISE_XX, PL_NOISE_INITIATOR, &none, NULL, 0, NULL),
                      PL_ERR_NOISE_MISSING_KEY);
     assert_null(hs);
-    pl_noise_keys only_s = {k.is, NULL, NULL, NULL};
+    pl_noise_keys only_s = {k.is, NULL, NULL, NULL, NULL};
     assert_int_equal(pl_noise_hs_new(&hs, PL_NOISE_K1K1, PL_NOISE_INITIATOR, &only_s, NULL, 0, NULL),
                      PL_ERR_NOISE_MISSING_KEY);
     assert_int_equal(pl_noise_hs_new(&hs, PL_NOISE_XK1, PL_NOISE_INITIATOR, &only_s, NULL, 0, NULL),
@@ -598,6 +600,71 @@ static void test_window(void **state) {
     assert_int_equal(pl_noise_session_decrypt(sr, own, ol, &got, &gl), PL_ERR_NOISE_WINDOW);
     free(own);
     for (size_t i = 0; i < NMSG; i++) free(w[i]);
+    pl_noise_session_free(si), pl_noise_session_free(sr);
+}
+
+/* The window rule against a model, over random deliveries (jumps ahead,
+ * late ones, replays, the other direction's messages), with a save and
+ * restore now and then: nametags are derived lazily and looked up through
+ * the expected one first, which must not change what is accepted. */
+static void test_window_random_against_model(void **state) {
+    (void)state;
+    enum { N = 1000 };
+    pl_noise_session *si, *sr;
+    make_sessions(&si, &sr);
+    uint8_t *w[N];
+    size_t l[N];
+    for (uint64_t i = 0; i < N; i++)
+        assert_int_equal(pl_noise_session_encrypt(si, (const uint8_t *)&i, 8, &w[i], &l[i]), PL_OK);
+    uint8_t *own;
+    size_t ol;
+    assert_int_equal(pl_noise_session_encrypt(sr, (const uint8_t *)"x", 1, &own, &ol), PL_OK);
+    bool seen[N] = {false};
+    uint64_t next = 0; /* the model: highest accepted + 1 */
+    size_t accepted = 0, refused = 0;
+    for (int step = 0; step < 3000; step++) {
+        uint64_t r = pl_test_rand(&seed_state);
+        if (r % 50 == 0) { /* the other direction: never ours */
+            uint8_t *got;
+            size_t gl;
+            assert_int_equal(pl_noise_session_decrypt(sr, own, ol, &got, &gl), PL_ERR_NOISE_WINDOW);
+            continue;
+        }
+        if (r % 97 == 1) { /* persist and continue from the copy */
+            uint8_t *st;
+            size_t sl;
+            pl_noise_session *back;
+            assert_int_equal(pl_noise_session_serialize(sr, &st, &sl), PL_OK);
+            assert_int_equal(pl_noise_session_restore(&back, st, sl), PL_OK);
+            pl_free_secret(st, sl);
+            pl_noise_session_free(sr);
+            sr = back;
+            continue;
+        }
+        /* mostly the next one or near it, sometimes far either way */
+        int64_t d = (int64_t)((r >> 8) % 8) - 2;
+        if (r % 7 == 0) d = (int64_t)((r >> 16) % 140) - 70;
+        int64_t kk = (int64_t)next + d;
+        if (kk < 0 || kk >= N) continue;
+        uint64_t k = (uint64_t)kk;
+        uint64_t lo = next > 50 ? next - 50 : 0, hi = next + 50;
+        pl_err want = k < lo || k >= hi ? PL_ERR_NOISE_WINDOW
+                      : seen[k]         ? PL_ERR_NOISE_REPLAY
+                                        : PL_OK;
+        assert_int_equal(recv_n(sr, w, l, k, k), want);
+        if (want == PL_OK) {
+            seen[k] = true;
+            if (k >= next) next = k + 1;
+            accepted++;
+        } else {
+            refused++;
+        }
+        assert_int_equal(pl_noise_session_next_inbound(sr), next);
+    }
+    if (!(accepted > 150 && refused > 100)) fprintf(stderr, "accepted %zu refused %zu\n", accepted, refused);
+    assert_true(accepted > 150 && refused > 100);
+    free(own);
+    for (size_t i = 0; i < N; i++) free(w[i]);
     pl_noise_session_free(si), pl_noise_session_free(sr);
 }
 
@@ -873,6 +940,7 @@ int main(void) {
         cmocka_unit_test(test_tamper_every_handshake_byte),
         cmocka_unit_test(test_tamper_every_transport_byte),
         cmocka_unit_test(test_window),
+        cmocka_unit_test(test_window_random_against_model),
         cmocka_unit_test(test_session_restore),
         cmocka_unit_test(test_nonce_exhaustion),
         cmocka_unit_test(test_session_errors),

@@ -912,6 +912,213 @@ static void test_core_limits_and_expiry(void **state) {
     fx_free(&f);
 }
 
+/* The nth SEND's method and id (no JSON-RPC batch). */
+static const char *sent_method(const fx *f, size_t nth, int64_t *id) {
+    static char method[64];
+    pl_rpc_msg *m = sent(f, nth);
+    snprintf(method, sizeof method, "%s", m->method ? m->method : "");
+    if (id) *id = m->id.num;
+    pl_rpc_msgs_free(m, 1);
+    return method;
+}
+
+/* The publishes and subscriptions of one turn go out together: one
+ * irn_batchPublish / irn_batchSubscribe, answered whole; one alone is sent
+ * as before. A batch refused is refused for all it carried; a relay that
+ * does not know the method gets them one at a time from then on; a 3001
+ * pauses the batch; a reconnect batches what was in flight again. */
+static void test_core_batches(void **state) {
+    (void)state;
+    pl__rc_config cfg = base_cfg();
+    cfg.rate_per_s = UINT32_MAX; /* no pacing here */
+    fx f;
+    fx_new(&f, &cfg);
+    fx_open(&f);
+    pl_publish_opts po = {.ttl_s = 600};
+    const char *names[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) assert_int_equal(pl__rc_subscribe(f.c, names[i], f.now), PL_OK);
+    uint64_t seq[5];
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(pl__rc_publish(f.c, names[i % 3], (const uint8_t *)"m", 1, &po, f.now,
+                                        &seq[i]),
+                         PL_OK);
+    collect(&f);
+    assert_int_equal(count(&f, PL__RC_SEND), 2);
+    int64_t sub_id, pub_id;
+    assert_string_equal(sent_method(&f, 0, &sub_id), "irn_batchSubscribe"); /* topics first */
+    assert_string_equal(sent_method(&f, 1, &pub_id), "irn_batchPublish");
+    pl_rpc_msg *m = sent(&f, 1);
+    json_t *p = params_of(m);
+    json_t *msgs = json_object_get(p, "messages");
+    assert_int_equal(json_array_size(msgs), 5);
+    char want[65];
+    assert_int_equal(pl_relay_topic(want, "c"), PL_OK);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 2), "topic")), want);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 2), "message")), "bQ==");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(msgs, 2), "ttl")), 600);
+    json_decref(p);
+    pl_rpc_msgs_free(m, 1);
+    assert_int_equal(pl__rc_pending(f.c), 5);
+    reply_result(&f, sub_id, "[\"s1\",\"s2\",\"s3\"]");
+    reply_result(&f, pub_id, "true");
+    assert_int_equal(count(&f, PL__RC_RESULT), 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(find(&f, PL__RC_RESULT, (size_t)i)->seq, seq[i]);
+        assert_int_equal(find(&f, PL__RC_RESULT, (size_t)i)->err, PL_OK);
+    }
+    assert_int_equal(pl__rc_pending(f.c), 0);
+
+    /* refused whole (-32000): every message reported */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pl__rc_publish(f.c, "a", (const uint8_t *)"x", 1, &po, f.now, NULL),
+                         PL_OK);
+    collect(&f);
+    assert_string_equal(sent_method(&f, 0, &pub_id), "irn_batchPublish");
+    reply_error(&f, pub_id, -32000);
+    assert_int_equal(count(&f, PL__RC_RESULT), 3);
+    assert_int_equal(find(&f, PL__RC_RESULT, 2)->err, PL_ERR_RELAY);
+    assert_int_equal(find(&f, PL__RC_RESULT, 2)->relay_code, -32000);
+
+    /* 3001: the same batch again after the pause */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pl__rc_publish(f.c, "a", (const uint8_t *)"y", 1, &po, f.now, NULL),
+                         PL_OK);
+    collect(&f);
+    assert_string_equal(sent_method(&f, 0, &pub_id), "irn_batchPublish");
+    reply_error(&f, pub_id, PL_RELAY_CODE_RATE);
+    assert_int_equal(f.n, 0);
+    int64_t t = f.now;
+    tick(&f, t + 1000);
+    assert_int_equal(count(&f, PL__RC_SEND), 1);
+    int64_t again;
+    assert_string_equal(sent_method(&f, 0, &again), "irn_batchPublish");
+    assert_int_equal(again, pub_id);
+    /* the connection drops before the answer: after the reconnect they are
+     * batched again (a new frame), with the queued ones */
+    assert_int_equal(pl__rc_publish(f.c, "b", (const uint8_t *)"z", 1, &po, f.now, NULL), PL_OK);
+    pl__rc_on_lost(f.c, PL_ERR_WEBSOCKET, f.now);
+    collect(&f);
+    fx_open(&f);
+    assert_int_equal(count(&f, PL__RC_SEND), 2); /* topics, then the three publishes */
+    assert_string_equal(sent_method(&f, 1, &pub_id), "irn_batchPublish");
+    m = sent(&f, 1);
+    p = params_of(m);
+    assert_int_equal(json_array_size(json_object_get(p, "messages")), 3);
+    json_decref(p);
+    pl_rpc_msgs_free(m, 1);
+
+    /* a relay without irn_batchPublish: one at a time, from then on */
+    reply_error(&f, pub_id, -32601);
+    assert_int_equal(count(&f, PL__RC_RESULT), 0);
+    assert_int_equal(count(&f, PL__RC_SEND), 3);
+    for (int i = 0; i < 3; i++) assert_string_equal(sent_method(&f, (size_t)i, NULL), "irn_publish");
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pl__rc_publish(f.c, "a", (const uint8_t *)"w", 1, &po, f.now, NULL),
+                         PL_OK);
+    collect(&f);
+    assert_int_equal(count(&f, PL__RC_SEND), 2);
+    assert_string_equal(sent_method(&f, 1, NULL), "irn_publish");
+    fx_free(&f);
+}
+
+/* Pacing: with an allowance of 10/s and a bucket of 5, the client spends
+ * the bucket, then waits for tokens (no 3001), and what accumulates meanwhile
+ * goes in one batch; a 3001 anyway halves the rate it assumes. */
+static void test_core_pacing(void **state) {
+    (void)state;
+    pl__rc_config cfg = base_cfg();
+    cfg.rate_per_s = 10;
+    cfg.rate_burst = 5;
+    cfg.batch_max = 1; /* one request per publish, to count them */
+    fx f;
+    fx_new(&f, &cfg);
+    fx_open(&f);
+    pl_publish_opts po = {.ttl_s = 600};
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pl__rc_publish(f.c, "t", (const uint8_t *)"p", 1, &po, f.now, NULL),
+                         PL_OK);
+    collect(&f);
+    assert_int_equal(count(&f, PL__RC_SEND), 5); /* the bucket */
+    int64_t t = f.now;
+    assert_int_equal(pl__rc_next_deadline(f.c), t + 100); /* one token per 100 ms */
+    tick(&f, t + 99);
+    assert_int_equal(count(&f, PL__RC_SEND), 0);
+    tick(&f, t + 100);
+    assert_int_equal(count(&f, PL__RC_SEND), 1);
+    tick(&f, t + 300);
+    assert_int_equal(count(&f, PL__RC_SEND), 2);
+    assert_int_equal(pl__rc_next_deadline(f.c) > t + 300, true);
+    fx_free(&f);
+
+    /* batches: a bucket of 2 with the default costs; 3 frames' worth queued
+     * behind a pause go out as one batch when it ends */
+    cfg = base_cfg();
+    cfg.rate_per_s = 1;
+    cfg.rate_burst = 2;
+    fx_new(&f, &cfg);
+    fx_open(&f);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pl__rc_publish(f.c, "t", (const uint8_t *)"p", 1, &po, f.now, NULL),
+                         PL_OK);
+        collect(&f);
+        assert_int_equal(count(&f, PL__RC_SEND), 1);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pl__rc_publish(f.c, "t", (const uint8_t *)"q", 1, &po, f.now, NULL),
+                         PL_OK);
+        collect(&f);
+        assert_int_equal(count(&f, PL__RC_SEND), 0);
+    }
+    t = f.now;
+    /* 1000 + 2 x PL_RELAY_COST_PUBLISH_ITEM_MILLI tokens at 1 per second */
+    int64_t due = t + 1000 + 2 * PL_RELAY_COST_PUBLISH_ITEM_MILLI;
+    assert_int_equal(pl__rc_next_deadline(f.c) <= due, true);
+    tick(&f, due);
+    assert_int_equal(count(&f, PL__RC_SEND), 1);
+    assert_string_equal(sent_method(&f, 0, NULL), "irn_batchPublish");
+    fx_free(&f);
+
+    /* no allowance given: nothing waits until the relay refuses; its 3001
+     * says what it allows and when to come back, and is believed */
+    cfg = base_cfg();
+    cfg.batch_max = 1;
+    fx_new(&f, &cfg);
+    fx_open(&f);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(pl__rc_publish(f.c, "t", (const uint8_t *)"p", 1, &po, f.now, NULL),
+                         PL_OK);
+    collect(&f);
+    assert_int_equal(count(&f, PL__RC_SEND), 20);
+    int64_t id;
+    sent_method(&f, 19, &id);
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"id\":%lld,\"jsonrpc\":\"2.0\",\"error\":{\"code\":3001,\"message\":\"Too many\","
+             "\"data\":{\"perSecond\":10,\"burst\":2,\"retryAfterMs\":250}}}",
+             (long long)id);
+    frame(&f, buf);
+    assert_int_equal(f.n, 0);
+    t = f.now;
+    tick(&f, t + 249);
+    assert_int_equal(count(&f, PL__RC_SEND), 0);
+    tick(&f, t + 250);
+    assert_int_equal(count(&f, PL__RC_SEND), 1); /* the refused one, again */
+    /* from now on paced to 10/s with a bucket of 2 (refilled meanwhile):
+     * of 4 new publishes 2 go at once, then one per 100 ms */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pl__rc_publish(f.c, "t", (const uint8_t *)"n", 1, &po, f.now, NULL),
+                         PL_OK);
+    collect(&f);
+    assert_int_equal(count(&f, PL__RC_SEND), 2);
+    tick(&f, t + 349);
+    assert_int_equal(count(&f, PL__RC_SEND), 0);
+    tick(&f, t + 350);
+    assert_int_equal(count(&f, PL__RC_SEND), 1);
+    tick(&f, t + 450);
+    assert_int_equal(count(&f, PL__RC_SEND), 1);
+    fx_free(&f);
+}
+
 static void test_core_close_cancels(void **state) {
     (void)state;
     pl__rc_config cfg = base_cfg();
@@ -1902,6 +2109,8 @@ int main(void) {
         cmocka_unit_test(test_core_pings),
         cmocka_unit_test(test_core_frames),
         cmocka_unit_test(test_core_limits_and_expiry),
+        cmocka_unit_test(test_core_batches),
+        cmocka_unit_test(test_core_pacing),
         cmocka_unit_test(test_core_close_cancels),
         cmocka_unit_test(test_core_subscribe_errors),
         cmocka_unit_test_teardown(test_bad_options_and_unreachable, kill_children),

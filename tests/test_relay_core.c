@@ -11,10 +11,14 @@
 #include <string.h>
 
 #include "pairlink/hash.h"
+#include "pairlink/relay_client.h"
 #include "relay/relay_core.h"
 #include "support/support.h"
 
 #define T0 INT64_C(1700000000000) /* an arbitrary wall-clock start, ms */
+
+/* relay/internal.h (not included whole: its names clash with this file's) */
+int64_t pl__rs_cost_milli(const char *method, json_t *params);
 #define DID_A "did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH"
 #define DID_B "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
 
@@ -669,6 +673,66 @@ static void test_rate_limit(void **state) {
     pl__relay_core_open(c, 1, NULL, NULL, T0);
     for (int i = 0; i < 50; i++)
         assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", i, t), PL_OK);
+    out_free(&o);
+    pl__relay_core_free(c);
+}
+
+/* A batch costs 1 + (n - 1) x its item cost (PL_RELAY_COST_*): with a
+ * bucket of 3, a batch of 10 topics (2.35) passes and leaves too little for
+ * a single request; a batch of 500 messages costs more than a whole bucket:
+ * it needs a full one. An identity with an allowance of its own gets its
+ * own rate and bucket; others keep the relay's. */
+static void test_rate_limit_batches_and_allowance(void **state) {
+    (void)state;
+    pl__relay_allowance al[1] = {{.rate_per_s = 1000, .burst = 4000}};
+    snprintf(al[0].did, sizeof al[0].did, "did:key:z6MkAllowance");
+    pl__relay_limits l = {.rate_per_s = 2, .rate_burst = 3, .allowances = al, .nallowances = 1};
+    pl__relay_core *c = new_core(&l);
+    out o = {0};
+    char t[10][65];
+    for (int i = 0; i < 10; i++) {
+        char seed[16];
+        snprintf(seed, sizeof seed, "b%d", i);
+        topic_of(t[i], seed);
+    }
+    char fr[2048];
+    int n = snprintf(fr, sizeof fr, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_batchSubscribe\",\"params\":{\"topics\":[");
+    for (int i = 0; i < 10; i++) n += snprintf(fr + n, sizeof fr - (size_t)n, "%s\"%s\"", i ? "," : "", t[i]);
+    n += snprintf(fr + n, sizeof fr - (size_t)n, "]}}");
+    assert_int_equal(pl__rs_cost_milli("irn_batchSubscribe", NULL), 1000);
+    pl__relay_core_open(c, 1, NULL, NULL, T0);
+    assert_int_equal(pl__relay_core_receive(c, 1, fr, (size_t)n, T0), PL_OK);
+    drain(c, &o);
+    assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t[0]), PL_ERR_RATE_LIMITED);
+    /* the refusal says what the connection may and when this fits: 0.35 of
+     * a request missing at 2 per second, 175 ms */
+    json_t *rj = frame(&o, 1, 0);
+    json_t *data = json_object_get(json_object_get(rj, "error"), "data");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(rj, "error"), "code")), PL_RELAY_ERR_RATE);
+    assert_int_equal(json_integer_value(json_object_get(data, "perSecond")), 2);
+    assert_int_equal(json_integer_value(json_object_get(data, "burst")), 3);
+    assert_int_equal(json_integer_value(json_object_get(data, "retryAfterMs")), 175);
+    json_decref(rj);
+    /* 0.65 left; 1 needed: 175 ms at 2/s */
+    assert_int_equal(sendf(c, &o, 1, T0 + 174, "{\"id\":3,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t[0]), PL_ERR_RATE_LIMITED);
+    assert_int_equal(sendf(c, &o, 1, T0 + 175, "{\"id\":4,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t[0]), PL_OK);
+    /* the identity with an allowance: 10 such batches at once */
+    pl__relay_core_open(c, 2, "did:key:z6MkAllowance", NULL, T0);
+    pl__relay_core_open(c, 3, "did:key:z6MkOther", NULL, T0);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(pl__relay_core_receive(c, 2, fr, (size_t)n, T0), PL_OK);
+        drain(c, &o);
+    }
+    assert_int_equal(pl__relay_core_receive(c, 3, fr, (size_t)n, T0), PL_OK);
+    assert_int_equal(pl__relay_core_receive(c, 3, fr, (size_t)n, T0), PL_ERR_RATE_LIMITED);
+    /* the cost model itself */
+    json_t *p = json_pack("{s:[i,i,i,i]}", "messages", 1, 2, 3, 4);
+    assert_int_equal(pl__rs_cost_milli("irn_batchPublish", p), 1000 + 3 * PL_RELAY_COST_PUBLISH_ITEM_MILLI);
+    assert_int_equal(pl__rs_cost_milli("irn_publish", p), 1000);
+    json_decref(p);
+    p = json_pack("{s:[s]}", "subscriptions", "x");
+    assert_int_equal(pl__rs_cost_milli("irn_batchUnsubscribe", p), 1000);
+    json_decref(p);
     out_free(&o);
     pl__relay_core_free(c);
 }
@@ -1387,6 +1451,7 @@ int main(void) {
         cmocka_unit_test(test_propose_and_approve_session),
         cmocka_unit_test(test_limits_and_error_codes),
         cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_rate_limit_batches_and_allowance),
         cmocka_unit_test(test_malformed_frames),
         cmocka_unit_test(test_random_frames),
         cmocka_unit_test(test_restore),

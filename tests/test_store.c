@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "pairlink/driver.h"
 #include "pairlink/hash.h"
 #include "pairlink/loopback.h"
@@ -459,6 +461,83 @@ static void test_sqlite_error_mapper(void **state) {
     }
 }
 
+static int commits;
+static int count_commit(void *ud) {
+    (void)ud;
+    commits++;
+    return 0;
+}
+
+static int begins;
+static void on_begin(void *ud) {
+    (void)ud;
+    begins++;
+}
+
+static int rows_seen_by_other(const char *path) {
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM kv", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Group commit (store_internal.h): after pl__store_batch the writes until
+ * pl__store_commit are one transaction, opened by the first of them (which
+ * calls on_begin once), invisible to other connections until the commit;
+ * unbatched, each write is its own; close commits what is open. */
+static void test_group_commit(void **state) {
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/batch.db", dir);
+    pl_store *s;
+    assert_int_equal(pl_store_open(&s, path), PL_OK);
+    sqlite3_commit_hook(pl__store_db(s), count_commit, NULL);
+    commits = begins = 0;
+    pl__store_batch(s, on_begin, NULL);
+    assert_false(pl__store_in_txn(s));
+    assert_int_equal(pl__store_commit(s), PL_OK); /* nothing open: nothing done */
+    assert_int_equal(commits, 0);
+    char key[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(pl_store_put(s, key, (const uint8_t *)"v", 1), PL_OK);
+    }
+    assert_true(pl__store_in_txn(s));
+    assert_int_equal(begins, 1);
+    assert_int_equal(commits, 0);
+    assert_int_equal(rows_seen_by_other(path), 0);
+    /* reads on the store's own connection see its writes */
+    uint8_t *v = NULL;
+    size_t vl = 0;
+    assert_int_equal(pl_store_get(s, "k7", &v, &vl), PL_OK);
+    pl_free_secret(v, vl);
+    assert_int_equal(pl__store_commit(s), PL_OK);
+    assert_false(pl__store_in_txn(s));
+    assert_int_equal(commits, 1);
+    assert_int_equal(rows_seen_by_other(path), 20);
+    /* the next write opens the next transaction */
+    assert_int_equal(pl_store_put(s, "x", (const uint8_t *)"v", 1), PL_OK);
+    assert_int_equal(begins, 2);
+    /* unbatched: what is open is committed, then one transaction per write */
+    assert_int_equal(pl__store_unbatch(s), PL_OK);
+    assert_int_equal(commits, 2);
+    assert_int_equal(pl_store_put(s, "y", (const uint8_t *)"v", 1), PL_OK);
+    assert_int_equal(pl_store_put(s, "z", (const uint8_t *)"v", 1), PL_OK);
+    assert_int_equal(commits, 4);
+    assert_int_equal(begins, 2);
+    assert_int_equal(rows_seen_by_other(path), 23);
+    /* batched again, closed with a transaction open: committed */
+    pl__store_batch(s, on_begin, NULL);
+    assert_int_equal(pl_store_put(s, "w", (const uint8_t *)"v", 1), PL_OK);
+    pl_store_close(s);
+    assert_int_equal(rows_seen_by_other(path), 24);
+}
+
 int main(void) {
     if (pl_init() != PL_OK) return 1;
     const struct CMUnitTest tests[] = {
@@ -467,6 +546,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_seen_ids_and_damaged_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_and_write_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_mid_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test(test_sqlite_error_mapper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -582,6 +582,54 @@ static void test_loopback_basics(void **state) {
     net_close(&n);
 }
 
+/* Held (group commit): publishes are taken (errors at once, counted as
+ * pending) but nothing leaves until the last hold is released, then in
+ * order; a closed transport is released of nothing. */
+static void test_loopback_hold(void **state) {
+    (void)state;
+    pl_loopback_config cfg = {.max_message = 8};
+    net n;
+    net_open(&n, &cfg);
+    ep a, b;
+    ep_open(&n, &a, "a");
+    ep_open(&n, &b, "b");
+    assert_int_equal(pl_transport_subscribe(b.t, "t"), PL_OK);
+    assert_true(pl_transport_can_hold(a.t));
+    assert_false(pl_transport_held(a.t));
+    pl_transport_hold(a.t);
+    pl_transport_hold(a.t);
+    assert_true(pl_transport_held(a.t));
+    pub(&a, "t", "1");
+    pub(&a, "t", "2");
+    assert_int_equal(pl_transport_publish(a.t, "t", (const uint8_t *)"123456789", 9, NULL),
+                     PL_ERR_TOO_LARGE);
+    assert_int_equal(pl_transport_pending(a.t), 2);
+    pl_driver_advance(n.d, 1000);
+    assert_int_equal(b.msgs, 0);
+    pl_transport_release(a.t);
+    pl_driver_advance(n.d, 1000);
+    assert_int_equal(b.msgs, 0); /* one hold left */
+    pl_transport_release(a.t);
+    assert_false(pl_transport_held(a.t));
+    pl_driver_run(n.d);
+    assert_int_equal(b.msgs, 2);
+    assert_string_equal(b.last, "2");
+    assert_int_equal(pl_transport_pending(a.t), 0);
+    /* offline and held: sent only when both are over */
+    pl_transport_hold(a.t);
+    pl_loopback_set_online(a.t, false);
+    pub(&a, "t", "3");
+    pl_loopback_set_online(a.t, true);
+    pl_driver_run(n.d);
+    assert_int_equal(b.msgs, 2);
+    pl_transport_release(a.t);
+    pl_driver_run(n.d);
+    assert_int_equal(b.msgs, 3);
+    ep_close(&n, &a);
+    ep_close(&n, &b);
+    net_close(&n);
+}
+
 /* Each publish: its delivery to b after a delay in [10, 50] ms. */
 static void test_loopback_faults(void **state) {
     (void)state;
@@ -723,6 +771,7 @@ int main(void) {
         cmocka_unit_test(test_publish_error_report),
         cmocka_unit_test(test_flush_then_close),
         cmocka_unit_test(test_loopback_basics),
+        cmocka_unit_test(test_loopback_hold),
         cmocka_unit_test(test_loopback_faults),
         cmocka_unit_test(test_loopback_mailbox_and_echo),
     };

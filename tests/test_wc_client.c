@@ -50,9 +50,36 @@ typedef struct party {
     pl_transport_state state;
     pl_err res_err;
     char other[64];
+    /* group commit: the peer's store, read (committed rows only) when its
+     * request, ping or answer arrives here */
+    const char *peer_store;
+    int peer_pending, peer_seen, checks;
     bool close_on_activated; /* as `wc create --until-active` does */
     int published_at_activation;
 } party;
+
+/* Rows of `table` committed in the store at `path`, through a connection
+ * of its own (WAL: it sees committed transactions only, and never waits). */
+static int committed_rows(const char *path, const char *table) {
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void check_peer_store(party *p) {
+    if (!p->peer_store) return;
+    p->peer_pending = committed_rows(p->peer_store, "wc_pending");
+    p->peer_seen = committed_rows(p->peer_store, "wc_seen");
+    p->checks++;
+}
 
 static int dapp_publishes; /* what the loopback tap saw "dapp" publish */
 
@@ -62,6 +89,7 @@ static void on_event(void *ud, pl_wc_client *c, const pl_wc_event *ev) {
     party *p = ud;
     p->ev[ev->kind]++;
     p->last = *ev;
+    if (ev->kind == PL_WC_EV_PING || ev->kind == PL_WC_EV_PONG) check_peer_store(p);
     if (ev->topic) snprintf(p->topic, sizeof p->topic, "%s", ev->topic);
     if (ev->kind == PL_WC_EV_ACTIVATED) {
         p->published_at_activation = dapp_publishes;
@@ -87,6 +115,7 @@ static void on_other(void *ud, pl_wc_client *c, const char *topic, const uint8_t
 static void on_request(void *ud, pl_wc_engine *e, const char *topic, const pl_rpc_msg *req) {
     party *p = ud;
     p->requests++;
+    check_peer_store(p);
     assert_int_equal(pl_wc_respond(e, topic, req->method, &req->id, "{\"signed\":true}"), PL_OK);
 }
 
@@ -96,6 +125,7 @@ static void on_response(void *ud, pl_wc_engine *e, const char *topic, const char
     party *p = ud;
     p->responses++;
     p->res_err = err;
+    check_peer_store(p);
 }
 
 static void on_closed(void *ud) {
@@ -227,7 +257,7 @@ static void test_pair_request_restart(void **state) {
     pl_free_secret(uri2, strlen(uri2));
     pl_driver_advance(D, 300000);
     assert_int_equal(a.ev[PL_WC_EV_EXPIRED], 1);
-    assert_string_equal(a.last.topic, t2);
+    assert_string_equal(a.topic, t2); /* ev->topic lives only during the callback */
 
     /* the transport's state reaches the application */
     int states = a.states;
@@ -237,6 +267,49 @@ static void test_pair_request_restart(void **state) {
     assert_int_equal(a.state, PL_TRANSPORT_RECONNECTING);
     pl_loopback_set_online(a.tp, true);
     pl_driver_run(D);
+    stop(&a);
+    stop(&b);
+}
+
+/* Group commit: a client writes a loop turn's store changes in one
+ * transaction, and holds what it sends until that commits. So whatever a
+ * message depends on is committed when the peer gets it: the request's
+ * pending row when the wallet gets the request, the handled id when the dapp
+ * gets the answer. Five requests in one turn, then their answers. */
+static void test_group_commit_before_send(void **state) {
+    (void)state;
+    party a, b;
+    init(&a, "dapp");
+    init(&b, "wallet");
+    a.peer_store = b.store;
+    b.peer_store = a.store;
+    pl_driver_run(D);
+    pl_wc_engine *ea = pl_wc_client_engine(a.c), *eb = pl_wc_client_engine(b.c);
+    const char *methods[] = {"test_sign"};
+    char *uri = NULL, topic[PL_TOPIC_HEX_SIZE];
+    assert_int_equal(pl_wc_create(ea, methods, 1, pl_wc_client_now(a.c), &uri, topic), PL_OK);
+    /* a pairing is committed when the call returns */
+    assert_int_equal(committed_rows(a.store, "wc_pairing"), 1);
+    assert_int_equal(pl_wc_pair(eb, uri, strlen(uri), pl_wc_client_now(b.c), NULL), PL_OK);
+    pl_free_secret(uri, strlen(uri));
+    pl_driver_advance(D, 10);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(pl_wc_request(ea, topic, "test_sign", "{}", pl_wc_client_now(a.c), NULL),
+                         PL_OK);
+    /* not committed yet: the turn has not ended, and nothing has left */
+    assert_int_equal(committed_rows(a.store, "wc_pending"), 0);
+    pl_driver_advance(D, 10);
+    assert_int_equal(b.requests, 5);
+    assert_int_equal(a.responses, 5);
+    /* at each request the wallet got, all five were committed at the dapp
+     * (one transaction); at each answer, the wallet's handled ids were */
+    assert_int_equal(b.checks, 5);
+    assert_int_equal(b.peer_pending, 5);
+    assert_int_equal(a.checks, 5);
+    assert_true(a.peer_seen >= 1);
+    pl_driver_run(D);
+    assert_int_equal(committed_rows(a.store, "wc_pending"), 0);
+    assert_int_equal(committed_rows(b.store, "wc_seen"), 5);
     stop(&a);
     stop(&b);
 }
@@ -435,12 +508,15 @@ static void test_over_relay_with_flush(void **state) {
     assert_true(run_until(&loop, NULL, &a.states, 1, 5000));
     assert_int_equal(a.state, PL_TRANSPORT_CONNECTED);
     pl_wc_engine *ea = pl_wc_client_engine(a.c), *eb = pl_wc_client_engine(b.c);
+    b.peer_store = a.store; /* the relay client holds, too */
     char *uri = NULL, topic[PL_TOPIC_HEX_SIZE];
     assert_int_equal(pl_wc_create(ea, NULL, 0, pl_wc_client_now(a.c), &uri, topic), PL_OK);
     assert_int_equal(pl_wc_pair(eb, uri, strlen(uri), pl_wc_client_now(b.c), NULL), PL_OK);
     pl_free_secret(uri, strlen(uri));
     assert_int_equal(pl_wc_ping(ea, topic, pl_wc_client_now(a.c), NULL), PL_OK);
     assert_true(run_until(&loop, NULL, &a.ev[PL_WC_EV_PONG], 1, 10000));
+    assert_int_equal(b.checks, 1);
+    assert_int_equal(b.peer_pending, 1); /* the ping's row, committed before it left */
     /* the last message out, then close at once with a flush: the delete
      * reaches the wallet although the dapp is gone */
     assert_int_equal(pl_wc_delete(ea, topic, pl_wc_client_now(a.c)), PL_OK);
@@ -485,6 +561,7 @@ int main(void) {
     lws_set_log_level(0, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pair_request_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_before_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_activated_after_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_over_relay_with_flush, setup, teardown),

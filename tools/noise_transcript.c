@@ -236,8 +236,8 @@ static pl_err replay_run(replay *rp, const char *json, size_t len) {
     if (!check_pubs(rp, "initiator", &ini, is_pub, ie_pub)) MISMATCH();
     if (!check_pubs(rp, "responder", &res, rs_pub, re_pub)) MISMATCH();
 
-    pl_noise_keys ki = {ini.static_priv.p, ini.eph_priv.p, rs_pub, re_pub};
-    pl_noise_keys kr = {res.static_priv.p, res.eph_priv.p, is_pub, ie_pub};
+    pl_noise_keys ki = {ini.static_priv.p, ini.eph_priv.p, rs_pub, re_pub, NULL};
+    pl_noise_keys kr = {res.static_priv.p, res.eph_priv.p, is_pub, ie_pub, NULL};
     if (pat->psk && !psk.p) TRY(say(rp, PL_ERR_NOISE_MISSING_KEY, "psk: missing for %s", pname));
     const uint8_t *pskp = pat->psk ? psk.p : NULL;
     TRY(pl_noise_hs_new(&hs_i, r->pattern, PL_NOISE_INITIATOR, &ki, prologue.p, prologue.n, pskp));
@@ -519,7 +519,7 @@ static pl_err generate(json_t *root, pl_noise_pattern pattern, size_t transport)
     TRY(set_hex(root, "prologue", prologue, prologue_len));
     TRY(set_hex(root, "psk", pat->psk ? psk : NULL, 32));
 
-    pl_noise_keys ki = {is, ie, rsp, rep}, kr = {rs, re, isp, iep};
+    pl_noise_keys ki = {is, ie, rsp, rep, NULL}, kr = {rs, re, isp, iep, NULL};
     const uint8_t *pskp = pat->psk ? psk : NULL;
     TRY(pl_noise_hs_new(&hi, pattern, PL_NOISE_INITIATOR, &ki, prologue, prologue_len, pskp));
     TRY(pl_noise_hs_new(&hr, pattern, PL_NOISE_RESPONDER, &kr, prologue, prologue_len, pskp));

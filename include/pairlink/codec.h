@@ -55,6 +55,14 @@ PL_EXPORT pl_err pl_base64_decode(uint8_t *out, size_t cap, size_t *out_len, con
 PL_EXPORT pl_err pl_base64_decode_public(uint8_t *out, size_t cap, size_t *out_len, const char *in,
                                          size_t in_len, pl_b64_variant v);
 
+/* The encoder of the same text as pl_base64_encode (same sizes, errors and
+ * output, byte for byte), in variable time with lookup tables: for public
+ * data only (envelopes, relay payloads), where libsodium's constant-time
+ * encoder was the largest cost of sealing an envelope (docs/performance.md).
+ * Never use it for keys. */
+PL_EXPORT pl_err pl_base64_encode_public(char *out, size_t cap, const uint8_t *in, size_t len,
+                                         pl_b64_variant v);
+
 /* base58btc (Bitcoin alphabet; leading zero bytes become '1'). Inputs are
  * bounded: at most PL_BASE58_MAX_BYTES decoded bytes (PL_ERR_TOO_LARGE). */
 #define PL_BASE58_MAX_BYTES 256

@@ -1,5 +1,8 @@
-/* Hashes, MACs, HKDF and randomness (libsodium underneath).
- * All functions are thread-safe and do no I/O beyond the OS random source. */
+/* Hashes, MACs, HKDF and randomness (OpenSSL's libcrypto for SHA-256, HMAC
+ * and HKDF, which uses the CPU's SHA extensions; libsodium for the rest).
+ * All functions are thread-safe and do no I/O beyond the OS random source.
+ * SHA-256, HMAC and HKDF keep one libcrypto context per thread that uses
+ * them, freed when the thread exits. */
 #ifndef PAIRLINK_HASH_H
 #define PAIRLINK_HASH_H
 

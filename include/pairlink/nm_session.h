@@ -52,6 +52,13 @@ extern "C" {
 #define PL_NM_SESSION_MAX_REQUESTS 64       /* outstanding requests per peer */
 #define PL_NM_SESSION_RESPONDERS 4          /* app: handshakes answered in parallel per peer */
 #define PL_NM_SESSION_QUEUE_MAX 65536       /* outputs held until polled */
+/* node manager: handshake attempts under way at once (message 1 sent, the
+ * session not up yet); more wait their turn. At a relay's default
+ * allowance (100 requests/s, burst 500; an attempt costs its initiator
+ * about 1.9 of them) this many start at once and finish well within the
+ * handshake time-out even at the sustained rate, instead of all of them
+ * growing stale together (docs/performance.md). */
+#define PL_NM_SESSION_MAX_HANDSHAKES 256
 
 typedef struct pl_nm_sessions pl_nm_sessions;
 
@@ -62,6 +69,7 @@ typedef struct pl_nm_sessions_config {
     int64_t backoff_min_ms;         /* 0: PL_NM_SESSION_BACKOFF_MIN_MS; 10..600000 */
     int64_t backoff_max_ms;         /* 0: PL_NM_SESSION_BACKOFF_MAX_MS; >= backoff_min_ms */
     int64_t request_timeout_ms;     /* 0: PL_NM_SESSION_REQUEST_TIMEOUT_MS; 100..3600000 */
+    uint32_t max_handshakes;        /* 0: PL_NM_SESSION_MAX_HANDSHAKES */
     pl_nm_rng_fn rng;               /* backoff jitter; NULL: pl_random */
     void *rng_ctx;
 } pl_nm_sessions_config;
@@ -190,6 +198,7 @@ PL_EXPORT size_t pl_nm_sessions_count(const pl_nm_sessions *m, size_t *establish
 
 typedef struct pl_nm_sessions_stats {
     uint64_t handshakes_started; /* nm: message 1 sent; app: message 2 sent */
+    uint64_t handshakes_deferred; /* nm: starts put off: PL_NM_SESSION_MAX_HANDSHAKES under way */
     uint64_t established;
     uint64_t rejected;
     uint64_t knocks_sent;

@@ -119,12 +119,18 @@ typedef struct pl_noise_hs pl_noise_hs;
  *                from the QR); responder: ephemeral_priv is the key whose
  *                public half goes into the QR (random when NULL).
  * ephemeral_priv NULL means a fresh random key (normal use); a given key is
- * for known-answer transcripts only: reusing one breaks Noise's security. */
+ * for known-answer transcripts only: reusing one breaks Noise's security.
+ * static_pub, when given, must be the public half of static_priv: it saves
+ * the X25519 multiplication that derives it, which a caller running many
+ * handshakes with one key (a node manager) does once instead of per
+ * handshake. A wrong one is not detected here; the handshake then fails at
+ * the peer (PL_ERR_DECRYPT) because the two transcripts differ. */
 typedef struct pl_noise_keys {
     const uint8_t *static_priv;          /* 32 bytes or NULL */
     const uint8_t *ephemeral_priv;       /* 32 bytes or NULL (random) */
     const uint8_t *remote_static_pub;    /* 32 bytes or NULL */
     const uint8_t *remote_ephemeral_pub; /* 32 bytes or NULL */
+    const uint8_t *static_pub;           /* 32 bytes or NULL (derived from static_priv) */
 } pl_noise_keys;
 
 typedef enum pl_noise_action {

@@ -71,6 +71,18 @@ extern "C" {
 #define PL_RELAY_CODE_AUTH 3000 /* also the close code of a rejected JWT: final */
 #define PL_RELAY_CODE_RATE 3001 /* too many requests: send again after a pause */
 
+/* A relay's request allowance per connection, and what each request costs
+ * against it, as `pairlink relay` counts (docs/relay.md, "Request rate"): a
+ * request costs one; each further item of a batch method a fraction,
+ * measured against what the single requests it replaces cost the relay
+ * (PL_RELAY_COST_* in thousandths of a request). A 3001 from it carries
+ * error data {perSecond, burst, retryAfterMs}; the client paces itself to
+ * that (pl_relay_client_opts.rate_per_s). */
+#define PL_RELAY_DEF_ALLOWANCE_PER_S 100
+#define PL_RELAY_DEF_ALLOWANCE_BURST 500
+#define PL_RELAY_COST_PUBLISH_ITEM_MILLI 780 /* irn_batchPublish: each message after the first */
+#define PL_RELAY_COST_TOPIC_ITEM_MILLI 150   /* batch (un)subscribe / fetch: each topic after the first */
+
 /* Publish options only the WalletConnect relay reads (pl_publish_opts.ext). */
 typedef struct pl_wc_relay_publish_ext {
     pl_transport_ext ext; /* .kind = PL_TRANSPORT_EXT_WC_RELAY */
@@ -135,6 +147,17 @@ typedef struct pl_relay_client_opts {
     uint32_t max_topics;         /* [1000] subscribed topics */
     uint32_t dedup_capacity;     /* [4096] (topic, message) digests remembered */
     size_t max_frame_bytes;      /* [2 MiB] larger frames from the relay are dropped */
+    /* Publishes and subscriptions made in one loop turn go out together, in
+     * batches (irn_batchPublish, irn_batchSubscribe) when there are several.
+     * Pacing: the client keeps a model of the relay's request allowance (a
+     * token bucket in the cost model above) and holds back what would not
+     * fit, which then joins the next batch. The model: rate_per_s requests
+     * per second, bucket rate_burst [5 * rate_per_s], when given; [0] none
+     * until the relay first refuses a request (3001), then what the refusal
+     * says (pairlink relay's carries its allowance) or, from a relay that
+     * says nothing, PL_RELAY_DEF_ALLOWANCE_*, halved at each further
+     * refusal; UINT32_MAX: never pace. */
+    uint32_t rate_per_s, rate_burst;
     /* [max_queue_bytes + 1 MiB] frames (publishes, answers to the relay's
      * pushes) waiting to be written to the socket; beyond it the relay is
      * not reading what it is sent: the connection is dropped

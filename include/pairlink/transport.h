@@ -178,6 +178,23 @@ PL_EXPORT pl_transport_state pl_transport_get_state(const pl_transport *t, pl_er
  * out closes with a flush (below) rather than polling this. */
 PL_EXPORT size_t pl_transport_pending(const pl_transport *t);
 
+/* ---- holding outgoing traffic (group commit) ----
+ * A runtime that gathers the store writes of a loop turn into one
+ * transaction must not let a message that depends on one of them leave
+ * before that transaction commits (a reply sent, then lost from the store by
+ * a crash, would be answered again or forgotten). While a transport is held
+ * it takes publishes, subscriptions and unsubscriptions as usual (checked,
+ * queued, their errors returned at once) but puts nothing on the network;
+ * when the last hold is released, what waits goes out in order. Holds nest.
+ * pl_transport_can_hold() says whether the implementation supports it;
+ * pl_transport_hold() on one that does not is misuse. A transport closed
+ * while held sends nothing more: the close's flush gives up at its
+ * deadline. */
+PL_EXPORT bool pl_transport_can_hold(const pl_transport *t);
+PL_EXPORT void pl_transport_hold(pl_transport *t);
+PL_EXPORT void pl_transport_release(pl_transport *t);
+PL_EXPORT bool pl_transport_held(const pl_transport *t);
+
 /* The implementation's name ("wc-relay", "loopback", "waku"); never NULL. */
 PL_EXPORT const char *pl_transport_name(const pl_transport *t);
 
@@ -218,6 +235,10 @@ typedef struct pl_transport_ops {
     /* Free the implementation's object (the pl_transport is inside it):
      * called by the generic code after done. */
     void (*free)(pl_transport *t);
+    /* Optional: the last hold was released (see pl_transport_hold): send
+     * what waits. An implementation that has it checks pl_transport_held()
+     * before it puts anything on the network. */
+    void (*release)(pl_transport *t);
 } pl_transport_ops;
 
 /* The handle. Implementations embed it; users only hold pointers to it. */
@@ -230,6 +251,7 @@ struct pl_transport {
     pl_transport_closed_fn on_closed_;
     void *closed_ud_;
     struct pl__transport_close *close_;
+    unsigned holds_;
 };
 
 /* Initialise the embedded handle (handler h may be NULL). */

@@ -224,7 +224,7 @@ static pl_err demo_setup(demo *d, pl_noise_pattern p) {
     pl_x25519_keypair(d->isp, d->is);
     pl_x25519_keypair(d->rsp, d->rs);
     pl_random(d->psk, 32);
-    pl_noise_keys ki = {d->is, NULL, NULL, NULL}, kr = {d->rs, NULL, NULL, NULL};
+    pl_noise_keys ki = {d->is, NULL, NULL, NULL, NULL}, kr = {d->rs, NULL, NULL, NULL, NULL};
     const uint8_t *psk = p == PL_NOISE_XXPSK0 ? d->psk : NULL;
     if (p != PL_NOISE_WAKU_PAIRING) {
         /* K1K1 and XK1 know the peer's static key in advance; message 1

@@ -37,7 +37,9 @@ static const char usage[] =
     "  --max-topics N        subscriptions per connection (default 20480)\n"
     "  --max-message BYTES   largest message accepted (default 524288)\n"
     "  --rate-limit N        requests per second per connection, burst 5 * N\n"
-    "                        (default 100; 0 = unlimited)\n"
+    "                        (default 100; 0 = unlimited); a batch counts by its size\n"
+    "  --allowance DID=N     the client authenticated as DID (a node manager, say) gets\n"
+    "                        N requests per second, burst 5 * N (repeatable)\n"
     "\n"
     "memory and quotas (BYTES may end in K, M or G: KiB, MiB, GiB):\n"
     "  --max-memory BYTES    the relay's memory budget, its RSS (default 1G); beyond\n"
@@ -126,7 +128,7 @@ int pl_cli_relay(int argc, char **argv) {
     enum { O_LISTEN = 1, O_DB, O_AUTH, O_PING, O_IDLE, O_MAILBOX, O_MAXMSG, O_RATE, O_TOPICS, O_VERBOSE,
            O_HELP, O_CERT, O_KEY, O_FAULT, O_PUBLIC_URL, O_MEMORY, O_STORED, O_MESSAGES,
            O_TOPICS_TOTAL, O_QUOTA_MESSAGES, O_QUOTA_BYTES, O_QUOTA_TOPICS, O_CONNS,
-           O_CONNS_PER_ADDR, O_INFLIGHT_BYTES, O_QUEUE, O_FETCH_PAGE, O_HANDSHAKE, O_SNDBUF };
+           O_CONNS_PER_ADDR, O_INFLIGHT_BYTES, O_QUEUE, O_FETCH_PAGE, O_HANDSHAKE, O_SNDBUF, O_ALLOW };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"db", required_argument, NULL, O_DB},
@@ -136,6 +138,7 @@ int pl_cli_relay(int argc, char **argv) {
         {"mailbox-limit", required_argument, NULL, O_MAILBOX},
         {"max-message", required_argument, NULL, O_MAXMSG},
         {"rate-limit", required_argument, NULL, O_RATE},
+        {"allowance", required_argument, NULL, O_ALLOW},
         {"max-topics", required_argument, NULL, O_TOPICS},
         {"verbose", no_argument, NULL, O_VERBOSE},
         {"tls-cert", required_argument, NULL, O_CERT},
@@ -160,6 +163,9 @@ int pl_cli_relay(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     char host[256] = "127.0.0.1";
+    enum { MAX_ALLOWANCES = 64 };
+    static pl__relay_allowance allow[MAX_ALLOWANCES];
+    size_t nallow = 0;
     pl__ws_server_opts o;
     memset(&o, 0, sizeof o);
     o.port = 8787;
@@ -215,6 +221,21 @@ int pl_cli_relay(int argc, char **argv) {
                 o.limits.rate_burst = (uint32_t)(v * 5);
             }
             break;
+        case O_ALLOW: {
+            const char *eq = strrchr(optarg, '=');
+            if (!eq || strncmp(optarg, "did:key:", 8) != 0 ||
+                (size_t)(eq - optarg) >= sizeof allow[0].did || !parse_ulong(eq + 1, 1000000, &v) ||
+                v == 0)
+                return pl_cli_usage_error(cmd, "--allowance wants did:key:...=N (1..1000000)");
+            if (nallow == MAX_ALLOWANCES)
+                return pl_cli_usage_error(cmd, "at most %d --allowance options", MAX_ALLOWANCES);
+            memcpy(allow[nallow].did, optarg, (size_t)(eq - optarg));
+            allow[nallow].did[eq - optarg] = '\0';
+            allow[nallow].rate_per_s = (uint32_t)v;
+            allow[nallow].burst = (uint32_t)(v * 5);
+            nallow++;
+            break;
+        }
         case O_VERBOSE: o.log_level = PL__LOG_DEBUG; break;
         case O_CERT: o.tls_cert = optarg; break;
         case O_KEY: o.tls_key = optarg; break;
@@ -286,6 +307,8 @@ int pl_cli_relay(int argc, char **argv) {
     if (!o.tls_cert != !o.tls_key) return pl_cli_usage_error(cmd, "--tls-cert and --tls-key go together");
     o.host = host;
     o.public_urls = public_urls;
+    o.limits.allowances = allow;
+    o.limits.nallowances = nallow;
     if (!o.db_path)
         log_line(NULL, PL__LOG_WARN, "no --db: the mailbox is kept in memory and lost on exit");
 

@@ -49,6 +49,10 @@ pl_err pl_init(void) {
     /* sodium_init is itself idempotent and thread-safe; -1 means failure. */
     if (sodium_init() < 0) return PL_ERR_CRYPTO;
     if (OPENSSL_init_crypto(0, NULL) != 1) return PL_ERR_CRYPTO;
+    /* libcrypto loads its provider at the first digest (about 1 ms): here,
+     * rather than in the middle of the first handshake or request. */
+    uint8_t h[PL_SHA256_BYTES];
+    pl_sha256(h, h, 0);
     return PL_OK;
 }
 

@@ -12,6 +12,17 @@
 
 /* An established session is written to the store at most this often. */
 #define TOUCH_EVERY_MS 60000
+/* Publishes kept while the transport's queue is full (see retry_publish). */
+#define RETRY_MAX (2 * PL_NM_SESSION_MAX_PEERS)
+
+typedef struct retry_pub {
+    struct retry_pub *next;
+    char topic[PL_TRANSPORT_TOPIC_MAX + 1];
+    uint32_t ttl_s;
+    bool ephemeral;
+    size_t len;
+    uint8_t data[];
+} retry_pub;
 
 struct pl__nmn {
     pl_nm_role role;
@@ -35,9 +46,13 @@ struct pl__nmn {
     pl_nm_counterparty *peers; /* cache of the store, for names and last_seen */
     size_t npeers, cap;
     size_t restored;
+    retry_pub *retry_head, *retry_tail;
+    size_t nretry;
 };
 
-static void rng_bytes(pl__nmn *n, uint8_t *buf, size_t len) { pl__rng(n->rng, n->rng_ctx, buf, len); }
+static void rng_bytes(pl__nmn *n, uint8_t *buf, size_t len) {
+    pl__rng(n->rng, n->rng_ctx, buf, len);
+}
 
 /* ---- counterparty cache ---- */
 
@@ -93,8 +108,80 @@ static void on_established(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES]) {
     }
 }
 
+/* ---- publishes the transport could not queue ----
+ * A full transport queue must not lose a handshake message (the session
+ * would wait for its time-out and a backoff): the message is kept, in
+ * order, and offered again at every drain. Bounded by RETRY_MAX (then the
+ * oldest goes, and the session layer's retry takes over). */
+
+static bool retry_push(pl__nmn *n, const char *topic, const uint8_t *data, size_t len,
+                       uint32_t ttl_s, bool ephemeral) {
+    if (n->nretry == RETRY_MAX) {
+        retry_pub *old = n->retry_head;
+        n->retry_head = old->next;
+        if (!n->retry_head) n->retry_tail = NULL;
+        free(old);
+        n->nretry--;
+    }
+    retry_pub *r = malloc(sizeof *r + len);
+    if (!r) return false;
+    r->next = NULL;
+    snprintf(r->topic, sizeof r->topic, "%s", topic);
+    r->ttl_s = ttl_s;
+    r->ephemeral = ephemeral;
+    r->len = len;
+    if (len) memcpy(r->data, data, len);
+    if (n->retry_tail)
+        n->retry_tail->next = r;
+    else
+        n->retry_head = r;
+    n->retry_tail = r;
+    n->nretry++;
+    return true;
+}
+
+/* Publish, or keep it for later when the queue is full (or others wait
+ * already: order is kept). A message too large for the transport is not
+ * kept: it would never fit. */
+/* Spec 4.4: every session message is a PayloadV2 (version 2) on Waku; the
+ * relay transport ignores the extension. */
+static pl_err session_publish(pl__nmn *n, const char *topic, const uint8_t *data, size_t len,
+                              uint32_t ttl_s, bool ephemeral) {
+    pl_waku_publish_ext wx = {.ext = {PL_TRANSPORT_EXT_WAKU},
+                              .version = PL_NM_WAKU_VERSION_SESSION};
+    pl_publish_opts po = {.ttl_s = ttl_s, .ephemeral = ephemeral, .ext = &wx.ext};
+    return pl_transport_publish(n->tp, topic, data, len, &po);
+}
+
+static bool queue_full(pl__nmn *n, pl_err e) {
+    return (e == PL_ERR_TOO_LARGE && pl_transport_pending(n->tp) > 0) || e == PL_ERR_NOMEM;
+}
+
+static void publish_or_keep(pl__nmn *n, const char *topic, const uint8_t *data, size_t len,
+                            uint32_t ttl_s, bool ephemeral) {
+    if (n->retry_head) {
+        (void)retry_push(n, topic, data, len, ttl_s, ephemeral);
+        return;
+    }
+    pl_err e = session_publish(n, topic, data, len, ttl_s, ephemeral);
+    if (queue_full(n, e)) (void)retry_push(n, topic, data, len, ttl_s, ephemeral);
+}
+
+static void retry_flush(pl__nmn *n) {
+    while (n->retry_head) {
+        retry_pub *r = n->retry_head;
+        pl_err e = session_publish(n, r->topic, r->data, r->len, r->ttl_s, r->ephemeral);
+        if (queue_full(n, e)) return; /* still full: next time */
+        n->retry_head = r->next;
+        if (!n->retry_head) n->retry_tail = NULL;
+        n->nretry--;
+        free(r);
+    }
+}
+
 static void drain_sessions(pl__nmn *n) {
     pl_nm_session_output o;
+    retry_flush(n);
     while (n->sess && pl_nm_sessions_poll(n->sess, &o)) {
         switch (o.kind) {
         case PL_NM_SOUT_SUBSCRIBE:
@@ -103,15 +190,9 @@ static void drain_sessions(pl__nmn *n) {
         case PL_NM_SOUT_UNSUBSCRIBE:
             (void)pl_transport_unsubscribe(n->tp, o.topic);
             break;
-        case PL_NM_SOUT_PUBLISH: {
-            /* Spec 4.4: every session message is a PayloadV2 (version 2). */
-            pl_waku_publish_ext wx = {.ext = {PL_TRANSPORT_EXT_WAKU},
-                                      .version = PL_NM_WAKU_VERSION_SESSION};
-            pl_publish_opts po = {.ttl_s = o.ttl_s, .ephemeral = o.ephemeral, .ext = &wx.ext};
-            /* A full queue loses this message; the session layer retries. */
-            (void)pl_transport_publish(n->tp, o.topic, o.message, o.message_len, &po);
+        case PL_NM_SOUT_PUBLISH:
+            publish_or_keep(n, o.topic, o.message, o.message_len, o.ttl_s, o.ephemeral);
             break;
-        }
         case PL_NM_SOUT_EVENT: {
             if (o.event == PL_NM_SEV_ESTABLISHED) on_established(n, o.peer);
             pl_nm_node_event ev = {.kind = PL_NM_NODE_SESSION, .err = o.err, .session = &o};
@@ -295,6 +376,11 @@ void pl__nmn_free(pl__nmn *n) {
     pl_nm_pairing_free(n->pairing);
     pl_nm_sessions_free(n->sess);
     free(n->peers);
+    while (n->retry_head) {
+        retry_pub *r = n->retry_head;
+        n->retry_head = r->next;
+        free(r);
+    }
     sodium_memzero(n, sizeof *n);
     free(n);
 }
@@ -422,8 +508,8 @@ void pl__nmn_on_state(pl__nmn *n, pl_transport_state state, pl_err err) {
 
 void pl__nmn_on_publish_error(pl__nmn *n, const char *topic, pl_err err, int64_t code) {
     PL_REQUIRE(n && topic);
-    pl_nm_node_event ev = {.kind = PL_NM_NODE_PUBLISH_FAILED, .err = err, .relay_code = code,
-                           .topic = topic};
+    pl_nm_node_event ev = {
+        .kind = PL_NM_NODE_PUBLISH_FAILED, .err = err, .relay_code = code, .topic = topic};
     emit(n, &ev);
 }
 

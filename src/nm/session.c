@@ -77,6 +77,9 @@ struct pl_nm_sessions {
     uint8_t priv[PL_NM_KEY_BYTES];
     uint8_t pub[PL_NM_KEY_BYTES];
     int64_t hs_timeout, bo_min, bo_max, req_timeout;
+    /* admission: attempts under way, counted at every timer run and
+     * increased by each start in between (ends are seen at the next run) */
+    size_t max_hs, active;
     pl_nm_rng_fn rng;
     void *rng_ctx;
     peer **peers;
@@ -300,7 +303,8 @@ static pl_err check_hs_payload(pl_nm_sessions *m, const uint8_t *pl, size_t len,
 }
 
 static pl_err new_hs(pl_nm_sessions *m, const peer *p, pl_noise_role role, pl_noise_hs **out) {
-    pl_noise_keys keys = {.static_priv = m->priv, .remote_static_pub = p->pub};
+    pl_noise_keys keys = {
+        .static_priv = m->priv, .static_pub = m->pub, .remote_static_pub = p->pub};
     return pl_noise_hs_new(out, PL_NOISE_K1K1, role, &keys, (const uint8_t *)PL_NM_SESSION_PROLOGUE,
                            strlen(PL_NM_SESSION_PROLOGUE), NULL);
 }
@@ -346,6 +350,26 @@ static void start_attempt(pl_nm_sessions *m, peer *p, int64_t now) {
                               .attempt = p->attempt};
     memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
     push(m, &o);
+}
+
+/* An attempt, if fewer than max_hs are under way; otherwise this peer's
+ * turn comes at a later timer run. */
+#define ADMIT_RECHECK_MS 50
+
+static void try_start(pl_nm_sessions *m, peer *p, int64_t now) {
+    if (m->active >= m->max_hs) {
+        m->stats.handshakes_deferred++;
+        p->next_attempt = now + ADMIT_RECHECK_MS;
+        return;
+    }
+    start_attempt(m, p, now);
+    if (p->hs) m->active++;
+}
+
+static size_t count_active(const pl_nm_sessions *m) {
+    size_t n = 0;
+    for (size_t i = 0; i < m->npeers; i++) n += m->peers[i]->hs || m->peers[i]->pending;
+    return n;
 }
 
 static void rejected(pl_nm_sessions *m, peer *p) {
@@ -433,7 +457,8 @@ static void on_knock(pl_nm_sessions *m, peer *p, const uint8_t *t, size_t tlen, 
     if (p->hs && now - p->hs_started < m->hs_timeout / 2) return; /* an attempt is under way */
     p->answer_knock = knock_id;
     p->attempt = 0;
-    start_attempt(m, p, now);
+    if (p->hs || p->pending) start_attempt(m, p, now); /* a restart: counted already */
+    else try_start(m, p, now);
 }
 
 /* ---- responder (app) ---- */
@@ -651,6 +676,7 @@ pl_err pl_nm_sessions_new(pl_nm_sessions **out, const pl_nm_sessions_config *cfg
     m->bo_min = bmin;
     m->bo_max = bmax;
     m->req_timeout = rt;
+    m->max_hs = cfg->max_handshakes ? cfg->max_handshakes : PL_NM_SESSION_MAX_HANDSHAKES;
     m->rng = cfg->rng;
     m->rng_ctx = cfg->rng_ctx;
     *out = m;
@@ -702,7 +728,7 @@ pl_err pl_nm_sessions_add_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BY
     m->peers[m->npeers++] = p;
     out_topic(m, PL_NM_SOUT_SUBSCRIBE, p->rv.content_topic);
     if (m->role == PL_NM_ROLE_NODE_MANAGER) {
-        start_attempt(m, p, now_ms);
+        try_start(m, p, now_ms);
     } else {
         send_knock(m, p, now_ms);
         p->next_knock = now_ms + backoff(m, p->knock_attempt);
@@ -802,7 +828,7 @@ static void timer_peer(pl_nm_sessions *m, peer *p, int64_t now) {
     if (m->role == PL_NM_ROLE_NODE_MANAGER) {
         if (p->hs && now >= p->hs_deadline) schedule_retry(m, p, PL_ERR_TIMEOUT, now);
         if (p->pending && now >= p->pending_deadline) schedule_retry(m, p, PL_ERR_TIMEOUT, now);
-        if (!p->hs && !p->pending && now >= p->next_attempt) start_attempt(m, p, now);
+        if (!p->hs && !p->pending && now >= p->next_attempt) try_start(m, p, now);
     } else {
         for (size_t i = 0; i < PL_NM_SESSION_RESPONDERS; i++)
             if (p->resp[i].hs && now >= p->resp[i].deadline) {
@@ -834,7 +860,7 @@ static void timer_peer(pl_nm_sessions *m, peer *p, int64_t now) {
      * new one replaces it. */
     if (suspect && p->sess) {
         if (m->role == PL_NM_ROLE_NODE_MANAGER) {
-            if (!p->hs && !p->pending) start_attempt(m, p, now);
+            if (!p->hs && !p->pending) try_start(m, p, now);
         } else if (now - p->last_knock >= PL_NM_SESSION_KNOCK_MIN_MS) {
             send_knock(m, p, now);
         }
@@ -843,6 +869,7 @@ static void timer_peer(pl_nm_sessions *m, peer *p, int64_t now) {
 
 void pl_nm_sessions_on_timer(pl_nm_sessions *m, int64_t now_ms) {
     PL_REQUIRE(m);
+    m->active = count_active(m);
     for (size_t i = 0; i < m->npeers; i++) timer_peer(m, m->peers[i], now_ms);
 }
 

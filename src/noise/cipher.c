@@ -50,11 +50,7 @@ void pl__noise_ss_init(pl__noise_ss *ss, const char *protocol_name) {
 }
 
 void pl__noise_mix_hash(pl__noise_ss *ss, const uint8_t *data, size_t len) {
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, ss->h, sizeof ss->h);
-    if (len) crypto_hash_sha256_update(&st, data, len);
-    crypto_hash_sha256_final(&st, ss->h);
+    pl__sha256_cat(ss->h, ss->h, sizeof ss->h, data, len, NULL, 0);
 }
 
 static void set_key(pl__noise_cs *cs, const uint8_t k[PL_NOISE_KEY_BYTES]) {

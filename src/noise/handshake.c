@@ -58,7 +58,8 @@ pl_err pl_noise_hs_new(pl_noise_hs **out, pl_noise_pattern pattern, pl_noise_rol
     hs->pat = pat;
     hs->role = role;
     memcpy(hs->s_priv, keys->static_priv, PL_NOISE_KEY_BYTES);
-    pl__noise_pub(hs->s_pub, hs->s_priv);
+    if (keys->static_pub) memcpy(hs->s_pub, keys->static_pub, PL_NOISE_KEY_BYTES);
+    else pl__noise_pub(hs->s_pub, hs->s_priv);
     hs->has_s = true;
     if (keys->ephemeral_priv) {
         memcpy(hs->e_given, keys->ephemeral_priv, PL_NOISE_KEY_BYTES);
@@ -381,7 +382,9 @@ pl_err pl_noise_hs_split(pl_noise_hs *hs, pl_noise_session **out) {
     if (pl_noise_hs_action(hs) != PL_NOISE_ACTION_SPLIT) return PL_ERR_NOISE_STATE;
     if (!hs->has_rs) return PL_ERR_INTERNAL; /* every pattern ends knowing rs */
 
-    uint8_t cs[64], nms[64];
+    /* nms: the two nametag secrets, then the session id (RFC 37), from one
+     * HKDF(h) of 96 bytes. */
+    uint8_t cs[64], nms[96];
     pl__noise_split(&hs->ss, cs, cs + 32);
     pl__noise_hkdf_h(nms, sizeof nms, hs->ss.h);
     /* cs1 = cs[0..32] protects initiator -> responder. The initiator reads
@@ -389,7 +392,7 @@ pl_err pl_noise_hs_split(pl_noise_hs *hs, pl_noise_session **out) {
     bool ini = hs->role == PL_NOISE_INITIATOR;
     pl_err err = pl__noise_session_new(out, hs->pat->id, hs->role, hs->ss.h, hs->rs,
                                        ini ? cs : cs + 32, ini ? cs + 32 : cs,
-                                       ini ? nms + 32 : nms, ini ? nms : nms + 32);
+                                       ini ? nms + 32 : nms, ini ? nms : nms + 32, nms + 64);
     sodium_memzero(cs, sizeof cs);
     sodium_memzero(nms, sizeof nms);
     if (err != PL_OK) return err;

@@ -77,19 +77,23 @@ struct pl_noise_session {
     uint64_t in_next; /* highest accepted inbound nonce + 1 (0: none yet) */
     /* bit i set: nonce in_next - 1 - i was accepted (i < PL_NOISE_WINDOW) */
     uint64_t in_seen;
-    /* nametags of inbound nonces [in_next - W, in_next + W), slot nonce % 2W */
+    /* Nametags of inbound nonces in the window [in_next - W, in_next + W),
+     * derived when first needed: slot nonce % 2W holds the tag of nonce
+     * tag_n[slot] - 1 (0: nothing yet). */
     uint8_t tags[PL__NOISE_TAG_CACHE][PL_NOISE_NAMETAG_BYTES];
+    uint64_t tag_n[PL__NOISE_TAG_CACHE];
 };
 
 /* Nametag n of a secret: sha256(secret || LE64(n))[0..16]. */
 void pl__noise_nametag(uint8_t out[PL_NOISE_NAMETAG_BYTES],
                        const uint8_t secret[PL_NOISE_HASH_BYTES], uint64_t n);
 
-/* Build a session from split outputs (all 32 bytes). */
+/* Build a session from split outputs (all 32 bytes; session_id as
+ * pl_noise_session_id defines it, or NULL to derive it from h). */
 pl_err pl__noise_session_new(pl_noise_session **out, pl_noise_pattern pattern, pl_noise_role role,
                              const uint8_t h[32], const uint8_t rs[32], const uint8_t k_out[32],
                              const uint8_t k_in[32], const uint8_t nms_out[32],
-                             const uint8_t nms_in[32]);
+                             const uint8_t nms_in[32], const uint8_t *session_id);
 
 /* The split cipher keys (for transcripts and tests). */
 void pl__noise_session_keys(const pl_noise_session *s, uint8_t k_out[PL_NOISE_KEY_BYTES],

@@ -14,12 +14,7 @@
 void pl_noise_commit(uint8_t out[PL_NOISE_HASH_BYTES], const uint8_t static_pub[PL_NOISE_KEY_BYTES],
                      const uint8_t *r, size_t r_len) {
     PL_REQUIRE(out && static_pub && (r || r_len == 0));
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, static_pub, PL_NOISE_KEY_BYTES);
-    if (r_len) crypto_hash_sha256_update(&st, r, r_len);
-    crypto_hash_sha256_final(&st, out);
-    sodium_memzero(&st, sizeof st);
+    pl__sha256_cat(out, static_pub, PL_NOISE_KEY_BYTES, r, r_len, NULL, 0);
 }
 
 pl_err pl_noise_commit_check(const uint8_t commitment[PL_NOISE_HASH_BYTES],

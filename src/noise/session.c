@@ -44,12 +44,10 @@
 
 void pl__noise_nametag(uint8_t out[PL_NOISE_NAMETAG_BYTES],
                        const uint8_t secret[PL_NOISE_HASH_BYTES], uint64_t n) {
-    uint8_t buf[PL_NOISE_HASH_BYTES + 8], d[PL_SHA256_BYTES];
-    memcpy(buf, secret, PL_NOISE_HASH_BYTES);
-    for (int i = 0; i < 8; i++) buf[PL_NOISE_HASH_BYTES + i] = (uint8_t)(n >> (8 * i));
-    pl_sha256(d, buf, sizeof buf);
+    uint8_t le[8], d[PL_SHA256_BYTES];
+    for (int i = 0; i < 8; i++) le[i] = (uint8_t)(n >> (8 * i));
+    pl__sha256_cat(d, secret, PL_NOISE_HASH_BYTES, le, sizeof le, NULL, 0);
     memcpy(out, d, PL_NOISE_NAMETAG_BYTES);
-    sodium_memzero(buf, sizeof buf);
 }
 
 static uint64_t window_lo(const pl_noise_session *s) {
@@ -61,9 +59,50 @@ static uint64_t window_hi(const pl_noise_session *s) {
     return s->in_next > PL__NOISE_NONCE_MAX - W ? PL__NOISE_NONCE_MAX : s->in_next + W;
 }
 
-static void fill_tags(pl_noise_session *s, uint64_t from, uint64_t to) {
-    for (uint64_t n = from; n < to; n++)
-        pl__noise_nametag(s->tags[n % PL__NOISE_TAG_CACHE], s->nms_in, n);
+/* The tag of inbound nonce n, derived on first use. */
+static const uint8_t *tag_of(pl_noise_session *s, uint64_t n) {
+    size_t slot = (size_t)(n % PL__NOISE_TAG_CACHE);
+    if (s->tag_n[slot] != n + 1) {
+        pl__noise_nametag(s->tags[slot], s->nms_in, n);
+        s->tag_n[slot] = n + 1;
+    }
+    return s->tags[slot];
+}
+
+/* 16-byte comparison without branches on the bytes: all-ones if equal. */
+static uint64_t tag_eq_mask(const uint8_t a[PL_NOISE_NAMETAG_BYTES],
+                            const uint8_t b[PL_NOISE_NAMETAG_BYTES]) {
+    uint64_t a0, a1, b0, b1;
+    memcpy(&a0, a, 8);
+    memcpy(&a1, a + 8, 8);
+    memcpy(&b0, b, 8);
+    memcpy(&b1, b + 8, 8);
+    uint64_t d = (a0 ^ b0) | (a1 ^ b1);
+    /* d == 0 -> 0 - 1 = all ones; any other d -> 0 */
+    return ((d | (0 - d)) >> 63) - 1;
+}
+
+/* The inbound nonce whose nametag is `tag`, if it lies in the window.
+ * The tags of future nonces are secret until their messages are sent, so
+ * a forged tag must learn nothing about them from the time taken: it is
+ * compared with every tag of the window without branching on their bytes.
+ * Only one branch depends on the input: whether it is the tag expected next
+ * (the common case, one comparison), which a sender knows anyway. */
+static bool find_nonce(pl_noise_session *s, const uint8_t tag[PL_NOISE_NAMETAG_BYTES],
+                       uint64_t *k) {
+    uint64_t lo = window_lo(s), hi = window_hi(s);
+    if (s->in_next < hi && tag_eq_mask(tag_of(s, s->in_next), tag)) {
+        *k = s->in_next;
+        return true;
+    }
+    uint64_t found = 0, which = 0;
+    for (uint64_t n = lo; n < hi; n++) {
+        uint64_t m = tag_eq_mask(tag_of(s, n), tag);
+        found |= m;
+        which |= n & m;
+    }
+    *k = which;
+    return found != 0;
 }
 
 static void derive_id(pl_noise_session *s) {
@@ -76,7 +115,7 @@ static void derive_id(pl_noise_session *s) {
 pl_err pl__noise_session_new(pl_noise_session **out, pl_noise_pattern pattern, pl_noise_role role,
                              const uint8_t h[32], const uint8_t rs[32], const uint8_t k_out[32],
                              const uint8_t k_in[32], const uint8_t nms_out[32],
-                             const uint8_t nms_in[32]) {
+                             const uint8_t nms_in[32], const uint8_t *session_id) {
     *out = NULL;
     pl_noise_session *s = calloc(1, sizeof *s);
     if (!s) return PL_ERR_NOMEM;
@@ -88,8 +127,8 @@ pl_err pl__noise_session_new(pl_noise_session **out, pl_noise_pattern pattern, p
     memcpy(s->k_in, k_in, 32);
     memcpy(s->nms_out, nms_out, 32);
     memcpy(s->nms_in, nms_in, 32);
-    derive_id(s);
-    fill_tags(s, window_lo(s), window_hi(s));
+    if (session_id) memcpy(s->session_id, session_id, PL_NOISE_HASH_BYTES);
+    else derive_id(s);
     *out = s;
     return PL_OK;
 }
@@ -117,24 +156,20 @@ pl_err pl_noise_session_encrypt(pl_noise_session *s, const uint8_t *msg, size_t 
     size_t padded = pl__noise_padded_len(len);
     size_t ct_len = padded + PL_NOISE_TAG_BYTES;
     size_t total = pl__noise_payload_size(0, ct_len);
-    uint8_t *buf = malloc(padded);
     uint8_t *out = malloc(total);
-    if (!buf || !out) {
-        free(buf);
-        free(out);
-        return PL_ERR_NOMEM;
-    }
+    if (!out) return PL_ERR_NOMEM;
     /* Written in place rather than through pl_noise_payload_serialize to
-     * save a copy of every transport message. */
+     * save a copy of every transport message; the padded plaintext is laid
+     * where its ciphertext goes and encrypted there (libsodium's AEAD works
+     * in place), so no plaintext copy is left anywhere. */
     uint8_t *nametag = out;
     pl__noise_nametag(nametag, s->nms_out, s->n_out);
     out[16] = PL_NOISE_PROTOCOL_TRANSPORT;
     out[17] = 0;
     for (int i = 0; i < 8; i++) out[18 + i] = (uint8_t)((uint64_t)ct_len >> (8 * i));
-    pl__noise_pad(buf, msg, len);
-    pl__noise_aead_encrypt(out + 26, s->k_out, s->n_out, nametag, PL_NOISE_NAMETAG_BYTES, buf,
+    pl__noise_pad(out + 26, msg, len);
+    pl__noise_aead_encrypt(out + 26, s->k_out, s->n_out, nametag, PL_NOISE_NAMETAG_BYTES, out + 26,
                            padded);
-    pl_free_secret(buf, padded);
     s->n_out++;
     *wire = out;
     *wire_len = total;
@@ -150,43 +185,35 @@ pl_err pl_noise_session_decrypt(pl_noise_session *s, const uint8_t *wire, size_t
     PL_TRY(pl_noise_payload_parse(&p, wire, len));
     if (p.protocol_id != PL_NOISE_PROTOCOL_TRANSPORT) return PL_ERR_NOISE_PROTOCOL_ID;
 
-    uint64_t lo = window_lo(s), hi = window_hi(s), k = 0;
-    bool found = false;
-    for (uint64_t n = lo; n < hi && !found; n++) {
-        if (pl_ct_equal(s->tags[n % PL__NOISE_TAG_CACHE], p.nametag, PL_NOISE_NAMETAG_BYTES)) {
-            k = n;
-            found = true;
-        }
-    }
-    if (!found) return PL_ERR_NOISE_WINDOW;
+    uint64_t k = 0;
+    if (!find_nonce(s, p.nametag, &k)) return PL_ERR_NOISE_WINDOW;
     if (k < s->in_next && (s->in_seen >> (s->in_next - 1 - k)) & 1) return PL_ERR_NOISE_REPLAY;
 
     if (p.transport_len < PL_NOISE_TAG_BYTES) return PL_ERR_DECRYPT;
     size_t padded = p.transport_len - PL_NOISE_TAG_BYTES;
+    /* One buffer: the padded plaintext, then trimmed to the message. */
     uint8_t *buf = malloc(padded ? padded : 1);
     if (!buf) return PL_ERR_NOMEM;
     size_t plain = 0;
     pl_err err = pl__noise_aead_decrypt(buf, s->k_in, k, p.nametag, PL_NOISE_NAMETAG_BYTES,
                                         p.transport, p.transport_len);
     if (err == PL_OK) err = pl__noise_unpad(buf, padded, &plain);
-    uint8_t *out = NULL;
-    if (err == PL_OK && !(out = malloc(plain ? plain : 1))) err = PL_ERR_NOMEM;
     if (err != PL_OK) {
         pl_free_secret(buf, padded ? padded : 1);
         return err;
     }
-    if (plain) memcpy(out, buf, plain);
-    pl_free_secret(buf, padded ? padded : 1);
+    /* The caller wipes msg_len bytes; the padding after them says how long
+     * the message is, which the padding exists to hide. */
+    sodium_memzero(buf + plain, padded - plain);
 
     if (k >= s->in_next) {
-        uint64_t shift = k + 1 - s->in_next, old_hi = hi;
+        uint64_t shift = k + 1 - s->in_next;
         s->in_seen = ((shift >= 64 ? 0 : s->in_seen << shift) | 1) & SEEN_MASK;
         s->in_next = k + 1;
-        fill_tags(s, old_hi, window_hi(s));
     } else {
         s->in_seen |= UINT64_C(1) << (s->in_next - 1 - k);
     }
-    *msg = out;
+    *msg = buf;
     *msg_len = plain;
     return PL_OK;
 }
@@ -257,7 +284,6 @@ pl_err pl_noise_session_restore(pl_noise_session **out, const uint8_t *in, size_
     s->in_next = in_next;
     s->in_seen = seen;
     derive_id(s);
-    fill_tags(s, window_lo(s), window_hi(s));
     *out = s;
     return PL_OK;
 }

@@ -142,6 +142,15 @@ pl_err pl__relay_core_open(pl__relay_core *c, uint64_t conn_id, const char *clie
     if (k->paddr) k->paddr->conns++;
     if (k->pdid) k->pdid->conns++;
     pl__rs_charge(c, pl__rs_conn_cost());
+    /* An identity the operator gave an allowance of its own. */
+    for (size_t i = 0; client_did && i < c->lim.nallowances; i++) {
+        const pl__relay_allowance *al = &c->lim.allowances[i];
+        if (strcmp(al->did, client_did) != 0) continue;
+        k->rate_per_s = al->rate_per_s ? al->rate_per_s : c->lim.rate_per_s;
+        k->rate_burst = al->burst ? al->burst : c->lim.rate_burst;
+        k->tokens_milli = (int64_t)k->rate_burst * 1000;
+        break;
+    }
     return PL_OK;
 }
 
@@ -244,20 +253,40 @@ pl_err pl__relay_core_restore(pl__relay_core *c, const pl__relay_record *rec, in
 
 /* ---- frames ------------------------------------------------------------------------ */
 
-/* Take a token from the connection's bucket; false when it is empty. */
-static bool rate_take(pl__relay_core *c, conn *k, int64_t now_ms) {
+/* Take `cost` thousandths of a request from the connection's bucket; false
+ * (nothing taken) when it does not hold that much. A cost above the whole
+ * bucket needs a full one and empties it. */
+static bool rate_take(pl__relay_core *c, conn *k, int64_t cost, int64_t now_ms) {
     if (c->lim.rate_unlimited) return true;
-    int64_t cap = (int64_t)c->lim.rate_burst * 1000;
+    uint32_t rate = k->rate_per_s ? k->rate_per_s : c->lim.rate_per_s;
+    int64_t cap = (int64_t)(k->rate_burst ? k->rate_burst : c->lim.rate_burst) * 1000;
+    if (!rate) return false; /* (limits are checked at creation) */
     if (now_ms > k->last_refill_ms) {
         int64_t dt = now_ms - k->last_refill_ms;
         if (dt > 3600 * 1000) dt = 3600 * 1000;
-        k->tokens_milli += dt * (int64_t)c->lim.rate_per_s;
+        k->tokens_milli += dt * (int64_t)rate;
         if (k->tokens_milli > cap) k->tokens_milli = cap;
         k->last_refill_ms = now_ms;
     }
-    if (k->tokens_milli < 1000) return false;
-    k->tokens_milli -= 1000;
+    if (k->tokens_milli < (cost < cap ? cost : cap)) return false;
+    k->tokens_milli = cost < k->tokens_milli ? k->tokens_milli - cost : 0;
     return true;
+}
+
+/* The 3001 answer tells the client its allowance and when this request
+ * would fit, so that it can pace itself instead of guessing
+ * (docs/relay.md, "Request rate"). */
+static void rate_refusal(pl__relay_core *c, conn *k, json_t *id, int64_t cost) {
+    uint32_t rate = k->rate_per_s ? k->rate_per_s : c->lim.rate_per_s;
+    uint32_t burst = k->rate_burst ? k->rate_burst : c->lim.rate_burst;
+    int64_t need = cost < (int64_t)burst * 1000 ? cost : (int64_t)burst * 1000;
+    int64_t wait = rate ? (need - k->tokens_milli + rate - 1) / rate : 1000;
+    json_t *j = json_pack("{s:O,s:s,s:{s:i,s:s,s:{s:I,s:I,s:I}}}", "id", id, "jsonrpc", "2.0",
+                          "error", "code", PL_RELAY_ERR_RATE, "message", "Too many requests", "data",
+                          "perSecond", (json_int_t)rate, "burst", (json_int_t)burst, "retryAfterMs",
+                          (json_int_t)(wait > 0 ? wait : 1));
+    c->st.errors++;
+    if (j) (void)pl__rs_send_json(c, k, j, NULL);
 }
 
 #define PL_RELAY_ID_STR_MAX 128
@@ -345,8 +374,9 @@ static pl_err receive(pl__relay_core *c, conn *k, const char *text, size_t len, 
         goto invalid;
     }
     /* Notifications count against the rate too: they cost as much to parse. */
-    if (!rate_take(c, k, now_ms)) {
-        if (id) pl__rs_reply_error(c, k, id, PL_RELAY_ERR_RATE, "Too many requests");
+    int64_t cost = pl__rs_cost_milli(json_string_value(method), json_object_get(root, "params"));
+    if (!rate_take(c, k, cost, now_ms)) {
+        if (id) rate_refusal(c, k, id, cost);
         json_decref(root);
         return PL_ERR_RATE_LIMITED;
     }

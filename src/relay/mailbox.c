@@ -161,6 +161,7 @@ nomem:
 }
 
 pl_err pl__rs_store_action(pl__relay_core *c, pl__relay_action_kind kind, const rmsg *m) {
+    if (c->lim.no_store) return PL_OK;
     pl__relay_action a = {.kind = kind};
     a.rec = m->rec;
     a.rec.message = NULL;

@@ -4,6 +4,7 @@
 #include "relay/internal.h"
 
 #include "core/internal.h"
+#include "pairlink/relay_client.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -578,6 +579,26 @@ static const struct method {
     {"wc_proposeSession", m_propose_session},
     {"wc_approveSession", m_approve_session},
 };
+
+int64_t pl__rs_cost_milli(const char *method, json_t *params) {
+    /* A batch costs what the single requests it replaces would cost the
+     * relay, less what one frame and one answer save: measured end to end
+     * (docs/performance.md). Its size is bounded by array_param. */
+    const char *field = NULL;
+    int64_t each = PL_RELAY_COST_TOPIC_ITEM_MILLI;
+    if (!strcmp(method, "irn_batchPublish")) {
+        field = "messages";
+        each = PL_RELAY_COST_PUBLISH_ITEM_MILLI;
+    } else if (!strcmp(method, "irn_batchSubscribe") || !strcmp(method, "irn_batchFetchMessages")) {
+        field = "topics";
+    } else if (!strcmp(method, "irn_batchUnsubscribe")) {
+        field = "subscriptions";
+    }
+    json_t *a = field && json_is_object(params) ? json_object_get(params, field) : NULL;
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    if (n > PL_RELAY_BATCH_MAX) n = PL_RELAY_BATCH_MAX; /* refused anyway, at this price */
+    return 1000 + (n > 1 ? (int64_t)(n - 1) * each : 0);
+}
 
 pl_err pl__rs_call(pl__relay_core *c, conn *k, json_t *id, const char *name, json_t *params,
                    int64_t now_ms) {

@@ -50,6 +50,12 @@
  * strings): what jansson allocates to parse a frame stays bounded. */
 #define PL_RELAY_JSON_VALUES_MAX 16384
 
+/* A request allowance of its own for one identity (--allowance). */
+typedef struct pl__relay_allowance {
+    char did[PL_DID_KEY_SIZE];
+    uint32_t rate_per_s, burst;
+} pl__relay_allowance;
+
 /* Every limit the core enforces. Zero in a field of the struct given to
  * pl__relay_core_new means "the default" (the PL_RELAY_DEF_* value);
  * SIZE_MAX in a count or byte limit means "no limit". docs/relay.md lists
@@ -84,6 +90,11 @@ typedef struct pl__relay_limits {
     uint32_t rate_per_s;         /* requests per second per connection (token refill) */
     uint32_t rate_burst;         /* bucket size */
     bool rate_unlimited;         /* true: no request rate limit */
+    /* Identities (did:key of a verified JWT) that get their own allowance
+     * instead of rate_per_s / rate_burst: an operator's node manager, say.
+     * Borrowed: must outlive the core. */
+    const struct pl__relay_allowance *allowances;
+    size_t nallowances;
     int64_t ack_timeout_ms;      /* re-push an unacknowledged irn_subscription after this */
     uint32_t max_push_attempts;  /* then give up on that connection (mailbox keeps it) */
     size_t max_inflight_per_conn; /* unacknowledged pushes per connection */
@@ -92,7 +103,9 @@ typedef struct pl__relay_limits {
     size_t fetch_page_bytes;     /* one irn_fetchMessages answer (one message always fits) */
     /* Not limits: what the runtime tells the core about its own costs. */
     size_t conn_cost_bytes;      /* memory one socket costs the runtime */
-    bool memory_store;           /* the store keeps a second copy in memory (no --db) */
+    bool memory_store;           /* the store keeps a second copy in memory */
+    bool no_store;               /* no store at all (no --db): no STORE_* actions; the
+                                    mailbox lives in the core alone */
     /* Where the keys of the core's hash tables come from (NULL:
      * pl_random). Tests and fuzzing pass a seeded one. */
     pl_rng_fn rng;

@@ -290,7 +290,7 @@ static void drain(pl__ws_server *s) {
 /* Before the loop waits: commit what this loop iteration wrote, then
  * release the frames that were waiting for it (group commit). */
 static void commit(pl__ws_server *s) {
-    if (pl__relay_store_in_tx(s->store)) {
+    if (s->store && pl__relay_store_in_tx(s->store)) {
         pl_err e = s->tx_failed ? PL_ERR_STORE : pl__relay_store_commit(s->store);
         if (e != PL_OK) {
             store_failed(s, e, "commit");
@@ -851,17 +851,22 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
         goto fail;
     }
     lim.max_memory_bytes = s->o.max_memory - base - PL__WS_MEMORY_RESERVE;
-    lim.memory_store = !s->db_path;
+    /* Without --db the mailbox is the core's own, in memory: no store, no
+     * second copy, and no frame waits for a commit (issue 12: the SQLite
+     * mailbox in memory was a fifth of the relay's CPU per message). */
+    lim.memory_store = false;
+    lim.no_store = !s->db_path;
     if ((e = pl__relay_core_new(&s->core, &lim, now)) != PL_OK) goto fail;
-    if ((e = pl__relay_store_open(&s->store, s->db_path)) != PL_OK) goto fail;
-    size_t pruned = 0, skipped = 0;
-    if ((e = pl__relay_store_prune(s->store, now, &pruned)) != PL_OK) goto fail;
-    if ((e = pl__relay_store_load(s->store, now, restore_one, s, &skipped)) != PL_OK) goto fail;
-    pl__relay_stats st;
-    pl__relay_core_stats(s->core, &st);
-    logf_(s, PL__LOG_INFO, "store %s: %zu messages on %zu topics restored, %zu expired pruned%s",
-          s->db_path ? s->db_path : "(memory)", st.messages, st.topics, pruned,
-          skipped ? ", some malformed rows skipped" : "");
+    if (s->db_path) {
+        if ((e = pl__relay_store_open(&s->store, s->db_path)) != PL_OK) goto fail;
+        size_t pruned = 0, skipped = 0;
+        if ((e = pl__relay_store_prune(s->store, now, &pruned)) != PL_OK) goto fail;
+        if ((e = pl__relay_store_load(s->store, now, restore_one, s, &skipped)) != PL_OK) goto fail;
+        pl__relay_stats st;
+        pl__relay_core_stats(s->core, &st);
+        logf_(s, PL__LOG_INFO, "store %s: %zu messages on %zu topics restored, %zu expired pruned%s",
+              s->db_path, st.messages, st.topics, pruned, skipped ? ", some malformed rows skipped" : "");
+    }
 
     if (uv_loop_init(&s->loop) != 0) {
         e = PL_ERR_SYS;

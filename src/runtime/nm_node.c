@@ -11,6 +11,7 @@
 #include "pairlink/relay_client.h"
 #include "pairlink/store.h"
 #include "runtime/attach.h"
+#include "store/store_internal.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -26,25 +27,52 @@ struct pl_nm_node {
     pl__attach at; /* driver and transport */
     pl_driver_task task;
     pl__nmn *core;
-    bool closing;
+    bool closing, held;
 };
 
 static int64_t now_of(const pl_nm_node *n) {
     return pl_driver_now(n->at.d);
 }
 
-/* ---- the core's store hooks ---- */
+/* ---- group commit ----
+ * The turn's writes in one transaction (store_internal.h); what the core
+ * sent meanwhile waits in the held transport until it is committed. A
+ * failed commit keeps the transport held (those messages may depend on the
+ * lost writes) and makes every later write fail. */
+static void hold_transport(void *ud) {
+    pl_nm_node *n = ud;
+    pl_transport_hold(n->at.tp);
+    n->held = true;
+}
+
+static pl_err commit_turn(pl_nm_node *n, bool last) {
+    pl_err e = last ? pl__store_unbatch(n->store) : pl__store_commit(n->store);
+    if (e == PL_OK && n->held) {
+        n->held = false;
+        pl_transport_release(n->at.tp);
+    }
+    return e;
+}
+
+/* ---- the core's store hooks ----
+ * A counterparty stored or forgotten is committed at once: rare, and
+ * PAIR_STORED promises "durably stored"; the touch of an established
+ * session (one per counterparty at start-up) waits for the turn's commit. */
 
 static pl_err st_put(void *ctx, const pl_nm_counterparty *c) {
-    return pl_nm_store_put(ctx, c);
+    pl_nm_node *n = ctx;
+    pl_err e = pl_nm_store_put(n->store, c);
+    return e != PL_OK ? e : commit_turn(n, false);
 }
 
 static pl_err st_touch(void *ctx, const uint8_t pub[PL_NM_KEY_BYTES], int64_t now_ms) {
-    return pl_nm_store_touch(ctx, pub, now_ms);
+    return pl_nm_store_touch(((pl_nm_node *)ctx)->store, pub, now_ms);
 }
 
 static pl_err st_remove(void *ctx, const uint8_t pub[PL_NM_KEY_BYTES]) {
-    return pl_nm_store_remove(ctx, pub);
+    pl_nm_node *n = ctx;
+    pl_err e = pl_nm_store_remove(n->store, pub);
+    return e != PL_OK ? e : commit_turn(n, false);
 }
 
 static void on_core_event(void *ud, pl_nm_node_event *ev) {
@@ -62,9 +90,12 @@ static void task_timer(pl_driver_task *t, int64_t now) {
     pl__nmn_on_timer(((pl_nm_node *)t->data)->core, now);
 }
 
-/* Before the driver waits: whatever API calls the application made since. */
+/* Before the driver waits: whatever API calls the application made since,
+ * then the turn's commit. */
 static void task_before_wait(pl_driver_task *t, int64_t now) {
-    pl__nmn_drain(((pl_nm_node *)t->data)->core, now);
+    pl_nm_node *n = t->data;
+    pl__nmn_drain(n->core, now);
+    (void)commit_turn(n, false);
 }
 
 static void on_message(void *ud, pl_transport *t, const char *topic, const uint8_t *data,
@@ -143,8 +174,11 @@ static pl_err open_transport(pl_nm_node *n, const pl_nm_node_opts *opts) {
             .project_id = opts->project_id,
             /* two topics per counterparty (rendezvous, session), the pairing's */
             .max_topics = 2 * PL_NM_SESSION_MAX_PEERS + 16,
-            /* a start-up with many counterparties publishes one handshake each */
-            .max_queue = PL_NM_SESSION_MAX_PEERS + 1024,
+            /* A start-up with many counterparties publishes two handshake
+             * messages to each before the relay has taken them all: room for
+             * every one, so that none is lost to a full queue (the relay
+             * client batches them and paces to the relay's allowance). */
+            .max_queue = 2 * PL_NM_SESSION_MAX_PEERS + 1024,
         };
         e = pl__attach_transport(&n->at, NULL, &h, &ro);
     }
@@ -175,7 +209,7 @@ static pl_err open_all(pl_nm_node *n, const pl_nm_node_opts *opts) {
             .session_cfg = opts->session_cfg,
             .peers = all,
             .npeers = nall,
-            .store = {n->store, st_put, st_touch, st_remove},
+            .store = {n, st_put, st_touch, st_remove},
             .tp = n->at.tp,
             .on_event = on_core_event,
             .ud = n,
@@ -209,6 +243,9 @@ pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *
         pl__attach_abandon(&n->at, release, n);
         return e;
     }
+    /* One transaction per loop turn, if the transport can hold what
+     * depends on it. */
+    if (pl_transport_can_hold(n->at.tp)) pl__store_batch(n->store, hold_transport, n);
     n->task.data = n;
     n->task.next_deadline = task_deadline;
     n->task.on_timer = task_timer;
@@ -222,6 +259,9 @@ void pl_nm_node_close(pl_nm_node *n, int64_t flush_ms, void (*on_closed)(void *u
     PL_REQUIRE(n && !n->closing && flush_ms >= 0);
     n->closing = true;
     pl__nmn_silence(n->core);
+    /* before the flush: the last messages may wait for it; what the close
+     * itself writes is committed at once */
+    (void)commit_turn(n, true);
     pl_driver_stop(&n->task);
     pl__attach_close(&n->at, flush_ms, release, n, on_closed, n->opts.ud);
 }

@@ -9,6 +9,7 @@
 #include "pairlink/relay_client.h"
 #include "pairlink/store.h"
 #include "runtime/attach.h"
+#include "store/store_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,9 @@ struct pl_wc_client {
     pl_store *store;
     pl_wc_engine *engine;
     pl_driver_task task;
+    pl_wc_store hooks; /* the store's own */
     size_t restored;
-    bool closing;
+    bool closing, held;
 };
 
 static int64_t task_deadline(pl_driver_task *t) {
@@ -33,6 +35,61 @@ static int64_t task_deadline(pl_driver_task *t) {
 static void task_timer(pl_driver_task *t, int64_t now) {
     pl_wc_client *c = t->data;
     pl_wc_engine_on_timer(c->engine, now);
+}
+
+/* Group commit: the turn's writes in one transaction (store_internal.h);
+ * what the engine sent meanwhile waits in the held transport until it is
+ * committed. A failed commit keeps the transport held (those messages may
+ * depend on the lost writes) and makes every later write fail. */
+static void hold_transport(void *ud) {
+    pl_wc_client *c = ud;
+    pl_transport_hold(c->at.tp);
+    c->held = true;
+}
+
+static pl_err commit_turn(pl_wc_client *c, bool last) {
+    pl_err e = last ? pl__store_unbatch(c->store) : pl__store_commit(c->store);
+    if (e == PL_OK && c->held) {
+        c->held = false;
+        pl_transport_release(c->at.tp);
+    }
+    return e;
+}
+
+static void task_before_wait(pl_driver_task *t, int64_t now) {
+    (void)now;
+    (void)commit_turn(t->data, false);
+}
+
+/* The engine's store hooks: the store's, but a pairing made or deleted is
+ * committed at once (rare, and an application may show its URI or report
+ * it gone as soon as the call returns); requests, answers and handled ids,
+ * one or more per message, wait for the turn's commit. */
+static pl_err hk_save_pairing(void *ctx, const pl_wc_pairing *p) {
+    pl_wc_client *c = ctx;
+    pl_err e = c->hooks.save_pairing(c->hooks.ctx, p);
+    return e != PL_OK ? e : commit_turn(c, false);
+}
+
+static pl_err hk_remove_pairing(void *ctx, const char *topic) {
+    pl_wc_client *c = ctx;
+    pl_err e = c->hooks.remove_pairing(c->hooks.ctx, topic);
+    return e != PL_OK ? e : commit_turn(c, false);
+}
+
+static pl_err hk_save_pending(void *ctx, const pl_wc_pending *r) {
+    pl_wc_client *c = ctx;
+    return c->hooks.save_pending(c->hooks.ctx, r);
+}
+
+static pl_err hk_remove_pending(void *ctx, const char *topic, const pl_rpc_id *id) {
+    pl_wc_client *c = ctx;
+    return c->hooks.remove_pending(c->hooks.ctx, topic, id);
+}
+
+static pl_err hk_save_seen(void *ctx, const char *topic, const pl_rpc_id *id, int64_t until_ms) {
+    pl_wc_client *c = ctx;
+    return c->hooks.save_seen(c->hooks.ctx, topic, id, until_ms);
 }
 
 static void on_message(void *ud, pl_transport *t, const char *topic, const uint8_t *data,
@@ -76,6 +133,9 @@ static void release(void *owner) {
 void pl_wc_client_close(pl_wc_client *c, int64_t flush_ms, void (*on_closed)(void *ud)) {
     PL_REQUIRE(c && !c->closing && flush_ms >= 0);
     c->closing = true;
+    /* before the flush: the last messages may wait for it; what the close
+     * itself writes is committed at once */
+    (void)commit_turn(c, true);
     pl_driver_stop(&c->task);
     pl__attach_close(&c->at, flush_ms, release, c, on_closed, c->opts.ud);
 }
@@ -114,7 +174,9 @@ pl_err pl_wc_client_new(pl_wc_client **out, uv_loop_t *loop, const pl_wc_client_
                             .active_ttl = opts->active_ttl,
                             .on_event = on_engine_event,
                             .ud = c};
-        pl_wc_store hooks = pl_store_wc_hooks(c->store);
+        c->hooks = pl_store_wc_hooks(c->store);
+        pl_wc_store hooks = {c, hk_save_pairing, hk_remove_pairing, hk_save_pending,
+                             hk_remove_pending, hk_save_seen};
         e = pl_wc_engine_new(&c->engine, &cfg, c->at.tp, &hooks);
     }
     if (e == PL_OK) e = pl_store_wc_load(c->store, c->engine, pl_driver_now(c->at.d), &c->restored);
@@ -123,9 +185,13 @@ pl_err pl_wc_client_new(pl_wc_client **out, uv_loop_t *loop, const pl_wc_client_
         pl__attach_abandon(&c->at, release, c);
         return e;
     }
+    /* Restored as it was; from now on one transaction per loop turn, if
+     * the transport can hold what depends on it. */
+    if (pl_transport_can_hold(c->at.tp)) pl__store_batch(c->store, hold_transport, c);
     c->task.data = c;
     c->task.next_deadline = task_deadline;
     c->task.on_timer = task_timer;
+    c->task.before_wait = task_before_wait;
     pl_driver_start(c->at.d, &c->task);
     *out = c;
     return PL_OK;

@@ -50,23 +50,24 @@ pl_err pl_nm_store_identity(const char *store_path, uint8_t priv[PL_NM_KEY_BYTES
 
 static pl_err step_done(sqlite3_stmt *st) {
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    pl__store_stmt_done(st);
     return rc == SQLITE_DONE ? PL_OK : pl__sqlite_err(rc);
 }
 
 pl_err pl_nm_store_put(pl_store *s, const pl_nm_counterparty *c) {
     PL_REQUIRE(s && c);
-    sqlite3 *db = pl__store_db(s);
-    sqlite3_stmt *st = NULL;
-    /* One statement = one transaction: the row is whole or absent. */
-    int rc = sqlite3_prepare_v2(
-        db,
+    /* One statement: the row is whole or absent (in its own transaction,
+     * or in the runtime's batch). */
+    PL_TRY(pl__store_write_begin(s));
+    pl_err err;
+    sqlite3_stmt *st = pl__store_stmt(
+        s,
         "INSERT INTO nm_peer(pub,role,name,fingerprint,first_seen,last_seen,confirmed)"
         " VALUES(?,?,?,?,?,?,?) ON CONFLICT(pub) DO UPDATE SET role=excluded.role,"
         " name=excluded.name, fingerprint=excluded.fingerprint, last_seen=excluded.last_seen,"
         " confirmed=excluded.confirmed",
-        -1, &st, NULL);
-    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
+        &err);
+    if (!st) return err;
     sqlite3_bind_blob(st, 1, c->pub, PL_NM_KEY_BYTES, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, (int)c->role);
     sqlite3_bind_text(st, 3, c->name, -1, SQLITE_TRANSIENT);
@@ -80,9 +81,10 @@ pl_err pl_nm_store_put(pl_store *s, const pl_nm_counterparty *c) {
 static pl_err exec_pub(pl_store *s, const char *sql, const uint8_t pub[PL_NM_KEY_BYTES],
                        int64_t t, bool with_t) {
     sqlite3 *db = pl__store_db(s);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
+    PL_TRY(pl__store_write_begin(s));
+    pl_err err;
+    sqlite3_stmt *st = pl__store_stmt(s, sql, &err);
+    if (!st) return err;
     int i = 1;
     if (with_t) sqlite3_bind_int64(st, i++, t);
     sqlite3_bind_blob(st, i, pub, PL_NM_KEY_BYTES, SQLITE_TRANSIENT);

@@ -20,8 +20,24 @@
 /* 2: pending requests keep their sealed message; handled request ids. */
 #define SCHEMA_VERSION 2
 
+/* Prepared statements kept for the store's life, looked up by their SQL
+ * text (the callers pass string literals): preparing was most of the CPU of
+ * a write to an in-memory store. */
+#define STMT_CACHE 24
+
 struct pl_store {
     sqlite3 *db;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } stmts[STMT_CACHE];
+    size_t nstmts;
+    /* Group commit (pl__store_batch): a transaction is open since the first
+     * write after the last commit; `failed` is sticky once a commit failed. */
+    bool batching, in_txn;
+    pl_err failed;
+    void (*on_begin)(void *ud);
+    void *begin_ud;
 };
 
 
@@ -111,17 +127,95 @@ sqlite3 *pl__store_db(pl_store *s) {
     return s->db;
 }
 
+sqlite3_stmt *pl__store_stmt(pl_store *s, const char *sql, pl_err *err) {
+    PL_REQUIRE(s && sql && err);
+    *err = PL_OK;
+    for (size_t i = 0; i < s->nstmts; i++)
+        if (s->stmts[i].sql == sql || !strcmp(s->stmts[i].sql, sql)) return s->stmts[i].st;
+    sqlite3_stmt *st = NULL;
+    bool keep = s->nstmts < STMT_CACHE;
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL);
+    if (rc != SQLITE_OK) {
+        *err = pl__sqlite_err(rc);
+        return NULL;
+    }
+    /* A full cache (not with the statements of this library) would leak:
+     * PL_REQUIRE catches a caller building SQL at run time. */
+    PL_REQUIRE(keep);
+    s->stmts[s->nstmts].sql = sql;
+    s->stmts[s->nstmts].st = st;
+    s->nstmts++;
+    return st;
+}
+
+void pl__store_stmt_done(sqlite3_stmt *st) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+pl_err pl__store_write_begin(pl_store *s) {
+    PL_REQUIRE(s);
+    if (s->failed != PL_OK) return s->failed;
+    if (!s->batching || s->in_txn) return PL_OK;
+    pl_err e = exec(s->db, "BEGIN IMMEDIATE");
+    if (e != PL_OK) return e;
+    s->in_txn = true;
+    if (s->on_begin) s->on_begin(s->begin_ud);
+    return PL_OK;
+}
+
+void pl__store_batch(pl_store *s, void (*on_begin)(void *ud), void *ud) {
+    PL_REQUIRE(s && !s->in_txn);
+    s->batching = true;
+    s->on_begin = on_begin;
+    s->begin_ud = ud;
+}
+
+pl_err pl__store_unbatch(pl_store *s) {
+    PL_REQUIRE(s);
+    pl_err e = pl__store_commit(s);
+    s->batching = false;
+    s->on_begin = NULL;
+    return e;
+}
+
+bool pl__store_in_txn(const pl_store *s) {
+    PL_REQUIRE(s);
+    return s->in_txn;
+}
+
+pl_err pl__store_commit(pl_store *s) {
+    PL_REQUIRE(s);
+    if (!s->in_txn) return s->failed;
+    pl_err e = exec(s->db, "COMMIT");
+    if (e != PL_OK) {
+        /* SQLite may already have rolled back (SQLITE_FULL, an I/O error);
+         * if not, do it: the writes are lost either way, and so may be
+         * whatever depends on them, so nothing more is written. */
+        if (!sqlite3_get_autocommit(s->db)) (void)exec(s->db, "ROLLBACK");
+        s->failed = e;
+    }
+    s->in_txn = false;
+    return e;
+}
+
 void pl_store_close(pl_store *s) {
     if (!s) return;
+    if (s->in_txn) (void)pl__store_commit(s);
+    for (size_t i = 0; i < s->nstmts; i++) sqlite3_finalize(s->stmts[i].st);
     sqlite3_close(s->db);
     free(s);
 }
 
-/* Prepare, bind with a callback-free printf-like mini language, step once. */
+/* Bind with a callback-free printf-like mini language, step once; the
+ * statement is the store's cached one. Inside the batch's transaction when
+ * batching. */
 static pl_err run(pl_store *s, const char *sql, const char *types, ...) {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) return pl__sqlite_err(rc);
+    PL_TRY(pl__store_write_begin(s));
+    pl_err err;
+    sqlite3_stmt *st = pl__store_stmt(s, sql, &err);
+    if (!st) return err;
+    int rc;
     va_list ap;
     va_start(ap, types);
     for (int i = 0; types[i]; i++) {
@@ -138,7 +232,7 @@ static pl_err run(pl_store *s, const char *sql, const char *types, ...) {
     }
     va_end(ap);
     rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    pl__store_stmt_done(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? PL_OK : pl__sqlite_err(rc);
 }
 
@@ -165,7 +259,7 @@ static pl_err h_save_pending(void *ctx, const pl_wc_pending *r) {
         size_t cap = pl_base64_encoded_size(r->message_len, PL_B64_STD);
         b64 = malloc(cap);
         if (!b64) return PL_ERR_NOMEM;
-        pl_err e = pl_base64_encode(b64, cap, r->message, r->message_len, PL_B64_STD);
+        pl_err e = pl_base64_encode_public(b64, cap, r->message, r->message_len, PL_B64_STD);
         if (e != PL_OK) {
             free(b64);
             return e;

@@ -320,7 +320,8 @@ static pl_err lb_publish(pl_transport *t, const char *topic, const uint8_t *data
     if (!m) return PL_ERR_NOMEM;
     m->published_at = pl_driver_now(h->d);
     if (h->tap) h->tap(h->tap_ud, e->name, topic, data, len, opts);
-    if (!e->online) {
+    /* Offline, or held (group commit): sent when back online / released. */
+    if (!e->online || pl_transport_held(t)) {
         lb_out *o = calloc(1, sizeof *o);
         if (!o) {
             msg_unref(m);
@@ -391,6 +392,24 @@ static void out_clear(lb_ep *e) {
     e->pending = 0;
 }
 
+/* Hand what waits to the hub, in order. */
+static void out_flush(lb_ep *e) {
+    while (e->out_head) {
+        lb_out *o = e->out_head;
+        e->out_head = o->next;
+        if (!e->out_head) e->out_tail = NULL;
+        e->pending--;
+        hub_take(e->h, o->m, o->opts.ttl_s);
+        msg_unref(o->m);
+        free(o);
+    }
+}
+
+static void lb_release(pl_transport *t) {
+    lb_ep *e = ep_of(t);
+    if (e->online && e->state != PL_TRANSPORT_CLOSED) out_flush(e);
+}
+
 static void lb_done(pl_driver_call *c) {
     lb_ep *e = c->data;
     e->done(&e->t);
@@ -429,6 +448,7 @@ static const pl_transport_ops lb_ops = {
     .pending = lb_pending,
     .close = lb_close,
     .free = lb_free,
+    .release = lb_release,
 };
 
 /* ---- public API ---- */
@@ -497,15 +517,7 @@ void pl_loopback_set_online(pl_transport *t, bool online) {
         return;
     }
     set_state(e, PL_TRANSPORT_CONNECTED, PL_OK);
-    while (e->out_head) {
-        lb_out *o = e->out_head;
-        e->out_head = o->next;
-        if (!e->out_head) e->out_tail = NULL;
-        e->pending--;
-        hub_take(e->h, o->m, o->opts.ttl_s);
-        msg_unref(o->m);
-        free(o);
-    }
+    if (!pl_transport_held(t)) out_flush(e);
     mailbox_replay(e->h, e, NULL);
 }
 

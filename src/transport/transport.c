@@ -5,6 +5,7 @@
 #include "core/internal.h"
 #include "pairlink/driver.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +103,26 @@ const char *pl_transport_name(const pl_transport *t) {
 pl_driver *pl_transport_driver(const pl_transport *t) {
     PL_REQUIRE(t);
     return t->driver;
+}
+
+bool pl_transport_can_hold(const pl_transport *t) {
+    PL_REQUIRE(t);
+    return t->ops->release != NULL;
+}
+
+void pl_transport_hold(pl_transport *t) {
+    PL_REQUIRE(t && t->ops->release && t->holds_ < UINT_MAX);
+    t->holds_++;
+}
+
+void pl_transport_release(pl_transport *t) {
+    PL_REQUIRE(t && t->holds_ > 0);
+    if (--t->holds_ == 0 && !t->closing_) t->ops->release(t);
+}
+
+bool pl_transport_held(const pl_transport *t) {
+    PL_REQUIRE(t);
+    return t->holds_ > 0;
 }
 
 bool pl_transport_is_closing(const pl_transport *t) {

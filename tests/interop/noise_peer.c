@@ -234,7 +234,7 @@ static bool oob_exchange(peer *p) {
 }
 
 static bool start(peer *p) {
-    pl_noise_keys k = {p->s_priv, NULL, NULL, NULL};
+    pl_noise_keys k = {p->s_priv, NULL, NULL, NULL, NULL};
     const uint8_t *prologue = p->prologue;
     size_t plen = p->prologue_len;
     switch (p->pattern) {

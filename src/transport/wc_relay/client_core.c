@@ -196,12 +196,7 @@ bool pl__dedup_check(pl__dedup *d, const uint8_t digest[32]) {
 }
 
 void pl__relay_dedup_key(uint8_t out[32], const char *topic, const char *message, size_t len) {
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const unsigned char *)topic, strlen(topic));
-    crypto_hash_sha256_update(&st, (const unsigned char *)"|", 1);
-    crypto_hash_sha256_update(&st, (const unsigned char *)message, len);
-    crypto_hash_sha256_final(&st, out);
+    pl__sha256_cat(out, topic, strlen(topic), "|", 1, message, len);
 }
 
 uint32_t pl__relay_backoff_ms(unsigned attempt, uint32_t min_ms, uint32_t max_ms, uint32_t rnd) {
@@ -260,12 +255,17 @@ pl_err pl_relay_topic(char out[PL_TOPIC_HEX_SIZE], const char *name) {
 /* A connection that stayed open this long resets the backoff. */
 #define HEALTHY_MS 10000u
 #define BATCH_MAX 500u
+/* A batch frame's messages together: well under the relays' frame limits
+ * (pairlink relay: 1 MiB), so that one large message does not hold the
+ * others back. */
+#define PL__RC_BATCH_BYTES ((size_t)256 << 10)
 
 typedef enum req_kind {
     REQ_PUBLISH = 1,
     REQ_SUBSCRIBE = 2,
     REQ_BATCH_SUBSCRIBE = 3,
     REQ_UNSUBSCRIBE = 4,
+    REQ_BATCH_PUBLISH = 5, /* carries several REQ_PUBLISH (its members) */
 } req_kind;
 
 typedef char topic_str[PL_TOPIC_HEX_SIZE];
@@ -287,6 +287,11 @@ typedef struct req {
     size_t msg_bytes;
     int64_t expires; /* the message's TTL */
     char *name;      /* PUBLISH: the topic name given */
+    size_t params_off, params_len; /* PUBLISH: where its params object is in text */
+    struct req *batch;             /* PUBLISH: the batch frame carrying it, if any */
+    /* BATCH_PUBLISH: the publishes it carries (NULL: expired meanwhile) */
+    struct req **members;
+    size_t nmembers;
     /* SUBSCRIBE / UNSUBSCRIBE / PUBLISH: relay topic; BATCH_SUBSCRIBE: topics */
     topic_str topic;
     topic_str *topics;
@@ -297,6 +302,7 @@ typedef struct topic_ent {
     topic_str topic;
     char *name;
     char sub_id[PL_TOPIC_HEX_SIZE + 64]; /* relay's subscription id ("" if none yet) */
+    bool unsent; /* a subscribe is due on this connection and not yet sent */
 } topic_ent;
 
 typedef enum conn_state {
@@ -327,7 +333,7 @@ struct pl__rc {
     pl_rng_fn rng;
     void *rng_ctx;
     uint32_t connect_timeout, request_timeout, reconnect_min, reconnect_max;
-    uint32_t ping_interval, ping_timeout, max_queue, max_topics;
+    uint32_t ping_interval, ping_timeout, max_queue, max_topics, batch_max;
     size_t max_queue_bytes, max_frame, max_unsent;
     size_t unsent; /* SEND bytes the runtime has not written yet */
 
@@ -341,6 +347,14 @@ struct pl__rc {
     /* requests, publish queue, topics */
     req *req_head, *req_tail;
     size_t pub_count, pub_bytes;
+    size_t unsent_pubs, unsent_topics; /* waiting for the next flush */
+    int64_t now;                       /* the latest time given to the core */
+    bool no_batch_publish;             /* the relay does not know irn_batchPublish */
+    /* pacing: our model of the relay's token bucket (docs/relay-client.md) */
+    int64_t pace_tokens, pace_refill_at, pace_until;
+    uint32_t pace_rate, pace_burst, pace_rate_max; /* pace_rate 0: not pacing (yet) */
+    bool pace_advertised;                          /* the relay told us its allowance */
+    bool pace_never;                               /* configured not to pace */
     uint64_t next_seq;
     int64_t last_id;
     topic_ent *topics;
@@ -355,6 +369,8 @@ struct pl__rc {
 static void rng_bytes(pl__rc *c, void *buf, size_t len) { pl__rng(c->rng, c->rng_ctx, buf, len); }
 
 /* ---- outputs ---- */
+
+static void flush(pl__rc *c, int64_t now_ms);
 
 void pl__rc_output_clear(pl__rc_output *o) {
     if (!o) return;
@@ -383,6 +399,8 @@ static void out(pl__rc *c, pl__rc_output *o) {
 bool pl__rc_poll(pl__rc *c, pl__rc_output *o) {
     PL_REQUIRE(c && o);
     memset(o, 0, sizeof *o);
+    /* What the operations queued since the last poll goes out now, batched. */
+    flush(c, c->now);
     outnode *n = c->out_head;
     if (!n) return false;
     c->out_head = n->next;
@@ -462,6 +480,7 @@ static void req_free(req *r) {
     free(r->text);
     free(r->topics);
     free(r->name);
+    free(r->members);
     free(r);
 }
 
@@ -488,6 +507,12 @@ static void req_unlink(pl__rc *c, req *r) {
     if (r->kind == REQ_PUBLISH) {
         c->pub_count--;
         c->pub_bytes -= r->msg_bytes;
+        if (!r->sent) c->unsent_pubs--;
+        if (r->batch) { /* taken out of the batch carrying it */
+            for (size_t i = 0; i < r->batch->nmembers; i++)
+                if (r->batch->members[i] == r) r->batch->members[i] = NULL;
+            r->batch = NULL;
+        }
     }
 }
 
@@ -539,22 +564,88 @@ static pl_err req_new(req **out_r, pl__rc *c, req_kind kind, const char *method,
     return PL_OK;
 }
 
+/* ---- pacing ----
+ * The client keeps a model of the relay's request allowance, a token bucket
+ * (pl_relay_client_opts.rate_per_s / rate_burst; pairlink relay's defaults
+ * unless told), and charges each frame what the relay will charge it
+ * (PL_RELAY_COST_*). A frame that does not fit waits, and meanwhile more
+ * work joins the next batch. A refusal (3001) means the model is too
+ * generous: the bucket is emptied and the rate halved; every answered
+ * request wins some of it back, up to the configured rate. */
+
+static void pace_refill(pl__rc *c, int64_t now_ms) {
+    if (now_ms <= c->pace_refill_at) return;
+    int64_t dt = now_ms - c->pace_refill_at;
+    if (dt > 3600 * 1000) dt = 3600 * 1000;
+    c->pace_tokens += dt * (int64_t)c->pace_rate;
+    if (c->pace_tokens > (int64_t)c->pace_burst * 1000) c->pace_tokens = (int64_t)c->pace_burst * 1000;
+    c->pace_refill_at = now_ms;
+}
+
+/* Charge `milli` (thousandths of a request) if the model has it; else note
+ * when it will and return false. */
+static bool pace_take(pl__rc *c, int64_t milli, int64_t now_ms) {
+    if (!c->pace_rate) return true; /* unlimited */
+    pace_refill(c, now_ms);
+    /* more than a whole bucket can never fit: send it when the bucket is full */
+    int64_t need = milli < (int64_t)c->pace_burst * 1000 ? milli : (int64_t)c->pace_burst * 1000;
+    if (c->pace_tokens < need) {
+        c->pace_until = now_ms + (need - c->pace_tokens + c->pace_rate - 1) / c->pace_rate;
+        return false;
+    }
+    c->pace_tokens -= milli < c->pace_tokens ? milli : c->pace_tokens;
+    c->pace_until = 0;
+    return true;
+}
+
+/* A 3001. A relay that says what it allows (pairlink relay: error data
+ * {perSecond, burst, retryAfterMs}) is believed; otherwise the model starts
+ * from PL_RELAY_DEF_ALLOWANCE_* and halves at every refusal. Either way the
+ * bucket is empty now. Returns the pause the relay asked for (0: none). */
+static int64_t pace_refused(pl__rc *c, const char *data, int64_t now_ms) {
+    if (c->pace_never) return 0;
+    json_t *d = data ? json_loads(data, 0, NULL) : NULL;
+    json_t *ps = json_object_get(d, "perSecond"), *bu = json_object_get(d, "burst");
+    json_t *ra = json_object_get(d, "retryAfterMs");
+    int64_t pause = 0;
+    if (json_is_integer(ps) && json_integer_value(ps) > 0 && json_integer_value(ps) <= 10000000 &&
+        json_is_integer(bu) && json_integer_value(bu) > 0 && json_integer_value(bu) <= 100000000) {
+        c->pace_rate = c->pace_rate_max = (uint32_t)json_integer_value(ps);
+        c->pace_burst = (uint32_t)json_integer_value(bu);
+        c->pace_advertised = true;
+    } else if (!c->pace_rate) {
+        c->pace_rate = c->pace_rate_max = PL_RELAY_DEF_ALLOWANCE_PER_S;
+        c->pace_burst = PL_RELAY_DEF_ALLOWANCE_BURST;
+    } else if (!c->pace_advertised) {
+        c->pace_rate = c->pace_rate > 1 ? c->pace_rate / 2 : 1;
+    }
+    if (json_is_integer(ra) && json_integer_value(ra) > 0 && json_integer_value(ra) <= 3600000)
+        pause = json_integer_value(ra);
+    json_decref(d);
+    c->pace_tokens = 0;
+    c->pace_refill_at = now_ms;
+    return pause;
+}
+
+static void pace_answered(pl__rc *c) {
+    if (c->pace_rate && c->pace_rate < c->pace_rate_max) c->pace_rate++;
+}
+
+/* Pacing is only as good as the model: with no model yet (rate 0) nothing
+ * waits until the relay first refuses something. */
+
+static int64_t cost_milli(req_kind kind, size_t items) {
+    int64_t each = kind == REQ_BATCH_PUBLISH ? PL_RELAY_COST_PUBLISH_ITEM_MILLI
+                                             : PL_RELAY_COST_TOPIC_ITEM_MILLI;
+    return 1000 + (items > 1 ? (int64_t)(items - 1) * each : 0);
+}
+
 /* Put a request on the wire (connection must be open). */
 static void req_send(pl__rc *c, req *r, int64_t now_ms) {
     r->sent = true;
     r->rate_wait = false;
     r->deadline = now_ms + c->request_timeout;
     out_send(c, r->text, r->len);
-}
-
-static pl_err send_subscribe(pl__rc *c, const char *topic, int64_t now_ms) {
-    req *r;
-    PL_TRY(
-        req_new(&r, c, REQ_SUBSCRIBE, "irn_subscribe", json_pack("{s:s}", "topic", topic), now_ms));
-    memcpy(r->topic, topic, sizeof r->topic);
-    req_link(c, r);
-    req_send(c, r, now_ms);
-    return PL_OK;
 }
 
 static pl_err send_unsubscribe(pl__rc *c, const char *topic, const char *sub_id, int64_t now_ms) {
@@ -567,36 +658,144 @@ static pl_err send_unsubscribe(pl__rc *c, const char *topic, const char *sub_id,
     return PL_OK;
 }
 
-/* After (re)connecting: every topic again, in batches of the protocol's
- * bound, then every queued publish in order. */
-static void resume_after_connect(pl__rc *c, int64_t now_ms) {
-    for (size_t i = 0; i < c->ntopics; i += BATCH_MAX) {
-        size_t n = c->ntopics - i < BATCH_MAX ? c->ntopics - i : BATCH_MAX;
-        json_t *arr = json_array();
-        topic_str *copy = malloc(n * sizeof *copy);
-        if (!arr || !copy) {
-            json_decref(arr);
+/* The topics waiting for a subscribe: one irn_subscribe, or
+ * irn_batchSubscribe frames of up to batch_max topics, as pacing allows. */
+static void flush_topics(pl__rc *c, int64_t now_ms) {
+    size_t i = 0;
+    while (c->unsent_topics > 0) {
+        while (i < c->ntopics && !c->topics[i].unsent)
+            i++;
+        if (i == c->ntopics) { /* cannot happen: the count says otherwise */
+            c->unsent_topics = 0;
+            return;
+        }
+        size_t n = c->unsent_topics < c->batch_max ? c->unsent_topics : c->batch_max;
+        if (!pace_take(c, cost_milli(n == 1 ? REQ_SUBSCRIBE : REQ_BATCH_SUBSCRIBE, n), now_ms))
+            return;
+        req *r = NULL;
+        topic_str *copy = n > 1 ? malloc(n * sizeof *copy) : NULL;
+        json_t *arr = n > 1 ? json_array() : NULL;
+        size_t k = 0, j = i;
+        for (; j < c->ntopics && k < n; j++) {
+            if (!c->topics[j].unsent) continue;
+            if (copy) memcpy(copy[k], c->topics[j].topic, sizeof copy[k]);
+            if (arr) json_array_append_new(arr, json_string(c->topics[j].topic));
+            k++;
+        }
+        pl_err e;
+        if (n == 1)
+            e = req_new(&r, c, REQ_SUBSCRIBE, "irn_subscribe",
+                        json_pack("{s:s}", "topic", c->topics[i].topic), now_ms);
+        else if (!copy || !arr)
+            e = PL_ERR_NOMEM;
+        else
+            e = req_new(&r, c, REQ_BATCH_SUBSCRIBE, "irn_batchSubscribe",
+                        json_pack("{s:o}", "topics", arr), now_ms), arr = NULL;
+        json_decref(arr);
+        if (e != PL_OK) {
             free(copy);
-            continue;
+            return; /* no memory: the next flush tries again */
         }
-        for (size_t k = 0; k < n; k++) {
-            json_array_append_new(arr, json_string(c->topics[i + k].topic));
-            memcpy(copy[k], c->topics[i + k].topic, sizeof copy[k]);
-        }
-        req *r;
-        if (req_new(&r, c, REQ_BATCH_SUBSCRIBE, "irn_batchSubscribe",
-                    json_pack("{s:o}", "topics", arr), now_ms) != PL_OK) {
-            free(copy);
-            continue;
-        }
+        if (n == 1) memcpy(r->topic, c->topics[i].topic, sizeof r->topic);
         r->topics = copy;
-        r->ntopics = n;
+        r->ntopics = copy ? n : 0;
+        for (size_t m = i; m < j; m++) {
+            if (c->topics[m].unsent) {
+                c->topics[m].unsent = false;
+                c->unsent_topics--;
+            }
+        }
+        i = j;
         req_link(c, r);
         req_send(c, r, now_ms);
     }
-    for (req *r = c->req_head; r; r = r->next) {
-        if (r->kind == REQ_PUBLISH && !r->sent && !r->rate_wait) req_send(c, r, now_ms);
+}
+
+/* The params object of publish r, as it sits in its request text. */
+static const char *params_of(const req *r) {
+    return r->text + r->params_off;
+}
+
+/* The publishes waiting to be sent, in order: alone as irn_publish (its own
+ * text and id), or several in irn_batchPublish frames of up to batch_max
+ * messages and PL__RC_BATCH_BYTES, as pacing allows. */
+static void flush_publishes(pl__rc *c, int64_t now_ms) {
+    req *r = c->req_head;
+    while (c->unsent_pubs > 0) {
+        while (r && !(r->kind == REQ_PUBLISH && !r->sent && !r->rate_wait))
+            r = r->next;
+        if (!r) return; /* the rest wait for their 3001 pause */
+        /* how many go together */
+        size_t n = 0, bytes = 0;
+        req *end = r;
+        for (req *q = r; q && n < c->batch_max && !c->no_batch_publish; q = q->next) {
+            if (!(q->kind == REQ_PUBLISH && !q->sent && !q->rate_wait)) continue;
+            if (n > 0 && bytes + q->params_len + 1 > PL__RC_BATCH_BYTES) break;
+            n++;
+            bytes += q->params_len + 1;
+            end = q->next;
+        }
+        if (n <= 1) {
+            if (!pace_take(c, cost_milli(REQ_PUBLISH, 1), now_ms)) return;
+            c->unsent_pubs--;
+            req *next = r->next;
+            req_send(c, r, now_ms);
+            r = next;
+            continue;
+        }
+        if (!pace_take(c, cost_milli(REQ_BATCH_PUBLISH, n), now_ms)) return;
+        req *b = calloc(1, sizeof *b);
+        req **members = calloc(n, sizeof *members);
+        size_t cap = bytes + 128;
+        char *text = malloc(cap);
+        if (!b || !members || !text) {
+            free(b), free(members), free(text);
+            return; /* no memory: the next flush tries again */
+        }
+        b->kind = REQ_BATCH_PUBLISH;
+        b->id = next_id(c, now_ms);
+        size_t off = (size_t)snprintf(
+            text, cap, "{\"id\":%lld,\"jsonrpc\":\"2.0\",\"method\":\"irn_batchPublish\",\"params\":{\"messages\":[",
+            (long long)b->id);
+        size_t k = 0;
+        for (req *q = r; q != end; q = q->next) {
+            if (!(q->kind == REQ_PUBLISH && !q->sent && !q->rate_wait)) continue;
+            if (k) text[off++] = ',';
+            memcpy(text + off, params_of(q), q->params_len);
+            off += q->params_len;
+            members[k++] = q;
+            q->sent = true;
+            q->batch = b;
+            c->unsent_pubs--;
+        }
+        memcpy(text + off, "]}}", 4);
+        off += 3;
+        b->text = text;
+        b->len = off;
+        b->members = members;
+        b->nmembers = k;
+        r = end;
+        req_link(c, b);
+        req_send(c, b, now_ms);
     }
+}
+
+/* Everything that waits for the wire (connection open): subscriptions first,
+ * so that a publish to a topic subscribed in the same turn follows it. */
+static void flush(pl__rc *c, int64_t now_ms) {
+    if (c->st != ST_OPEN || (!c->unsent_topics && !c->unsent_pubs)) return;
+    if (c->pace_until && now_ms < c->pace_until) return;
+    flush_topics(c, now_ms);
+    if (!c->unsent_topics) flush_publishes(c, now_ms);
+}
+
+/* After (re)connecting: every topic again, then every queued publish in
+ * order, batched (flush). */
+static void resume_after_connect(pl__rc *c, int64_t now_ms) {
+    c->unsent_topics = c->ntopics;
+    for (size_t i = 0; i < c->ntopics; i++)
+        c->topics[i].unsent = true;
+    flush(c, now_ms);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -616,17 +815,24 @@ static void conn_lost(pl__rc *c, pl_err err, bool fatal, int64_t now_ms) {
     while (r) {
         req *n = r->next;
         if (r->kind == REQ_PUBLISH) {
-            /* Re-sent at once after the reconnect, with the same id. */
+            /* Re-sent at once after the reconnect: alone with the same id,
+             * or in a new batch. */
+            if (r->sent) c->unsent_pubs++;
             r->sent = false;
             r->rate_wait = false;
+            r->batch = NULL; /* its batch frame is freed here too */
         } else {
+            if (r->kind == REQ_BATCH_PUBLISH) r->nmembers = 0;
             req_unlink(c, r);
             req_free(r);
         }
         r = n;
     }
-    for (size_t i = 0; i < c->ntopics; i++)
+    for (size_t i = 0; i < c->ntopics; i++) {
         c->topics[i].sub_id[0] = '\0';
+        c->topics[i].unsent = false;
+    }
+    c->unsent_topics = 0;
     if (fatal) {
         c->st = ST_FAILED;
         set_state(c, PL_TRANSPORT_CLOSED, err);
@@ -701,6 +907,7 @@ static void conn_start(pl__rc *c, int64_t now_ms) {
 
 void pl__rc_on_open(pl__rc *c, int64_t now_ms) {
     PL_REQUIRE(c);
+    if (now_ms > c->now) c->now = now_ms;
     if (c->st != ST_CONNECTING) return;
     c->st = ST_OPEN;
     c->open_since = c->last_rx = now_ms;
@@ -720,6 +927,7 @@ static bool contains_ci(const char *hay, const char *needle) {
 
 void pl__rc_on_failed(pl__rc *c, unsigned http_status, const char *why, int64_t now_ms) {
     PL_REQUIRE(c);
+    if (now_ms > c->now) c->now = now_ms;
     if (c->st != ST_CONNECTING) return;
     if (http_status == 401 || http_status == 403) {
         set_why(c, "the relay refused our authentication (HTTP %u)", http_status);
@@ -740,6 +948,7 @@ void pl__rc_on_failed(pl__rc *c, unsigned http_status, const char *why, int64_t 
 
 void pl__rc_on_closed(pl__rc *c, int close_code, int64_t now_ms) {
     PL_REQUIRE(c);
+    if (now_ms > c->now) c->now = now_ms;
     if (c->st != ST_OPEN) return;
     if (close_code)
         set_why(c, "the relay closed the connection (code %d%s)", close_code,
@@ -754,6 +963,7 @@ void pl__rc_on_closed(pl__rc *c, int close_code, int64_t now_ms) {
 
 void pl__rc_on_lost(pl__rc *c, pl_err err, int64_t now_ms) {
     PL_REQUIRE(c);
+    if (now_ms > c->now) c->now = now_ms;
     if (c->st != ST_OPEN && c->st != ST_CONNECTING) return;
     set_why(c, "%s", c->st == ST_OPEN ? "the connection was lost" : "the connection failed");
     conn_lost(c, err, false, now_ms);
@@ -765,6 +975,14 @@ void pl__rc_on_lost(pl__rc *c, pl_err err, int64_t now_ms) {
 
 static void send_reply(pl__rc *c, const pl_rpc_id *id, const char *result_json, int64_t err_code,
                        const char *err_msg) {
+    if (id->kind == PL_RPC_ID_NUM && result_json && !strcmp(result_json, "true")) {
+        /* the acknowledgement of every push: no JSON library needed */
+        char ack[80];
+        int n = snprintf(ack, sizeof ack, "{\"id\":%lld,\"jsonrpc\":\"2.0\",\"result\":true}",
+                         (long long)id->num);
+        out_send(c, ack, (size_t)n);
+        return;
+    }
     char *text = NULL;
     pl_err err = result_json ? pl_rpc_encode_result(&text, id, result_json)
                              : pl_rpc_encode_error(&text, id, err_code, err_msg, NULL);
@@ -832,9 +1050,22 @@ static void handle_subscription(pl__rc *c, const pl_rpc_msg *m) {
 
 static void handle_result(pl__rc *c, req *r, const pl_rpc_msg *m, int64_t now_ms) {
     req_unlink(c, r);
+    pace_answered(c);
     switch (r->kind) {
     case REQ_PUBLISH:
         report(c, PL_RELAY_OP_PUBLISH, r->seq, r->name, PL_OK, 0);
+        req_free(r);
+        return;
+    case REQ_BATCH_PUBLISH:
+        /* The relay takes a batch whole (docs/relay.md). */
+        for (size_t i = 0; i < r->nmembers; i++) {
+            req *q = r->members[i];
+            if (!q) continue;
+            q->batch = NULL;
+            req_unlink(c, q);
+            report(c, PL_RELAY_OP_PUBLISH, q->seq, q->name, PL_OK, 0);
+            req_free(q);
+        }
         req_free(r);
         return;
     case REQ_SUBSCRIBE:
@@ -865,15 +1096,32 @@ static void handle_result(pl__rc *c, req *r, const pl_rpc_msg *m, int64_t now_ms
 }
 
 static void handle_error(pl__rc *c, req *r, const pl_rpc_msg *m, int64_t now_ms) {
+    int64_t asked = m->err_code == PL_RELAY_CODE_RATE ? pace_refused(c, m->err_data, now_ms) : 0;
+    if (r->kind == REQ_BATCH_PUBLISH && m->err_code != PL_RELAY_CODE_RATE &&
+        (m->err_code == -32601 || m->err_code == -32600)) {
+        /* A relay without irn_batchPublish: one at a time from now on. */
+        c->no_batch_publish = true;
+        for (size_t i = 0; i < r->nmembers; i++) {
+            req *q = r->members[i];
+            if (!q) continue;
+            q->batch = NULL;
+            q->sent = false;
+            c->unsent_pubs++;
+        }
+        req_unlink(c, r);
+        req_free(r);
+        return;
+    }
     if (m->err_code == PL_RELAY_CODE_RATE) {
-        /* Rate limited: the request is fine, the timing is not. */
+        /* Rate limited: the request is fine, the timing is not. Again when
+         * the relay says it fits, or after a pause that doubles. */
         uint32_t pause = RATE_PAUSE_MS;
         for (unsigned i = 0; i < r->rate_hits && pause < RATE_PAUSE_MAX_MS; i++)
             pause <<= 1;
         if (pause > RATE_PAUSE_MAX_MS) pause = RATE_PAUSE_MAX_MS;
         r->rate_hits++;
         r->rate_wait = true;
-        r->deadline = now_ms + pause;
+        r->deadline = now_ms + (asked ? asked : pause);
         return;
     }
     req_unlink(c, r);
@@ -892,6 +1140,17 @@ static void handle_error(pl__rc *c, req *r, const pl_rpc_msg *m, int64_t now_ms)
         break;
     case REQ_UNSUBSCRIBE:
         report(c, PL_RELAY_OP_UNSUBSCRIBE, 0, r->topic, PL_ERR_RELAY, m->err_code);
+        break;
+    case REQ_BATCH_PUBLISH:
+        /* refused whole: every message it carried */
+        for (size_t i = 0; i < r->nmembers; i++) {
+            req *q = r->members[i];
+            if (!q) continue;
+            q->batch = NULL;
+            req_unlink(c, q);
+            report(c, PL_RELAY_OP_PUBLISH, q->seq, q->name, PL_ERR_RELAY, m->err_code);
+            req_free(q);
+        }
         break;
     }
     req_free(r);
@@ -914,7 +1173,7 @@ static void handle_frame(pl__rc *c, const char *text, size_t len, int64_t now_ms
         }
         if (m->id.kind != PL_RPC_ID_NUM) continue; /* not one of ours */
         req *r = req_find(c, m->id.num);
-        if (!r || !r->sent) continue;
+        if (!r || !r->sent || r->batch) continue;
         if (m->kind == PL_RPC_RESULT)
             handle_result(c, r, m, now_ms);
         else
@@ -944,12 +1203,14 @@ static void alive(pl__rc *c, int64_t now_ms) {
 
 void pl__rc_on_pong(pl__rc *c, int64_t now_ms) {
     PL_REQUIRE(c);
+    if (now_ms > c->now) c->now = now_ms;
     if (c->st == ST_OPEN) alive(c, now_ms);
 }
 
 void pl__rc_on_data(pl__rc *c, const void *in, size_t len, bool binary, bool final,
                     int64_t now_ms) {
     PL_REQUIRE(c && (in || len == 0));
+    if (now_ms > c->now) c->now = now_ms;
     if (c->st != ST_OPEN) return;
     alive(c, now_ms);
     if (binary) return; /* the protocol is text only */
@@ -1016,6 +1277,7 @@ static void expire_publishes(pl__rc *c, int64_t now_ms) {
 
 void pl__rc_on_timer(pl__rc *c, int64_t now_ms) {
     PL_REQUIRE(c);
+    if (now_ms > c->now) c->now = now_ms;
     if (c->st == ST_CLOSING) return;
     expire_publishes(c, now_ms);
     switch (c->st) {
@@ -1040,6 +1302,7 @@ void pl__rc_on_timer(pl__rc *c, int64_t now_ms) {
         }
         for (req *r = c->req_head; r && c->st == ST_OPEN; r = r->next) {
             if (!r->sent && !r->rate_wait) continue;
+            if (r->batch) continue; /* its batch frame is timed instead */
             if (now_ms < r->deadline) continue;
             if (!r->rate_wait && ++r->timeouts >= MAX_REQUEST_TIMEOUTS) {
                 set_why(c, "the relay did not answer a request %d times", MAX_REQUEST_TIMEOUTS);
@@ -1049,6 +1312,7 @@ void pl__rc_on_timer(pl__rc *c, int64_t now_ms) {
             c->stats.resent++;
             req_send(c, r, now_ms);
         }
+        flush(c, now_ms);
         check_unsent(c, now_ms);
         break;
     default:
@@ -1067,8 +1331,13 @@ int64_t pl__rc_next_deadline(const pl__rc *c) {
     }
     for (req *r = c->req_head; r; r = r->next) {
         if (r->kind == REQ_PUBLISH && r->expires < due) due = r->expires;
-        if (c->st == ST_OPEN && (r->sent || r->rate_wait) && r->deadline < due) due = r->deadline;
+        if (c->st == ST_OPEN && (r->sent || r->rate_wait) && !r->batch && r->deadline < due)
+            due = r->deadline;
     }
+    /* paced work waits for the model's tokens */
+    if (c->st == ST_OPEN && (c->unsent_topics || c->unsent_pubs) && c->pace_until &&
+        c->pace_until < due)
+        due = c->pace_until;
     return due;
 }
 
@@ -1129,6 +1398,18 @@ pl_err pl__rc_new(pl__rc **out_c, const pl__rc_config *cfg, int64_t now_ms) {
     c->max_topics = OPT(cfg->max_topics, DEF_MAX_TOPICS);
     c->max_frame = OPT(cfg->max_frame_bytes, DEF_MAX_FRAME);
     c->max_unsent = OPT(cfg->max_unsent_bytes, c->max_queue_bytes + DEF_UNSENT_EXTRA);
+    c->batch_max = cfg->batch_max && cfg->batch_max < BATCH_MAX ? cfg->batch_max : BATCH_MAX;
+    /* An allowance given: paced from the start. Otherwise unpaced until
+     * the relay first refuses (3001), then paced to what it says. */
+    if (cfg->rate_per_s && cfg->rate_per_s != UINT32_MAX) {
+        c->pace_rate = c->pace_rate_max = cfg->rate_per_s;
+        c->pace_burst = OPT(cfg->rate_burst, 5 * cfg->rate_per_s);
+        c->pace_tokens = (int64_t)c->pace_burst * 1000;
+        c->pace_refill_at = now_ms;
+        c->pace_advertised = true;
+    }
+    c->pace_never = cfg->rate_per_s == UINT32_MAX;
+    c->now = now_ms;
     uint8_t key[16];
     rng_bytes(c, key, sizeof key);
     if (err == PL_OK) err = pl__dedup_new(&c->dedup, OPT(cfg->dedup_capacity, DEF_DEDUP), key);
@@ -1186,6 +1467,7 @@ const char *pl__rc_did(const pl__rc *c) {
 pl_err pl__rc_publish(pl__rc *c, const char *name, const uint8_t *data, size_t len,
                       const pl_publish_opts *opts, int64_t now_ms, uint64_t *seq) {
     PL_REQUIRE(c && name && (data || len == 0) && opts);
+    if (now_ms > c->now) c->now = now_ms;
     if (seq) *seq = 0;
     if (c->st == ST_CLOSING || c->st == ST_FAILED) return PL_ERR_STATE;
     topic_str topic;
@@ -1202,17 +1484,40 @@ pl_err pl__rc_publish(pl__rc *c, const char *name, const uint8_t *data, size_t l
         tag = x->tag;
         prompt = x->prompt;
     }
-    char *b64 = malloc(mlen + 1);
-    if (!b64) return PL_ERR_NOMEM;
-    pl_err e = pl_base64_encode(b64, mlen + 1, data, len, PL_B64_STD);
-    json_t *m = e == PL_OK ? json_stringn(b64, mlen) : NULL;
-    free(b64);
-    if (!m) return e != PL_OK ? e : PL_ERR_NOMEM;
-    json_t *params = json_pack("{s:s,s:o,s:I,s:I}", "topic", topic, "message", m, "ttl",
-                               (json_int_t)ttl, "tag", (json_int_t)tag);
-    if (params && prompt) json_object_set_new(params, "prompt", json_true());
-    req *r;
-    PL_TRY(req_new(&r, c, REQ_PUBLISH, "irn_publish", params, now_ms));
+    /* The request text is written here, not through a JSON library: every
+     * field is a 64-hex topic, base64 or a number (nothing to escape), and
+     * this runs for every message. Its params object is kept apart for a
+     * batch (params_off, params_len). */
+    req *r = calloc(1, sizeof *r);
+    size_t cap = mlen + 256;
+    char *text = malloc(cap);
+    if (!r || !text) {
+        free(r);
+        free(text);
+        return PL_ERR_NOMEM;
+    }
+    r->kind = REQ_PUBLISH;
+    r->id = next_id(c, now_ms);
+    int head = snprintf(text, cap,
+                        "{\"id\":%lld,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":",
+                        (long long)r->id);
+    size_t off = (size_t)head;
+    r->params_off = off;
+    off += (size_t)snprintf(text + off, cap - off, "{\"topic\":\"%s\",\"message\":\"", topic);
+    pl_err e = pl_base64_encode_public(text + off, cap - off, data, len, PL_B64_STD);
+    if (e != PL_OK) {
+        free(text);
+        free(r);
+        return e;
+    }
+    off += mlen;
+    off += (size_t)snprintf(text + off, cap - off, "\",\"ttl\":%u,\"tag\":%u%s}", ttl, tag,
+                            prompt ? ",\"prompt\":true" : "");
+    r->params_len = off - r->params_off;
+    text[off++] = '}';
+    text[off] = '\0';
+    r->text = text;
+    r->len = off;
     r->name = strdup(name);
     if (!r->name) {
         req_free(r);
@@ -1225,7 +1530,7 @@ pl_err pl__rc_publish(pl__rc *c, const char *name, const uint8_t *data, size_t l
     req_link(c, r);
     c->pub_count++;
     c->pub_bytes += mlen;
-    if (c->st == ST_OPEN) req_send(c, r, now_ms);
+    c->unsent_pubs++; /* sent by the next flush (pl__rc_poll), with what else waits */
     if (seq) *seq = r->seq;
     return PL_OK;
 }
@@ -1238,6 +1543,7 @@ static pl_err topic_op_start(const pl__rc *c, const char *name, topic_str topic)
 
 pl_err pl__rc_subscribe(pl__rc *c, const char *name, int64_t now_ms) {
     PL_REQUIRE(c && name);
+    if (now_ms > c->now) c->now = now_ms;
     topic_str topic;
     PL_TRY(topic_op_start(c, name, topic));
     topic_ent *old = topic_find(c, topic);
@@ -1255,26 +1561,31 @@ pl_err pl__rc_subscribe(pl__rc *c, const char *name, int64_t now_ms) {
     te->sub_id[0] = '\0';
     te->name = strdup(name);
     if (!te->name) return PL_ERR_NOMEM;
-    if (c->st == ST_OPEN) {
-        pl_err e = send_subscribe(c, topic, now_ms);
-        if (e != PL_OK) {
-            free(te->name);
-            return e;
-        }
-    }
+    (void)now_ms;
+    /* Open: subscribed by the next flush, with the others of this turn.
+     * Not open: by the batch after the next connect. */
+    te->unsent = c->st == ST_OPEN;
+    if (te->unsent) c->unsent_topics++;
     c->ntopics++;
     return PL_OK;
 }
 
 pl_err pl__rc_unsubscribe(pl__rc *c, const char *name, int64_t now_ms) {
     PL_REQUIRE(c && name);
+    if (now_ms > c->now) c->now = now_ms;
     topic_str topic;
     PL_TRY(topic_op_start(c, name, topic));
     topic_ent *te = topic_find(c, topic);
     if (!te) return PL_OK;
-    /* Without a subscription id the subscribe is still in flight: its
-     * result finds the topic gone and unsubscribes then. */
-    if (c->st == ST_OPEN && te->sub_id[0]) PL_TRY(send_unsubscribe(c, topic, te->sub_id, now_ms));
+    /* Never sent: nothing to undo. Without a subscription id the subscribe
+     * is still in flight: its result finds the topic gone and unsubscribes
+     * then. */
+    if (te->unsent) {
+        te->unsent = false;
+        c->unsent_topics--;
+    } else if (c->st == ST_OPEN && te->sub_id[0]) {
+        PL_TRY(send_unsubscribe(c, topic, te->sub_id, now_ms));
+    }
     free(te->name);
     *te = c->topics[c->ntopics - 1];
     c->ntopics--;

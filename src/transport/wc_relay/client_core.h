@@ -80,6 +80,9 @@ typedef struct pl__rc_config {
     uint32_t connect_timeout_ms, request_timeout_ms, reconnect_min_ms, reconnect_max_ms;
     uint32_t ping_interval_ms, ping_timeout_ms, max_queue, max_topics, dedup_capacity;
     size_t max_queue_bytes, max_frame_bytes, max_unsent_bytes;
+    /* items per batch frame (0: the protocol's 500; 1: no batches); the
+     * allowance paced to (see pl_relay_client_opts) */
+    uint32_t batch_max, rate_per_s, rate_burst;
 } pl__rc_config;
 
 typedef enum pl__rc_out_kind {

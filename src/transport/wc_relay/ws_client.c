@@ -318,7 +318,8 @@ static int on_writeable(rc_rt *rt, struct lws *wsi) {
         return 0;
     }
     outframe *f = rt->out_head;
-    if (!f) return 0;
+    /* Held (group commit): the release asks for this callback again. */
+    if (!f || pl_transport_held(&rt->t)) return 0;
     rt->out_head = f->next;
     if (!rt->out_head) rt->out_tail = NULL;
     int n = lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT);
@@ -574,6 +575,13 @@ static pl_err op_unsubscribe(pl_transport *t, const char *topic) {
     return pl__rc_unsubscribe(rt->core, topic, now_ms(rt));
 }
 
+/* The last hold was released: write what waits (frames already moved from
+ * the core; the rest follows from the next drain). */
+static void op_release(pl_transport *t) {
+    rc_rt *rt = rt_of(t);
+    if (rt->wsi && rt->open && rt->out_head) lws_callback_on_writable(rt->wsi);
+}
+
 static pl_transport_state op_state(const pl_transport *t, pl_err *err) {
     return pl__rc_state(rt_of(t)->core, err);
 }
@@ -620,6 +628,7 @@ static const pl_transport_ops rc_ops = {
     .pending = op_pending,
     .close = op_close,
     .free = op_free,
+    .release = op_release,
 };
 
 /* ---- public API ---- */
@@ -691,6 +700,8 @@ pl_err pl_relay_client_new(pl_transport **out, pl_driver *d, const pl_relay_clie
         .dedup_capacity = opts->dedup_capacity,
         .max_queue_bytes = opts->max_queue_bytes,
         .max_frame_bytes = opts->max_frame_bytes,
+        .rate_per_s = opts->rate_per_s,
+        .rate_burst = opts->rate_burst,
         .max_unsent_bytes = opts->max_unsent_bytes,
     };
     rc_rt *rt = calloc(1, sizeof *rt);
