@@ -1,11 +1,12 @@
 /* The relay core in cluster mode (relay/cluster.c) against a fake shared
  * store: this file plays the backend, answering puts, loads and watches
  * by hand, with frames and time only. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <jansson.h>
 #include <stdio.h>
