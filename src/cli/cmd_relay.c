@@ -24,6 +24,11 @@ static const char usage[] =
     "                        a free port)\n"
     "  --db PATH             SQLite mailbox (WAL, synchronous=FULL): acknowledged messages\n"
     "                        survive a crash. Without --db the mailbox is in memory only.\n"
+    "  --cluster URLS        share the mailbox with other relay instances through a NATS\n"
+    "                        JetStream cluster: nats://HOST:PORT[,nats://HOST:PORT...]\n"
+    "                        (any node; the others are found). Exclusive with --db\n"
+    "  --cluster-replicas N  replicas of each stream (default 3, or 1 with one URL)\n"
+    "  --instance-id ID      this instance's name in the cluster (default HOST-PID)\n"
     "  --require-auth        refuse clients without a valid relay JWT (HTTP 401)\n"
     "  --public-url URL      a ws:// or wss:// URL clients reach this relay at; their JWT\n"
     "                        aud must name one (repeatable; default: ws://HOST:PORT of\n"
@@ -128,10 +133,14 @@ int pl_cli_relay(int argc, char **argv) {
     enum { O_LISTEN = 1, O_DB, O_AUTH, O_PING, O_IDLE, O_MAILBOX, O_MAXMSG, O_RATE, O_TOPICS, O_VERBOSE,
            O_HELP, O_CERT, O_KEY, O_FAULT, O_PUBLIC_URL, O_MEMORY, O_STORED, O_MESSAGES,
            O_TOPICS_TOTAL, O_QUOTA_MESSAGES, O_QUOTA_BYTES, O_QUOTA_TOPICS, O_CONNS,
-           O_CONNS_PER_ADDR, O_INFLIGHT_BYTES, O_QUEUE, O_FETCH_PAGE, O_HANDSHAKE, O_SNDBUF, O_ALLOW };
+           O_CONNS_PER_ADDR, O_INFLIGHT_BYTES, O_QUEUE, O_FETCH_PAGE, O_HANDSHAKE, O_SNDBUF, O_ALLOW,
+           O_CLUSTER, O_REPLICAS, O_INSTANCE };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"db", required_argument, NULL, O_DB},
+        {"cluster", required_argument, NULL, O_CLUSTER},
+        {"cluster-replicas", required_argument, NULL, O_REPLICAS},
+        {"instance-id", required_argument, NULL, O_INSTANCE},
         {"require-auth", no_argument, NULL, O_AUTH},
         {"ping-interval", required_argument, NULL, O_PING},
         {"idle-timeout", required_argument, NULL, O_IDLE},
@@ -184,6 +193,17 @@ int pl_cli_relay(int argc, char **argv) {
                 return pl_cli_usage_error(cmd, "--listen wants HOST:PORT, got '%s'", optarg);
             break;
         case O_DB: o.db_path = optarg; break;
+        case O_CLUSTER: o.cluster.urls = optarg; break;
+        case O_REPLICAS:
+            if (!parse_ulong(optarg, 5, &v) || v == 0)
+                return pl_cli_usage_error(cmd, "--cluster-replicas wants 1..5");
+            o.cluster.replicas = (int)v;
+            break;
+        case O_INSTANCE:
+            if (!*optarg || strlen(optarg) > 63 || strpbrk(optarg, " .*>\t"))
+                return pl_cli_usage_error(cmd, "--instance-id wants 1..63 characters, no space, '.', '*' or '>'");
+            o.cluster.instance_id = optarg;
+            break;
         case O_AUTH: o.require_auth = true; break;
         case O_PING:
             if (!parse_ulong(optarg, 3600, &v) || v == 0)
@@ -309,7 +329,14 @@ int pl_cli_relay(int argc, char **argv) {
     o.public_urls = public_urls;
     o.limits.allowances = allow;
     o.limits.nallowances = nallow;
-    if (!o.db_path)
+    if (o.db_path && o.cluster.urls)
+        return pl_cli_usage_error(cmd, "--db and --cluster exclude each other: the cluster is the store");
+    if ((o.cluster.replicas || o.cluster.instance_id) && !o.cluster.urls)
+        return pl_cli_usage_error(cmd, "--cluster-replicas and --instance-id need --cluster");
+    if (o.cluster.urls && !pl__relay_backend_nats_available())
+        return pl_cli_fail(cmd, "--cluster needs a pairlink built with libnats (libnats-dev)",
+                           PL_ERR_NO_CLUSTER);
+    if (!o.db_path && !o.cluster.urls)
         log_line(NULL, PL__LOG_WARN, "no --db: the mailbox is kept in memory and lost on exit");
 
     /* Message texts and answer pages go to mmap and back to the system when
@@ -323,6 +350,8 @@ int pl_cli_relay(int argc, char **argv) {
     if (e == PL_ERR_SYS && pl_last_detail())
         fprintf(stderr, "pairlink relay: cannot listen on %s:%d: %s\n", host, o.port,
                 strerror((int)pl_last_detail()));
+    else if (e == PL_ERR_INVALID_ARG && o.cluster.urls)
+        fprintf(stderr, "pairlink relay: --cluster wants nats://HOST:PORT[,nats://HOST:PORT...]\n");
     else if (e == PL_ERR_INVALID_ARG)
         fprintf(stderr,
                 "pairlink relay: '%s' is not an IPv4 address or a resolvable name, or a limit is "
