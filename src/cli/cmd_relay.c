@@ -201,7 +201,8 @@ int pl_cli_relay(int argc, char **argv) {
             break;
         case O_INSTANCE:
             if (!*optarg || strlen(optarg) > 63 || strpbrk(optarg, " .*>\t"))
-                return pl_cli_usage_error(cmd, "--instance-id wants 1..63 characters, no space, '.', '*' or '>'");
+                return pl_cli_usage_error(
+                    cmd, "--instance-id wants 1..63 characters, no space, '.', '*' or '>'");
             o.cluster.instance_id = optarg;
             break;
         case O_AUTH: o.require_auth = true; break;
@@ -330,7 +331,8 @@ int pl_cli_relay(int argc, char **argv) {
     o.limits.allowances = allow;
     o.limits.nallowances = nallow;
     if (o.db_path && o.cluster.urls)
-        return pl_cli_usage_error(cmd, "--db and --cluster exclude each other: the cluster is the store");
+        return pl_cli_usage_error(cmd,
+                                  "--db and --cluster exclude each other: the cluster is the store");
     if ((o.cluster.replicas || o.cluster.instance_id) && !o.cluster.urls)
         return pl_cli_usage_error(cmd, "--cluster-replicas and --instance-id need --cluster");
     if (o.cluster.urls && !pl__relay_backend_nats_available())

@@ -96,7 +96,7 @@ typedef struct nats_backend {
     worker w[MAX_WORKERS];
     pthread_mutex_t mu; /* results, closed */
     result *res_head, *res_tail;
-    bool closed; /* the async handle is closing: results are dropped */
+    bool closed;     /* the async handle is closing: results are dropped */
     size_t inflight; /* loop thread */
     pl__htable topics;
     bool stopping;
@@ -232,7 +232,8 @@ static void do_put(nats_backend *b, job *jb, result *r) {
         tries++;
         if (s == NATS_OK) {
             r->err = PL_OK;
-            if (tries > 1) post_log(b, PL__LOG_INFO, "cluster: publish stored after %d tries", tries);
+            if (tries > 1)
+                post_log(b, PL__LOG_INFO, "cluster: publish stored after %d tries", tries);
             return;
         }
         const char *txt = nats_GetLastError(NULL);
@@ -256,8 +257,8 @@ static void do_put(nats_backend *b, job *jb, result *r) {
 /* One MSG.GET on the stream leader (consistent, unlike a direct get from a
  * replica that may lag): the first message of subj after seq. 1: found
  * (*out set, *seq moved), 0: none, -1: failure. */
-static int msg_get(nats_backend *b, const char *stream, const char *subj, uint64_t *seq,
-                   char **out, size_t *outlen) {
+static int msg_get(nats_backend *b, const char *stream, const char *subj, uint64_t *seq, char **out,
+                   size_t *outlen) {
     char api[128], req[192];
     snprintf(api, sizeof api, "$JS.API.STREAM.MSG.GET.%s", stream);
     snprintf(req, sizeof req, "{\"seq\":%llu,\"next_by_subj\":\"%s\"}",
@@ -309,8 +310,8 @@ static void do_load(nats_backend *b, job *jb, result *r) {
             if (rc == 0) break;
             if (rc < 0) {
                 if (mono_ms() + RETRY_PAUSE_MS >= until || b->stopping) {
-                    post_log(b, PL__LOG_WARN, "cluster: load of %.16s... incomplete: %s",
-                             jb->topic, nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
+                    post_log(b, PL__LOG_WARN, "cluster: load of %.16s... incomplete: %s", jb->topic,
+                             nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
                     r->err = PL_ERR_CLUSTER;
                     goto done;
                 }
@@ -486,36 +487,48 @@ static void ingest_one(nats_backend *b, const char *topic, const char *data, siz
 }
 
 typedef struct loaded_rec {
-    const char *data;
-    size_t len;
-    int64_t published;
+    json_t *root;
+    pl__relay_record rec;
+    uint64_t conn;
     size_t order;
 } loaded_rec;
 
 static int loaded_cmp(const void *x, const void *y) {
     const loaded_rec *a = x, *c = y;
-    if (a->published != c->published) return a->published < c->published ? -1 : 1;
+    if (a->rec.published_at_ms != c->rec.published_at_ms)
+        return a->rec.published_at_ms < c->rec.published_at_ms ? -1 : 1;
     return a->order < c->order ? -1 : a->order > c->order;
 }
 
-/* A load's records, oldest first across the TTL classes. */
+/* A load's records, oldest first across the TTL classes (each class stream
+ * is in order; together they are merged on publishedAt). */
 static void ingest_loaded(nats_backend *b, result *r, int64_t now) {
     loaded_rec *v = r->nrecs ? calloc(r->nrecs, sizeof *v) : NULL;
-    size_t n = 0;
-    for (size_t off = 0; v && off < r->len && n < r->nrecs; n++) {
+    if (r->nrecs && !v) {
+        blog(b, PL__LOG_ERROR, "cluster: out of memory loading topic %.16s...", r->topic);
+        return;
+    }
+    size_t n = 0, bad = 0;
+    for (size_t off = 0; off < r->len && n < r->nrecs;) {
         const char *d = r->data + off;
         size_t len = strlen(d);
-        v[n] = (loaded_rec){.data = d, .len = len, .order = n};
-        /* "p" is read from the text without a full parse: cheap, and a
-         * record where it cannot be found sorts first and is parsed (and
-         * refused) like any other. */
-        const char *p = strstr(d, "\"p\":");
-        v[n].published = p ? strtoll(p + 4, NULL, 10) : 0;
         off += len + 1;
+        if (record_parse(b, r->topic, d, len, &v[n].root, &v[n].rec, &v[n].conn) != PL_OK) {
+            bad++;
+            continue;
+        }
+        v[n].order = n;
+        n++;
     }
-    if (v) qsort(v, n, sizeof *v, loaded_cmp);
-    for (size_t i = 0; i < n; i++)
-        ingest_one(b, r->topic, v[i].data, v[i].len, now);
+    if (n) qsort(v, n, sizeof *v, loaded_cmp);
+    for (size_t i = 0; i < n; i++) {
+        /* The record borrows from its root: the qsort moved both. */
+        (void)pl__relay_core_ingest(b->sink.core, &v[i].rec, v[i].conn, now);
+        json_decref(v[i].root);
+    }
+    if (bad)
+        blog(b, PL__LOG_WARN, "cluster: %zu malformed records on topic %.16s... skipped", bad,
+             r->topic);
     free(v);
 }
 
@@ -763,7 +776,8 @@ static const pl__relay_backend_ops nats_ops = {
 /* Create the TTL class streams, or bring existing ones to this
  * configuration (every instance does it at start; the same configuration
  * twice is a no-op for the server). */
-static pl_err ensure_streams(nats_backend *b, int replicas, size_t max_mailbox, size_t max_message) {
+static pl_err ensure_streams(nats_backend *b, int replicas, size_t max_mailbox,
+                             size_t max_message) {
     for (size_t c = 0; c < NCLASSES; c++) {
         char name[32], subj[32];
         snprintf(name, sizeof name, "PAIRLINK_%s", classes[c].name);

@@ -877,7 +877,8 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
         pl__relay_core_stats(s->core, &st);
         logf_(s, PL__LOG_INFO, "store %s: %zu messages on %zu topics restored, %zu expired pruned%s",
               s->db_path, st.messages, st.topics, pruned, skipped ? ", some malformed rows skipped" : "");
-        if ((e = pl__relay_backend_sqlite(&s->backend, s->store, backend_log, s)) != PL_OK) goto fail;
+        if ((e = pl__relay_backend_sqlite(&s->backend, s->store, backend_log, s)) != PL_OK)
+            goto fail;
         s->store = NULL;
     }
 
