@@ -851,7 +851,7 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     b->sink = *sink;
     b->loop = loop;
     b->retry_ms = opts->retry_ms > 0 ? opts->retry_ms : 5000;
-    b->nworkers = opts->workers ? opts->workers : 4;
+    b->nworkers = opts->workers ? opts->workers : 8;
     pthread_mutex_init(&b->mu, NULL);
     for (int i = 0; i < MAX_WORKERS; i++) {
         pthread_mutex_init(&b->w[i].mu, NULL);
