@@ -35,8 +35,9 @@ static const struct ttl_class {
 #define REQ_WAIT_MS 2000   /* one JetStream request */
 #define RETRY_PAUSE_MS 100 /* between tries while the cluster elects a leader */
 #define RECORD_OVERHEAD 4096
+#define REFUSED_BIT (UINT64_C(1) << 63) /* a RES_PUT for a put refused in apply */
 
-enum { JOB_PUT, JOB_LOAD };
+enum { JOB_LOAD };
 enum { RES_PUT, RES_LIVE, RES_LOADED, RES_LOG, RES_RECONNECTED };
 
 typedef struct job {
@@ -72,6 +73,21 @@ typedef struct worker {
     struct nats_backend *b;
 } worker;
 
+/* A put on its way (loop thread): kept until JetStream acknowledged it,
+ * for the retries. */
+typedef struct pput {
+    pl__hnode hnode;
+    uint64_t put_id;
+    int64_t deadline; /* monotonic ms: then it is answered PL_ERR_CLUSTER */
+    int64_t retry_at; /* on the retry list: when */
+    int tries;
+    struct pput *rnext;
+    char subj[96];
+    char msgid[PL_RELAY_TOPIC_HEX + PL_RELAY_ID_HEX + 2];
+    char *data;
+    size_t len;
+} pput;
+
 /* Loop-thread state of a topic the core watches or loads. */
 typedef struct tstate {
     pl__hnode hnode;
@@ -99,6 +115,10 @@ typedef struct nats_backend {
     bool closed;     /* the async handle is closing: results are dropped */
     size_t inflight; /* loop thread */
     pl__htable topics;
+    pl__htable puts;               /* put_id -> pput */
+    pput *retry_head, *retry_tail; /* puts to send again, in order */
+    uv_timer_t retry_timer;
+    bool timer_open;
     bool stopping;
 } nats_backend;
 
@@ -217,43 +237,6 @@ static size_t class_of(int64_t ttl_ms) {
 
 /* ---- worker threads: blocking JetStream calls ------------------------------------ */
 
-static void do_put(nats_backend *b, job *jb, result *r) {
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MsgId = jb->msgid; /* the store drops a client's retry (2 min window) */
-    po.MaxWait = REQ_WAIT_MS;
-    int64_t until = mono_ms() + b->retry_ms;
-    int tries = 0;
-    for (;;) {
-        jsErrCode jerr = 0;
-        jsPubAck *pa = NULL;
-        natsStatus s = js_Publish(&pa, b->js, jb->subj, jb->data, (int)jb->len, &po, &jerr);
-        jsPubAck_Destroy(pa);
-        tries++;
-        if (s == NATS_OK) {
-            r->err = PL_OK;
-            if (tries > 1)
-                post_log(b, PL__LOG_INFO, "cluster: publish stored after %d tries", tries);
-            return;
-        }
-        const char *txt = nats_GetLastError(NULL);
-        if (txt && strstr(txt, "maximum messages per subject")) {
-            r->err = PL_ERR_MAILBOX_FULL;
-            return;
-        }
-        /* Anything else (timeout, no responders, not connected, a
-         * JetStream error during an election) is tried again, with the
-         * same Nats-Msg-Id, until retry_ms. */
-        if (mono_ms() + RETRY_PAUSE_MS >= until || b->stopping) {
-            post_log(b, PL__LOG_WARN, "cluster: publish on %s not stored after %d tries: %s (%s)",
-                     jb->subj, tries, natsStatus_GetText(s), txt ? txt : "");
-            r->err = PL_ERR_CLUSTER;
-            return;
-        }
-        usleep(RETRY_PAUSE_MS * 1000);
-    }
-}
-
 /* One MSG.GET on the stream leader (consistent, unlike a direct get from a
  * replica that may lag): the first message of subj after seq. 1: found
  * (*out set, *seq moved), 0: none, -1: failure. */
@@ -359,13 +342,8 @@ static void *worker_main(void *arg) {
         if (r) {
             memcpy(r->topic, jb->topic, sizeof r->topic);
             r->put_id = jb->put_id;
-            if (jb->kind == JOB_PUT) {
-                r->kind = RES_PUT;
-                do_put(b, jb, r);
-            } else {
-                r->kind = RES_LOADED;
-                do_load(b, jb, r);
-            }
+            r->kind = RES_LOADED;
+            do_load(b, jb, r);
             post(b, r);
         }
         free(jb->data);
@@ -374,7 +352,7 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* Jobs of one topic go to one worker: its puts and loads stay in order. */
+/* Loads of one topic go to one worker, in order. */
 static void submit(nats_backend *b, job *jb) {
     uint64_t h = 0;
     for (int i = 0; i < 16; i++)
@@ -408,6 +386,31 @@ static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
         memcpy(r->data, natsMsg_GetData(msg), (size_t)len);
         r->data[len] = '\0';
         r->len = (size_t)len;
+        post(b, r);
+    } else {
+        free(r);
+    }
+    natsMsg_Destroy(msg);
+}
+
+/* JetStream's answer to an asynchronous publish (a libnats thread): to the
+ * loop, which retries or answers the core. */
+static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure) {
+    (void)js;
+    nats_backend *b = closure;
+    const char *id = NULL;
+    result *r = calloc(1, sizeof *r);
+    if (r && natsMsgHeader_Get(msg, "Pl-Put", &id) == NATS_OK && id) {
+        r->kind = RES_PUT;
+        r->put_id = strtoull(id, NULL, 10);
+        r->err = PL_OK;
+        if (!pa) {
+            r->err = PL_ERR_CLUSTER;
+            const char *txt = pae && pae->ErrText ? pae->ErrText : "";
+            if (strstr(txt, "maximum messages per subject")) r->err = PL_ERR_MAILBOX_FULL;
+            snprintf(r->line, sizeof r->line, "%s%s%s",
+                     natsStatus_GetText(pae ? pae->Err : NATS_ERR), *txt ? ": " : "", txt);
+        }
         post(b, r);
     } else {
         free(r);
@@ -532,6 +535,91 @@ static void ingest_loaded(nats_backend *b, result *r, int64_t now) {
     free(v);
 }
 
+static uint64_t phash(const nats_backend *b, uint64_t id) {
+    return pl__ht_hash(&b->puts, &id, sizeof id);
+}
+
+static pput *pfind(const nats_backend *b, uint64_t id) {
+    uint64_t h = phash(b, id);
+    for (pl__hnode *n = pl__ht_first(&b->puts, h); n; n = pl__ht_next(n, h)) {
+        pput *p = PL__ENTRY(n, pput, hnode);
+        if (p->put_id == id) return p;
+    }
+    return NULL;
+}
+
+static void pput_free(nats_backend *b, pput *p) {
+    pl__ht_remove(&b->puts, &p->hnode);
+    b->inflight--;
+    free(p->data);
+    free(p);
+}
+
+/* Send p (again) with the same Nats-Msg-Id: JetStream stores it once. A
+ * send that fails at once (no connection, closed) is retried like a
+ * negative acknowledgement. */
+static void retry_later(nats_backend *b, pput *p);
+
+static void send_put(nats_backend *b, pput *p) {
+    natsMsg *m = NULL;
+    char idtxt[24];
+    snprintf(idtxt, sizeof idtxt, "%llu", (unsigned long long)p->put_id);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = p->msgid;
+    po.MaxWait = REQ_WAIT_MS;
+    p->tries++;
+    natsStatus s = natsMsg_Create(&m, p->subj, NULL, p->data, (int)p->len);
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, "Pl-Put", idtxt);
+    if (s == NATS_OK) s = js_PublishMsgAsync(b->js, &m, &po);
+    natsMsg_Destroy(m); /* NULL when the library took it */
+    if (s != NATS_OK) retry_later(b, p);
+}
+
+static void on_retry(uv_timer_t *t) {
+    nats_backend *b = t->data;
+    int64_t now = mono_ms();
+    while (b->retry_head && b->retry_head->retry_at <= now) {
+        pput *p = b->retry_head;
+        b->retry_head = p->rnext;
+        if (!b->retry_head) b->retry_tail = NULL;
+        p->rnext = NULL;
+        send_put(b, p);
+    }
+    if (b->retry_head) uv_timer_start(&b->retry_timer, on_retry, RETRY_PAUSE_MS, 0);
+}
+
+static void retry_later(nats_backend *b, pput *p) {
+    p->retry_at = mono_ms() + RETRY_PAUSE_MS;
+    p->rnext = NULL;
+    if (b->retry_tail)
+        b->retry_tail->rnext = p;
+    else
+        b->retry_head = p;
+    b->retry_tail = p;
+    if (b->timer_open && !uv_is_active((uv_handle_t *)&b->retry_timer))
+        uv_timer_start(&b->retry_timer, on_retry, RETRY_PAUSE_MS, 0);
+}
+
+/* JetStream answered put r->put_id. */
+static void put_answered(nats_backend *b, result *r, int64_t now) {
+    pput *p = pfind(b, r->put_id);
+    if (!p) return; /* answered already (a late duplicate answer) */
+    pl_err e = r->err;
+    if (e == PL_ERR_CLUSTER && mono_ms() + RETRY_PAUSE_MS < p->deadline && !b->stopping) {
+        retry_later(b, p); /* an election, a node going away: same id again */
+        return;
+    }
+    if (e == PL_ERR_CLUSTER)
+        blog(b, PL__LOG_WARN, "cluster: publish on %s not stored after %d tries: %s", p->subj,
+             p->tries, r->line);
+    else if (p->tries > 1)
+        blog(b, PL__LOG_INFO, "cluster: publish on %s stored after %d tries", p->subj, p->tries);
+    uint64_t id = p->put_id;
+    pput_free(b, p);
+    pl__relay_core_put_done(b->sink.core, id, e, now);
+}
+
 static void on_results(uv_async_t *h) {
     nats_backend *b = h->data;
     pthread_mutex_lock(&b->mu);
@@ -548,8 +636,12 @@ static void on_results(uv_async_t *h) {
             blog(b, r->level, "%s", r->line);
             break;
         case RES_PUT:
-            b->inflight--;
-            pl__relay_core_put_done(b->sink.core, r->put_id, r->err, now);
+            if (r->put_id & REFUSED_BIT) { /* refused in apply, never sent */
+                b->inflight--;
+                pl__relay_core_put_done(b->sink.core, r->put_id & ~REFUSED_BIT, r->err, now);
+            } else {
+                put_answered(b, r, now);
+            }
             changed = true;
             break;
         case RES_LIVE: {
@@ -620,7 +712,7 @@ static void refuse_put(nats_backend *b, uint64_t put_id, pl_err e) {
     result *r = calloc(1, sizeof *r);
     if (!r) return; /* the client times out and publishes again */
     r->kind = RES_PUT;
-    r->put_id = put_id;
+    r->put_id = put_id | REFUSED_BIT;
     r->err = e;
     b->inflight++;
     post(b, r);
@@ -638,20 +730,21 @@ static bool nb_apply(pl__relay_backend *base, const pl__relay_action *a) {
             refuse_put(b, a->put_id, PL_ERR_RELAY_BUSY);
             break;
         }
-        job *jb = calloc(1, sizeof *jb);
-        if (!jb || !(jb->data = record_json(b, &a->rec, a->conn, &jb->len))) {
-            free(jb);
+        pput *p = calloc(1, sizeof *p);
+        if (!p || !(p->data = record_json(b, &a->rec, a->conn, &p->len)) ||
+            pl__ht_insert(&b->puts, &p->hnode, phash(b, a->put_id)) != PL_OK) {
+            if (p) free(p->data);
+            free(p);
             refuse_put(b, a->put_id, PL_ERR_NOMEM);
             break;
         }
-        jb->kind = JOB_PUT;
-        jb->put_id = a->put_id;
-        memcpy(jb->topic, a->rec.topic, sizeof jb->topic);
+        p->put_id = a->put_id;
+        p->deadline = mono_ms() + b->retry_ms;
         size_t c = class_of(a->rec.expires_at_ms - a->rec.published_at_ms);
-        snprintf(jb->subj, sizeof jb->subj, "irn.%s.%s", classes[c].name, a->rec.topic);
-        snprintf(jb->msgid, sizeof jb->msgid, "%s:%s", a->rec.topic, a->rec.id);
+        snprintf(p->subj, sizeof p->subj, "irn.%s.%s", classes[c].name, a->rec.topic);
+        snprintf(p->msgid, sizeof p->msgid, "%s:%s", a->rec.topic, a->rec.id);
         b->inflight++;
-        submit(b, jb);
+        send_put(b, p);
         break;
     }
     case PL__RELAY_LOAD: {
@@ -730,6 +823,10 @@ static void nb_stop(pl__relay_backend *base) {
      * rest: their clients got no `true` and publish again elsewhere. */
     stop_workers(b);
     if (b->nc) natsConnection_Close(b->nc);
+    if (b->timer_open) {
+        uv_close((uv_handle_t *)&b->retry_timer, NULL);
+        b->timer_open = false;
+    }
     if (b->async_open) {
         pthread_mutex_lock(&b->mu);
         b->closed = true;
@@ -755,6 +852,12 @@ static void nb_free(pl__relay_backend *base) {
         free(t);
     }
     pl__ht_free(&b->topics);
+    for (pl__hnode *n; (n = pl__ht_pop(&b->puts));) {
+        pput *p = PL__ENTRY(n, pput, hnode);
+        free(p->data);
+        free(p);
+    }
+    pl__ht_free(&b->puts);
     jsCtx_Destroy(b->js);
     natsConnection_Destroy(b->nc);
     natsOptions_Destroy(b->nopts);
@@ -851,7 +954,7 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     b->sink = *sink;
     b->loop = loop;
     b->retry_ms = opts->retry_ms > 0 ? opts->retry_ms : 5000;
-    b->nworkers = opts->workers ? opts->workers : 8;
+    b->nworkers = opts->workers ? opts->workers : 4;
     pthread_mutex_init(&b->mu, NULL);
     for (int i = 0; i < MAX_WORKERS; i++) {
         pthread_mutex_init(&b->w[i].mu, NULL);
@@ -861,6 +964,8 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     uint8_t key[16];
     pl_random(key, sizeof key);
     pl__ht_init(&b->topics, key);
+    pl_random(key, sizeof key);
+    pl__ht_init(&b->puts, key);
     if (opts->instance_id && *opts->instance_id) {
         snprintf(b->instance, sizeof b->instance, "%s", opts->instance_id);
     } else {
@@ -894,6 +999,9 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = REQ_WAIT_MS;
+    jo.PublishAsync.MaxPending = MAX_INFLIGHT; /* apply bounds it first: never stalls */
+    jo.PublishAsync.AckHandler = on_pub_ack;
+    jo.PublishAsync.AckHandlerClosure = b;
     if ((s = natsConnection_JetStream(&b->js, b->nc, &jo)) != NATS_OK) goto fail;
     int replicas = opts->replicas ? opts->replicas : (nurls >= 3 ? 3 : 1);
     if ((e = ensure_streams(b, replicas, opts->max_mailbox ? opts->max_mailbox : 1000,
@@ -903,6 +1011,9 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     if (uv_async_init(loop, &b->async, on_results) != 0) goto fail;
     b->async.data = b;
     b->async_open = true;
+    if (uv_timer_init(loop, &b->retry_timer) != 0) goto fail;
+    b->retry_timer.data = b;
+    b->timer_open = true;
     for (int i = 0; i < b->nworkers; i++) {
         if (pthread_create(&b->w[i].th, NULL, worker_main, &b->w[i]) != 0) goto fail;
         b->w[i].started = true;
@@ -914,11 +1025,16 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     *out = &b->base;
     return PL_OK;
 fail:
-    if (b->async_open) {
-        /* Closed with the loop, after which b may go: run it once here. */
-        b->closed = true;
-        uv_close((uv_handle_t *)&b->async, NULL);
-        b->async_open = false;
+    /* Handles of b close with the loop, after which b may go: run it once. */
+    if (b->timer_open || b->async_open) {
+        if (b->timer_open) uv_close((uv_handle_t *)&b->retry_timer, NULL);
+        if (b->async_open) {
+            pthread_mutex_lock(&b->mu);
+            b->closed = true;
+            pthread_mutex_unlock(&b->mu);
+            uv_close((uv_handle_t *)&b->async, NULL);
+        }
+        b->timer_open = b->async_open = false;
         uv_run(loop, UV_RUN_NOWAIT);
     }
     nb_free(&b->base);

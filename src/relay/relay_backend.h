@@ -73,7 +73,7 @@ typedef struct pl__relay_nats_opts {
     size_t max_mailbox;      /* messages per topic and TTL class (MaxMsgsPerSubject) */
     size_t max_message;      /* bytes of one message (the streams' MaxMsgSize, with room) */
     int64_t retry_ms;        /* a publish is retried this long (leader election); 0: 5000 */
-    int workers;             /* publishing threads; 0: 8 */
+    int workers;             /* threads reading stored messages (loads); 0: 4 */
 } pl__relay_nats_opts;
 
 /* Connect to the cluster (any of the URLs), create or check the streams,
