@@ -16,6 +16,9 @@
 //   node relay-cluster.mjs ttl URL1 URL2 TOPIC
 //       a ttl 10 s message published on URL1 is fetched on URL2, and gone on
 //       both after 11 s. Prints "TTL OK".
+//   node relay-cluster.mjs unavailable URL TOPIC
+//       with no JetStream quorum, a publish is answered -32603 (after the
+//       relay's bounded retries). Prints "UNAVAILABLE OK <ms>".
 //   node relay-cluster.mjs mailbox URL1 URL2 TOPIC LIMIT
 //       LIMIT messages accepted on URL1, the next one refused (-32000) on URL2.
 //       Prints "MAILBOX OK".
@@ -237,6 +240,15 @@ async function mailbox([u1, u2, topic, limitStr]) {
   process.exit(0);
 }
 
-const cmds = { replay, subscribe: subscribeHold, stream, ttl, mailbox };
+async function unavailable([u, topic]) {
+  const c = await connect(u);
+  const t0 = Date.now();
+  const r = await call(c, "irn_publish", { topic, message: "no-quorum", ttl: 300, tag: 1 }, 30000);
+  if (r.error?.code !== -32603) fail(`publish without quorum: ${JSON.stringify(r)}`);
+  console.log(`UNAVAILABLE OK ${Date.now() - t0}`);
+  process.exit(0);
+}
+
+const cmds = { replay, subscribe: subscribeHold, stream, ttl, mailbox, unavailable };
 if (!cmds[cmd]) fail(`unknown command ${cmd}`);
 cmds[cmd](args).catch((e) => fail(e.stack || e.message));

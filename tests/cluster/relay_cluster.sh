@@ -10,7 +10,8 @@
 #   - the mailbox limit holds across instances (-32000);
 #   - 2000 publishes on 1 with the subscriber on 2; kill -9 of instance 2:
 #     the subscriber moves to 3 and receives every acknowledged message;
-#   - the same with kill -9 of the stream's JetStream leader: 0 lost.
+#   - the same with kill -9 of the stream's JetStream leader: 0 lost;
+#   - a second node killed (no quorum): a publish is answered -32603.
 # Exit 77 (skipped) without nats-server or without a libnats build. Run by
 # CTest (label cluster); everything stops by itself (timeouts, trap).
 set -euo pipefail
@@ -201,6 +202,18 @@ cat "$WORK/leader.out"
 # The TTL check that ran meanwhile.
 wait $TTL_PID || { cat "$WORK/ttl.out"; die "the 10 s TTL"; }
 cat "$WORK/ttl.out"
+
+# 7. No quorum (a second node killed): a publish is retried for 5 s, then
+# answered -32603, not left hanging.
+for i in 1 2 3; do
+    [ "n$i" = "$leader" ] && continue
+    kill -9 "${NATS_PID[$i]}"
+    break
+done
+cluster_node 40 unavailable "${URL[1]}" "$(topic)" >"$WORK/unavail.out" 2>&1 ||
+    { cat "$WORK/unavail.out"; RELAY_ERR=${ERR[1]}; die "a publish without quorum"; }
+cat "$WORK/unavail.out"
+grep -q "not stored after" "${ERR[1]}" || die "instance 1 did not log the failed publish"
 
 # Instances 1 and 3 stop cleanly.
 for i in 1 3; do
