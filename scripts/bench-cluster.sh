@@ -18,7 +18,7 @@
 # here is stopped here.
 #
 # Knobs (environment): PAIRS=60 (per run, split over the generators)
-# WINDOW=8 SECS=5 RUNS=1.
+# WINDOW=8 SECS=5 RUNS=1 RATE=1000 (the fixed-rate runs, all generators).
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +27,7 @@ PAIRS=${PAIRS:-60}
 WINDOW=${WINDOW:-8}
 SECS=${SECS:-5}
 RUNS=${RUNS:-1}
+RATE=${RATE:-1000}
 cli=$build/pairlink
 load=$build/bench/bench_relay_load
 command -v nats-server >/dev/null || { echo "bench-cluster: skipped: no nats-server"; exit 0; }
@@ -122,13 +123,15 @@ run() {
         rp+=("$pid")
         rport+=("$port")
     done
-    local per=$((PAIRS / k)) gp=() r0 n0 g0
+    local per=$((PAIRS / k)) gp=() r0 n0 rate=()
+    [ -n "${RUN_RATE:-}" ] && rate=(--rate $((RUN_RATE / k)))
     r0=$(cpu_ticks "${rp[@]}")
     n0=$(cpu_ticks "${nats_pids[@]}")
     for i in $(seq 0 $((k - 1))); do
         local sub=${rport[$(((i + 1) % k))]}
         "$load" --url "ws://127.0.0.1:${rport[$i]}" --sub-url "ws://127.0.0.1:$sub" --pid "${rp[$i]}" \
-            --pairs "$per" --window "$WINDOW" --duration "$SECS" --ttl 300 >"$tmp/$label.gen$i" 2>&1 &
+            --pairs "$per" --window "$WINDOW" --duration "$SECS" --ttl 300 "${rate[@]}" \
+            >"$tmp/$label.gen$i" 2>&1 &
         gp+=($!)
     done
     for p in "${gp[@]}"; do wait "$p" || true; done
@@ -159,6 +162,10 @@ console.log(`BENCH_CLUSTER ${label} instances=${k} delivered_msg_s=${thr.toFixed
 }
 
 for r in $(seq 1 "$RUNS"); do
+    # closed loop: the throughput ceiling
     run "single-db-r$r" 1 --db "$tmp/single-$r.db"
     for k in 1 2 3; do run "cluster$k-r$r" "$k" --cluster "$urls"; done
+    # RATE msg/s in all: latency below saturation
+    RUN_RATE=$RATE run "single-db-rate-r$r" 1 --db "$tmp/single-rate-$r.db"
+    for k in 1 2 3; do RUN_RATE=$RATE run "cluster$k-rate-r$r" "$k" --cluster "$urls"; done
 done
