@@ -15,6 +15,7 @@
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,9 @@ static const struct ttl_class {
 
 #define MAX_WORKERS 16
 #define MAX_INFLIGHT 16384 /* puts and loads queued or out, all workers */
+/* Bytes of the puts out: their records are held for the retries, outside
+ * the core's budget (which counts the cached message once). */
+#define MAX_INFLIGHT_BYTES ((size_t)64 << 20)
 #define REQ_WAIT_MS 2000   /* one JetStream request */
 #define RETRY_PAUSE_MS 100 /* between tries while the cluster elects a leader */
 #define RECORD_OVERHEAD 4096
@@ -112,14 +116,16 @@ typedef struct nats_backend {
     worker w[MAX_WORKERS];
     pthread_mutex_t mu; /* results, closed */
     result *res_head, *res_tail;
-    bool closed;     /* the async handle is closing: results are dropped */
-    size_t inflight; /* loop thread */
+    bool closed;           /* the async handle is closing: results are dropped */
+    size_t inflight;       /* loop thread: puts and loads out */
+    size_t inflight_bytes; /* loop thread: bytes of the puts out */
+    size_t max_mailbox;    /* a load reads at most this many per class */
     pl__htable topics;
     pl__htable puts;               /* put_id -> pput */
     pput *retry_head, *retry_tail; /* puts to send again, in order */
     uv_timer_t retry_timer;
     bool timer_open;
-    bool stopping;
+    _Atomic bool stopping; /* read by the load threads */
 } nats_backend;
 
 static void blog(nats_backend *b, int level, const char *fmt, ...)
@@ -286,7 +292,8 @@ static void do_load(nats_backend *b, job *jb, result *r) {
         snprintf(stream, sizeof stream, "PAIRLINK_%s", classes[c].name);
         snprintf(subj, sizeof subj, "irn.%s.%s", classes[c].name, jb->topic);
         uint64_t seq = 0;
-        for (;;) {
+        size_t got = 0;
+        while (got < b->max_mailbox) {
             char *rec = NULL;
             size_t len = 0;
             int rc = msg_get(b, stream, subj, &seq, &rec, &len);
@@ -315,6 +322,7 @@ static void do_load(nats_backend *b, job *jb, result *r) {
             memcpy(all + used, rec, len + 1);
             used += len + 1;
             n++;
+            got++;
             free(rec);
         }
     }
@@ -551,6 +559,7 @@ static pput *pfind(const nats_backend *b, uint64_t id) {
 static void pput_free(nats_backend *b, pput *p) {
     pl__ht_remove(&b->puts, &p->hnode);
     b->inflight--;
+    b->inflight_bytes -= p->len;
     free(p->data);
     free(p);
 }
@@ -726,7 +735,7 @@ static bool nb_apply(pl__relay_backend *base, const pl__relay_action *a) {
             refuse_put(b, a->put_id, PL_ERR_CLUSTER);
             break;
         }
-        if (b->inflight >= MAX_INFLIGHT) {
+        if (b->inflight >= MAX_INFLIGHT || b->inflight_bytes >= MAX_INFLIGHT_BYTES) {
             refuse_put(b, a->put_id, PL_ERR_RELAY_BUSY);
             break;
         }
@@ -740,6 +749,7 @@ static bool nb_apply(pl__relay_backend *base, const pl__relay_action *a) {
         }
         p->put_id = a->put_id;
         p->deadline = mono_ms() + b->retry_ms;
+        b->inflight_bytes += p->len;
         size_t c = class_of(a->rec.expires_at_ms - a->rec.published_at_ms);
         snprintf(p->subj, sizeof p->subj, "irn.%s.%s", classes[c].name, a->rec.topic);
         snprintf(p->msgid, sizeof p->msgid, "%s:%s", a->rec.topic, a->rec.id);
@@ -1004,7 +1014,8 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     jo.PublishAsync.AckHandlerClosure = b;
     if ((s = natsConnection_JetStream(&b->js, b->nc, &jo)) != NATS_OK) goto fail;
     int replicas = opts->replicas ? opts->replicas : (nurls >= 3 ? 3 : 1);
-    if ((e = ensure_streams(b, replicas, opts->max_mailbox ? opts->max_mailbox : 1000,
+    b->max_mailbox = opts->max_mailbox ? opts->max_mailbox : 1000;
+    if ((e = ensure_streams(b, replicas, b->max_mailbox,
                             opts->max_message ? opts->max_message : (512u << 10))) != PL_OK)
         goto fail;
     e = PL_ERR_SYS;
