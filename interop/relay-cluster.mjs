@@ -118,6 +118,16 @@ async function replay([u1, u2, u3, topic]) {
   await waitFor(() => got.length >= 4, 10000);
   if (got[3] !== "live-0" || got.length !== 4) fail(`instance 3 got [${got}] live`);
   console.log("LIVE OK");
+  // A client's retry of r-0 reaching another instance is stored once and
+  // not pushed again (Nats-Msg-Id).
+  const d = await call(f, "irn_publish", { topic, message: "r-0", ttl: 300, tag: 1 });
+  if (d.result !== true) fail(`retry on instance 2: ${JSON.stringify(d)}`);
+  await sleep(300);
+  const again = await call(sub, "irn_fetchMessages", { topic });
+  const all = [...sent, "live-0"];
+  if (got.length !== 4 || again.result?.messages?.map((m) => m.message).join() !== all.join())
+    fail(`after a retry: pushed [${got}], stored ${JSON.stringify(again)}`);
+  console.log("DEDUP OK");
   process.exit(0);
 }
 

@@ -203,17 +203,26 @@ cat "$WORK/leader.out"
 wait $TTL_PID || { cat "$WORK/ttl.out"; die "the 10 s TTL"; }
 cat "$WORK/ttl.out"
 
-# 7. No quorum (a second node killed): a publish is retried for 5 s, then
-# answered -32603, not left hanging.
-for i in 1 2 3; do
-    [ "n$i" = "$leader" ] && continue
-    kill -9 "${NATS_PID[$i]}"
-    break
-done
+# 7. No quorum: a second node killed, the one instance 1 is connected to if
+# it still runs (so that instance 1 reconnects to the last one). A publish
+# is retried for 5 s, then answered -32603, not left hanging.
+node_of() { # the node (1..3) whose client port the URL names
+    local port=${1##*:}
+    for i in 1 2 3; do [ "${PORTS[$((i - 1))]}" = "$port" ] && echo $i; done
+}
+cur=$(sed -n 's|.*cluster: \(re\)*connected to \(nats://[0-9.:]*\).*|\2|p' "${ERR[1]}" | tail -1)
+victim=$(node_of "$cur")
+if [ -z "$victim" ] || [ "n$victim" = "$leader" ]; then
+    for i in 1 2 3; do [ "n$i" != "$leader" ] && victim=$i && break; done
+fi
+kill -9 "${NATS_PID[$victim]}"
+echo "$TEST_NAME: killed n$victim (instance 1 was on $cur)"
 cluster_node 40 unavailable "${URL[1]}" "$(topic)" >"$WORK/unavail.out" 2>&1 ||
     { cat "$WORK/unavail.out"; RELAY_ERR=${ERR[1]}; die "a publish without quorum"; }
 cat "$WORK/unavail.out"
 grep -q "not stored after" "${ERR[1]}" || die "instance 1 did not log the failed publish"
+# Instance 1 lost its node at least once (step 6 or 7): it reconnected.
+grep -q "cluster: reconnected to nats://" "${ERR[1]}" || die "instance 1 did not reconnect to another node"
 
 # Instances 1 and 3 stop cleanly.
 for i in 1 3; do
