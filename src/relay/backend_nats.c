@@ -42,7 +42,7 @@ static const struct ttl_class {
 #define REFUSED_BIT (UINT64_C(1) << 63) /* a RES_PUT for a put refused in apply */
 
 enum { JOB_LOAD };
-enum { RES_PUT, RES_LIVE, RES_LOADED, RES_LOG, RES_RECONNECTED };
+enum { RES_PUT, RES_LIVE, RES_LOADED, RES_LOG, RES_RESYNC };
 
 typedef struct job {
     struct job *next;
@@ -122,6 +122,7 @@ typedef struct nats_backend {
     size_t max_mailbox;    /* a load reads at most this many per class */
     pl__htable topics;
     pl__htable puts;               /* put_id -> pput */
+    natsSubscription *advisories;  /* stream leader elections */
     pput *retry_head, *retry_tail; /* puts to send again, in order */
     uv_timer_t retry_timer;
     bool timer_open;
@@ -437,8 +438,28 @@ static void on_reconnected(natsConnection *nc, void *closure) {
     post_log(closure, PL__LOG_INFO, "cluster: reconnected to %s", url);
     result *r = calloc(1, sizeof *r);
     if (!r) return;
-    r->kind = RES_RECONNECTED;
+    r->kind = RES_RESYNC;
     post(closure, r);
+}
+
+/* A stream of ours elected a leader (JetStream advisory). The old leader
+ * may have acknowledged messages whose republication died with it: every
+ * instance reads its watched topics again. */
+static void on_leader_elected(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+                              void *closure) {
+    (void)nc;
+    (void)sub;
+    const char *subj = natsMsg_GetSubject(msg);
+    const char *stream = subj ? strrchr(subj, '.') : NULL;
+    if (stream && !strncmp(stream + 1, "PAIRLINK_", 9)) {
+        post_log(closure, PL__LOG_INFO, "cluster: stream %s elected a leader", stream + 1);
+        result *r = calloc(1, sizeof *r);
+        if (r) {
+            r->kind = RES_RESYNC;
+            post(closure, r);
+        }
+    }
+    natsMsg_Destroy(msg);
 }
 
 /* ---- loop thread -------------------------------------------------------------------- */
@@ -622,8 +643,19 @@ static void put_answered(nats_backend *b, result *r, int64_t now) {
     if (e == PL_ERR_CLUSTER)
         blog(b, PL__LOG_WARN, "cluster: publish on %s not stored after %d tries: %s", p->subj,
              p->tries, r->line);
-    else if (p->tries > 1)
+    else if (p->tries > 1) {
         blog(b, PL__LOG_INFO, "cluster: publish on %s stored after %d tries", p->subj, p->tries);
+        /* A retry through an election is often answered "duplicate": the
+         * first try was stored, but the leader that would have republished
+         * it to the watching instances died. Announce it once more on the
+         * live subject (plain NATS); the instances drop what they have. */
+        char live[104];
+        snprintf(live, sizeof live, "live.%s", p->subj);
+        natsStatus s = natsConnection_Publish(b->nc, live, p->data, (int)p->len);
+        if (s != NATS_OK)
+            blog(b, PL__LOG_WARN, "cluster: cannot announce %s again: %s", p->subj,
+                 natsStatus_GetText(s));
+    }
     uint64_t id = p->put_id;
     pput_free(b, p);
     pl__relay_core_put_done(b->sink.core, id, e, now);
@@ -687,10 +719,10 @@ static void on_results(uv_async_t *h) {
             changed = true;
             break;
         }
-        case RES_RECONNECTED: {
-            /* What was republished while this connection was down is not
-             * resent: read the watched topics again (the core drops what
-             * it has). */
+        case RES_RESYNC: {
+            /* What was republished while this connection was down, or by a
+             * stream leader that died, is not resent: read the watched
+             * topics again (the core drops what it has). */
             size_t cur = 0, n = 0;
             for (pl__hnode *x = pl__ht_each(&b->topics, &cur, NULL); x;
                  x = pl__ht_each(&b->topics, &cur, x)) {
@@ -868,6 +900,7 @@ static void nb_free(pl__relay_backend *base) {
         free(p);
     }
     pl__ht_free(&b->puts);
+    natsSubscription_Destroy(b->advisories);
     jsCtx_Destroy(b->js);
     natsConnection_Destroy(b->nc);
     natsOptions_Destroy(b->nopts);
@@ -986,8 +1019,18 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     const char *list[16];
     for (int i = 0; i < nurls; i++)
         list[i] = urls[i];
-    pl_err e = PL_ERR_CLUSTER;
-    natsStatus s = natsOptions_Create(&b->nopts);
+    /* The hand-off to the loop first: libnats may call back (a disconnect)
+     * as soon as it is connected. */
+    pl_err e = PL_ERR_SYS;
+    natsStatus s = NATS_OK;
+    if (uv_async_init(loop, &b->async, on_results) != 0) goto fail;
+    b->async.data = b;
+    b->async_open = true;
+    if (uv_timer_init(loop, &b->retry_timer) != 0) goto fail;
+    b->retry_timer.data = b;
+    b->timer_open = true;
+    e = PL_ERR_CLUSTER;
+    s = natsOptions_Create(&b->nopts);
     if (s == NATS_OK) s = natsOptions_SetServers(b->nopts, list, nurls);
     char name[96];
     snprintf(name, sizeof name, "pairlink-relay %s", b->instance);
@@ -1018,13 +1061,15 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     if ((e = ensure_streams(b, replicas, b->max_mailbox,
                             opts->max_message ? opts->max_message : (512u << 10))) != PL_OK)
         goto fail;
+    s = natsConnection_Subscribe(
+        &b->advisories, b->nc, "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.>", on_leader_elected, b);
+    if (s != NATS_OK) {
+        blog(b, PL__LOG_ERROR, "cluster: cannot follow leader elections: %s",
+             natsStatus_GetText(s));
+        e = PL_ERR_CLUSTER;
+        goto fail;
+    }
     e = PL_ERR_SYS;
-    if (uv_async_init(loop, &b->async, on_results) != 0) goto fail;
-    b->async.data = b;
-    b->async_open = true;
-    if (uv_timer_init(loop, &b->retry_timer) != 0) goto fail;
-    b->retry_timer.data = b;
-    b->timer_open = true;
     for (int i = 0; i < b->nworkers; i++) {
         if (pthread_create(&b->w[i].th, NULL, worker_main, &b->w[i]) != 0) goto fail;
         b->w[i].started = true;

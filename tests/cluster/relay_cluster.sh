@@ -208,12 +208,20 @@ cat "$WORK/ttl.out"
 # is retried for 5 s, then answered -32603, not left hanging.
 node_of() { # the node (1..3) whose client port the URL names
     local port=${1##*:}
-    for i in 1 2 3; do [ "${PORTS[$((i - 1))]}" = "$port" ] && echo $i; done
+    for i in 1 2 3; do
+        if [ "${PORTS[$((i - 1))]}" = "$port" ]; then echo $i; fi
+    done
+    return 0
 }
 cur=$(sed -n 's|.*cluster: \(re\)*connected to \(nats://[0-9.:]*\).*|\2|p' "${ERR[1]}" | tail -1)
 victim=$(node_of "$cur")
 if [ -z "$victim" ] || [ "n$victim" = "$leader" ]; then
-    for i in 1 2 3; do [ "n$i" != "$leader" ] && victim=$i && break; done
+    for i in 1 2 3; do
+        if [ "n$i" != "$leader" ]; then
+            victim=$i
+            break
+        fi
+    done
 fi
 kill -9 "${NATS_PID[$victim]}"
 echo "$TEST_NAME: killed n$victim (instance 1 was on $cur)"
