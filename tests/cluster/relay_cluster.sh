@@ -198,6 +198,11 @@ echo "$TEST_NAME: PAIRLINK_5m leader is $leader (pid ${NATS_PID[${leader#n}]})"
 cluster_node 90 stream "${URL[1]}" "${URL[3]}" "${URL[3]}" "$(topic)" 2000 "${NATS_PID[${leader#n}]}" \
     >"$WORK/leader.out" 2>&1 || { cat "$WORK/leader.out"; RELAY_ERR=${ERR[1]}; die "kill -9 of the JetStream leader lost messages"; }
 cat "$WORK/leader.out"
+# The subscriber's instance saw the election and read its topics again.
+grep -q "cluster: stream PAIRLINK_5m elected a leader" "${ERR[3]}" ||
+    { RELAY_ERR=${ERR[3]}; die "instance 3 did not see the new leader of PAIRLINK_5m"; }
+grep -q "cluster: re-reading [0-9]* watched topics" "${ERR[3]}" ||
+    { RELAY_ERR=${ERR[3]}; die "instance 3 did not re-read its topics after the election"; }
 
 # The TTL check that ran meanwhile.
 wait $TTL_PID || { cat "$WORK/ttl.out"; die "the 10 s TTL"; }
