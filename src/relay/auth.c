@@ -64,7 +64,8 @@ pl_err pl__relay_audience_add(pl__relay_audience *a, const char *url) {
 }
 
 bool pl__relay_host_is_loopback(const char *host) {
-    return host && (!strncmp(host, "127.", 4) || !strcasecmp(host, "localhost"));
+    return host && (!strncmp(host, "127.", 4) || !strcasecmp(host, "localhost") ||
+                    !strcmp(host, "[::1]") || !strcmp(host, "::1"));
 }
 
 pl_err pl__relay_audience_default(pl__relay_audience *a, const char *host, int port, bool tls) {
