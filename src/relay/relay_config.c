@@ -128,6 +128,7 @@ void pl__relay_config_init(pl__relay_config *c) {
 void pl__relay_config_free(pl__relay_config *c) {
     if (!c) return;
     free(c->allow);
+    free(c->allow_keys);
     pl__relay_config_init(c);
 }
 
@@ -136,6 +137,7 @@ void pl__relay_config_move(pl__relay_config *dst, pl__relay_config *src) {
     pl__relay_config_free(dst);
     *dst = *src;
     src->allow = NULL;
+    src->allow_keys = NULL;
     pl__relay_config_init(src);
 }
 
@@ -240,17 +242,23 @@ static bool copy_path(char *dst, size_t cap, const char *v) {
     return true;
 }
 
-static pl_err allow_add(pl__relay_config *c, const char *did) {
-    if (c->nallow == PL__RELAY_ALLOW_MAX) return PL_ERR_TOO_LARGE;
-    if (c->nallow == c->allowcap) {
-        size_t nc = c->allowcap ? c->allowcap * 2 : 16;
-        void *p = realloc(c->allow, nc * sizeof *c->allow);
+typedef char did_t[PL_DID_KEY_SIZE];
+
+static pl_err did_add(did_t **arr, size_t *n, size_t *cap, const char *did) {
+    if (*n == PL__RELAY_ALLOW_MAX) return PL_ERR_TOO_LARGE;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        void *p = realloc(*arr, nc * sizeof **arr);
         if (!p) return PL_ERR_NOMEM;
-        c->allow = p;
-        c->allowcap = nc;
+        *arr = p;
+        *cap = nc;
     }
-    snprintf(c->allow[c->nallow++], PL_DID_KEY_SIZE, "%s", did);
+    snprintf((*arr)[(*n)++], PL_DID_KEY_SIZE, "%s", did);
     return PL_OK;
+}
+
+static pl_err allow_add(pl__relay_config *c, const char *did) {
+    return did_add(&c->allow, &c->nallow, &c->allowcap, did);
 }
 
 pl_err pl__relay_config_set(pl__relay_config *c, size_t key, const char *v, char *why,
@@ -272,7 +280,7 @@ pl_err pl__relay_config_set(pl__relay_config *c, size_t key, const char *v, char
             c->nallowances = 0;
             break;
         case K_ALLOW:
-            c->nallow = c->nallow_keys = 0;
+            c->nallow_keys = 0;
             break;
         default:
             break;
@@ -434,11 +442,9 @@ pl_err pl__relay_config_set(pl__relay_config *c, size_t key, const char *v, char
     case K_ALLOW: {
         if (!is_did_key(v))
             return bad(why, whysz, "wants a did:key:z... client key, got '%.80s'", v);
-        pl_err e = allow_add(c, v);
+        pl_err e = did_add(&c->allow_keys, &c->nallow_keys, &c->keyscap, v);
         if (e == PL_ERR_TOO_LARGE) return bad(why, whysz, "at most %d keys", PL__RELAY_ALLOW_MAX);
-        if (e != PL_OK) return e;
-        c->nallow_keys = c->nallow;
-        return PL_OK;
+        return e;
     }
     case K_ALLOW_FILE:
         if (!copy_path(c->allow_file, sizeof c->allow_file, v))
@@ -628,7 +634,9 @@ pl_err pl__relay_config_finish(pl__relay_config *c, char *why, size_t whysz) {
     }
     if (!c->tls_cert[0] != !c->tls_key[0])
         return bad(why, whysz, "tls-cert and tls-key go together");
-    c->nallow = c->nallow_keys;
+    c->nallow = 0;
+    for (size_t i = 0; i < c->nallow_keys; i++)
+        PL_TRY(allow_add(c, c->allow_keys[i]));
     if (c->allow_file[0]) {
         pl_err e = each_line(c->allow_file, allow_line, c, why, whysz);
         if (e != PL_OK) return e;

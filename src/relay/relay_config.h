@@ -62,10 +62,12 @@ typedef struct pl__relay_config {
     pl_log_level log_level;
     pl_log_format log_format;
     pl__relay_http_access health, metrics;
-    /* The allow-list: --allow keys, then (after finish) those of
-     * --allow-file; sorted and without duplicates after finish. */
+    /* The allow-list (after finish): the --allow keys and those of
+     * --allow-file, sorted, without duplicates. */
     char (*allow)[PL_DID_KEY_SIZE];
-    size_t nallow, nallow_keys, allowcap; /* nallow_keys: of them from --allow */
+    size_t nallow, allowcap;
+    char (*allow_keys)[PL_DID_KEY_SIZE]; /* the --allow keys as given */
+    size_t nallow_keys, keyscap;
     char allow_file[PL__RELAY_PATH_MAX];
     /* Internal: which repeatable keys the current layer has set. */
     uint64_t layer_seen;
