@@ -3,11 +3,12 @@
  * reload diff, the allow-list file), the log line formats, the core's
  * limits changed live and its error counters, /health and /metrics bodies,
  * and frames redacted for the debug log. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <jansson.h>
 #include <stdio.h>
