@@ -1096,6 +1096,9 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = s->o.tls_cert;
         info.ssl_private_key_filepath = s->o.tls_key;
+        /* HTTP/1.1 only: WebSocket clients upgrade over it, and /health
+         * and /metrics answer in one HTTP/1 write (curl would pick h2). */
+        info.alpn = "http/1.1";
     }
     info.foreign_loops = loops;
     info.pcontext = &s->ctx;
