@@ -87,7 +87,8 @@ static const char usage[] =
     "                        (loopback clients only) or off\n"
     "  --help                this text\n"
     "\n"
-    "See docs/relay.md for methods, limits and error codes.\n";
+    "An option given an empty value on the command line counts as not given.\n"
+    "See docs/relay.md for methods, limits, error codes, the config file and metrics.\n";
 
 /* The running relay's settings and where they came from: the log sink and
  * the reload read them (one relay per process, on the loop thread). */
@@ -272,9 +273,11 @@ int pl_cli_relay(int argc, char **argv) {
             fputs(usage, stdout);
             goto out;
         } else if (c == O_CONFIG) {
-            g.config_path = optarg;
+            g.config_path = *optarg ? optarg : NULL;
         } else if (c >= O_KEY && (size_t)(c - O_KEY) < nkeys) {
-            g.flags[g.nflags++] = (flag){(size_t)(c - O_KEY), optarg};
+            /* An empty value is not given: a unit or a script may pass a
+             * variable that is empty (--listen "${LISTEN}"). */
+            if (!optarg || *optarg) g.flags[g.nflags++] = (flag){(size_t)(c - O_KEY), optarg};
         } else {
             rc = pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
             goto out;

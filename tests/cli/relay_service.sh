@@ -106,7 +106,8 @@ check "allow-list without auth" 1 "need require-auth" \
 check "IPv6 wants brackets" 2 "wants HOST:PORT or [IPV6]:PORT" "$CLI" relay --listen ::1:0
 
 # ---- without --config SIGHUP says there is nothing to reload, and lives ----
-start plain --listen 127.0.0.1:0 || exit 1
+# (empty values count as not given: what the systemd unit passes by default)
+start plain --config "" --listen "" --listen 127.0.0.1:0 --allow-file "" || exit 1
 kill -HUP $PID
 wait_for "$dir/plain.err" "SIGHUP: nothing to reload" && ok || fail "SIGHUP without --config: no log line"
 kill -0 $PID 2>/dev/null && ok || fail "SIGHUP killed the relay"
