@@ -34,7 +34,8 @@ start() {
   wait_for "$dir/$name.out" "listening on" || { fail "$name did not start"; cat "$dir/$name.err"; return 1; }
   PORT=$(sed -n '1s|^listening on wss\{0,1\}://.*:\([0-9]*\)$|\1|p' "$dir/$name.out")
 }
-stop() { kill -TERM "$1"; wait_exit "$1"; }
+# stop PID: SIGTERM, a clean exit (status 0)
+stop() { kill -TERM "$1"; wait_exit "$1"; local rc=$?; [ $rc = 0 ] || fail "relay $1: exit status $rc after SIGTERM"; return $rc; }
 status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 # metric URL SERIES: the value of one sample
 metric() { curl -s "$1" | awk -v s="$2" '$1 == s { print $2 }'; }
@@ -88,8 +89,7 @@ kill -0 $PID 2>/dev/null && ok || fail "a bad file at reload killed the relay"
 [ "$(status "http://127.0.0.1:$PORT/health")" = 200 ] && ok || fail "the running settings did not stay"
 [ "$(metric "http://127.0.0.1:$PORT/metrics" 'pairlink_relay_reloads_total{result="ok"}')" = 1 ] && ok || fail "reloads_total ok"
 [ "$(metric "http://127.0.0.1:$PORT/metrics" 'pairlink_relay_reloads_total{result="failed"}')" = 1 ] && ok || fail "reloads_total failed"
-stop $PID; rc=$?
-[ $rc = 0 ] && ok || fail "SIGTERM after reloads: status $rc"
+stop $PID && ok
 
 # ---- errors: named, with file:line ----
 printf 'listen 127.0.0.1:0\n\nmax-con 5\n' >"$dir/bad.conf"
@@ -195,5 +195,9 @@ if command -v openssl >/dev/null; then
   stop $PID
 fi
 
+# a sanitizer report or a failed precondition in any relay's log fails the test
+if grep -lE "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|precondition failed" "$dir"/*.err; then
+  fail "a relay log shows a sanitizer report or a failed precondition"
+fi
 echo "relay_service: $passes passed, $fails failed"
 [ "$fails" = 0 ]
