@@ -534,6 +534,9 @@ static char *trim(char *s) {
  * number; stops at the first error. */
 typedef pl_err (*line_fn)(void *ud, char *line, size_t lineno, char *why, size_t whysz);
 
+static pl_err each_line_text(const char *path, char *buf, size_t len, line_fn fn, void *ud,
+                             char *why, size_t whysz);
+
 static pl_err each_line(const char *path, line_fn fn, void *ud, char *why, size_t whysz) {
     char *buf;
     size_t len;
@@ -547,9 +550,17 @@ static pl_err each_line(const char *path, line_fn fn, void *ud, char *why, size_
         return e;
     }
     if (e != PL_OK) return e;
+    e = each_line_text(path, buf, len, fn, ud, why, whysz);
+    free(buf);
+    return e;
+}
+
+/* The lines of buf (len bytes, NUL-terminated, modified in place). */
+static pl_err each_line_text(const char *path, char *buf, size_t len, line_fn fn, void *ud,
+                             char *why, size_t whysz) {
+    pl_err e = PL_OK;
     if (memchr(buf, '\0', len)) {
         snprintf(why, whysz, "%s: not a text file (a NUL byte)", path);
-        free(buf);
         return PL_ERR_CONFIG_VALUE;
     }
     size_t lineno = 0;
@@ -576,7 +587,6 @@ static pl_err each_line(const char *path, line_fn fn, void *ud, char *why, size_
         if (!nl) break;
         p = nl + 1;
     }
-    free(buf);
     return e;
 }
 
@@ -606,6 +616,24 @@ pl_err pl__relay_config_load(pl__relay_config *c, const char *path, char *why, s
     why[0] = '\0';
     pl__relay_config_layer(c);
     return each_line(path, config_line, c, why, whysz);
+}
+
+pl_err pl__relay_config_load_text(pl__relay_config *c, const char *name, const char *text,
+                                  size_t len, char *why, size_t whysz) {
+    PL_REQUIRE(c && name && (text || !len) && why && whysz);
+    why[0] = '\0';
+    if (len > PL__RELAY_CONF_FILE_MAX) {
+        snprintf(why, whysz, "%s: larger than %u bytes", name, PL__RELAY_CONF_FILE_MAX);
+        return PL_ERR_TOO_LARGE;
+    }
+    char *buf = malloc(len + 1);
+    if (!buf) return PL_ERR_NOMEM;
+    if (len) memcpy(buf, text, len);
+    buf[len] = '\0';
+    pl__relay_config_layer(c);
+    pl_err e = each_line_text(name, buf, len, config_line, c, why, whysz);
+    free(buf);
+    return e;
 }
 
 static pl_err allow_line(void *ud, char *line, size_t lineno, char *why, size_t whysz) {

@@ -103,6 +103,11 @@ pl_err pl__relay_config_set(pl__relay_config *c, size_t key, const char *value, 
  * PL_ERR_NOMEM. */
 pl_err pl__relay_config_load(pl__relay_config *c, const char *path, char *why, size_t whysz);
 
+/* The same from text in memory (len bytes, not NUL-terminated); name
+ * stands for the file in messages. Errors: those of load but PL_ERR_IO. */
+pl_err pl__relay_config_load_text(pl__relay_config *c, const char *name, const char *text,
+                                  size_t len, char *why, size_t whysz);
+
 /* Checks across keys, the default listener, and the allow-list file (read
  * now: one did:key per line, `#` comments). why as above. Errors:
  * PL_ERR_CONFIG_VALUE, PL_ERR_TOO_LARGE, PL_ERR_IO, PL_ERR_NOMEM. */
