@@ -293,8 +293,11 @@ static void drain(pl__ws_server *s) {
         case PL__RELAY_CLOSE: {
             sess *e = sess_find(s, a.conn);
             if (!e) break;
-            logf_(s, PL__LOG_INFO, "conn %llu: closing %d (%s)", (unsigned long long)a.conn,
-                  a.close_code, a.reason);
+            const pl_log_field f[] = {{"conn", NULL, (long long)a.conn},
+                                      {"close_code", NULL, a.close_code},
+                                      {"reason", a.reason, 0}};
+            logkv_(s, PL__LOG_INFO, f, 3, "conn %llu: closing %d (%s)",
+                   (unsigned long long)a.conn, a.close_code, a.reason);
             sess_close_later(s, e, a.close_code, a.reason);
             break;
         }
@@ -471,10 +474,15 @@ static int admit(pl__ws_server *s, const struct lws_filter_network_conn_args *a)
         if (now >= s->refused_log_at) {
             pl__relay_stats st;
             pl__relay_core_stats(s->core, &st);
-            logf_(s, PL__LOG_INFO,
-                  "refused a socket from %s: %s (%zu sockets, %zu bytes of memory in use; "
-                  "%zu more refused quietly)",
-                  addr, pl_errname(e), st.sockets, st.memory, s->refused_quiet);
+            const pl_log_field f[] = {{"peer", addr, 0},
+                                      {"code", pl_errname(e), 0},
+                                      {"sockets", NULL, (long long)st.sockets},
+                                      {"memory", NULL, (long long)st.memory},
+                                      {"refused_quietly", NULL, (long long)s->refused_quiet}};
+            logkv_(s, PL__LOG_INFO, f, 5,
+                   "refused a socket from %s: %s (%zu sockets, %zu bytes of memory in use; "
+                   "%zu more refused quietly)",
+                   addr, pl_errname(e), st.sockets, st.memory, s->refused_quiet);
             s->refused_log_at = now + REFUSAL_LOG_MS;
             s->refused_quiet = 0;
         } else {
@@ -672,9 +680,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         }
         e->established = true;
-        logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s%s); %zu connected",
-              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous",
-              ref ? "" : ", not admitted", s->tab.n);
+        const pl_log_field f[] = {{"conn", NULL, (long long)e->id},
+                                  {"peer", e->peer, 0},
+                                  {"did", e->did[0] ? e->did : "anonymous", 0},
+                                  {"connected", NULL, (long long)s->tab.n}};
+        logkv_(s, PL__LOG_INFO, f, 4, "conn %llu open from %s (%s%s); %zu connected",
+               (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous",
+               ref ? "" : ", not admitted", s->tab.n);
         if (s->o.fault_close_code) sess_close_later(s, e, s->o.fault_close_code, "fault injected");
         return 0;
     }
@@ -753,8 +765,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             pl__relay_core_close(s->core, e->id);
             sess_remove(s, e);
             sess_free_buffers(s, e);
-            logf_(s, PL__LOG_INFO, "conn %llu closed; %zu connected", (unsigned long long)e->id,
-                  s->tab.n);
+            const pl_log_field f[] = {{"conn", NULL, (long long)e->id},
+                                      {"connected", NULL, (long long)s->tab.n}};
+            logkv_(s, PL__LOG_INFO, f, 2, "conn %llu closed; %zu connected",
+                   (unsigned long long)e->id, s->tab.n);
             drain(s);
         }
         return 0;
@@ -799,7 +813,17 @@ static void on_stats_signal(uv_signal_t *h, int signum) {
     pl__ws_server *s = h->data;
     pl__relay_stats st;
     pl__relay_core_stats(s->core, &st);
-    logf_(s, PL__LOG_INFO,
+    const pl_log_field f[] = {{"memory", NULL, (long long)st.memory},
+                              {"memory_budget", NULL,
+                               (long long)pl__relay_core_limits(s->core)->max_memory_bytes},
+                              {"sockets", NULL, (long long)st.sockets},
+                              {"connections", NULL, (long long)st.conns},
+                              {"topics", NULL, (long long)st.topics},
+                              {"messages", NULL, (long long)st.messages},
+                              {"subscriptions", NULL, (long long)st.subscriptions},
+                              {"published", NULL, (long long)st.published},
+                              {"delivered", NULL, (long long)st.delivered}};
+    logkv_(s, PL__LOG_INFO, f, sizeof f / sizeof f[0],
           "stats: memory %zu of %zu bytes (stored %zu, queued %zu); %zu sockets, %zu connections, "
           "%zu topics, %zu messages, %zu subscriptions, %zu pushes in flight; %llu refused, %llu "
           "evicted, %llu closed slow",

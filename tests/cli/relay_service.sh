@@ -58,12 +58,15 @@ start cfg --config "$dir/relay.conf" --metrics on || exit 1
 kill -USR1 $PID; wait_for "$dir/cfg.err" '"msg":"stats:' || fail "no stats line"
 python3 - "$dir/cfg.err" <<'EOF' && ok || fail "--log-format json: a line is not a JSON object with ts, level, msg"
 import json, sys
-n = 0
+n = stats = 0
 for line in open(sys.argv[1]):
     o = json.loads(line)
     assert isinstance(o, dict) and {"ts", "level", "msg"} <= o.keys(), line
     n += 1
-assert n >= 2
+    if o["msg"].startswith("stats:"):  # the event's fields beside the words
+        assert o["connections"] == 0 and isinstance(o["memory"], int), line
+        stats += 1
+assert n >= 2 and stats == 1
 EOF
 
 # ---- SIGHUP: what changes live, what needs a restart, a bad file ----
