@@ -572,6 +572,25 @@ static void test_redact(void **state) {
     assert_string_equal(small + sizeof small - 4, "...");
 }
 
+/* The JWT audiences of IPv6 listeners: the bracketed address, and on
+ * loopback or the wildcard [::1] and localhost, never 127.0.0.1. */
+static void test_ipv6_audiences(void **state) {
+    (void)state;
+    pl__relay_audience a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(pl__relay_audience_default(&a, "[::1]", 8787, false), PL_OK);
+    assert_true(pl__relay_audience_match(&a, "ws://[::1]:8787"));
+    assert_true(pl__relay_audience_match(&a, "ws://localhost:8787"));
+    assert_false(pl__relay_audience_match(&a, "ws://127.0.0.1:8787"));
+    memset(&a, 0, sizeof a);
+    assert_int_equal(pl__relay_audience_default(&a, "[::]", 443, true), PL_OK);
+    assert_true(pl__relay_audience_match(&a, "wss://[::1]"));
+    assert_true(pl__relay_audience_match(&a, "wss://localhost/"));
+    assert_false(pl__relay_audience_match(&a, "wss://[::]"));
+    assert_true(pl__relay_host_is_loopback("[::1]"));
+    assert_false(pl__relay_host_is_loopback("[::]"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_are_the_flags), cmocka_unit_test(test_values),
@@ -579,6 +598,7 @@ int main(void) {
         cmocka_unit_test(test_allow_list),         cmocka_unit_test(test_diff),
         cmocka_unit_test(test_log_lines),          cmocka_unit_test(test_core_live_limits),
         cmocka_unit_test(test_health_and_metrics), cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_ipv6_audiences),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
