@@ -397,6 +397,30 @@ static void test_retry_waits_for_its_put(void **state) {
     pl__relay_core_free(c);
 }
 
+/* A reload (set_limits) keeps the backend chosen at start. */
+static void test_set_limits_keeps_cluster_mode(void **state) {
+    (void)state;
+    pl__relay_core *c = new_core();
+    out o = {0};
+    char t[65];
+    topic_of(t, "i");
+    pl__relay_limits l;
+    memset(&l, 0, sizeof l);
+    l.rate_unlimited = true;
+    l.max_mailbox_per_topic = 7; /* cluster false here, as a reloaded config says */
+    assert_int_equal(pl__relay_core_set_limits(c, &l), PL_OK);
+    assert_true(pl__relay_core_limits(c)->cluster);
+    assert_int_equal(pl__relay_core_open(c, 1, NULL, NULL, T0), PL_OK);
+    sendf(c, &o, 1, T0,
+          "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_publish\",\"params\":"
+          "{\"topic\":\"%s\",\"message\":\"m\",\"ttl\":300}}",
+          t);
+    assert_int_equal(count(&o, PL__RELAY_STORE_PUT), 1);
+    assert_int_equal(frames(&o, 1), 0); /* still waits for its put */
+    out_free(&o);
+    pl__relay_core_free(c);
+}
+
 static void test_outside_cluster_mode(void **state) {
     (void)state;
     pl__relay_core *c;
@@ -423,6 +447,7 @@ int main(void) {
         cmocka_unit_test(test_unsubscribe_evicts),
         cmocka_unit_test(test_fetch_parks_until_loaded),
         cmocka_unit_test(test_retry_waits_for_its_put),
+        cmocka_unit_test(test_set_limits_keeps_cluster_mode),
         cmocka_unit_test(test_outside_cluster_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

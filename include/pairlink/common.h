@@ -130,6 +130,9 @@ extern "C" {
     X(PL_ERR_MAILBOX_FULL, 807, "mailbox limit reached")                              \
     X(PL_ERR_BAD_URL, 808, "malformed relay URL (expected ws:// or wss://host[:port][/path])") \
     X(PL_ERR_RELAY_BUSY, 809, "relay over its memory or connection budget: try again later") \
+    X(PL_ERR_CONFIG_KEY, 810, "unknown configuration key")                            \
+    X(PL_ERR_CONFIG_VALUE, 811, "invalid configuration value")                        \
+    X(PL_ERR_RELAY_NOT_ALLOWED, 812, "client key is not in the relay's allow-list")   \
     /* storage */                                                                     \
     X(PL_ERR_STORE, 900, "storage (SQLite) failure")                                  \
     X(PL_ERR_STORE_CORRUPT, 901, "storage file is corrupt or of another format")      \

@@ -15,6 +15,8 @@
 
 #include "pairlink/common.h"
 
+#include <stdbool.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -37,6 +39,37 @@ PL_EXPORT void pl_set_log(pl_log_fn fn, void *ud, pl_log_level level);
 
 /* "off", "error", "warn", "info", "debug"; never NULL. */
 PL_EXPORT const char *pl_log_level_name(pl_log_level level);
+
+/* The level named name ("error", "warn", "info", "debug", "off"); false
+ * (and *out PL_LOG_OFF) for any other string. */
+PL_EXPORT bool pl_log_level_parse(const char *name, pl_log_level *out);
+
+/* One structured field of a log line: a string (str non-NULL) or a number
+ * (num). Never a secret: callers pass identifiers and counts, not keys,
+ * tokens or message bodies. */
+typedef struct pl_log_field {
+    const char *key;
+    const char *str;
+    long long num;
+} pl_log_field;
+
+typedef enum pl_log_format {
+    /* "2026-01-02T03:04:05.678Z SOURCE LEVEL: MSG" (fields left out: the
+     * message says the same in words) */
+    PL_LOG_FORMAT_TEXT = 0,
+    /* {"ts":"2026-...Z","level":"info","source":SOURCE,"msg":MSG, FIELDS...}:
+     * one JSON object; a field named like ts, level, source or msg is
+     * dropped. */
+    PL_LOG_FORMAT_JSON = 1,
+} pl_log_format;
+
+/* Format one log line (no newline) into buf (cap > 0: always
+ * NUL-terminated, cut at cap - 1 bytes; a JSON line cut short is not valid
+ * JSON, so give it a few KiB). unix_ms: the time of the line. Returns the
+ * length the whole line needs, as snprintf. Thread-safe. */
+PL_EXPORT size_t pl_log_format_line(char *buf, size_t cap, pl_log_format format, int64_t unix_ms,
+                                    pl_log_level level, const char *source, const char *msg,
+                                    const pl_log_field *fields, size_t nfields);
 
 #ifdef __cplusplus
 }

@@ -1,12 +1,16 @@
-/* `pairlink relay`: run a WalletConnect relay server. */
+/* `pairlink relay`: run a WalletConnect relay server. The settings (one
+ * table of keys for the command line and the --config file) are
+ * relay/relay_config.h; SIGHUP reloads them while the relay runs. */
 #include "cli/cli.h"
-#include "relay/auth.h"
+#include "pairlink/log.h"
+#include "relay/relay_config.h"
 #include "relay/ws_server.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +21,14 @@ static const char usage[] =
     "\n"
     "Run a WalletConnect relay (irn JSON-RPC over WebSocket) that the official JS SDK\n"
     "and pairlink clients can use. Prints \"listening on ws://HOST:PORT\" on stdout\n"
-    "once it accepts connections; logs go to stderr. SIGINT/SIGTERM stop it cleanly.\n"
+    "for each listener once it accepts connections; logs go to stderr. SIGINT/SIGTERM\n"
+    "stop it cleanly; SIGHUP reloads --config and --allow-file.\n"
     "\n"
-    "options:\n"
+    "options (each is also a key of the --config file: `KEY VALUE` per line):\n"
+    "  --config FILE         read settings from FILE (keys = these options without\n"
+    "                        the --); options given here override it\n"
     "  --listen HOST:PORT    address to listen on (default 127.0.0.1:8787; port 0 picks\n"
-    "                        a free port)\n"
+    "                        a free port); [IPV6]:PORT for IPv6; repeatable\n"
     "  --db PATH             SQLite mailbox (WAL, synchronous=FULL): acknowledged messages\n"
     "                        survive a crash. Without --db the mailbox is in memory only.\n"
     "  --cluster URLS        share the mailbox with other relay instances through a NATS\n"
@@ -30,6 +37,9 @@ static const char usage[] =
     "  --cluster-replicas N  replicas of each stream (default 3, or 1 with one URL)\n"
     "  --instance-id ID      this instance's name in the cluster (default HOST-PID)\n"
     "  --require-auth        refuse clients without a valid relay JWT (HTTP 401)\n"
+    "  --allow DID           with --require-auth: admit only these client keys\n"
+    "                        (did:key:z...; repeatable); others get HTTP 401\n"
+    "  --allow-file FILE     the same, one did:key per line (reloaded on SIGHUP)\n"
     "  --public-url URL      a ws:// or wss:// URL clients reach this relay at; their JWT\n"
     "                        aud must name one (repeatable; default: ws://HOST:PORT of\n"
     "                        --listen, plus its 127.0.0.1 and localhost forms on loopback)\n"
@@ -73,273 +83,238 @@ static const char usage[] =
     "                        serve wss:// with this certificate and key\n"
     "  --fault close=CODE    (tests) close every connection with CODE once it is open\n"
     "  --fault ignore        (tests) read every frame and answer none\n"
-    "  --verbose             log every frame (debug level)\n"
+    "  --log-level LEVEL     error, warn, info (default) or debug (every frame,\n"
+    "                        message bodies left out)\n"
+    "  --log-format FORMAT   text (default) or json (one object per line)\n"
+    "  --verbose             the same as --log-level debug\n"
+    "  --health MODE         GET /health: on (default), loopback or off\n"
+    "  --metrics MODE        GET /metrics (Prometheus text): on (default), loopback\n"
+    "                        (loopback clients only) or off\n"
     "  --help                this text\n"
     "\n"
-    "See docs/relay.md for methods, limits and error codes.\n";
+    "An option given an empty value on the command line counts as not given.\n"
+    "See docs/relay.md for methods, limits, error codes, the config file and metrics.\n";
 
-static void log_line(void *ud, int level, const char *line) {
+/* The running relay's settings and where they came from: the log sink and
+ * the reload read them (one relay per process, on the loop thread). */
+typedef struct flag {
+    size_t key;
+    const char *value; /* NULL for a flag */
+} flag;
+
+static struct {
+    pl__relay_config cfg;
+    flag *flags; /* the command line's settings, re-applied over the file at a reload */
+    size_t nflags;
+    const char *config_path;
+    pl__ws_server *srv;
+} g;
+
+static int64_t now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void emit(pl_log_level level, const char *source, const char *msg, const pl_log_field *f,
+                 size_t nf) {
+    if (level > g.cfg.log_level) return;
+    char line[8192];
+    pl_log_format_line(line, sizeof line, g.cfg.log_format, now_ms(), level, source, msg, f, nf);
+    fprintf(stderr, "%s\n", line);
+}
+
+/* The server's lines (PL__LOG_* levels are pl_log_level - 1). */
+static void server_log(void *ud, int level, const char *msg, const pl_log_field *f, size_t nf) {
     (void)ud;
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    char ts[32];
-    struct timespec now;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ldZ relay %s: %s\n", ts, now.tv_nsec / 1000000,
-            names[level < 0 ? 0 : level > 3 ? 3 : level], line);
+    emit((pl_log_level)(level + 1), "relay", msg, f, nf);
 }
 
-static bool parse_ulong(const char *s, unsigned long max, unsigned long *out) {
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-') return false;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || v > max) return false;
-    *out = v;
-    return true;
+/* libwebsockets' own lines, through pl_set_log (include/pairlink/log.h). */
+static void lib_log(void *ud, pl_log_level level, const char *source, const char *line) {
+    (void)ud;
+    emit(level, source, line, NULL, 0);
 }
 
-/* A byte count, with an optional K, M or G (powers of 1024); 1..max. */
-static bool parse_bytes(const char *s, unsigned long long max, size_t *out) {
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-') return false;
-    unsigned long long v = strtoull(s, &end, 10), mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1ull << 10;
-    else if (*end == 'M' || *end == 'm') mul = 1ull << 20;
-    else if (*end == 'G' || *end == 'g') mul = 1ull << 30;
-    if (mul != 1) end++;
-    if (errno || *end || v == 0 || v > max / mul) return false;
-    *out = (size_t)(v * mul);
-    return true;
+__attribute__((format(printf, 2, 3))) static void say(pl_log_level level, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    emit(level, "relay", msg, NULL, 0);
 }
 
-/* "HOST:PORT" -> host (in buf) and port. */
-static bool parse_listen(const char *arg, char *host, size_t hostsz, int *port) {
-    const char *colon = strrchr(arg, ':');
-    unsigned long p;
-    if (!colon || colon == arg || (size_t)(colon - arg) >= hostsz) return false;
-    if (!parse_ulong(colon + 1, 65535, &p)) return false;
-    memcpy(host, arg, (size_t)(colon - arg));
-    host[colon - arg] = '\0';
-    *port = (int)p;
-    return true;
+/* lws is chatty below warnings: its info and debug lines stay out. */
+static void apply_lib_log(void) {
+    pl_set_log(lib_log, NULL, g.cfg.log_level < PL_LOG_WARN ? g.cfg.log_level : PL_LOG_WARN);
+}
+
+/* Defaults, then the file, then the command line; checked. why gets a
+ * sentence naming the file and line, or the option. */
+static pl_err build(pl__relay_config *c, char *why, size_t whysz, bool *is_usage) {
+    pl__relay_config_init(c);
+    *is_usage = false;
+    pl_err e;
+    if (g.config_path && (e = pl__relay_config_load(c, g.config_path, why, whysz)) != PL_OK)
+        return e;
+    pl__relay_config_layer(c);
+    for (size_t i = 0; i < g.nflags; i++) {
+        char msg[400];
+        if ((e = pl__relay_config_set(c, g.flags[i].key, g.flags[i].value, msg, sizeof msg)) !=
+            PL_OK) {
+            snprintf(why, whysz, "--%s %s", pl__relay_config_key_name(g.flags[i].key), msg);
+            *is_usage = true;
+            return e;
+        }
+    }
+    return pl__relay_config_finish(c, why, whysz);
+}
+
+static void to_opts(const pl__relay_config *c, pl__ws_server_opts *o, const char **urls) {
+    memset(o, 0, sizeof *o);
+    o->listen = c->listen;
+    o->nlisten = c->nlisten;
+    o->host = c->listen[0].host;
+    o->port = c->listen[0].port;
+    o->db_path = c->db[0] ? c->db : NULL;
+    o->cluster.urls = c->cluster[0] ? c->cluster : NULL;
+    o->cluster.replicas = c->cluster_replicas;
+    o->cluster.instance_id = c->instance_id[0] ? c->instance_id : NULL;
+    o->require_auth = c->require_auth;
+    pl__relay_config_limits(c, &o->limits);
+    o->max_memory = c->max_memory;
+    o->ping_interval_ms = c->ping_interval_ms;
+    o->idle_timeout_ms = c->idle_timeout_ms;
+    o->handshake_timeout_s = c->handshake_timeout_s;
+    o->socket_sndbuf = c->socket_sndbuf;
+    o->handle_signals = true;
+    o->logkv = server_log;
+    o->log_level = (int)c->log_level - 1;
+    for (size_t i = 0; i < c->npublic_url; i++)
+        urls[i] = c->public_url[i];
+    o->public_urls = urls;
+    o->n_public_urls = c->npublic_url;
+    o->tls_cert = c->tls_cert[0] ? c->tls_cert : NULL;
+    o->tls_key = c->tls_key[0] ? c->tls_key : NULL;
+    o->fault_close_code = c->fault_close_code;
+    o->fault_ignore = c->fault_ignore;
+    o->allow = (const char(*)[PL_DID_KEY_SIZE])c->allow;
+    o->nallow = c->nallow;
+    o->health = (int)c->health;
+    o->metrics = (int)c->metrics;
+}
+
+/* SIGHUP: read everything again; apply what may change live, report what
+ * needs a restart, keep the running settings when anything is wrong. */
+static void on_reload(void *ud) {
+    (void)ud;
+    const char *what = g.config_path ? g.config_path : g.cfg.allow_file;
+    if (!g.config_path && !g.cfg.allow_file[0]) {
+        say(PL_LOG_INFO, "SIGHUP: nothing to reload (no --config, no --allow-file)");
+        return;
+    }
+    pl__relay_config n;
+    char why[600];
+    bool is_usage;
+    pl_err e = build(&n, why, sizeof why, &is_usage);
+    if (e != PL_OK) {
+        const pl_log_field f[] = {{"file", what, 0}, {"code", pl_errname(e), 0}};
+        char msg[800];
+        snprintf(msg, sizeof msg, "reload failed, the running settings stay: %s (%s)", why,
+                 pl_errname(e));
+        emit(PL_LOG_WARN, "relay", msg, f, 2);
+        pl__ws_server_count_reload(g.srv, false);
+        pl__relay_config_free(&n);
+        return;
+    }
+    char live[512], restart[512];
+    pl__relay_config_diff(&g.cfg, &n, live, sizeof live, restart, sizeof restart);
+    pl__relay_config_keep_restart(&n, &g.cfg);
+    pl__ws_server_opts o;
+    const char *urls[PL__RELAY_AUD_MAX];
+    to_opts(&n, &o, urls);
+    if (live[0] && (e = pl__ws_server_apply(g.srv, &o)) != PL_OK) {
+        say(PL_LOG_WARN, "reload failed, the running settings stay: %s (%s)", pl_strerror(e),
+            pl_errname(e));
+        pl__ws_server_count_reload(g.srv, false);
+        pl__relay_config_free(&n);
+        return;
+    }
+    pl__relay_config_move(&g.cfg, &n);
+    apply_lib_log();
+    pl__ws_server_count_reload(g.srv, true);
+    const pl_log_field f[] = {
+        {"file", what, 0}, {"changed", live, 0}, {"needs_restart", restart, 0}};
+    char msg[3072];
+    snprintf(msg, sizeof msg, "reloaded %s: %s%s%s%s", what,
+             live[0] ? "changed: " : "nothing changed", live,
+             restart[0] ? "; needs a restart (not applied): " : "", restart);
+    emit(PL_LOG_INFO, "relay", msg, f, 3);
 }
 
 int pl_cli_relay(int argc, char **argv) {
     static const char cmd[] = "relay";
-    enum { O_LISTEN = 1, O_DB, O_AUTH, O_PING, O_IDLE, O_MAILBOX, O_MAXMSG, O_RATE, O_TOPICS, O_VERBOSE,
-           O_HELP, O_CERT, O_KEY, O_FAULT, O_PUBLIC_URL, O_MEMORY, O_STORED, O_MESSAGES,
-           O_TOPICS_TOTAL, O_QUOTA_MESSAGES, O_QUOTA_BYTES, O_QUOTA_TOPICS, O_CONNS,
-           O_CONNS_PER_ADDR, O_INFLIGHT_BYTES, O_QUEUE, O_FETCH_PAGE, O_HANDSHAKE, O_SNDBUF, O_ALLOW,
-           O_CLUSTER, O_REPLICAS, O_INSTANCE };
-    static const struct option longopts[] = {
-        {"listen", required_argument, NULL, O_LISTEN},
-        {"db", required_argument, NULL, O_DB},
-        {"cluster", required_argument, NULL, O_CLUSTER},
-        {"cluster-replicas", required_argument, NULL, O_REPLICAS},
-        {"instance-id", required_argument, NULL, O_INSTANCE},
-        {"require-auth", no_argument, NULL, O_AUTH},
-        {"ping-interval", required_argument, NULL, O_PING},
-        {"idle-timeout", required_argument, NULL, O_IDLE},
-        {"mailbox-limit", required_argument, NULL, O_MAILBOX},
-        {"max-message", required_argument, NULL, O_MAXMSG},
-        {"rate-limit", required_argument, NULL, O_RATE},
-        {"allowance", required_argument, NULL, O_ALLOW},
-        {"max-topics", required_argument, NULL, O_TOPICS},
-        {"verbose", no_argument, NULL, O_VERBOSE},
-        {"tls-cert", required_argument, NULL, O_CERT},
-        {"tls-key", required_argument, NULL, O_KEY},
-        {"fault", required_argument, NULL, O_FAULT},
-        {"public-url", required_argument, NULL, O_PUBLIC_URL},
-        {"max-memory", required_argument, NULL, O_MEMORY},
-        {"max-stored", required_argument, NULL, O_STORED},
-        {"max-messages", required_argument, NULL, O_MESSAGES},
-        {"max-topics-total", required_argument, NULL, O_TOPICS_TOTAL},
-        {"quota-messages", required_argument, NULL, O_QUOTA_MESSAGES},
-        {"quota-bytes", required_argument, NULL, O_QUOTA_BYTES},
-        {"quota-topics", required_argument, NULL, O_QUOTA_TOPICS},
-        {"max-conns", required_argument, NULL, O_CONNS},
-        {"max-conns-per-addr", required_argument, NULL, O_CONNS_PER_ADDR},
-        {"max-inflight-bytes", required_argument, NULL, O_INFLIGHT_BYTES},
-        {"max-queue", required_argument, NULL, O_QUEUE},
-        {"fetch-page", required_argument, NULL, O_FETCH_PAGE},
-        {"handshake-timeout", required_argument, NULL, O_HANDSHAKE},
-        {"socket-sndbuf", required_argument, NULL, O_SNDBUF},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0},
-    };
-    char host[256] = "127.0.0.1";
-    enum { MAX_ALLOWANCES = 64 };
-    static pl__relay_allowance allow[MAX_ALLOWANCES];
-    size_t nallow = 0;
-    pl__ws_server_opts o;
-    memset(&o, 0, sizeof o);
-    o.port = 8787;
-    o.handle_signals = true;
-    o.log = log_line;
-    o.log_level = PL__LOG_INFO;
-    const char *public_urls[PL__RELAY_AUD_MAX];
-    unsigned long v;
-    int c;
+    enum { O_HELP = 1, O_CONFIG = 2, O_KEY = 16 };
+    size_t nkeys = pl__relay_config_nkeys();
+    struct option *longopts = calloc(nkeys + 3, sizeof *longopts);
+    flag *flags = calloc((size_t)argc + 1, sizeof *flags);
+    if (!longopts || !flags) {
+        free(longopts);
+        free(flags);
+        return pl_cli_fail(cmd, "cannot start", PL_ERR_NOMEM);
+    }
+    for (size_t i = 0; i < nkeys; i++)
+        longopts[i] =
+            (struct option){pl__relay_config_key_name(i),
+                            pl__relay_config_key_has_arg(i) ? required_argument : no_argument, NULL,
+                            O_KEY + (int)i};
+    longopts[nkeys] = (struct option){"config", required_argument, NULL, O_CONFIG};
+    longopts[nkeys + 1] = (struct option){"help", no_argument, NULL, O_HELP};
+    memset(&g, 0, sizeof g);
+    g.flags = flags;
+    int c, rc = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_LISTEN:
-            if (!parse_listen(optarg, host, sizeof host, &o.port))
-                return pl_cli_usage_error(cmd, "--listen wants HOST:PORT, got '%s'", optarg);
-            break;
-        case O_DB: o.db_path = optarg; break;
-        case O_CLUSTER: o.cluster.urls = optarg; break;
-        case O_REPLICAS:
-            if (!parse_ulong(optarg, 5, &v) || v == 0)
-                return pl_cli_usage_error(cmd, "--cluster-replicas wants 1..5");
-            o.cluster.replicas = (int)v;
-            break;
-        case O_INSTANCE:
-            if (!*optarg || strlen(optarg) > 63 || strpbrk(optarg, " .*>\t"))
-                return pl_cli_usage_error(
-                    cmd, "--instance-id wants 1..63 characters, no space, '.', '*' or '>'");
-            o.cluster.instance_id = optarg;
-            break;
-        case O_AUTH: o.require_auth = true; break;
-        case O_PING:
-            if (!parse_ulong(optarg, 3600, &v) || v == 0)
-                return pl_cli_usage_error(cmd, "--ping-interval wants 1..3600 seconds");
-            o.ping_interval_ms = (int)v * 1000;
-            break;
-        case O_IDLE:
-            if (!parse_ulong(optarg, 86400, &v) || v == 0)
-                return pl_cli_usage_error(cmd, "--idle-timeout wants 1..86400 seconds");
-            o.idle_timeout_ms = (int)v * 1000;
-            break;
-        case O_TOPICS:
-            if (!parse_ulong(optarg, 1000000, &v) || v == 0)
-                return pl_cli_usage_error(cmd, "--max-topics wants 1..1000000");
-            o.limits.max_topics_per_conn = v;
-            break;
-        case O_MAILBOX:
-            if (!parse_ulong(optarg, 10000000, &v) || v == 0)
-                return pl_cli_usage_error(cmd, "--mailbox-limit wants 1..10000000");
-            o.limits.max_mailbox_per_topic = v;
-            break;
-        case O_MAXMSG:
-            if (!parse_ulong(optarg, PL_RELAY_DEF_MAX_FRAME - 4096, &v) || v == 0)
-                return pl_cli_usage_error(cmd, "--max-message wants 1..%u bytes",
-                                          PL_RELAY_DEF_MAX_FRAME - 4096);
-            o.limits.max_message_bytes = v;
-            break;
-        case O_RATE:
-            if (!parse_ulong(optarg, 1000000, &v))
-                return pl_cli_usage_error(cmd, "--rate-limit wants 0..1000000");
-            if (v == 0) {
-                o.limits.rate_unlimited = true;
-            } else {
-                o.limits.rate_per_s = (uint32_t)v;
-                o.limits.rate_burst = (uint32_t)(v * 5);
-            }
-            break;
-        case O_ALLOW: {
-            const char *eq = strrchr(optarg, '=');
-            if (!eq || strncmp(optarg, "did:key:", 8) != 0 ||
-                (size_t)(eq - optarg) >= sizeof allow[0].did || !parse_ulong(eq + 1, 1000000, &v) ||
-                v == 0)
-                return pl_cli_usage_error(cmd, "--allowance wants did:key:...=N (1..1000000)");
-            if (nallow == MAX_ALLOWANCES)
-                return pl_cli_usage_error(cmd, "at most %d --allowance options", MAX_ALLOWANCES);
-            memcpy(allow[nallow].did, optarg, (size_t)(eq - optarg));
-            allow[nallow].did[eq - optarg] = '\0';
-            allow[nallow].rate_per_s = (uint32_t)v;
-            allow[nallow].burst = (uint32_t)(v * 5);
-            nallow++;
-            break;
-        }
-        case O_VERBOSE: o.log_level = PL__LOG_DEBUG; break;
-        case O_CERT: o.tls_cert = optarg; break;
-        case O_KEY: o.tls_key = optarg; break;
-        case O_FAULT:
-            if (!strcmp(optarg, "ignore")) {
-                o.fault_ignore = true;
-            } else if (!strncmp(optarg, "close=", 6) && parse_ulong(optarg + 6, 4999, &v) && v >= 1000) {
-                o.fault_close_code = (int)v;
-            } else {
-                return pl_cli_usage_error(cmd, "--fault wants close=CODE (1000..4999) or ignore");
-            }
-            break;
-        case O_PUBLIC_URL: {
-            pl__relay_audience probe;
-            memset(&probe, 0, sizeof probe);
-            if (o.n_public_urls == PL__RELAY_AUD_MAX)
-                return pl_cli_usage_error(cmd, "at most %d --public-url", PL__RELAY_AUD_MAX);
-            if (pl__relay_audience_add(&probe, optarg) != PL_OK)
-                return pl_cli_usage_error(cmd,
-                                          "--public-url wants ws:// or wss://HOST[:PORT][/PATH] "
-                                          "(no query), got '%s'",
-                                          optarg);
-            public_urls[o.n_public_urls++] = optarg;
-            break;
-        }
-#define BYTES_OPT(code, name, field)                                                               \
-    case code:                                                                                     \
-        if (!parse_bytes(optarg, 1ull << 40, &(field)))                                            \
-            return pl_cli_usage_error(cmd, "--" name " wants a byte count (K, M, G allowed)");     \
-        break
-#define COUNT_OPT(code, name, field)                                                               \
-    case code:                                                                                     \
-        if (!parse_ulong(optarg, 100000000, &v) || v == 0)                                         \
-            return pl_cli_usage_error(cmd, "--" name " wants 1..100000000");                      \
-        (field) = v;                                                                               \
-        break
-        BYTES_OPT(O_MEMORY, "max-memory", o.max_memory);
-        BYTES_OPT(O_STORED, "max-stored", o.limits.max_total_bytes);
-        BYTES_OPT(O_QUOTA_BYTES, "quota-bytes", o.limits.quota_bytes);
-        BYTES_OPT(O_INFLIGHT_BYTES, "max-inflight-bytes", o.limits.max_inflight_bytes_per_conn);
-        BYTES_OPT(O_QUEUE, "max-queue", o.limits.max_queue_bytes_per_conn);
-        BYTES_OPT(O_FETCH_PAGE, "fetch-page", o.limits.fetch_page_bytes);
-        COUNT_OPT(O_MESSAGES, "max-messages", o.limits.max_messages);
-        COUNT_OPT(O_TOPICS_TOTAL, "max-topics-total", o.limits.max_topics);
-        COUNT_OPT(O_QUOTA_MESSAGES, "quota-messages", o.limits.quota_messages);
-        COUNT_OPT(O_QUOTA_TOPICS, "quota-topics", o.limits.quota_topics);
-        COUNT_OPT(O_CONNS, "max-conns", o.limits.max_conns);
-        COUNT_OPT(O_CONNS_PER_ADDR, "max-conns-per-addr", o.limits.max_conns_per_addr);
-#undef BYTES_OPT
-#undef COUNT_OPT
-        case O_SNDBUF: {
-            size_t b;
-            if (!parse_bytes(optarg, 1ull << 30, &b))
-                return pl_cli_usage_error(cmd, "--socket-sndbuf wants a byte count (K, M allowed)");
-            o.socket_sndbuf = (int)b;
-            break;
-        }
-        case O_HANDSHAKE:
-            if (!parse_ulong(optarg, 3600, &v) || v == 0)
-                return pl_cli_usage_error(cmd, "--handshake-timeout wants 1..3600 seconds");
-            o.handshake_timeout_s = (int)v;
-            break;
-        case O_HELP: fputs(usage, stdout); return 0;
-        default:
-            return pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        if (c == O_HELP) {
+            fputs(usage, stdout);
+            goto out;
+        } else if (c == O_CONFIG) {
+            g.config_path = *optarg ? optarg : NULL;
+        } else if (c >= O_KEY && (size_t)(c - O_KEY) < nkeys) {
+            /* An empty value is not given: a unit or a script may pass a
+             * variable that is empty (--listen "${LISTEN}"). */
+            if (!optarg || *optarg) g.flags[g.nflags++] = (flag){(size_t)(c - O_KEY), optarg};
+        } else {
+            rc = pl_cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+            goto out;
         }
     }
-    if (optind < argc) return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!o.tls_cert != !o.tls_key) return pl_cli_usage_error(cmd, "--tls-cert and --tls-key go together");
-    o.host = host;
-    o.public_urls = public_urls;
-    o.limits.allowances = allow;
-    o.limits.nallowances = nallow;
-    if (o.db_path && o.cluster.urls)
-        return pl_cli_usage_error(cmd,
-                                  "--db and --cluster exclude each other: the cluster is the store");
-    if ((o.cluster.replicas || o.cluster.instance_id) && !o.cluster.urls)
-        return pl_cli_usage_error(cmd, "--cluster-replicas and --instance-id need --cluster");
-    if (o.cluster.urls && !pl__relay_backend_nats_available())
-        return pl_cli_fail(cmd, "--cluster needs a pairlink built with libnats (libnats-dev)",
-                           PL_ERR_NO_CLUSTER);
+    if (optind < argc) {
+        rc = pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+        goto out;
+    }
+    char why[600];
+    bool usage_err;
+    pl_err e = build(&g.cfg, why, sizeof why, &usage_err);
+    if (e != PL_OK) {
+        rc = usage_err ? pl_cli_usage_error(cmd, "%s", why)
+                       : (fprintf(stderr, "pairlink relay: %s (%s)\n", why, pl_errname(e)), 1);
+        goto out;
+    }
+    apply_lib_log();
+    pl__ws_server_opts o;
+    const char *urls[PL__RELAY_AUD_MAX];
+    to_opts(&g.cfg, &o, urls);
+    o.on_reload = on_reload;
+    if (o.cluster.urls && !pl__relay_backend_nats_available()) {
+        rc = pl_cli_fail(cmd, "--cluster needs a pairlink built with libnats (libnats-dev)",
+                         PL_ERR_NO_CLUSTER);
+        goto out;
+    }
     if (!o.db_path && !o.cluster.urls)
-        log_line(NULL, PL__LOG_WARN, "no --db: the mailbox is kept in memory and lost on exit");
+        say(PL_LOG_WARN, "no --db: the mailbox is kept in memory and lost on exit");
 
     /* Message texts and answer pages go to mmap and back to the system when
      * freed, so that the resident size follows what the relay accounts for
@@ -347,23 +322,37 @@ int pl_cli_relay(int argc, char **argv) {
      * threshold to 32 MiB as large blocks come and go). */
     mallopt(M_MMAP_THRESHOLD, 64 << 10);
     mallopt(M_TRIM_THRESHOLD, 1 << 20);
-    pl__ws_server *srv;
-    pl_err e = pl__ws_server_new(&srv, &o);
-    if (e == PL_ERR_SYS && pl_last_detail())
-        fprintf(stderr, "pairlink relay: cannot listen on %s:%d: %s\n", host, o.port,
-                strerror((int)pl_last_detail()));
-    else if (e == PL_ERR_INVALID_ARG && o.cluster.urls)
-        fprintf(stderr, "pairlink relay: --cluster wants nats://HOST:PORT[,nats://HOST:PORT...]\n");
-    else if (e == PL_ERR_INVALID_ARG)
+    e = pl__ws_server_new(&g.srv, &o);
+    if (e == PL_ERR_SYS && pl_last_detail()) {
+        for (size_t i = 0; i < g.cfg.nlisten; i++)
+            fprintf(stderr, "pairlink relay: cannot listen on %s%s%s:%d: %s\n",
+                    g.cfg.listen[i].ipv6 ? "[" : "", g.cfg.listen[i].host,
+                    g.cfg.listen[i].ipv6 ? "]" : "", g.cfg.listen[i].port,
+                    strerror((int)pl_last_detail()));
+    } else if (e == PL_ERR_INVALID_ARG) {
         fprintf(stderr,
-                "pairlink relay: '%s' is not an IPv4 address or a resolvable name, or a limit is "
-                "inconsistent (see the log)\n",
-                host);
-    if (e != PL_OK) return pl_cli_fail(cmd, "cannot start the relay", e);
-    printf("listening on %s://%s:%d\n", o.tls_cert ? "wss" : "ws", host, pl__ws_server_port(srv));
+                "pairlink relay: a listen address is not an IPv4 address, a resolvable name or "
+                "an [IPv6] address, or a limit is inconsistent (see the log)\n");
+    }
+    if (e != PL_OK) {
+        rc = pl_cli_fail(cmd, "cannot start the relay", e);
+        goto out;
+    }
+    for (size_t i = 0; i < pl__ws_server_listeners(g.srv); i++) {
+        const pl__relay_listen *l = &g.cfg.listen[i];
+        printf("listening on %s://%s%s%s:%d\n", o.tls_cert ? "wss" : "ws", l->ipv6 ? "[" : "",
+               l->host, l->ipv6 ? "]" : "", pl__ws_server_listener_port(g.srv, i));
+    }
     fflush(stdout);
-    e = pl__ws_server_run(srv);
-    pl__ws_server_free(srv);
-    if (e != PL_OK) return pl_cli_fail(cmd, "relay stopped with an error", e);
-    return 0;
+    e = pl__ws_server_run(g.srv);
+    pl__ws_server_free(g.srv);
+    g.srv = NULL;
+    if (e != PL_OK) rc = pl_cli_fail(cmd, "relay stopped with an error", e);
+out:
+    pl_set_log(NULL, NULL, PL_LOG_OFF);
+    pl__relay_config_free(&g.cfg);
+    free(longopts);
+    free(flags);
+    memset(&g, 0, sizeof g);
+    return rc;
 }

@@ -3,7 +3,12 @@
 #include "pairlink/log.h"
 #include "platform/log_internal.h"
 
+#include "core/internal.h"
+
+#include <jansson.h>
 #include <libwebsockets.h>
+#include <stdlib.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,4 +70,77 @@ void pl_set_log(pl_log_fn fn, void *ud, pl_log_level level) {
     log_ud = ud;
     log_level = level < PL_LOG_OFF ? PL_LOG_OFF : level > PL_LOG_DEBUG ? PL_LOG_DEBUG : level;
     pl__log_apply();
+}
+
+bool pl_log_level_parse(const char *name, pl_log_level *out) {
+    PL_REQUIRE(name && out);
+    for (pl_log_level l = PL_LOG_OFF; l <= PL_LOG_DEBUG; l++) {
+        if (!strcmp(name, pl_log_level_name(l))) {
+            *out = l;
+            return true;
+        }
+    }
+    *out = PL_LOG_OFF;
+    return false;
+}
+
+static bool reserved_field(const char *k) {
+    return !strcmp(k, "ts") || !strcmp(k, "level") || !strcmp(k, "source") || !strcmp(k, "msg");
+}
+
+size_t pl_log_format_line(char *buf, size_t cap, pl_log_format format, int64_t unix_ms,
+                          pl_log_level level, const char *source, const char *msg,
+                          const pl_log_field *fields, size_t nfields) {
+    PL_REQUIRE(buf && cap && (fields || !nfields));
+    if (!source) source = "";
+    if (!msg) msg = "";
+    char ts[40];
+    time_t secs = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(unix_ms % 1000 + 1000) % 1000);
+    if (format != PL_LOG_FORMAT_JSON) {
+        int r = snprintf(buf, cap, "%s %s %s: %s", ts, source, pl_log_level_name(level), msg);
+        return r < 0 ? 0 : (size_t)r;
+    }
+    /* jansson escapes what a hand-made writer would get wrong (control
+     * characters, invalid UTF-8 is refused: the message is then given as
+     * bytes replaced). */
+    json_t *o = json_object();
+    if (!o) {
+        buf[0] = '\0';
+        return 0;
+    }
+    json_object_set_new(o, "ts", json_string(ts));
+    json_object_set_new(o, "level", json_string(pl_log_level_name(level)));
+    json_object_set_new(o, "source", json_string(source));
+    json_t *m = json_string(msg);
+    if (!m) { /* not UTF-8: keep the ASCII, mark the rest */
+        size_t ml = strlen(msg);
+        char *copy = malloc(ml + 1);
+        if (copy) {
+            for (size_t i = 0; i <= ml; i++)
+                copy[i] = (unsigned char)msg[i] < 0x80 ? msg[i] : '?';
+            m = json_string(copy);
+            free(copy);
+        }
+    }
+    json_object_set_new(o, "msg", m ? m : json_string(""));
+    for (size_t i = 0; i < nfields; i++) {
+        const pl_log_field *f = &fields[i];
+        if (!f->key || reserved_field(f->key)) continue;
+        json_t *v = f->str ? json_string(f->str) : json_integer((json_int_t)f->num);
+        if (v) json_object_set_new(o, f->key, v);
+    }
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!text) {
+        buf[0] = '\0';
+        return 0;
+    }
+    size_t len = strlen(text);
+    snprintf(buf, cap, "%s", text);
+    free(text);
+    return len;
 }

@@ -207,6 +207,6 @@ pl_err pl__rs_reply_error(pl__relay_core *c, conn *k, json_t *id, int code, cons
     json_object_set_new(j, "id", id_or_null(id));
     json_object_set_new(j, "jsonrpc", json_string("2.0"));
     json_object_set_new(j, "error", e);
-    c->st.errors++;
+    pl__rs_count_error(c, code);
     return pl__rs_send_json(c, k, j, NULL);
 }

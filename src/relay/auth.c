@@ -64,7 +64,8 @@ pl_err pl__relay_audience_add(pl__relay_audience *a, const char *url) {
 }
 
 bool pl__relay_host_is_loopback(const char *host) {
-    return host && (!strncmp(host, "127.", 4) || !strcasecmp(host, "localhost"));
+    return host && (!strncmp(host, "127.", 4) || !strcasecmp(host, "localhost") ||
+                    !strcmp(host, "[::1]") || !strcmp(host, "::1"));
 }
 
 pl_err pl__relay_audience_default(pl__relay_audience *a, const char *host, int port, bool tls) {
@@ -72,12 +73,14 @@ pl_err pl__relay_audience_default(pl__relay_audience *a, const char *host, int p
     const char *scheme = tls ? "wss" : "ws";
     char url[PL_JWT_AUD_MAX];
     const char *hosts[3] = {host, NULL, NULL};
-    if (pl__relay_host_is_loopback(host) || !strcmp(host, "0.0.0.0")) {
-        hosts[1] = "127.0.0.1";
+    bool v6 = host[0] == '[';
+    if (pl__relay_host_is_loopback(host) || !strcmp(host, "0.0.0.0") || !strcmp(host, "[::]")) {
+        /* an IPv6 listener is reached on [::1] (and localhost), not 127.0.0.1 */
+        hosts[1] = v6 ? "[::1]" : "127.0.0.1";
         hosts[2] = "localhost";
     }
     for (size_t i = 0; i < 3; i++) {
-        if (!hosts[i] || !strcmp(hosts[i], "0.0.0.0")) continue;
+        if (!hosts[i] || !strcmp(hosts[i], "0.0.0.0") || !strcmp(hosts[i], "[::]")) continue;
         snprintf(url, sizeof url, "%s://%s:%d", scheme, hosts[i], port);
         PL_TRY(pl__relay_audience_add(a, url));
     }

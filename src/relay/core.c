@@ -12,9 +12,8 @@
 
 /* ---- lifecycle ---------------------------------------------------------------- */
 
-pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, int64_t now_ms) {
-    PL_REQUIRE(out);
-    *out = NULL;
+/* limits with its zero fields defaulted, checked. */
+static pl_err limits_resolve(const pl__relay_limits *limits, pl__relay_limits *out) {
     pl__relay_limits def;
     pl__relay_limits_default(&def);
     pl__relay_limits l = def;
@@ -65,6 +64,38 @@ pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, 
         l.max_message_bytes > l.max_frame_bytes || l.ack_timeout_ms < 1 ||
         (l.cluster && (l.no_store || l.memory_store)))
         return PL_ERR_INVALID_ARG;
+    *out = l;
+    return PL_OK;
+}
+
+pl_err pl__relay_core_set_limits(pl__relay_core *c, const pl__relay_limits *limits) {
+    PL_REQUIRE(c && limits);
+    pl__relay_limits in = *limits, l;
+    in.conn_cost_bytes = c->lim.conn_cost_bytes;
+    in.memory_store = c->lim.memory_store;
+    in.no_store = c->lim.no_store;
+    in.cluster = c->lim.cluster; /* the backend is chosen at start */
+    in.rng = c->lim.rng;
+    in.rng_ctx = c->lim.rng_ctx;
+    PL_TRY(limits_resolve(&in, &l));
+    c->lim = l;
+    return PL_OK;
+}
+
+int pl__relay_error_code(size_t i) {
+    static const int codes[PL_RELAY_ERR_KINDS] = {
+        PL_RELAY_ERR_PARSE,    PL_RELAY_ERR_INVALID_REQUEST, PL_RELAY_ERR_METHOD_NOT_FOUND,
+        PL_RELAY_ERR_INVALID_PARAMS, PL_RELAY_ERR_INTERNAL, PL_RELAY_ERR_HANDLER,
+        PL_RELAY_ERR_AUTH,     PL_RELAY_ERR_RATE};
+    PL_REQUIRE(i < PL_RELAY_ERR_KINDS);
+    return codes[i];
+}
+
+pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, int64_t now_ms) {
+    PL_REQUIRE(out);
+    *out = NULL;
+    pl__relay_limits l;
+    PL_TRY(limits_resolve(limits, &l));
     pl__relay_core *c = calloc(1, sizeof *c);
     if (!c) return PL_ERR_NOMEM;
     c->lim = l;
@@ -291,7 +322,7 @@ static void rate_refusal(pl__relay_core *c, conn *k, json_t *id, int64_t cost) {
                           "error", "code", PL_RELAY_ERR_RATE, "message", "Too many requests", "data",
                           "perSecond", (json_int_t)rate, "burst", (json_int_t)burst, "retryAfterMs",
                           (json_int_t)(wait > 0 ? wait : 1));
-    c->st.errors++;
+    pl__rs_count_error(c, PL_RELAY_ERR_RATE);
     if (j) (void)pl__rs_send_json(c, k, j, NULL);
 }
 

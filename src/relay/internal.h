@@ -217,6 +217,16 @@ void pl__rs_close_conn(pl__relay_core *c, conn *k, int code, const char *reason)
 /* Answer request id (NULL: null) with result (consumed) or an error. */
 pl_err pl__rs_reply_result(pl__relay_core *c, conn *k, json_t *id, json_t *result);
 pl_err pl__rs_reply_error(pl__relay_core *c, conn *k, json_t *id, int code, const char *message);
+/* One more error answer (st.errors, and by code for the metrics). */
+static inline void pl__rs_count_error(pl__relay_core *c, int code) {
+    c->st.errors++;
+    for (size_t i = 0; i < PL_RELAY_ERR_KINDS; i++) {
+        if (pl__relay_error_code(i) == code) {
+            c->st.rpc_errors[i]++;
+            break;
+        }
+    }
+}
 
 /* ---- topics.c ---- */
 

@@ -40,6 +40,7 @@
 #define PL_RELAY_ERR_HANDLER (-32000) /* ttl bounds, mailbox, storage, quota, subscription limits */
 #define PL_RELAY_ERR_AUTH PL_RELAY_CODE_AUTH
 #define PL_RELAY_ERR_RATE PL_RELAY_CODE_RATE /* too many requests; relay busy (memory budget) */
+#define PL_RELAY_ERR_KINDS 8 /* the codes above, counted by pl__relay_stats.rpc_errors */
 
 #define PL_RELAY_TOPIC_HEX 64
 #define PL_RELAY_ID_HEX 64
@@ -204,6 +205,16 @@ void pl__relay_core_free(pl__relay_core *c); /* NULL ok */
 
 const pl__relay_limits *pl__relay_core_limits(const pl__relay_core *c);
 
+/* Replace the limits of a running core (the operator reloaded its
+ * settings), with the defaults and checks of pl__relay_core_new.
+ * conn_cost_bytes, memory_store, no_store and the rng keep their values
+ * from creation. Everything applies from the next request on; what is
+ * already stored or open stays (a lower limit refuses new work, and a lower
+ * memory budget relieves pressure as usual). Allowances (borrowed, as in
+ * new) apply to connections opened from now on. Errors: PL_ERR_INVALID_ARG
+ * (the core keeps its limits). */
+pl_err pl__relay_core_set_limits(pl__relay_core *c, const pl__relay_limits *limits);
+
 /* Put back a message loaded from the store at start-up (no action is
  * produced). It is charged to its publisher's did (the address of an
  * anonymous publisher is not stored); publisher quotas do not refuse it,
@@ -280,7 +291,13 @@ typedef struct pl__relay_stats {
     uint64_t evicted;     /* acknowledged messages that made room in a full topic */
     uint64_t refused;     /* sockets and requests refused for a budget (busy) */
     uint64_t slow_closed; /* connections closed for their send queue */
+    /* Error answers by JSON-RPC code, in the order of
+     * pl__relay_error_code(i) (for the operator's metrics). */
+    uint64_t rpc_errors[PL_RELAY_ERR_KINDS];
 } pl__relay_stats;
+
+/* The JSON-RPC error codes the relay answers with, i < PL_RELAY_ERR_KINDS. */
+int pl__relay_error_code(size_t i);
 
 void pl__relay_core_stats(const pl__relay_core *c, pl__relay_stats *out);
 

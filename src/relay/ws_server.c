@@ -103,19 +103,49 @@ struct pl__ws_server {
     size_t refused_quiet;
     pl__relay_audience aud;           /* public URLs: the JWT audiences accepted */
     char urlarg[PL_JWT_MAX_LEN + 64]; /* scratch for the handshake (one thread) */
+    /* The relay as a service: listeners, reloads, the allow-list, the
+     * counters of /metrics. */
+    struct {
+        char addr[INET6_ADDRSTRLEN];
+        int port;
+        bool ipv6;
+    } listen[PL__RELAY_LISTEN_MAX];
+    size_t nlisten;
+    uv_signal_t sighup;
+    size_t base_rss;                  /* resident size before the core: off the budget */
+    pl__relay_allowance *allowances;  /* the core borrows them */
+    char (*allow)[PL_DID_KEY_SIZE];   /* sorted */
+    size_t nallow;
+    uint64_t sockets_refused, auth_refused, not_allowed, http_requests, reloads, reload_failures;
 };
 
 /* ---- logging and clocks ------------------------------------------------------ */
 
+static void vlog_(pl__ws_server *s, int level, const pl_log_field *f, size_t nf, const char *fmt,
+                  va_list ap) {
+    if ((!s->o.log && !s->o.logkv) || level > s->o.log_level) return;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    if (s->o.logkv) s->o.logkv(s->o.log_ud, level, line, f, nf);
+    else s->o.log(s->o.log_ud, level, line);
+}
+
 __attribute__((format(printf, 3, 4))) static void logf_(pl__ws_server *s, int level,
                                                         const char *fmt, ...) {
-    if (!s->o.log || level > s->o.log_level) return;
-    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vlog_(s, level, NULL, 0, fmt, ap);
     va_end(ap);
-    s->o.log(s->o.log_ud, level, line);
+}
+
+/* A line with fields for a JSON log (the text log shows the message). */
+__attribute__((format(printf, 5, 6))) static void logkv_(pl__ws_server *s, int level,
+                                                         const pl_log_field *f, size_t nf,
+                                                         const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_(s, level, f, nf, fmt, ap);
+    va_end(ap);
 }
 
 static int64_t wall_ms(const pl__ws_server *s) { return pl_driver_now(s->d); }
@@ -230,10 +260,11 @@ static void drain(pl__ws_server *s) {
         case PL__RELAY_SEND: {
             sess *e = sess_find(s, a.conn);
             if (!e) break;
-            if (s->o.log_level >= PL__LOG_DEBUG)
-                logf_(s, PL__LOG_DEBUG, "conn %llu -> %.*s%s", (unsigned long long)a.conn,
-                      (int)(a.len > LOG_FRAME_CHARS ? LOG_FRAME_CHARS : a.len), a.text,
-                      a.len > LOG_FRAME_CHARS ? "..." : "");
+            if (s->o.log_level >= PL__LOG_DEBUG) {
+                char shown[LOG_FRAME_CHARS + 4];
+                pl__relay_redact_frame(a.text, a.len, shown, sizeof shown);
+                logf_(s, PL__LOG_DEBUG, "conn %llu -> %s", (unsigned long long)a.conn, shown);
+            }
             frame *f = frame_new(a.text, a.len);
             if (!f) {
                 pl__relay_core_sent(s->core, a.conn, a.len);
@@ -261,8 +292,11 @@ static void drain(pl__ws_server *s) {
         case PL__RELAY_CLOSE: {
             sess *e = sess_find(s, a.conn);
             if (!e) break;
-            logf_(s, PL__LOG_INFO, "conn %llu: closing %d (%s)", (unsigned long long)a.conn,
-                  a.close_code, a.reason);
+            const pl_log_field f[] = {{"conn", NULL, (long long)a.conn},
+                                      {"close_code", NULL, a.close_code},
+                                      {"reason", a.reason, 0}};
+            logkv_(s, PL__LOG_INFO, f, 3, "conn %llu: closing %d (%s)",
+                   (unsigned long long)a.conn, a.close_code, a.reason);
             sess_close_later(s, e, a.close_code, a.reason);
             break;
         }
@@ -351,6 +385,12 @@ static void on_sweep(pl_driver_task *t, int64_t wall) {
 
 /* ---- authentication ---------------------------------------------------------------- */
 
+static int did_cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+static bool is_allowed(const pl__ws_server *s, const char *did) {
+    return bsearch(did, s->allow, s->nallow, sizeof *s->allow, did_cmp) != NULL;
+}
+
 /* Find the JWT, verify it, and record the client's did:key. -1: refuse. */
 static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
     const char *jwt = lws_get_urlarg_by_name(wsi, "auth=", s->urlarg, (int)sizeof s->urlarg);
@@ -361,14 +401,28 @@ static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
     if (jwt && *jwt) {
         pl_jwt_claims claims;
         err = pl__relay_auth_verify(&claims, jwt, strlen(jwt), &s->aud, wall_ms(s) / 1000);
+        if (err == PL_OK && s->o.require_auth && s->nallow && !is_allowed(s, claims.iss)) {
+            /* A valid key the operator did not list: refused like a
+             * missing JWT (the JS SDK sees "Unexpected server response: 401"). */
+            const pl_log_field f[] = {{"peer", e->peer, 0},
+                                      {"did", claims.iss, 0},
+                                      {"code", pl_errname(PL_ERR_RELAY_NOT_ALLOWED), 0}};
+            logkv_(s, PL__LOG_INFO, f, 3, "refused connection from %s: %s is not in the allow-list (%s)",
+                   e->peer, claims.iss, pl_errname(PL_ERR_RELAY_NOT_ALLOWED));
+            s->not_allowed++;
+            lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, NULL);
+            return -1;
+        }
         if (err == PL_OK) {
             snprintf(e->did, sizeof e->did, "%s", claims.iss);
             return 0;
         }
     }
     if (s->o.require_auth) {
-        logf_(s, PL__LOG_INFO, "refused connection from %s: %s (%s)", e->peer,
-              jwt ? pl_strerror(err) : "no JWT", pl_errname(err));
+        const pl_log_field f[] = {{"peer", e->peer, 0}, {"code", pl_errname(err), 0}};
+        logkv_(s, PL__LOG_INFO, f, 2, "refused connection from %s: %s (%s)", e->peer,
+               jwt ? pl_strerror(err) : "no JWT", pl_errname(err));
+        s->auth_refused++;
         lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, NULL);
         return -1;
     }
@@ -404,13 +458,19 @@ static int admit(pl__ws_server *s, const struct lws_filter_network_conn_args *a)
     }
     if (e != PL_OK) {
         uint64_t now = uv_now(&s->loop);
+        s->sockets_refused++;
         if (now >= s->refused_log_at) {
             pl__relay_stats st;
             pl__relay_core_stats(s->core, &st);
-            logf_(s, PL__LOG_INFO,
-                  "refused a socket from %s: %s (%zu sockets, %zu bytes of memory in use; "
-                  "%zu more refused quietly)",
-                  addr, pl_errname(e), st.sockets, st.memory, s->refused_quiet);
+            const pl_log_field f[] = {{"peer", addr, 0},
+                                      {"code", pl_errname(e), 0},
+                                      {"sockets", NULL, (long long)st.sockets},
+                                      {"memory", NULL, (long long)st.memory},
+                                      {"refused_quietly", NULL, (long long)s->refused_quiet}};
+            logkv_(s, PL__LOG_INFO, f, 5,
+                   "refused a socket from %s: %s (%zu sockets, %zu bytes of memory in use; "
+                   "%zu more refused quietly)",
+                   addr, pl_errname(e), st.sockets, st.memory, s->refused_quiet);
             s->refused_log_at = now + REFUSAL_LOG_MS;
             s->refused_quiet = 0;
         } else {
@@ -424,6 +484,65 @@ static int admit(pl__ws_server *s, const struct lws_filter_network_conn_args *a)
         (void)setsockopt(a->accept_fd, SOL_SOCKET, SO_SNDBUF, &s->o.socket_sndbuf,
                          sizeof s->o.socket_sndbuf);
     return 0;
+}
+
+/* ---- /health and /metrics ---------------------------------------------------------- */
+
+static bool addr_is_loopback(const char *a) {
+    return !strncmp(a, "127.", 4) || !strcmp(a, "::1") || !strncmp(a, "::ffff:127.", 11);
+}
+
+/* One whole HTTP/1 answer in one write, as lws_return_http_status does. */
+static int http_reply(struct lws *wsi, unsigned status, const char *ctype, const char *body,
+                      size_t len) {
+    enum { HEAD_ROOM = 512 };
+    unsigned char *buf = malloc(LWS_PRE + HEAD_ROOM + len);
+    if (!buf) return -1;
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = start + HEAD_ROOM;
+    int rc = -1;
+    if (!lws_add_http_common_headers(wsi, status, ctype, (lws_filepos_t)len, &p, end) &&
+        !lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                      (const unsigned char *)"no-store", 8, &p, end) &&
+        !lws_finalize_http_header(wsi, &p, end)) {
+        memcpy(p, body, len);
+        p += len;
+        int n = (int)(p - start);
+        if (lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP) == n)
+            rc = lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    free(buf);
+    return rc;
+}
+
+static int serve_http(pl__ws_server *s, struct lws *wsi, const char *uri) {
+    int which = !uri ? 0 : !strcmp(uri, "/health") ? 1 : !strcmp(uri, "/metrics") ? 2 : 0;
+    if (!s || !which || lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+        if (lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket only")) return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    int access = which == 1 ? s->o.health : s->o.metrics;
+    const sockref *ref = lws_get_opaque_user_data(wsi);
+    if (access == PL__RELAY_HTTP_OFF ||
+        (access == PL__RELAY_HTTP_LOOPBACK && !(ref && addr_is_loopback(ref->addr)))) {
+        static const char nf[] = "not found\n";
+        return http_reply(wsi, access == PL__RELAY_HTTP_OFF ? HTTP_STATUS_NOT_FOUND
+                                                             : HTTP_STATUS_FORBIDDEN,
+                          "text/plain; charset=utf-8", nf, sizeof nf - 1);
+    }
+    s->http_requests++;
+    pl__relay_observed ob;
+    pl__ws_server_observe(s, &ob);
+    if (which == 1) {
+        char body[512];
+        int status = pl__relay_health_json(&ob, body, sizeof body);
+        return http_reply(wsi, (unsigned)status, "application/json", body, strlen(body));
+    }
+    char *text;
+    size_t len;
+    if (pl__relay_metrics_text(&ob, &text, &len) != PL_OK) return -1;
+    int rc = http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+    return rc;
 }
 
 /* ---- the lws protocol callback ----------------------------------------------------- */
@@ -470,10 +589,11 @@ static int on_receive(pl__ws_server *s, sess *e, struct lws *wsi, const void *in
         text = e->rx;
         tlen = e->rxlen;
     }
-    if (s->o.log_level >= PL__LOG_DEBUG)
-        logf_(s, PL__LOG_DEBUG, "conn %llu <- %.*s%s", (unsigned long long)e->id,
-              (int)(tlen > LOG_FRAME_CHARS ? LOG_FRAME_CHARS : tlen), text,
-              tlen > LOG_FRAME_CHARS ? "..." : "");
+    if (s->o.log_level >= PL__LOG_DEBUG) { /* message bodies left out */
+        char shown[LOG_FRAME_CHARS + 4];
+        pl__relay_redact_frame(text, tlen, shown, sizeof shown);
+        logf_(s, PL__LOG_DEBUG, "conn %llu <- %s", (unsigned long long)e->id, shown);
+    }
     pl_err r = pl__relay_core_receive(s->core, e->id, text, tlen, wall_ms(s));
     if (r != PL_OK)
         logf_(s, PL__LOG_DEBUG, "conn %llu: request failed: %s", (unsigned long long)e->id,
@@ -548,9 +668,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         }
         e->established = true;
-        logf_(s, PL__LOG_INFO, "conn %llu open from %s (%s%s); %zu connected",
-              (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous",
-              ref ? "" : ", not admitted", s->tab.n);
+        const pl_log_field f[] = {{"conn", NULL, (long long)e->id},
+                                  {"peer", e->peer, 0},
+                                  {"did", e->did[0] ? e->did : "anonymous", 0},
+                                  {"connected", NULL, (long long)s->tab.n}};
+        logkv_(s, PL__LOG_INFO, f, 4, "conn %llu open from %s (%s%s); %zu connected",
+               (unsigned long long)e->id, e->peer, e->did[0] ? e->did : "anonymous",
+               ref ? "" : ", not admitted", s->tab.n);
         if (s->o.fault_close_code) sess_close_later(s, e, s->o.fault_close_code, "fault injected");
         return 0;
     }
@@ -629,16 +753,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             pl__relay_core_close(s->core, e->id);
             sess_remove(s, e);
             sess_free_buffers(s, e);
-            logf_(s, PL__LOG_INFO, "conn %llu closed; %zu connected", (unsigned long long)e->id,
-                  s->tab.n);
+            const pl_log_field f[] = {{"conn", NULL, (long long)e->id},
+                                      {"connected", NULL, (long long)s->tab.n}};
+            logkv_(s, PL__LOG_INFO, f, 2, "conn %llu closed; %zu connected",
+                   (unsigned long long)e->id, s->tab.n);
             drain(s);
         }
         return 0;
 
     case LWS_CALLBACK_HTTP:
-        /* Only WebSocket upgrades are served. */
-        if (lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket only")) return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
+        /* WebSocket upgrades, and GET /health and /metrics. */
+        return serve_http(s, wsi, in);
 
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -661,6 +786,14 @@ static void on_signal(uv_signal_t *h, int signum) {
     pl__ws_server_stop(s);
 }
 
+/* SIGHUP: reload (the owner's callback), never die of it. */
+static void on_hup_signal(uv_signal_t *h, int signum) {
+    (void)signum;
+    pl__ws_server *s = h->data;
+    if (s->o.on_reload) s->o.on_reload(s->o.reload_ud);
+    else logf_(s, PL__LOG_INFO, "SIGHUP: no configuration file to reload");
+}
+
 /* SIGUSR1: one line of the core's accounting, for operators (and the
  * hostile-client suite). */
 static void on_stats_signal(uv_signal_t *h, int signum) {
@@ -668,7 +801,17 @@ static void on_stats_signal(uv_signal_t *h, int signum) {
     pl__ws_server *s = h->data;
     pl__relay_stats st;
     pl__relay_core_stats(s->core, &st);
-    logf_(s, PL__LOG_INFO,
+    const pl_log_field f[] = {{"memory", NULL, (long long)st.memory},
+                              {"memory_budget", NULL,
+                               (long long)pl__relay_core_limits(s->core)->max_memory_bytes},
+                              {"sockets", NULL, (long long)st.sockets},
+                              {"connections", NULL, (long long)st.conns},
+                              {"topics", NULL, (long long)st.topics},
+                              {"messages", NULL, (long long)st.messages},
+                              {"subscriptions", NULL, (long long)st.subscriptions},
+                              {"published", NULL, (long long)st.published},
+                              {"delivered", NULL, (long long)st.delivered}};
+    logkv_(s, PL__LOG_INFO, f, sizeof f / sizeof f[0],
           "stats: memory %zu of %zu bytes (stored %zu, queued %zu); %zu sockets, %zu connections, "
           "%zu topics, %zu messages, %zu subscriptions, %zu pushes in flight; %llu refused, %llu "
           "evicted, %llu closed slow",
@@ -723,6 +866,7 @@ static void close_handles(pl__ws_server *s) {
         pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigint);
         pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigterm);
         pl_driver_close_handle(s->d, (uv_handle_t *)&s->sigusr1);
+        pl_driver_close_handle(s->d, (uv_handle_t *)&s->sighup);
     }
     pl_driver_close(s->d, NULL, NULL);
     s->d = NULL;
@@ -770,6 +914,8 @@ void pl__ws_server_free(pl__ws_server *s) {
     pl__relay_store_close(s->store);
     pl__ht_free(&s->tab);
     free(s->db_path);
+    free(s->allowances);
+    free(s->allow);
     free(s);
 }
 
@@ -782,6 +928,25 @@ static size_t rss_bytes(void) {
     fclose(f);
     long page = sysconf(_SC_PAGESIZE);
     return n == 2 && page > 0 ? (size_t)resident * (size_t)page : 0;
+}
+
+/* An IPv6 listener: an address literal, bound as given (IPV6_V6ONLY). */
+static pl_err probe_bind6(const char *host, int port, char addr[INET6_ADDRSTRLEN]) {
+    struct sockaddr_in6 sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, host, &sa.sin6_addr) != 1) return PL_ERR_INVALID_ARG;
+    inet_ntop(AF_INET6, &sa.sin6_addr, addr, INET6_ADDRSTRLEN);
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return pl__fail(PL_ERR_SYS, errno);
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    int err = errno;
+    close(fd);
+    return rc == 0 ? PL_OK : pl__fail(PL_ERR_SYS, err);
 }
 
 /* Resolve host to an IPv4 address (lws binds only what it is given) and try
@@ -818,15 +983,59 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     *out = NULL;
     if (opts->port < 0 || opts->port > 65535 || opts->ping_interval_ms < 0 ||
         opts->idle_timeout_ms < 0 || opts->handshake_timeout_s < 0 || opts->socket_sndbuf < 0 ||
-        !opts->tls_cert != !opts->tls_key)
+        !opts->tls_cert != !opts->tls_key || opts->nlisten > PL__RELAY_LISTEN_MAX ||
+        (opts->nlisten && !opts->listen))
         return PL_ERR_INVALID_ARG;
-    char addr[INET_ADDRSTRLEN];
-    PL_TRY(probe_bind(opts->host ? opts->host : "127.0.0.1", opts->port, addr));
+    pl__relay_listen one;
+    const pl__relay_listen *ls = opts->listen;
+    size_t nl = opts->nlisten;
+    if (!nl) {
+        memset(&one, 0, sizeof one);
+        snprintf(one.host, sizeof one.host, "%s", opts->host ? opts->host : "127.0.0.1");
+        one.port = opts->port;
+        ls = &one;
+        nl = 1;
+    }
+    char addrs[PL__RELAY_LISTEN_MAX][INET6_ADDRSTRLEN];
+    for (size_t i = 0; i < nl; i++) {
+        if (ls[i].port < 0 || ls[i].port > 65535) return PL_ERR_INVALID_ARG;
+        PL_TRY(ls[i].ipv6 ? probe_bind6(ls[i].host, ls[i].port, addrs[i])
+                          : probe_bind(ls[i].host, ls[i].port, addrs[i]));
+    }
+    const char *addr = addrs[0];
     pl__ws_server *s = calloc(1, sizeof *s);
     if (!s) return PL_ERR_NOMEM;
+    for (size_t i = 0; i < nl; i++) {
+        memcpy(s->listen[i].addr, addrs[i], sizeof s->listen[i].addr);
+        s->listen[i].port = ls[i].port;
+        s->listen[i].ipv6 = ls[i].ipv6;
+    }
+    s->nlisten = nl;
+    /* Copies of what the caller may free or change (a reload). */
+    if (opts->limits.nallowances) {
+        s->allowances = malloc(opts->limits.nallowances * sizeof *s->allowances);
+        if (!s->allowances) {
+            free(s);
+            return PL_ERR_NOMEM;
+        }
+        memcpy(s->allowances, opts->limits.allowances,
+               opts->limits.nallowances * sizeof *s->allowances);
+    }
+    if (opts->nallow) {
+        s->allow = malloc(opts->nallow * sizeof *s->allow);
+        if (!s->allow) {
+            free(s->allowances);
+            free(s);
+            return PL_ERR_NOMEM;
+        }
+        memcpy(s->allow, opts->allow, opts->nallow * sizeof *s->allow);
+        s->nallow = opts->nallow;
+    }
     for (size_t i = 0; i < opts->n_public_urls; i++) {
         pl_err ae = pl__relay_audience_add(&s->aud, opts->public_urls[i]);
         if (ae != PL_OK) {
+            free(s->allowances);
+            free(s->allow);
             free(s);
             return ae;
         }
@@ -835,7 +1044,11 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     s->o.public_urls = NULL; /* not kept: copied into s->aud */
     snprintf(s->host, sizeof s->host, "%s", addr);
     s->o.host = s->host;
+    s->o.listen = NULL; /* copied into s->listen */
+    s->o.allow = NULL;  /* copied into s->allow */
     if (opts->db_path && !(s->db_path = strdup(opts->db_path))) {
+        free(s->allowances);
+        free(s->allow);
         free(s);
         return PL_ERR_NOMEM;
     }
@@ -853,7 +1066,8 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     /* The core's budget: the process budget less what the process holds
      * now (code, libraries) and the reserve. */
     pl__relay_limits lim = opts->limits;
-    size_t base = rss_bytes();
+    lim.allowances = s->allowances;
+    size_t base = s->base_rss = rss_bytes();
     if (s->o.max_memory < base + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN) {
         logf_(s, PL__LOG_ERROR, "--max-memory %zu is below the %zu bytes the relay needs to start",
               s->o.max_memory, base + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN);
@@ -896,30 +1110,34 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
         uv_signal_init(&s->loop, &s->sigint);
         uv_signal_init(&s->loop, &s->sigterm);
         uv_signal_init(&s->loop, &s->sigusr1);
-        s->sigint.data = s->sigterm.data = s->sigusr1.data = s;
+        uv_signal_init(&s->loop, &s->sighup);
+        s->sigint.data = s->sigterm.data = s->sigusr1.data = s->sighup.data = s;
         /* Armed now, not when the loop starts: a script that stops the
          * relay as soon as it printed its port must get a clean stop. */
         uv_signal_start(&s->sigint, on_signal, SIGINT);
         uv_signal_start(&s->sigterm, on_signal, SIGTERM);
         uv_signal_start(&s->sigusr1, on_stats_signal, SIGUSR1);
+        uv_signal_start(&s->sighup, on_hup_signal, SIGHUP);
     }
     s->handles_open = true;
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     void *loops[] = {&s->loop};
-    info.port = s->o.port;
-    info.iface = s->host;
+    /* One vhost per listener, each with its own address and family. */
+    info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
     info.gid = -1;
     info.uid = -1;
-    /* IPv6 on makes lws bind every interface even with iface = 127.0.0.1. */
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DISABLE_IPV6 |
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
                    LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (s->o.tls_cert) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = s->o.tls_cert;
         info.ssl_private_key_filepath = s->o.tls_key;
+        /* HTTP/1.1 only: WebSocket clients upgrade over it, and /health
+         * and /metrics answer in one HTTP/1 write (curl would pick h2). */
+        info.alpn = "http/1.1";
     }
     info.foreign_loops = loops;
     info.pcontext = &s->ctx;
@@ -940,24 +1158,50 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
         e = PL_ERR_WEBSOCKET;
         goto fail;
     }
-    struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "default");
-    s->port = vh ? lws_get_vhost_listen_port(vh) : -1;
-    if (s->port <= 0) {
-        logf_(s, PL__LOG_ERROR, "cannot listen on %s:%d", s->host, s->o.port);
-        e = PL_ERR_WEBSOCKET;
-        goto fail;
-    }
-    if (!opts->n_public_urls) {
-        /* The name as given (what local clients type) and the address. */
-        const char *given = opts->host ? opts->host : "127.0.0.1";
-        if ((e = pl__relay_audience_default(&s->aud, given, s->port, s->o.tls_cert)) != PL_OK ||
-            (e = pl__relay_audience_default(&s->aud, s->host, s->port, s->o.tls_cert)) != PL_OK)
+    static const char *const vhost_names[PL__RELAY_LISTEN_MAX] = {"l0", "l1", "l2", "l3",
+                                                                  "l4", "l5", "l6", "l7"};
+    for (size_t i = 0; i < s->nlisten; i++) {
+        struct lws_context_creation_info vi = info;
+        vi.vhost_name = vhost_names[i];
+        vi.port = s->listen[i].port;
+        vi.iface = s->listen[i].addr;
+        /* An IPv4 vhost with IPv6 on would bind every interface whatever
+         * its iface (lws maps the address into ::); an IPv6 one binds its
+         * address only, so [::] sits beside 0.0.0.0. */
+        vi.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                     (s->listen[i].ipv6 ? LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY |
+                                              LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE
+                                        : LWS_SERVER_OPTION_DISABLE_IPV6);
+        if (s->o.tls_cert) vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        struct lws_vhost *vh = lws_create_vhost(s->ctx, &vi);
+        int port = vh ? lws_get_vhost_listen_port(vh) : -1;
+        if (port <= 0) {
+            logf_(s, PL__LOG_ERROR, "cannot listen on %s port %d", s->listen[i].addr,
+                  s->listen[i].port);
+            e = PL_ERR_WEBSOCKET;
             goto fail;
-        if (!pl__relay_host_is_loopback(s->host))
-            logf_(s, PL__LOG_WARN,
-                  "listening on %s without --public-url: only JWTs for %s are accepted; "
-                  "name the URL clients use with --public-url",
-                  s->host, s->aud.url[0]);
+        }
+        s->listen[i].port = port;
+    }
+    s->port = s->listen[0].port;
+    if (!opts->n_public_urls) {
+        for (size_t i = 0; i < s->nlisten; i++) {
+            /* The name as given (what local clients type) and the address. */
+            char given[sizeof one.host + 2], bound[INET6_ADDRSTRLEN + 2];
+            const pl__relay_listen *l = &ls[i];
+            snprintf(given, sizeof given, l->ipv6 ? "[%s]" : "%s", l->host);
+            snprintf(bound, sizeof bound, l->ipv6 ? "[%s]" : "%s", s->listen[i].addr);
+            if ((e = pl__relay_audience_default(&s->aud, given, s->listen[i].port,
+                                                s->o.tls_cert)) != PL_OK ||
+                (e = pl__relay_audience_default(&s->aud, bound, s->listen[i].port,
+                                                s->o.tls_cert)) != PL_OK)
+                goto fail;
+            if (!pl__relay_host_is_loopback(bound))
+                logf_(s, PL__LOG_WARN,
+                      "listening on %s without --public-url: only JWTs for %s are accepted; "
+                      "name the URL clients use with --public-url",
+                      bound, s->aud.url[0]);
+        }
     }
     *out = s;
     return PL_OK;
@@ -983,4 +1227,93 @@ pl_err pl__ws_server_run(pl__ws_server *s) {
     pl_err e = s->final_err;
     logf_(s, PL__LOG_INFO, "stopped");
     return e;
+}
+
+/* ---- the relay as a service ------------------------------------------------------------ */
+
+size_t pl__ws_server_listeners(const pl__ws_server *s) {
+    PL_REQUIRE(s);
+    return s->nlisten;
+}
+
+const char *pl__ws_server_listener_host(const pl__ws_server *s, size_t i) {
+    PL_REQUIRE(s && i < s->nlisten);
+    return s->listen[i].addr;
+}
+
+int pl__ws_server_listener_port(const pl__ws_server *s, size_t i) {
+    PL_REQUIRE(s && i < s->nlisten);
+    return s->listen[i].port;
+}
+
+bool pl__ws_server_listener_ipv6(const pl__ws_server *s, size_t i) {
+    PL_REQUIRE(s && i < s->nlisten);
+    return s->listen[i].ipv6;
+}
+
+pl_err pl__ws_server_apply(pl__ws_server *s, const pl__ws_server_opts *o) {
+    PL_REQUIRE(s && o && (o->allow || !o->nallow));
+    size_t max_memory = o->max_memory ? o->max_memory : PL_RELAY_DEF_MEMORY;
+    if (max_memory < s->base_rss + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN) {
+        logf_(s, PL__LOG_ERROR, "--max-memory %zu is below the %zu bytes the relay needs", max_memory,
+              s->base_rss + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN);
+        return PL_ERR_INVALID_ARG;
+    }
+    /* Everything new is allocated first, so that a failure changes nothing. */
+    pl__relay_allowance *al = NULL;
+    char(*allow)[PL_DID_KEY_SIZE] = NULL;
+    if (o->limits.nallowances) {
+        if (!(al = malloc(o->limits.nallowances * sizeof *al))) return PL_ERR_NOMEM;
+        memcpy(al, o->limits.allowances, o->limits.nallowances * sizeof *al);
+    }
+    if (o->nallow) {
+        if (!(allow = malloc(o->nallow * sizeof *allow))) {
+            free(al);
+            return PL_ERR_NOMEM;
+        }
+        memcpy(allow, o->allow, o->nallow * sizeof *allow);
+    }
+    pl__relay_limits lim = o->limits;
+    lim.allowances = al;
+    lim.max_memory_bytes = max_memory - s->base_rss - PL__WS_MEMORY_RESERVE;
+    pl_err e = pl__relay_core_set_limits(s->core, &lim);
+    if (e != PL_OK) {
+        free(al);
+        free(allow);
+        return e;
+    }
+    free(s->allowances);
+    s->allowances = al;
+    free(s->allow);
+    s->allow = allow;
+    s->nallow = o->nallow;
+    s->o.max_memory = max_memory;
+    s->o.require_auth = o->require_auth;
+    s->o.health = o->health;
+    s->o.metrics = o->metrics;
+    s->o.log_level = o->log_level;
+    return PL_OK;
+}
+
+void pl__ws_server_observe(pl__ws_server *s, pl__relay_observed *out) {
+    PL_REQUIRE(s && out);
+    memset(out, 0, sizeof *out);
+    pl__relay_core_stats(s->core, &out->st);
+    out->memory_budget = pl__relay_core_limits(s->core)->max_memory_bytes;
+    out->max_memory = s->o.max_memory;
+    out->rss = rss_bytes();
+    out->uptime_ms = (s->d ? pl_driver_now(s->d) : pl_wall_clock_ms()) - s->started_at;
+    out->listeners = s->nlisten;
+    out->sockets_refused = s->sockets_refused;
+    out->auth_refused = s->auth_refused;
+    out->not_allowed = s->not_allowed;
+    out->http_requests = s->http_requests;
+    out->reloads = s->reloads;
+    out->reload_failures = s->reload_failures;
+}
+
+void pl__ws_server_count_reload(pl__ws_server *s, bool ok) {
+    PL_REQUIRE(s);
+    if (ok) s->reloads++;
+    else s->reload_failures++;
 }

@@ -18,7 +18,10 @@
 #ifndef PAIRLINK_WS_SERVER_H
 #define PAIRLINK_WS_SERVER_H
 
+#include "pairlink/log.h"
+#include "relay/observe.h"
 #include "relay/relay_backend.h"
+#include "relay/relay_config.h"
 #include "relay/relay_core.h"
 
 #include <stdbool.h>
@@ -28,6 +31,10 @@ enum { PL__LOG_ERROR = 0, PL__LOG_WARN = 1, PL__LOG_INFO = 2, PL__LOG_DEBUG = 3 
 
 /* One log line (no trailing newline). */
 typedef void (*pl__ws_log_fn)(void *ud, int level, const char *line);
+/* One log line with its fields (for a JSON log); the fields are never
+ * secrets (no JWT, no message body). */
+typedef void (*pl__ws_logkv_fn)(void *ud, int level, const char *msg, const pl_log_field *fields,
+                                size_t nfields);
 
 typedef struct pl__ws_server_opts {
     const char *host;        /* address to bind; NULL: 127.0.0.1 */
@@ -64,6 +71,25 @@ typedef struct pl__ws_server_opts {
     size_t n_public_urls;
     const char *tls_cert;    /* PEM certificate and key: serve wss:// (both or neither) */
     const char *tls_key;
+    /* More listening sockets than host/port (at most PL__RELAY_LISTEN_MAX):
+     * nlisten 0 means host and port above; otherwise these replace them.
+     * An IPv6 listener takes an address literal (binds that address only,
+     * IPV6_V6ONLY, so [::] and 0.0.0.0 can listen side by side). */
+    const pl__relay_listen *listen;
+    size_t nlisten;
+    /* With require_auth: the client keys (did:key, sorted with strcmp)
+     * admitted; a valid JWT whose iss is not among them gets HTTP 401.
+     * nallow 0: any valid JWT. Copied. */
+    const char (*allow)[PL_DID_KEY_SIZE];
+    size_t nallow;
+    /* GET /health and GET /metrics: pl__relay_http_access (0: served). */
+    int health, metrics;
+    pl__ws_logkv_fn logkv; /* NULL: log; else every line goes here instead */
+    /* SIGHUP (with handle_signals): called on the loop thread; the callee
+     * reloads and calls pl__ws_server_apply. NULL: a log line says there
+     * is nothing to reload. */
+    void (*on_reload)(void *ud);
+    void *reload_ud;
     /* Misbehaving on purpose, for the clients' socket tests
      * (tests/test_relay_client.c), never in service: */
     int fault_close_code;    /* close every connection with this code once it is open */
@@ -86,8 +112,29 @@ typedef struct pl__ws_server pl__ws_server;
  * PL_ERR_NOMEM. *out is NULL on failure. */
 pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts);
 
-/* The port actually bound (useful when opts.port was 0). */
+/* The port actually bound (useful when opts.port was 0): the first
+ * listener's. */
 int pl__ws_server_port(const pl__ws_server *s);
+
+/* The listeners, in the order given: how many, and each one's bound
+ * address (numeric, IPv6 without brackets), port and family. */
+size_t pl__ws_server_listeners(const pl__ws_server *s);
+const char *pl__ws_server_listener_host(const pl__ws_server *s, size_t i);
+int pl__ws_server_listener_port(const pl__ws_server *s, size_t i);
+bool pl__ws_server_listener_ipv6(const pl__ws_server *s, size_t i);
+
+/* Apply the settings of o that may change while the relay runs (a reload):
+ * limits (the core's, pl__relay_core_set_limits), max_memory, require_auth,
+ * allow, health, metrics, log_level. Everything else in o is ignored.
+ * Errors (nothing changed): PL_ERR_INVALID_ARG (inconsistent limits, a
+ * max_memory too small), PL_ERR_NOMEM. Loop thread only. */
+pl_err pl__ws_server_apply(pl__ws_server *s, const pl__ws_server_opts *o);
+
+/* The counters behind /health and /metrics, now. */
+void pl__ws_server_observe(pl__ws_server *s, pl__relay_observed *out);
+
+/* Count a reload (the metrics show them). */
+void pl__ws_server_count_reload(pl__ws_server *s, bool ok);
 
 /* Serve until pl__ws_server_stop or a signal (with handle_signals). Returns
  * PL_OK after a clean shutdown (open transaction committed, connections
