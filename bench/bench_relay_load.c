@@ -97,6 +97,7 @@ static struct {
     proto pr;
     char host[64];
     int port;
+    int sub_port; /* --sub-url: subscribers on another relay instance (same host) */
     int pid;
     int pairs, window, size, ttl;
     double rate, warmup_s, duration_s, hold_s;
@@ -368,12 +369,13 @@ static const struct lws_protocols irn_protocols[] = {
 
 static void irn_start(conn *c) {
     char hostport[96];
-    snprintf(hostport, sizeof hostport, "%s:%d", g.host, g.port);
+    int port = !c->is_pub && g.sub_port ? g.sub_port : g.port;
+    snprintf(hostport, sizeof hostport, "%s:%d", g.host, port);
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
     ci.context = g.ctx;
     ci.address = g.host;
-    ci.port = g.port;
+    ci.port = port;
     ci.path = "/?ua=pairlink-bench";
     ci.host = hostport;
     ci.origin = hostport;
@@ -794,7 +796,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: bench_relay_load --url ws://127.0.0.1:PORT | mqtt://127.0.0.1:PORT [--pid PID]\n"
             "         [--pairs 100] [--window 8] [--size 1024] [--rate 0] [--warmup 1] [--duration 5]\n"
-            "         [--ttl 30] | --idle N [--subscribe] [--hold 4]   [--verbose: phases on stderr]\n");
+            "         [--ttl 30] [--sub-url ws://127.0.0.1:PORT (subscribers there: relay --cluster)]\n"
+            "         | --idle N [--subscribe] [--hold 4]   [--verbose: phases on stderr]\n");
 }
 
 static bool parse_url(const char *url) {
@@ -827,6 +830,7 @@ int main(int argc, char **argv) {
     g.hold_s = 4;
     static const struct option longopts[] = {
         {"url", required_argument, NULL, 'u'},      {"pid", required_argument, NULL, 'p'},
+        {"sub-url", required_argument, NULL, 'U'},
         {"pairs", required_argument, NULL, 'P'},    {"window", required_argument, NULL, 'W'},
         {"size", required_argument, NULL, 'S'},     {"rate", required_argument, NULL, 'R'},
         {"warmup", required_argument, NULL, 'w'},   {"duration", required_argument, NULL, 'd'},
@@ -839,6 +843,11 @@ int main(int argc, char **argv) {
     while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (o) {
         case 'u': url = optarg; break;
+        case 'U': {
+            const char *colon = strrchr(optarg, ':');
+            g.sub_port = strncmp(optarg, "ws://", 5) || !colon ? -1 : atoi(colon + 1);
+            break;
+        }
         case 'p': g.pid = atoi(optarg); break;
         case 'P': g.pairs = atoi(optarg); break;
         case 'W': g.window = atoi(optarg); break;
@@ -859,7 +868,7 @@ int main(int argc, char **argv) {
         printf("bench_relay_load: skipped (needs --url; scripts/bench-wc.sh starts the brokers)\n");
         return 0;
     }
-    if (!parse_url(url) || g.pairs < 1 || g.window < 1 || g.window > 1000 || g.size < HDR_CHARS ||
+    if (!parse_url(url) || g.sub_port < 0 || g.sub_port > 65535 || g.pairs < 1 || g.window < 1 || g.window > 1000 || g.size < HDR_CHARS ||
         g.size > MAX_SIZE || g.rate < 0 || g.warmup_s < 0 || g.warmup_s > 60 || g.duration_s <= 0 ||
         g.duration_s > 120 || g.idle < 0 || g.idle > MAX_CONNS || g.pairs * 2 > MAX_CONNS ||
         g.hold_s < 0 || g.hold_s > 120) {

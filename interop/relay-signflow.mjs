@@ -59,7 +59,8 @@ function once(client, event) {
 const tag = `${process.pid}-${Date.now()}`;
 const init = (name) =>
   SignClient.init({
-    relayUrl: RELAY_URL,
+    // WALLET_RELAY_URL: the wallet on another relay instance (the cluster test).
+    relayUrl: (name === "wallet" && process.env.WALLET_RELAY_URL) || RELAY_URL,
     logger: process.env.WC_LOG || "error",
     telemetryEnabled: false,
     storageOptions: { database: ":memory:", dbName: ":memory:" },

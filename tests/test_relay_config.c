@@ -92,7 +92,10 @@ static void test_keys_are_the_flags(void **state) {
                                         "allow",
                                         "allow-file",
                                         "health",
-                                        "metrics"};
+                                        "metrics",
+                                        "cluster",
+                                        "cluster-replicas",
+                                        "instance-id"};
     assert_int_equal(pl__relay_config_nkeys(), sizeof flags / sizeof flags[0]);
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         int k = pl__relay_config_key_find(flags[i]);
@@ -103,6 +106,54 @@ static void test_keys_are_the_flags(void **state) {
     assert_int_equal(pl__relay_config_key_find("--listen"), -1);
     assert_false(pl__relay_config_key_has_arg(key("require-auth")));
     assert_true(pl__relay_config_key_has_arg(key("listen")));
+}
+
+/* --cluster and its companions: values, and the checks across keys. */
+static void test_cluster_keys(void **state) {
+    (void)state;
+    pl__relay_config c;
+    char why[256];
+    pl__relay_config_init(&c);
+    static const char *const bad[][2] = {
+        {"cluster", "http://h:4222"}, {"cluster", ""},        {"cluster-replicas", "0"},
+        {"cluster-replicas", "6"},    {"instance-id", "a.b"}, {"instance-id", "a b"},
+        {"instance-id", ""},          {"instance-id", "x>"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = '\0';
+        assert_int_equal(pl__relay_config_set(&c, key(bad[i][0]), bad[i][1], why, sizeof why),
+                         PL_ERR_CONFIG_VALUE);
+        assert_true(strlen(why) > 0);
+    }
+    assert_int_equal(pl__relay_config_set(&c, key("cluster-replicas"), "3", why, sizeof why),
+                     PL_OK);
+    assert_int_equal(pl__relay_config_finish(&c, why, sizeof why), PL_ERR_CONFIG_VALUE);
+    assert_non_null(strstr(why, "need cluster"));
+    assert_int_equal(pl__relay_config_set(&c, key("cluster"), "nats://10.0.0.1:4222,nats://h:4222",
+                                          why, sizeof why),
+                     PL_OK);
+    assert_int_equal(pl__relay_config_set(&c, key("instance-id"), "relay-a", why, sizeof why),
+                     PL_OK);
+    assert_int_equal(pl__relay_config_finish(&c, why, sizeof why), PL_OK);
+    assert_string_equal(c.cluster, "nats://10.0.0.1:4222,nats://h:4222");
+    assert_int_equal(c.cluster_replicas, 3);
+    assert_string_equal(c.instance_id, "relay-a");
+    /* A reload cannot move a running relay to another cluster. */
+    pl__relay_config n;
+    pl__relay_config_init(&n);
+    assert_int_equal(pl__relay_config_set(&n, key("cluster"), "nats://other:4222", why, sizeof why),
+                     PL_OK);
+    assert_int_equal(pl__relay_config_finish(&n, why, sizeof why), PL_OK);
+    char live[256], restart[256];
+    pl__relay_config_diff(&c, &n, live, sizeof live, restart, sizeof restart);
+    assert_non_null(strstr(restart, "cluster"));
+    pl__relay_config_keep_restart(&n, &c);
+    assert_string_equal(n.cluster, c.cluster);
+    pl__relay_config_free(&n);
+    assert_int_equal(pl__relay_config_set(&c, key("db"), "/tmp/x.db", why, sizeof why), PL_OK);
+    assert_int_equal(pl__relay_config_finish(&c, why, sizeof why), PL_ERR_CONFIG_VALUE);
+    assert_non_null(strstr(why, "exclude"));
+    pl__relay_config_free(&c);
 }
 
 static void test_values(void **state) {
@@ -593,11 +644,17 @@ static void test_ipv6_audiences(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keys_are_the_flags), cmocka_unit_test(test_values),
-        cmocka_unit_test(test_file_and_layers),    cmocka_unit_test(test_file_errors),
-        cmocka_unit_test(test_allow_list),         cmocka_unit_test(test_diff),
-        cmocka_unit_test(test_log_lines),          cmocka_unit_test(test_core_live_limits),
-        cmocka_unit_test(test_health_and_metrics), cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_keys_are_the_flags),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_cluster_keys),
+        cmocka_unit_test(test_file_and_layers),
+        cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_allow_list),
+        cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_log_lines),
+        cmocka_unit_test(test_core_live_limits),
+        cmocka_unit_test(test_health_and_metrics),
+        cmocka_unit_test(test_redact),
         cmocka_unit_test(test_ipv6_audiences),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

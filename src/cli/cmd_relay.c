@@ -31,6 +31,11 @@ static const char usage[] =
     "                        a free port); [IPV6]:PORT for IPv6; repeatable\n"
     "  --db PATH             SQLite mailbox (WAL, synchronous=FULL): acknowledged messages\n"
     "                        survive a crash. Without --db the mailbox is in memory only.\n"
+    "  --cluster URLS        share the mailbox with other relay instances through a NATS\n"
+    "                        JetStream cluster: nats://HOST:PORT[,nats://HOST:PORT...]\n"
+    "                        (any node; the others are found). Exclusive with --db\n"
+    "  --cluster-replicas N  replicas of each stream (default 3, or 1 with one URL)\n"
+    "  --instance-id ID      this instance's name in the cluster (default HOST-PID)\n"
     "  --require-auth        refuse clients without a valid relay JWT (HTTP 401)\n"
     "  --allow DID           with --require-auth: admit only these client keys\n"
     "                        (did:key:z...; repeatable); others get HTTP 401\n"
@@ -173,6 +178,9 @@ static void to_opts(const pl__relay_config *c, pl__ws_server_opts *o, const char
     o->host = c->listen[0].host;
     o->port = c->listen[0].port;
     o->db_path = c->db[0] ? c->db : NULL;
+    o->cluster.urls = c->cluster[0] ? c->cluster : NULL;
+    o->cluster.replicas = c->cluster_replicas;
+    o->cluster.instance_id = c->instance_id[0] ? c->instance_id : NULL;
     o->require_auth = c->require_auth;
     pl__relay_config_limits(c, &o->limits);
     o->max_memory = c->max_memory;
@@ -300,7 +308,13 @@ int pl_cli_relay(int argc, char **argv) {
     const char *urls[PL__RELAY_AUD_MAX];
     to_opts(&g.cfg, &o, urls);
     o.on_reload = on_reload;
-    if (!o.db_path) say(PL_LOG_WARN, "no --db: the mailbox is kept in memory and lost on exit");
+    if (o.cluster.urls && !pl__relay_backend_nats_available()) {
+        rc = pl_cli_fail(cmd, "--cluster needs a pairlink built with libnats (libnats-dev)",
+                         PL_ERR_NO_CLUSTER);
+        goto out;
+    }
+    if (!o.db_path && !o.cluster.urls)
+        say(PL_LOG_WARN, "no --db: the mailbox is kept in memory and lost on exit");
 
     /* Message texts and answer pages go to mmap and back to the system when
      * freed, so that the resident size follows what the relay accounts for

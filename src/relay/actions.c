@@ -183,6 +183,10 @@ pl_err pl__rs_reply_result(pl__relay_core *c, conn *k, json_t *id, json_t *resul
         json_decref(result);
         return PL_ERR_NOMEM;
     }
+    if (pl__rs_cluster_defer(c, k, id, result)) {
+        json_decref(j);
+        return PL_OK;
+    }
     json_object_set_new(j, "id", id_or_null(id));
     json_object_set_new(j, "jsonrpc", json_string("2.0"));
     json_object_set_new(j, "result", result);
@@ -190,6 +194,7 @@ pl_err pl__rs_reply_result(pl__relay_core *c, conn *k, json_t *id, json_t *resul
 }
 
 pl_err pl__rs_reply_error(pl__relay_core *c, conn *k, json_t *id, int code, const char *message) {
+    pl__rs_cluster_request(c); /* what the request stored is not waited for */
     json_t *j = json_object();
     json_t *e = json_object();
     if (!j || !e) {

@@ -61,7 +61,8 @@ static pl_err limits_resolve(const pl__relay_limits *limits, pl__relay_limits *o
     if (!qmsgs_given && l.quota_messages > l.max_messages / 4)
         l.quota_messages = l.max_messages / 4;
     if (l.min_ttl_s < 1 || l.max_ttl_s < l.min_ttl_s || l.max_ttl_s > INT64_MAX / 1000 / 4 ||
-        l.max_message_bytes > l.max_frame_bytes || l.ack_timeout_ms < 1)
+        l.max_message_bytes > l.max_frame_bytes || l.ack_timeout_ms < 1 ||
+        (l.cluster && (l.no_store || l.memory_store)))
         return PL_ERR_INVALID_ARG;
     *out = l;
     return PL_OK;
@@ -73,6 +74,7 @@ pl_err pl__relay_core_set_limits(pl__relay_core *c, const pl__relay_limits *limi
     in.conn_cost_bytes = c->lim.conn_cost_bytes;
     in.memory_store = c->lim.memory_store;
     in.no_store = c->lim.no_store;
+    in.cluster = c->lim.cluster; /* the backend is chosen at start */
     in.rng = c->lim.rng;
     in.rng_ctx = c->lim.rng_ctx;
     PL_TRY(limits_resolve(&in, &l));
@@ -107,6 +109,10 @@ pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, 
     pl__ht_init(&c->subs, key[3]);
     pl__ht_init(&c->principals, key[4]);
     pl_wipe(key, sizeof key);
+    if (l.cluster && pl__rs_cluster_new(c) != PL_OK) {
+        free(c);
+        return PL_ERR_NOMEM;
+    }
     /* JS-shaped ids (ms * 1000) stay below 2^53 until the year 2255 and
      * differ from the ids of a relay that ran before a restart. */
     c->next_push_id = now_ms > 0 && now_ms < (INT64_C(1) << 53) / 1000 ? now_ms * 1000 : 1;
@@ -135,6 +141,7 @@ void pl__relay_core_free(pl__relay_core *c) {
     if (!c) return;
     for (conn *k; (k = pl__rs_conn_pop(c));)
         conn_destroy(c, k);
+    pl__rs_cluster_free(c);
     pl__rs_mailbox_free(c);
     pl__rs_topics_free(c);
     for (pl__hnode *n; (n = pl__ht_pop(&c->principals));)

@@ -60,6 +60,7 @@ struct rmsg {
     unsigned refs;           /* deliveries, plus one while in the mailbox */
     unsigned inflight;       /* deliveries of it waiting for an ack */
     bool acked;              /* some subscriber acknowledged it */
+    bool putting;            /* cluster: its STORE_PUT is not answered yet */
 };
 
 struct topic {
@@ -71,6 +72,10 @@ struct topic {
     sub **subs;
     size_t nsubs, capsubs;
     principal *owner[2]; /* charged for the record */
+    /* cluster (cluster.c): WATCH sent; LOAD sent, not yet loaded; loaded;
+     * what keeps it in the cache without subscribers (a LOAD, fetches). */
+    bool watched, loading, loaded;
+    unsigned pins;
 };
 
 /* Connection k listens to topic t. `next` is the first stored message not
@@ -156,6 +161,7 @@ struct pl__relay_core {
     int64_t next_push_id;
     action_q q;
     pl__relay_stats st;
+    struct pl__rs_cluster *cl; /* cluster mode (cluster.c); NULL otherwise */
 };
 
 /* ---- accounting, used by every part (budget.c has the costs and the
@@ -342,5 +348,25 @@ int64_t pl__rs_cost_milli(const char *method, json_t *params);
  * reply included. Returns what pl__relay_core_receive returns. */
 pl_err pl__rs_call(pl__relay_core *c, conn *k, json_t *id, const char *method, json_t *params,
                    int64_t now_ms);
+
+/* ---- cluster.c (limits.cluster; each a no-op otherwise) ---- */
+
+pl_err pl__rs_cluster_new(pl__relay_core *c);
+void pl__rs_cluster_free(pl__relay_core *c);
+/* A request starts (pl__rs_call) / was answered with an error. */
+void pl__rs_cluster_request(pl__relay_core *c);
+/* A STORE_PUT for m is queued: its put id (0 outside cluster mode). */
+uint64_t pl__rs_cluster_put(pl__relay_core *c, rmsg *m);
+/* The answer to the current request, held when it stored something
+ * until every put is acknowledged. true: taken (result consumed). */
+bool pl__rs_cluster_defer(pl__relay_core *c, conn *k, json_t *id, json_t *result);
+/* A local subscriber joined t / the last one left it. */
+void pl__rs_cluster_subscribed(pl__relay_core *c, topic *t);
+void pl__rs_cluster_unsubscribed(pl__relay_core *c, topic *t);
+/* Before a fetch of ts: true when every topic is loaded; otherwise the
+ * request is parked (answered when they are) or refused (*e set). */
+bool pl__rs_cluster_fetch_ready(pl__relay_core *c, conn *k, json_t *id, const char *method,
+                                json_t *params, char (*ts)[PL_RELAY_TOPIC_HEX + 1], size_t n,
+                                pl_err *e);
 
 #endif

@@ -161,7 +161,7 @@ nomem:
 }
 
 pl_err pl__rs_store_action(pl__relay_core *c, pl__relay_action_kind kind, const rmsg *m) {
-    if (c->lim.no_store) return PL_OK;
+    if (c->lim.no_store || (c->lim.cluster && kind == PL__RELAY_STORE_DEL)) return PL_OK;
     pl__relay_action a = {.kind = kind};
     a.rec = m->rec;
     a.rec.message = NULL;
@@ -178,8 +178,15 @@ pl_err pl__rs_store_action(pl__relay_core *c, pl__relay_action_kind kind, const 
         a.rec.message_len = 0;
     }
     pl_err e = pl__rs_queue(c, &a);
-    if (e != PL_OK) pl__relay_action_release(&a);
-    return e;
+    if (e != PL_OK) {
+        pl__relay_action_release(&a);
+        return e;
+    }
+    if (kind == PL__RELAY_STORE_PUT && c->lim.cluster) {
+        c->q.a[c->q.len - 1].put_id = pl__rs_cluster_put(c, (rmsg *)m);
+        c->q.a[c->q.len - 1].conn = m->publisher_conn; /* names an anonymous publisher */
+    }
+    return PL_OK;
 }
 
 void pl__rs_msg_remove(pl__relay_core *c, rmsg *m) {

@@ -216,7 +216,10 @@ static pl_err apply_publish(req *r, const pub *p) {
     pl__rs_message_id(rec.id, p->message, p->message_len);
     topic *t = topic_get(r, p->topic);
     if (!t) return fail(r, PL_ERR_NOMEM, "out of memory");
-    if (pl__rs_mailbox_find(c, t, rec.id)) return PL_OK;
+    rmsg *dup = pl__rs_mailbox_find(c, t, rec.id);
+    /* A retry of a message whose cluster put is still out waits for a put
+     * of its own (the store de-duplicates them). */
+    if (dup) return dup->putting ? pl__rs_store_action(c, PL__RELAY_STORE_PUT, dup) : PL_OK;
     rec.message = (char *)p->message;
     rec.message_len = p->message_len;
     rec.attestation = (char *)p->attestation;
@@ -291,6 +294,7 @@ static pl_err do_subscribe(req *r, const char *hex) {
         return fail(r, PL_ERR_NOMEM, "out of memory");
     }
     if ((s->next = pl__rs_owed_from(k, t->head))) pl__rs_ready_add(s);
+    pl__rs_cluster_subscribed(c, t);
     return PL_OK;
 }
 
@@ -504,6 +508,9 @@ static pl_err m_fetch(req *r) {
     if (!p) return fail(r, PL_ERR_INVALID_ARG, "params must be an object");
     char hex[1][PL_RELAY_TOPIC_HEX + 1];
     PL_TRY(param_topic(r, p, "topic", hex[0]));
+    pl_err e = PL_OK;
+    if (!pl__rs_cluster_fetch_ready(r->c, r->k, r->id, "irn_fetchMessages", r->params, hex, 1, &e))
+        return e;
     return fetch(r, hex, 1);
 }
 
@@ -511,7 +518,10 @@ static pl_err m_batch_fetch(req *r) {
     char(*ts)[PL_RELAY_TOPIC_HEX + 1];
     size_t n;
     PL_TRY(topics_param(r, &ts, &n));
-    pl_err e = fetch(r, ts, n);
+    pl_err e = PL_OK;
+    if (pl__rs_cluster_fetch_ready(r->c, r->k, r->id, "irn_batchFetchMessages", r->params, ts, n,
+                                   &e))
+        e = fetch(r, ts, n);
     free(ts);
     return e;
 }
@@ -603,6 +613,7 @@ int64_t pl__rs_cost_milli(const char *method, json_t *params) {
 pl_err pl__rs_call(pl__relay_core *c, conn *k, json_t *id, const char *name, json_t *params,
                    int64_t now_ms) {
     req r = {.c = c, .k = k, .id = id, .params = params, .now = now_ms};
+    pl__rs_cluster_request(c);
     pl_err e = PL_ERR_NOT_FOUND;
     for (size_t i = 0; i < PL_ARRAY_LEN(methods); i++) {
         if (strcmp(methods[i].name, name) != 0) continue;

@@ -48,6 +48,9 @@ enum {
     K_ALLOW_FILE,
     K_HEALTH,
     K_METRICS,
+    K_CLUSTER,
+    K_CLUSTER_REPLICAS,
+    K_INSTANCE_ID,
     K_COUNT
 };
 
@@ -94,6 +97,9 @@ static const keydef keys[K_COUNT] = {
     [K_ALLOW_FILE] = {"allow-file", true, true, false},
     [K_HEALTH] = {"health", true, true, false},
     [K_METRICS] = {"metrics", true, true, false},
+    [K_CLUSTER] = {"cluster", true, false, false},
+    [K_CLUSTER_REPLICAS] = {"cluster-replicas", true, false, false},
+    [K_INSTANCE_ID] = {"instance-id", true, false, false},
 };
 
 size_t pl__relay_config_nkeys(void) {
@@ -299,6 +305,19 @@ pl_err pl__relay_config_set(pl__relay_config *c, size_t key, const char *v, char
         return PL_OK;
     case K_DB:
         if (!copy_path(c->db, sizeof c->db, v)) return bad(why, whysz, "wants a file name");
+        return PL_OK;
+    case K_CLUSTER:
+        if (strncmp(v, "nats://", 7) || !copy_path(c->cluster, sizeof c->cluster, v))
+            return bad(why, whysz, "wants nats://HOST:PORT[,nats://HOST:PORT...], got '%.64s'", v);
+        return PL_OK;
+    case K_CLUSTER_REPLICAS:
+        if (!parse_ulong(v, 5, &u) || u == 0) return bad(why, whysz, "wants 1..5");
+        c->cluster_replicas = (int)u;
+        return PL_OK;
+    case K_INSTANCE_ID:
+        if (!*v || strlen(v) >= sizeof c->instance_id || strpbrk(v, " .*>\t"))
+            return bad(why, whysz, "wants 1..63 characters, no space, '.', '*' or '>'");
+        memcpy(c->instance_id, v, strlen(v) + 1);
         return PL_OK;
     case K_REQUIRE_AUTH:
     case K_VERBOSE: {
@@ -662,6 +681,10 @@ pl_err pl__relay_config_finish(pl__relay_config *c, char *why, size_t whysz) {
     }
     if (!c->tls_cert[0] != !c->tls_key[0])
         return bad(why, whysz, "tls-cert and tls-key go together");
+    if (c->db[0] && c->cluster[0])
+        return bad(why, whysz, "db and cluster exclude each other: the cluster is the store");
+    if ((c->cluster_replicas || c->instance_id[0]) && !c->cluster[0])
+        return bad(why, whysz, "cluster-replicas and instance-id need cluster");
     c->nallow = 0;
     for (size_t i = 0; i < c->nallow_keys; i++)
         PL_TRY(allow_add(c, c->allow_keys[i]));
@@ -785,6 +808,12 @@ static bool same(const pl__relay_config *a, const pl__relay_config *b, size_t ke
         return a->health == b->health;
     case K_METRICS:
         return a->metrics == b->metrics;
+    case K_CLUSTER:
+        return !strcmp(a->cluster, b->cluster);
+    case K_CLUSTER_REPLICAS:
+        return a->cluster_replicas == b->cluster_replicas;
+    case K_INSTANCE_ID:
+        return !strcmp(a->instance_id, b->instance_id);
     }
     return true;
 }
@@ -815,6 +844,9 @@ void pl__relay_config_keep_restart(pl__relay_config *neu, const pl__relay_config
     memcpy(neu->listen, old->listen, sizeof old->listen);
     neu->nlisten = old->nlisten;
     memcpy(neu->db, old->db, sizeof old->db);
+    memcpy(neu->cluster, old->cluster, sizeof old->cluster);
+    neu->cluster_replicas = old->cluster_replicas;
+    memcpy(neu->instance_id, old->instance_id, sizeof old->instance_id);
     memcpy(neu->public_url, old->public_url, sizeof old->public_url);
     neu->npublic_url = old->npublic_url;
     neu->ping_interval_ms = old->ping_interval_ms;

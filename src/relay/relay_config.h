@@ -46,6 +46,11 @@ typedef struct pl__relay_config {
     pl__relay_listen listen[PL__RELAY_LISTEN_MAX];
     size_t nlisten;              /* 0 after finish: never (127.0.0.1:8787 is filled in) */
     char db[PL__RELAY_PATH_MAX]; /* "" : in memory */
+    /* --cluster (nats://...; "": none), --cluster-replicas (0: default),
+     * --instance-id ("": HOST-PID): relay_backend.h. */
+    char cluster[PL__RELAY_PATH_MAX];
+    int cluster_replicas;
+    char instance_id[64];
     bool require_auth;
     char public_url[PL__RELAY_AUD_MAX][PL_JWT_AUD_MAX];
     size_t npublic_url;

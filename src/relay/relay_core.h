@@ -107,6 +107,14 @@ typedef struct pl__relay_limits {
     bool memory_store;           /* the store keeps a second copy in memory */
     bool no_store;               /* no store at all (no --db): no STORE_* actions; the
                                     mailbox lives in the core alone */
+    /* The mailbox is a cache of a store shared with other relay instances
+     * (relay/relay_backend.h, docs/relay.md "Cluster"): a publish is
+     * answered once pl__relay_core_put_done acknowledged its STORE_PUTs;
+     * a topic is loaded (LOAD, pl__relay_core_ingest, then
+     * pl__relay_core_loaded) and watched (WATCH/UNWATCH) while local
+     * clients subscribe to it or a fetch needs it, and dropped from the
+     * cache after; no STORE_DEL (the shared store expires by itself). */
+    bool cluster;
     /* Where the keys of the core's hash tables come from (NULL:
      * pl_random). Tests and fuzzing pass a seeded one. */
     pl_rng_fn rng;
@@ -166,6 +174,10 @@ typedef enum pl__relay_action_kind {
     PL__RELAY_CLOSE = 2,     /* close conn with close_code and reason */
     PL__RELAY_STORE_PUT = 3, /* persist rec; commit before sending any later frame */
     PL__RELAY_STORE_DEL = 4, /* forget rec.topic/rec.id (expired) */
+    /* cluster only (pl__relay_limits.cluster), rec.topic alone set: */
+    PL__RELAY_LOAD = 5,    /* read the topic's stored messages: ingest, then loaded */
+    PL__RELAY_WATCH = 6,   /* deliver other instances' new messages on it (ingest) */
+    PL__RELAY_UNWATCH = 7, /* no more */
 } pl__relay_action_kind;
 
 typedef struct pl__relay_action {
@@ -176,6 +188,7 @@ typedef struct pl__relay_action {
     int close_code;
     char reason[64];
     pl__relay_record rec; /* STORE_*: message and attestation owned by the action */
+    uint64_t put_id;      /* STORE_PUT in cluster mode: answer with pl__relay_core_put_done */
 } pl__relay_action;
 
 /* Release what an action owns; the struct itself is the caller's. */
@@ -287,6 +300,31 @@ typedef struct pl__relay_stats {
 int pl__relay_error_code(size_t i);
 
 void pl__relay_core_stats(const pl__relay_core *c, pl__relay_stats *out);
+
+/* ---- cluster mode (limits.cluster): inputs from the shared store ---- */
+
+/* A message of the shared store: loaded after a LOAD, or published on
+ * another instance (or this one) on a WATCHed topic. Taken only for a
+ * topic the core loads or watches, once (de-duplicated by (topic, id)),
+ * until its expires_at_ms (exact TTL whatever the store keeps), and
+ * pushed to the local subscribers but its publisher: publisher_conn (a
+ * connection of this instance, 0: none) or rec.publisher (its did:key).
+ * Errors: PL_ERR_NOT_FOUND (topic not wanted), PL_ERR_EXISTS (duplicate),
+ * PL_ERR_BAD_TTL (expired), PL_ERR_INVALID_ARG, PL_ERR_TOO_LARGE,
+ * PL_ERR_MAILBOX_FULL (a relay-wide limit), PL_ERR_NOMEM; rec is copied. */
+pl_err pl__relay_core_ingest(pl__relay_core *c, const pl__relay_record *rec,
+                             uint64_t publisher_conn, int64_t now_ms);
+
+/* Every stored message of topic (LOAD) was ingested: fetches waiting for
+ * it are answered, and a topic nobody subscribes to leaves the cache. */
+void pl__relay_core_loaded(pl__relay_core *c, const char *topic, int64_t now_ms);
+
+/* The STORE_PUT put_id is stored (PL_OK) or failed: PL_ERR_MAILBOX_FULL
+ * (the store's per-topic limit: -32000), anything else (-32603, storage
+ * unavailable). When every put of a request is answered, the request is
+ * (true, or the first error); a failed message leaves the cache. Unknown
+ * ids are ignored. */
+void pl__relay_core_put_done(pl__relay_core *c, uint64_t put_id, pl_err result, int64_t now_ms);
 
 /* sha256(topic_hex + client) as lowercase hex: the subscription id. */
 void pl__relay_subscription_id(char out[PL_RELAY_ID_HEX + 1], const char *topic, const char *client);

@@ -34,7 +34,7 @@ topic *pl__rs_topic_new(pl__relay_core *c, const char *hex) {
 }
 
 void pl__rs_topic_gc(pl__relay_core *c, topic *t) {
-    if (t->nsubs || t->nmsgs) return;
+    if (t->nsubs || t->nmsgs || t->pins) return;
     pl__ht_remove(&c->topics, &t->hnode);
     pl__rs_release_topic(c, t);
     free(t->subs);
@@ -169,7 +169,10 @@ void pl__rs_sub_free(pl__relay_core *c, sub *s) {
     k->subs[s->ki]->ki = s->ki;
     free(s);
     pl__rs_release(c, pl__rs_sub_cost());
-    pl__rs_topic_gc(c, t);
+    if (!t->nsubs && c->cl)
+        pl__rs_cluster_unsubscribed(c, t); /* may free t */
+    else
+        pl__rs_topic_gc(c, t);
 }
 
 void pl__rs_ready_add(sub *s) {

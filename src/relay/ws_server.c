@@ -7,6 +7,7 @@
 #include "pairlink/driver.h"
 #include "platform/log_internal.h"
 #include "relay/auth.h"
+#include "relay/relay_backend.h"
 #include "relay/relay_store.h"
 
 #include <arpa/inet.h>
@@ -88,7 +89,8 @@ struct pl__ws_server {
     uv_signal_t sigint, sigterm, sigusr1;
     bool handles_open, stopping, ran;
     pl__relay_core *core;
-    pl__relay_store *store;
+    pl__relay_store *store;     /* while loading at start-up; then the backend's */
+    pl__relay_backend *backend; /* NULL: the core's mailbox alone (no --db, no --cluster) */
     int port;
     sess *sessions;
     pl__htable tab; /* id -> established session */
@@ -245,11 +247,8 @@ static void sess_enqueue(pl__ws_server *s, sess *e, frame *f) {
 
 /* ---- driving the core ------------------------------------------------------------ */
 
-static void store_failed(pl__ws_server *s, pl_err e, const char *what) {
-    if (!s->tx_failed)
-        logf_(s, PL__LOG_ERROR, "store: %s failed: %s (%s, sqlite %ld)", what, pl_strerror(e),
-              pl_errname(e), pl_last_detail());
-    s->tx_failed = true;
+static void backend_log(void *ud, int level, const char *line) {
+    logf_(ud, level, "%s", line);
 }
 
 /* Apply every action the core produced, in order. Frames that follow a
@@ -302,20 +301,14 @@ static void drain(pl__ws_server *s) {
             break;
         }
         case PL__RELAY_STORE_PUT:
-        case PL__RELAY_STORE_DEL: {
-            pl_err e = pl__relay_store_begin(s->store);
-            if (e != PL_OK) {
-                store_failed(s, e, "begin");
-            } else if (a.kind == PL__RELAY_STORE_PUT) {
-                if ((e = pl__relay_store_put(s->store, &a.rec)) != PL_OK) store_failed(s, e, "put");
-            } else if ((e = pl__relay_store_del(s->store, a.rec.topic, a.rec.id)) != PL_OK) {
-                store_failed(s, e, "delete");
-            }
-            /* Everything after a write waits for its commit; a failed
-             * DELETE is harmless (pruned at the next start). */
-            if (a.kind == PL__RELAY_STORE_PUT) s->holding = true;
+        case PL__RELAY_STORE_DEL:
+        case PL__RELAY_LOAD:
+        case PL__RELAY_WATCH:
+        case PL__RELAY_UNWATCH:
+            /* relay_backend.h: a synchronous backend holds what follows a
+             * put until its commit (flush). */
+            if (s->backend && s->backend->ops->apply(s->backend, &a)) s->holding = true;
             break;
-        }
         }
         pl__relay_action_release(&a);
     }
@@ -324,13 +317,8 @@ static void drain(pl__ws_server *s) {
 /* Before the loop waits: commit what this loop iteration wrote, then
  * release the frames that were waiting for it (group commit). */
 static void commit(pl__ws_server *s) {
-    if (s->store && pl__relay_store_in_tx(s->store)) {
-        pl_err e = s->tx_failed ? PL_ERR_STORE : pl__relay_store_commit(s->store);
-        if (e != PL_OK) {
-            store_failed(s, e, "commit");
-            pl__relay_store_rollback(s->store);
-        }
-    }
+    if (s->backend && s->backend->ops->flush && s->backend->ops->flush(s->backend) != PL_OK)
+        s->tx_failed = true;
     while (s->held_head) {
         held *x = s->held_head;
         s->held_head = x->next;
@@ -833,6 +821,26 @@ static void on_stats_signal(uv_signal_t *h, int signum) {
           (unsigned long long)st.slow_closed);
 }
 
+static void backend_changed(void *ud) {
+    drain(ud);
+}
+
+static int64_t backend_now(void *ud) {
+    return wall_ms(ud);
+}
+
+/* --cluster: the NATS JetStream backend on this loop (relay_backend.h). */
+static pl_err start_cluster(pl__ws_server *s) {
+    if (s->db_path) return PL_ERR_INVALID_ARG;
+    pl__relay_nats_opts no = s->o.cluster;
+    const pl__relay_limits *l = pl__relay_core_limits(s->core);
+    no.max_mailbox = l->max_mailbox_per_topic;
+    no.max_message = l->max_message_bytes;
+    pl__relay_backend_sink sink = {.core = s->core, .changed = backend_changed,
+                                   .log = backend_log, .ud = s, .now = backend_now};
+    return pl__relay_backend_nats(&s->backend, &s->loop, &no, &sink);
+}
+
 static pl_err restore_one(void *ud, const pl__relay_record *r) {
     pl__ws_server *s = ud;
     pl_err e = pl__relay_core_restore(s->core, r, s->started_at);
@@ -869,6 +877,7 @@ void pl__ws_server_stop(pl__ws_server *s) {
     if (s->stopping) return;
     s->stopping = true;
     commit(s); /* make what was acknowledged durable before anything else */
+    if (s->backend) s->backend->ops->stop(s->backend);
     close_handles(s);
     if (s->ctx) lws_context_destroy(s->ctx); /* starts closing; the loop finishes it */
 }
@@ -900,6 +909,7 @@ void pl__ws_server_free(pl__ws_server *s) {
     }
     free(s->pending);
     pl_driver_free(s->d); /* only one that never ran anything is left here */
+    if (s->backend) s->backend->ops->free(s->backend);
     pl__relay_core_free(s->core);
     pl__relay_store_close(s->store);
     pl__ht_free(&s->tab);
@@ -1069,7 +1079,8 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
      * second copy, and no frame waits for a commit (issue 12: the SQLite
      * mailbox in memory was a fifth of the relay's CPU per message). */
     lim.memory_store = false;
-    lim.no_store = !s->db_path;
+    lim.no_store = !s->db_path && !s->o.cluster.urls;
+    lim.cluster = s->o.cluster.urls != NULL;
     if ((e = pl__relay_core_new(&s->core, &lim, now)) != PL_OK) goto fail;
     if (s->db_path) {
         if ((e = pl__relay_store_open(&s->store, s->db_path)) != PL_OK) goto fail;
@@ -1080,6 +1091,9 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
         pl__relay_core_stats(s->core, &st);
         logf_(s, PL__LOG_INFO, "store %s: %zu messages on %zu topics restored, %zu expired pruned%s",
               s->db_path, st.messages, st.topics, pruned, skipped ? ", some malformed rows skipped" : "");
+        if ((e = pl__relay_backend_sqlite(&s->backend, s->store, backend_log, s)) != PL_OK)
+            goto fail;
+        s->store = NULL;
     }
 
     if (uv_loop_init(&s->loop) != 0) {
@@ -1091,6 +1105,7 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     s->core_task = (pl_driver_task){.data = s, .next_deadline = core_deadline,
                                     .on_timer = core_timer, .before_wait = core_before_wait};
     s->sweep_task = (pl_driver_task){.data = s, .next_deadline = sweep_deadline, .on_timer = on_sweep};
+    if (s->o.cluster.urls && (e = start_cluster(s)) != PL_OK) goto fail;
     if (s->o.handle_signals) {
         uv_signal_init(&s->loop, &s->sigint);
         uv_signal_init(&s->loop, &s->sigterm);

@@ -19,8 +19,9 @@
 #define PAIRLINK_WS_SERVER_H
 
 #include "pairlink/log.h"
-#include "relay/relay_config.h"
 #include "relay/observe.h"
+#include "relay/relay_backend.h"
+#include "relay/relay_config.h"
 #include "relay/relay_core.h"
 
 #include <stdbool.h>
@@ -39,6 +40,10 @@ typedef struct pl__ws_server_opts {
     const char *host;        /* address to bind; NULL: 127.0.0.1 */
     int port;                /* 0: the kernel picks a free port */
     const char *db_path;     /* SQLite mailbox; NULL: in memory (lost on exit) */
+    /* cluster.urls non-NULL: the mailbox is a NATS JetStream cluster shared
+     * with other instances (relay_backend.h; exclusive with db_path; its
+     * max_mailbox and max_message come from limits). */
+    pl__relay_nats_opts cluster;
     bool require_auth;       /* refuse (HTTP 401) clients without a valid JWT */
     /* Zero fields: defaults. limits.max_memory_bytes is ignored: the
      * core's budget comes from max_memory below. */
