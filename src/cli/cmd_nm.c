@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -318,6 +319,44 @@ static void print_event(ctx *c, const pl_nm_node_event *ev) {
         printf("paired with %s \"%s\"; fingerprint %s (both screens must show the same)\n",
                ev->peer_id, ev->name, ev->fingerprint);
         return;
+    case PL_NM_NODE_PAIR_VERIFY:
+        if (c->out.json) {
+            o = json_pack("{s:s}", "event", "pair_verify");
+            set_peer(o, ev->peer, ev->name);
+            json_object_set_new(o, "fingerprint", json_string(ev->fingerprint));
+            json_object_set_new(
+                o, "message",
+                json_string("compare the fingerprint with the other screen; answer yes or no on "
+                            "standard input"));
+            break;
+        }
+        printf("fingerprint %s for %s \"%s\"\n", ev->fingerprint, ev->peer_id, ev->name);
+        printf("does the other screen show the same fingerprint? [y/N] ");
+        fflush(stdout);
+        return;
+    case PL_NM_NODE_PEER_ADDED:
+        if (c->out.json) {
+            o = json_pack("{s:s}", "event", "peer_added");
+            set_peer(o, ev->peer, ev->name);
+            break;
+        }
+        printf("new counterparty %s \"%s\" (paired by another command)%s\n", ev->peer_id, ev->name,
+               c->mode == M_RUN ? ": starting a session" : "");
+        return;
+    case PL_NM_NODE_PEER_REMOVED:
+        if (c->mode == M_REVOKE) return; /* on_event says how it went */
+        if (c->out.json) {
+            o = json_pack("{s:s,s:b}", "event", "peer_removed", "by_peer", ev->by_peer);
+            set_peer(o, ev->peer, ev->name);
+            break;
+        }
+        if (ev->by_peer)
+            printf("%s \"%s\" removed this pairing on its side: forgotten here too\n", ev->peer_id,
+                   ev->name);
+        else
+            printf("%s \"%s\" was removed from the store by another command: session closed\n",
+                   ev->peer_id, ev->name);
+        return;
     case PL_NM_NODE_PUBLISH_FAILED:
         o = json_pack("{s:s,s:s}", "event", "publish_failed", "topic", ev->topic);
         set_failure(o, ev->err, NULL);
@@ -375,7 +414,27 @@ static void finish(ctx *c, int status) {
 
 static void on_guard(uv_timer_t *t) {
     ctx *c = t->data;
-    if (c->mode == M_SEND) {
+    if (c->mode == M_REVOKE) {
+        /* removed already: only the telling did not happen */
+        char id[PL_NM_PEER_ID_SIZE], msg[512];
+        pl_nm_peer_id(id, c->target);
+        snprintf(msg, sizeof msg,
+                 "removed %s; the peer was not told (not reached in time%s%s): its sessions with "
+                 "us are refused "
+                 "from now on",
+                 id, !c->waku && !c->relay_up ? ": relay " : "",
+                 !c->waku && !c->relay_up ? c->relay : "");
+        if (c->out.json) {
+            json_t *o = json_pack("{s:s}", "event", "removed");
+            set_peer(o, c->target, NULL);
+            json_object_set_new(o, "peer_told", json_false());
+            json_object_set_new(o, "message", json_string(msg));
+            pl_cli_emit(&c->out, o);
+        } else {
+            printf("%s\n", msg);
+        }
+        finish(c, 0);
+    } else if (c->mode == M_SEND) {
         if (!c->waku && !c->relay_up)
             pl_cli_error(&c->out, PL_ERR_TIMEOUT, "relay %s not reached: %s", c->relay,
                          c->why_down[0] ? c->why_down : transport_reason(c, PL_OK));
@@ -455,8 +514,60 @@ static void on_progress(uv_timer_t *t) {
     }
 }
 
+/* --verify: the user's answer, a line on standard input ("y", "yes": the
+ * fingerprints match; anything else, or the end of input: they do not). */
+static void answer_verify(ctx *c) {
+    if (c->input_on) uv_poll_stop(&c->input);
+    char *a = c->answer;
+    while (*a == ' ' || *a == '\t')
+        a++;
+    bool yes = !strncasecmp(a, "y", 1) && (a[1] == '\0' || !strcasecmp(a, "yes"));
+    c->answer_len = 0;
+    if (c->node && !c->stopping) (void)pl_nm_node_pair_verify(c->node, yes);
+}
+
+/* Take what stdin holds; true once a line (or the end) was read. */
+static bool read_answer(ctx *c) {
+    for (;;) {
+        char ch;
+        ssize_t r = read(STDIN_FILENO, &ch, 1);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) return false;
+        if (r <= 0 || ch == '\n') {
+            c->answer[c->answer_len] = '\0';
+            return true;
+        }
+        if (c->answer_len + 1 < sizeof c->answer) c->answer[c->answer_len++] = ch;
+    }
+}
+
+static void on_input(uv_poll_t *h, int status, int events) {
+    (void)events;
+    ctx *c = h->data;
+    if (status < 0 || read_answer(c)) answer_verify(c);
+}
+
+static void ask_verify(ctx *c) {
+    c->answer_len = 0;
+    if (!c->input_on && uv_poll_init(c->loop, &c->input, STDIN_FILENO) == 0) {
+        c->input_on = true;
+        c->input.data = c;
+    }
+    if (c->input_on && uv_poll_start(&c->input, UV_READABLE, on_input) == 0) return;
+    /* stdin is a file (or closed): it can be read at once */
+    read_answer(c);
+    answer_verify(c);
+}
+
 static void pair_failed(ctx *c, pl_err err) {
     switch (err) {
+    case PL_ERR_FINGERPRINT_REJECTED:
+        pl_cli_error(
+            &c->out, err,
+            "pairing refused: the fingerprint was not confirmed; nothing was stored. If the two "
+            "screens showed different fingerprints, someone else may have used the code: pair "
+            "again "
+            "with a new code");
+        break;
     case PL_ERR_CODE_EXPIRED:
         pl_cli_error(
             &c->out, err,
@@ -493,6 +604,32 @@ static void on_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
         break;
     case PL_NM_NODE_PAIR_FAILED:
         if (c->mode == M_PAIR) pair_failed(c, ev->err);
+        break;
+    case PL_NM_NODE_PAIR_VERIFY:
+        if (c->mode == M_PAIR) ask_verify(c);
+        break;
+    case PL_NM_NODE_PEER_REMOVED:
+        if (c->mode == M_REVOKE && ev->revoked) {
+            char msg[256];
+            if (ev->err == PL_OK)
+                snprintf(msg, sizeof msg, "removed %s \"%s\"; the peer was told and forgot us",
+                         ev->peer_id, ev->name);
+            else
+                snprintf(msg, sizeof msg,
+                         "removed %s \"%s\"; the peer was not told (%s): its sessions with us are "
+                         "refused from now on",
+                         ev->peer_id, ev->name, pl_strerror(ev->err));
+            if (c->out.json) {
+                json_t *o = json_pack("{s:s}", "event", "removed");
+                set_peer(o, ev->peer, ev->name);
+                json_object_set_new(o, "peer_told", json_boolean(ev->err == PL_OK));
+                json_object_set_new(o, "message", json_string(msg));
+                pl_cli_emit(&c->out, o);
+            } else {
+                printf("%s\n", msg);
+            }
+            finish(c, 0);
+        }
         break;
     case PL_NM_NODE_PAIRED:
         if (c->mode == M_PAIR) {
@@ -592,6 +729,10 @@ static int run_node(ctx *c, const char *name, int64_t send_timeout_ms) {
         .name = name,
         .sessions = c->mode == M_RUN,
         .code_ttl_ms = ttl,
+        .pair_no_session = c->mode == M_PAIR && !c->wait_session,
+        .verify = c->verify,
+        /* a daemon notices pairings and removals made by other commands */
+        .store_poll_ms = c->mode == M_RUN ? env_ms("PAIRLINK_TEST_STORE_POLL_MS", 60000) : -1,
         .on_event = on_event,
         .ud = c,
     };
@@ -651,6 +792,15 @@ static int run_node(ctx *c, const char *name, int64_t send_timeout_ms) {
             int64_t every = env_ms("PAIRLINK_TEST_PROGRESS_MS", 3600000);
             if (!every) every = PROGRESS_MS;
             uv_timer_start(&c->progress, on_progress, (uint64_t)every, (uint64_t)every);
+        }
+    } else if (c->mode == M_REVOKE) {
+        e = pl_nm_node_revoke(c->node, c->target);
+        if (e != PL_OK) {
+            c->status = pl_cli_error(&c->out, e, "remove: %s", pl_strerror(e));
+            c->stopping = true;
+            uv_timer_start(&c->guard, close_from_loop, 0, 0);
+        } else {
+            uv_timer_start(&c->guard, on_guard, (uint64_t)send_timeout_ms, 0);
         }
     } else if (c->mode == M_SEND) {
         e = pl_nm_node_connect(c->node, c->target);
@@ -971,16 +1121,20 @@ static int find_error(const pl_cli_out *o, const char *store, const char *id, pl
 
 static const char peers_usage[] =
     "usage: pairlink peers [list] [--store PATH] [--json]\n"
-    "       pairlink peers remove ID [--store PATH] [--json]\n"
+    "       pairlink peers remove ID [--store PATH] [--relay URL] [--timeout SEC]\n"
+    "                                [--offline] [--json]\n"
     "\n"
     "List the counterparties paired with (id = the first 16 hex digits of the key),\n"
-    "or forget one (ID: a hex prefix of at least 4 digits, or the exact name).\n"
-    "A removal takes effect at once: a daemon running on the store notices it within\n"
-    "a second and drops the session.\n"
+    "or revoke one (ID: a hex prefix of at least 4 digits, or the exact name).\n"
+    "remove takes effect at once (a daemon running on the store notices it within a\n"
+    "second and drops the session), then tells the peer through the relay, whose\n"
+    "daemon forgets us too; a peer not reached within --timeout (default 10 s) is not\n"
+    "told, and its sessions are refused from then on. --offline only forgets it here.\n"
     "\n"
     "options:\n"
     "  --store PATH   SQLite store (default $PAIRLINK_STORE, else the one of app.db and\n"
     "                 node-manager.db in the data directory that exists); it must exist\n"
+    "  --relay URL    relay (default $PAIRLINK_RELAY or " DEFAULT_RELAY ")\n"
     "  --json         one JSON object per line: a \"peer\" per counterparty\n"
     "  --help         this text\n";
 
@@ -1027,11 +1181,16 @@ int pl_cli_peers(int argc, char **argv) {
         fputs(peers_usage, stdout);
         return 0;
     }
-    enum { O_STORE = 1, O_JSON };
+    enum { O_STORE = 1, O_JSON, O_RELAY, O_TIMEOUT, O_OFFLINE };
     static const struct option longopts[] = {{"store", required_argument, NULL, O_STORE},
                                              {"json", no_argument, NULL, O_JSON},
+                                             {"relay", required_argument, NULL, O_RELAY},
+                                             {"timeout", required_argument, NULL, O_TIMEOUT},
+                                             {"offline", no_argument, NULL, O_OFFLINE},
                                              {NULL, 0, NULL, 0}};
-    const char *store = NULL;
+    const char *store = NULL, *relay = default_relay();
+    long timeout_s = 10;
+    bool offline = false, net_opts = false;
     pl_cli_out out = {.cmd = "peers"};
     optind = 1;
     opterr = 0;
@@ -1053,7 +1212,11 @@ int pl_cli_peers(int argc, char **argv) {
     if (!rm && strcmp(sub, "list")) return pl_cli_usage_error(out.cmd, "unknown command '%s'", sub);
     if (rm ? optind + 2 != argc : optind + 1 < argc)
         return pl_cli_usage_error(out.cmd, rm ? "remove takes one ID" : "list takes no argument");
-    if (rm) out.cmd = "peers remove";
+    if (rm)
+        out.cmd = "peers remove";
+    else if (net_opts)
+        return pl_cli_usage_error(out.cmd,
+                                  "--relay, --timeout and --offline are options of 'remove'");
     char buf[4096];
     int rc = pick_store(&out, store, &store, buf, sizeof buf);
     if (rc != 0) return rc;
@@ -1070,6 +1233,15 @@ int pl_cli_peers(int argc, char **argv) {
         pl_nm_counterparty cp;
         const char *id = argv[optind + 1];
         e = pl_nm_store_find(s, id, &cp);
+        if (e == PL_OK && !offline) {
+            /* revoke: forget it now, then tell it (a node of our identity) */
+            pl_store_close(s);
+            ctx c = {.cmd = out.cmd, .mode = M_REVOKE, .out = out, .relay = relay, .store = store};
+            memcpy(c.target, cp.pub, PL_NM_KEY_BYTES);
+            c.have_target = true;
+            c.role = cp.role == PL_NM_ROLE_APP ? PL_NM_ROLE_NODE_MANAGER : PL_NM_ROLE_APP;
+            return run_node(&c, NULL, timeout_s * 1000);
+        }
         if (e == PL_OK) e = pl_nm_store_remove(s, cp.pub);
         if (e != PL_OK) {
             status = find_error(&out, store, id, e);
