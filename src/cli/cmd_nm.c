@@ -770,8 +770,9 @@ static int run_node(ctx *c, const char *name, int64_t send_timeout_ms) {
     uv_timer_init(&loop, &c->guard);
     uv_timer_init(&loop, &c->progress);
     c->guard.data = c->progress.data = c;
-    /* pair and run serve the store: one of them per store */
-    bool serving = c->mode == M_PAIR || c->mode == M_RUN;
+    /* a daemon serves the store: one per store. pair, send and peers run
+     * beside it (it notices what they change) */
+    bool serving = c->mode == M_RUN;
     int rc = serving ? pl_cli_store_lock(&c->lock, &c->out, c->store) : 0;
     if (rc != 0) {
         c->stopping = true;
@@ -876,8 +877,8 @@ static const char common_opts[] =
     "  --relay URL    relay (default $PAIRLINK_RELAY or " DEFAULT_RELAY ")\n"
     "  --store PATH   SQLite store (default $PAIRLINK_STORE, else app.db or\n"
     "                 node-manager.db in $XDG_DATA_HOME/pairlink or ~/.local/share/pairlink);\n"
-    "                 the identity key is PATH.key (mode 0600). pair and run lock it:\n"
-    "                 one of them per store\n"
+    "                 the identity key is PATH.key (mode 0600). run locks it: one\n"
+    "                 daemon per store (pair, send and peers run beside it)\n"
     "  --name NAME    display name sent to the other side (pair)\n"
     "  --json         one JSON object per line (docs/cli.md)\n"
     "  --help         this text\n"
@@ -1203,6 +1204,21 @@ int pl_cli_peers(int argc, char **argv) {
         case O_JSON:
             out.json = true;
             break;
+        case O_RELAY:
+            relay = optarg, net_opts = true;
+            break;
+        case O_OFFLINE:
+            offline = true, net_opts = true;
+            break;
+        case O_TIMEOUT: {
+            char *end;
+            errno = 0;
+            timeout_s = strtol(optarg, &end, 10);
+            if (errno || *end || timeout_s < 1 || timeout_s > 3600)
+                return pl_cli_usage_error(out.cmd, "--timeout takes 1..3600 seconds");
+            net_opts = true;
+            break;
+        }
         default:
             return pl_cli_usage_error(out.cmd, "unknown option '%s'", argv[optind - 1]);
         }

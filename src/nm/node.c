@@ -317,7 +317,8 @@ static void persist_learned(pl__nmn *n, const pl_nm_peer *p, bool confirm) {
 }
 
 static void on_completed(pl__nmn *n, const pl_nm_peer *p) {
-    if (n->verifying) { /* the app, its user not asked yet: PAIRED waits */
+    if (n->rejecting) return; /* the app's user said no: not paired */
+    if (n->verifying) {       /* the app, its user not asked yet: PAIRED waits */
         n->completed_deferred = true;
         return;
     }

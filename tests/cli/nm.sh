@@ -69,9 +69,6 @@ grep -q "still waiting for a node manager to type the code ([0-9]:[0-9][0-9] lef
   { fail "app pair: the waiting line says what it waits for"; cat "$dir/app.out"; }
 [ -f "$D/app.db" ] && [ "$(stat -c %a "$D")" = 700 ] && [ "$(stat -c %a "$D/app.db.key")" = 600 ] && ok ||
   fail "app pair: no $D/app.db (directory 0700, key 0600)"
-# the lock: a second serving command on the same store is refused
-check "lock: app run beside app pair" 1 "is in use by process $A (pairlink app pair" "$CLI" app run --relay "$R"
-check "lock: --json" 1 '"code":"PL_ERR_STORE_LOCKED"' "$CLI" app run --relay "$R" --json
 # peers and send read a store beside a serving command (no lock)
 check "peers beside app pair" 0 "no counterparties" "$CLI" peers --store "$D/app.db"
 "$CLI" node-manager pair "$CODE" --relay "$R" --json --name "NM" >"$dir/nm.out" 2>"$dir/nm.err"; rc=$?
@@ -111,6 +108,9 @@ wait_for "$dir/nmrun.out" '"event":"running"' || fail "node-manager run: no runn
   { fail "send --json: response with id and body"; cat "$dir/s.out" "$dir/s.err"; }
 wait_for "$dir/nmrun.out" '"event":"request".*"body":"hello"' && ok || fail "node-manager run: no request event"
 check "send: an unknown peer" 1 "no counterparty 'ffff' in store $D/app.db" "$CLI" send ffff hi --store "$D/app.db" --relay "$R"
+# the lock: one daemon per store
+check "lock: a second node-manager run" 1 "is in use by process $N (pairlink node-manager run" "$CLI" node-manager run --relay "$R"
+check "lock: --json" 1 '"code":"PL_ERR_STORE_LOCKED"' "$CLI" node-manager run --relay "$R" --json
 kill -TERM $N; wait_exit $N; rc=$?
 [ $rc = 0 ] && grep -q '"event":"stopped","signal":"SIGTERM"' "$dir/nmrun.out" && ok || fail "node-manager run: SIGTERM exit $rc, not 0 with a stopped event"
 
