@@ -606,7 +606,11 @@ static void on_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
         if (c->mode == M_PAIR) pair_failed(c, ev->err);
         break;
     case PL_NM_NODE_PAIR_VERIFY:
+        uv_timer_stop(&c->progress); /* the peer is here: the user is asked */
         if (c->mode == M_PAIR) ask_verify(c);
+        break;
+    case PL_NM_NODE_PAIR_STORED:
+        uv_timer_stop(&c->progress);
         break;
     case PL_NM_NODE_PEER_REMOVED:
         if (c->mode == M_REVOKE && ev->revoked) {
