@@ -10,10 +10,10 @@
 #include "pairlink/codec.h"
 #include "pairlink/crypto.h"
 #include "pairlink/driver.h"
-#include "pairlink/hash.h"
 #include "pairlink/loopback.h"
-#include "pairlink/nm_session.h"
+#include "pairlink/hash.h"
 #include "pairlink/noise.h"
+#include "pairlink/nm_session.h"
 #include "support/support.h"
 
 #include <limits.h>
@@ -76,8 +76,7 @@ static void free_world(void) {
     H = NULL;
     memset(P, 0, sizeof P);
     NP = 0;
-    for (size_t i = 0; i < ncaptured; i++)
-        free(captured[i].data);
+    for (size_t i = 0; i < ncaptured; i++) free(captured[i].data);
     ncaptured = 0;
     capture_topic = NULL;
 }
@@ -126,8 +125,8 @@ static void drain(int who) {
             }
             if (p->online) {
                 pl_publish_opts po = {.ttl_s = o.ttl_s};
-                assert_int_equal(
-                    pl_transport_publish(p->tp, o.topic, o.message, o.message_len, &po), PL_OK);
+                assert_int_equal(pl_transport_publish(p->tp, o.topic, o.message, o.message_len, &po),
+                                 PL_OK);
             }
             break;
         case PL_NM_SOUT_EVENT:
@@ -147,27 +146,19 @@ static void drain(int who) {
                 break;
             case PL_NM_SEV_REQUEST:
             case PL_NM_SEV_RESPONSE:
-                if (o.event == PL_NM_SEV_REQUEST)
-                    p->requests++;
-                else
-                    p->responses++;
+                if (o.event == PL_NM_SEV_REQUEST) p->requests++;
+                else p->responses++;
                 p->last_id = o.id;
-                snprintf(p->last_body, sizeof p->last_body, "%.*s", (int)o.body_len,
-                         (char *)o.body);
+                snprintf(p->last_body, sizeof p->last_body, "%.*s", (int)o.body_len, (char *)o.body);
                 break;
             case PL_NM_SEV_REQUEST_FAILED:
                 p->failed++;
                 p->last_err = o.err;
                 p->last_id = o.id;
                 break;
-            case PL_NM_SEV_CONNECTING:
-                p->connecting++;
-                break;
-            case PL_NM_SEV_KNOCKED:
-                p->knocks++;
-                break;
-            case PL_NM_SEV_DROPPED:
-                break;
+            case PL_NM_SEV_CONNECTING: p->connecting++; break;
+            case PL_NM_SEV_KNOCKED: p->knocks++; break;
+            case PL_NM_SEV_DROPPED: break;
             case PL_NM_SEV_REVOKED:
                 p->revoked++;
                 p->last_id = o.id;
@@ -228,10 +219,8 @@ static void advance(int64_t ms) {
 static uint32_t g_max_handshakes; /* 0: the default */
 
 static void start(int i, int64_t hs_timeout) {
-    pl_nm_sessions_config cfg = {.role = P[i].role,
-                                 .static_priv = P[i].priv,
-                                 .handshake_timeout_ms = hs_timeout,
-                                 .request_timeout_ms = 20000,
+    pl_nm_sessions_config cfg = {.role = P[i].role, .static_priv = P[i].priv,
+                                 .handshake_timeout_ms = hs_timeout, .request_timeout_ms = 20000,
                                  .max_handshakes = g_max_handshakes};
     assert_int_equal(pl_nm_sessions_new(&P[i].m, &cfg, NOW), PL_OK);
     P[i].online = true;
@@ -273,9 +262,9 @@ static void link_pair(int nm, int app) {
 }
 
 static void request(int from, int to, const char *text, uint64_t *id) {
-    assert_int_equal(
-        pl_nm_sessions_request(P[from].m, P[to].pub, (const uint8_t *)text, strlen(text), NOW, id),
-        PL_OK);
+    assert_int_equal(pl_nm_sessions_request(P[from].m, P[to].pub, (const uint8_t *)text, strlen(text),
+                                            NOW, id),
+                     PL_OK);
     drain(from);
 }
 
@@ -301,15 +290,13 @@ static void test_establish_and_request(void **state) {
     assert_int_equal(P[app].requests, 1);
     assert_string_equal(P[app].last_body, "ping");
     assert_int_equal(P[app].last_id, id);
-    assert_int_equal(
-        pl_nm_sessions_respond(P[app].m, P[nm].pub, id, (const uint8_t *)"pong", 4, NOW), PL_OK);
+    assert_int_equal(pl_nm_sessions_respond(P[app].m, P[nm].pub, id, (const uint8_t *)"pong", 4, NOW), PL_OK);
     pump();
     assert_int_equal(P[nm].responses, 1);
     assert_string_equal(P[nm].last_body, "pong");
     assert_int_equal(P[nm].last_id, id);
     /* A second response to the same id is a late duplicate: ignored. */
-    assert_int_equal(pl_nm_sessions_respond(P[app].m, P[nm].pub, id, (const uint8_t *)"x", 1, NOW),
-                     PL_OK);
+    assert_int_equal(pl_nm_sessions_respond(P[app].m, P[nm].pub, id, (const uint8_t *)"x", 1, NOW), PL_OK);
     pump();
     assert_int_equal(P[nm].responses, 1);
 
@@ -318,16 +305,14 @@ static void test_establish_and_request(void **state) {
     pump();
     assert_int_equal(P[nm].requests, 1);
     static uint8_t big[PL_NM_SESSION_BODY_MAX + 1];
-    assert_int_equal(pl_nm_sessions_request(P[app].m, P[nm].pub, big, sizeof big, NOW, NULL),
-                     PL_ERR_TOO_LARGE);
-    assert_int_equal(pl_nm_sessions_request(P[app].m, P[nm].pub, big, sizeof big - 1, NOW, &id),
-                     PL_OK);
+    assert_int_equal(pl_nm_sessions_request(P[app].m, P[nm].pub, big, sizeof big, NOW, NULL), PL_ERR_TOO_LARGE);
+    assert_int_equal(pl_nm_sessions_request(P[app].m, P[nm].pub, big, sizeof big - 1, NOW, &id), PL_OK);
     pump();
     assert_int_equal(P[nm].requests, 2);
     reset_world();
 }
 
-/* REVOKE (spec 13.6): a frame of its own, never a request; queued until a
+/* REVOKE (spec 13.5): a frame of its own, never a request; queued until a
  * session is up, answered like a request. */
 static void test_revoke(void **state) {
     (void)state;
@@ -335,8 +320,7 @@ static void test_revoke(void **state) {
     int nm = new_party(PL_NM_ROLE_NODE_MANAGER), app = new_party(PL_NM_ROLE_APP);
     assert_int_equal(pl_nm_sessions_add_peer(P[app].m, P[nm].pub, NOW), PL_OK);
     uint64_t id = 99;
-    assert_int_equal(pl_nm_sessions_revoke(P[app].m, P[nm].pub, NOW, &id),
-                     PL_OK); /* no session yet */
+    assert_int_equal(pl_nm_sessions_revoke(P[app].m, P[nm].pub, NOW, &id), PL_OK); /* no session yet */
     uint8_t stranger[32] = {7};
     assert_int_equal(pl_nm_sessions_revoke(P[app].m, stranger, NOW, NULL), PL_ERR_NOT_FOUND);
     drain(app);
@@ -495,9 +479,7 @@ static void test_impostor_app_rejected(void **state) {
     size_t plen = strlen(PL_NM_SESSION_PROLOGUE);
     pl_noise_keys real = {.static_priv = P[app].priv, .remote_static_pub = P[nm].pub};
     pl_noise_hs *shadow = NULL;
-    assert_int_equal(
-        pl_noise_hs_new(&shadow, PL_NOISE_K1K1, PL_NOISE_RESPONDER, &real, prologue, plen, NULL),
-        PL_OK);
+    assert_int_equal(pl_noise_hs_new(&shadow, PL_NOISE_K1K1, PL_NOISE_RESPONDER, &real, prologue, plen, NULL), PL_OK);
     uint8_t *pl = NULL;
     size_t pllen = 0;
     assert_int_equal(pl_noise_hs_read(shadow, w1, w1len, rv.nametag, &pl, &pllen), PL_OK);
@@ -510,17 +492,14 @@ static void test_impostor_app_rejected(void **state) {
     pl_x25519_keypair(ipub, ipriv);
     pl_noise_keys fake = {.static_priv = ipriv, .remote_static_pub = P[nm].pub};
     pl_noise_hs *imp = NULL;
-    assert_int_equal(
-        pl_noise_hs_new(&imp, PL_NOISE_K1K1, PL_NOISE_RESPONDER, &fake, prologue, plen, NULL),
-        PL_OK);
+    assert_int_equal(pl_noise_hs_new(&imp, PL_NOISE_K1K1, PL_NOISE_RESPONDER, &fake, prologue, plen, NULL), PL_OK);
     assert_int_equal(pl_noise_hs_read(imp, w1, w1len, rv.nametag, &pl, &pllen), PL_OK);
     uint8_t *w2 = NULL;
     size_t w2len = 0;
     assert_int_equal(pl_noise_hs_write(imp, tag2, pl, pllen, &w2, &w2len), PL_OK);
     pl_free_secret(pl, pllen);
     pl_noise_hs_free(imp);
-    assert_int_not_equal(pl_nm_sessions_on_message(P[nm].m, rv.content_topic, w2, w2len, NOW),
-                         PL_OK);
+    assert_int_not_equal(pl_nm_sessions_on_message(P[nm].m, rv.content_topic, w2, w2len, NOW), PL_OK);
     pl_free(w2);
     drain(nm);
     assert_int_equal(P[nm].rejected, 1);
@@ -545,14 +524,10 @@ static void test_tampered_msg3_rejected(void **state) {
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[app].pub, NOW), PL_OK);
     drain(nm);
     /* captured[0] = message 1; give it to the app, capture message 2 */
-    assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, captured[0].data,
-                                               captured[0].len, NOW),
-                     PL_OK);
+    assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, captured[0].data, captured[0].len, NOW), PL_OK);
     drain(app);
     assert_int_equal(ncaptured, 2);
-    assert_int_equal(pl_nm_sessions_on_message(P[nm].m, rv.content_topic, captured[1].data,
-                                               captured[1].len, NOW),
-                     PL_OK);
+    assert_int_equal(pl_nm_sessions_on_message(P[nm].m, rv.content_topic, captured[1].data, captured[1].len, NOW), PL_OK);
     drain(nm);
     assert_int_equal(ncaptured, 3);
     /* flip a byte of message 3's ciphertext (after nametag, id, length) */
@@ -566,9 +541,7 @@ static void test_tampered_msg3_rejected(void **state) {
     assert_int_equal(P[app].rejected, 1);
     assert_int_equal(P[app].established, 0);
     /* Replaying the genuine message 3 now finds no handshake to finish. */
-    assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, captured[2].data,
-                                               captured[2].len, NOW),
-                     PL_OK);
+    assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, captured[2].data, captured[2].len, NOW), PL_OK);
     drain(app);
     assert_int_equal(P[app].established, 0);
     /* Life goes on: the node manager gets no READY, retries, succeeds. */
@@ -596,9 +569,7 @@ static void test_stale_msg1_ignored(void **state) {
     drain(nm);
     size_t before = ncaptured;
     NOW += 60000;
-    assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, captured[0].data,
-                                               captured[0].len, NOW),
-                     PL_OK);
+    assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, captured[0].data, captured[0].len, NOW), PL_OK);
     drain(app);
     assert_int_equal(ncaptured, before); /* no message 2 */
     reset_world();
@@ -626,8 +597,7 @@ static void test_request_timeout_triggers_rehandshake(void **state) {
     assert_int_equal(P[nm].failed, 2);
     assert_int_equal(P[nm].last_err, PL_ERR_CANCELLED);
     assert_int_equal(pl_nm_sessions_remove_peer(P[nm].m, P[app].pub, NOW), PL_ERR_NOT_FOUND);
-    assert_int_equal(pl_nm_sessions_request(P[nm].m, P[app].pub, NULL, 0, NOW, NULL),
-                     PL_ERR_NOT_FOUND);
+    assert_int_equal(pl_nm_sessions_request(P[nm].m, P[app].pub, NULL, 0, NOW, NULL), PL_ERR_NOT_FOUND);
     reset_world();
 }
 
@@ -644,8 +614,8 @@ static void test_bad_input(void **state) {
         uint8_t junk[600];
         size_t n = (size_t)(pl_test_rand(&seed) % sizeof junk);
         pl_test_rand_bytes(&seed, junk, n);
-        if (round % 3 == 0 && n >= 16) memcpy(junk, rv.nametag, 16); /* looks like msg 1 */
-        if (round % 3 == 1 && n >= 16) memcpy(junk, rv.rv + 16, 16); /* looks like a knock */
+        if (round % 3 == 0 && n >= 16) memcpy(junk, rv.nametag, 16);      /* looks like msg 1 */
+        if (round % 3 == 1 && n >= 16) memcpy(junk, rv.rv + 16, 16);      /* looks like a knock */
         for (int who = 0; who < 2; who++) {
             pl_nm_sessions_on_message(P[who].m, rv.content_topic, junk, n, NOW);
             for (size_t t = 0; t < P[who].ntopics; t++)
@@ -657,9 +627,8 @@ static void test_bad_input(void **state) {
     uint8_t junk[40] = {0};
     assert_int_equal(pl_loopback_hub_inject(H, rv.content_topic, junk, sizeof junk, NULL), PL_OK);
     pump();
-    assert_int_equal(
-        pl_nm_sessions_on_bad_delivery(P[app].m, rv.content_topic, PL_ERR_BAD_BASE64, NOW),
-        PL_ERR_BAD_BASE64);
+    assert_int_equal(pl_nm_sessions_on_bad_delivery(P[app].m, rv.content_topic, PL_ERR_BAD_BASE64, NOW),
+                     PL_ERR_BAD_BASE64);
     static uint8_t huge[PL_NOISE_MAX_WIRE + 1];
     assert_int_equal(pl_nm_sessions_on_message(P[app].m, rv.content_topic, huge, sizeof huge, NOW),
                      PL_ERR_TOO_LARGE);
@@ -677,10 +646,9 @@ static void test_bad_input(void **state) {
     uint8_t zero[32] = {0}, one[32] = {1}, order8[32];
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, zero, NOW), PL_ERR_WEAK_KEY);
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, one, NOW), PL_ERR_WEAK_KEY);
-    assert_int_equal(
-        pl_hex_decode_exact(order8, sizeof order8,
-                            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", 64),
-        PL_OK);
+    assert_int_equal(pl_hex_decode_exact(order8, sizeof order8,
+                                   "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", 64),
+                     PL_OK);
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, order8, NOW), PL_ERR_WEAK_KEY);
     assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[app].pub, NOW), PL_ERR_EXISTS);
     reset_world();
@@ -691,16 +659,13 @@ static void test_many_peers(void **state) {
     reset_world();
     int nm = new_party(PL_NM_ROLE_NODE_MANAGER);
     int apps[50];
-    for (int i = 0; i < 50; i++)
-        apps[i] = new_party(PL_NM_ROLE_APP);
-    for (int i = 0; i < 50; i++)
-        link_pair(nm, apps[i]);
+    for (int i = 0; i < 50; i++) apps[i] = new_party(PL_NM_ROLE_APP);
+    for (int i = 0; i < 50; i++) link_pair(nm, apps[i]);
     pump();
     size_t est = 0;
     assert_int_equal(pl_nm_sessions_count(P[nm].m, &est), 50);
     assert_int_equal(est, 50);
-    for (int i = 0; i < 50; i++)
-        assert_int_equal(P[apps[i]].established, 1);
+    for (int i = 0; i < 50; i++) assert_int_equal(P[apps[i]].established, 1);
     reset_world();
 }
 
@@ -714,12 +679,9 @@ static void test_handshake_admission(void **state) {
     int nm = new_party(PL_NM_ROLE_NODE_MANAGER);
     g_max_handshakes = 0;
     int apps[40];
-    for (int i = 0; i < 40; i++)
-        apps[i] = new_party(PL_NM_ROLE_APP);
-    for (int i = 0; i < 40; i++)
-        assert_int_equal(pl_nm_sessions_add_peer(P[apps[i]].m, P[nm].pub, NOW), PL_OK);
-    for (int i = 0; i < 40; i++)
-        assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[apps[i]].pub, NOW), PL_OK);
+    for (int i = 0; i < 40; i++) apps[i] = new_party(PL_NM_ROLE_APP);
+    for (int i = 0; i < 40; i++) assert_int_equal(pl_nm_sessions_add_peer(P[apps[i]].m, P[nm].pub, NOW), PL_OK);
+    for (int i = 0; i < 40; i++) assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[apps[i]].pub, NOW), PL_OK);
     pl_nm_sessions_stats st;
     pl_nm_sessions_stats_get(P[nm].m, &st);
     assert_int_equal(st.handshakes_started, 8);
@@ -735,8 +697,7 @@ static void test_handshake_admission(void **state) {
     assert_int_equal(est, 40);
     assert_int_equal(st.handshakes_started, 40);
     assert_int_equal(P[nm].retries, 0);
-    for (int i = 0; i < 40; i++)
-        assert_int_equal(P[apps[i]].established, 1);
+    for (int i = 0; i < 40; i++) assert_int_equal(P[apps[i]].established, 1);
     reset_world();
 }
 
@@ -757,6 +718,7 @@ static void test_config_validation(void **state) {
     assert_int_equal(pl_nm_sessions_next_deadline(m), INT64_MAX);
     pl_nm_sessions_free(m);
 }
+
 
 /* A second process of the same app identity (a one-shot `pairlink send`
  * beside the daemon) knocks: the node manager's new handshake echoes that

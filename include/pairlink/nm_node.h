@@ -34,42 +34,42 @@ extern "C" {
 typedef struct pl_nm_node pl_nm_node;
 
 typedef enum pl_nm_node_event_kind {
-    PL_NM_NODE_TRANSPORT = 1,  /* transport state: transport_state, err */
-    PL_NM_NODE_PAIR_CODE,      /* app: the code to show: code (text) */
-    PL_NM_NODE_PAIR_DROPPED,   /* a HELLO was not acted upon: reason, err */
-    PL_NM_NODE_PAIR_STORED,    /* the counterparty is durably stored: peer */
-    PL_NM_NODE_PAIRED,         /* pairing complete: peer, fingerprint */
-    PL_NM_NODE_PAIR_FAILED,    /* err: PL_ERR_CODE_EXPIRED (app), PL_ERR_TIMEOUT (nm),
-                                  PL_ERR_CANCELLED, a store error */
-    PL_NM_NODE_SESSION,        /* a session event of nm_session.h: sev, peer, ... */
-    PL_NM_NODE_PUBLISH_FAILED, /* the network refused a message we sent: err, relay_code,
-                                  topic (transport.h, on_publish_error) */
-    PL_NM_NODE_PAIR_VERIFY,    /* opts.verify: the peer is known but not stored yet: peer,
-                                  name (sent by the peer), fingerprint. Show the fingerprint,
-                                  ask the user, answer with pl_nm_node_pair_verify() */
-    PL_NM_NODE_PEER_ADDED,     /* a counterparty appeared in the store, stored by another
-                                  process (a `pair` beside a daemon): peer, name */
-    PL_NM_NODE_PEER_REMOVED,   /* a counterparty is forgotten: peer, name; by_peer: it told us
-                                  (it removed us); else removed from the store by another
-                                  process, or by pl_nm_node_revoke (err: PL_OK when the peer
-                                  answered the revocation, PL_ERR_TIMEOUT when it did not) */
+    PL_NM_NODE_TRANSPORT = 1,    /* transport state: transport_state, err */
+    PL_NM_NODE_PAIR_CODE,        /* app: the code to show: code (text) */
+    PL_NM_NODE_PAIR_DROPPED,     /* a HELLO was not acted upon: reason, err */
+    PL_NM_NODE_PAIR_STORED,      /* the counterparty is durably stored: peer */
+    PL_NM_NODE_PAIRED,           /* pairing complete: peer, fingerprint */
+    PL_NM_NODE_PAIR_FAILED,      /* err: PL_ERR_CODE_EXPIRED (app), PL_ERR_TIMEOUT (nm),
+                                    PL_ERR_CANCELLED, a store error */
+    PL_NM_NODE_SESSION,          /* a session event of nm_session.h: sev, peer, ... */
+    PL_NM_NODE_PUBLISH_FAILED,   /* the network refused a message we sent: err, relay_code,
+                                    topic (transport.h, on_publish_error) */
+    PL_NM_NODE_PAIR_VERIFY,      /* opts.verify: the peer is known but not stored yet: peer,
+                                    name (sent by the peer), fingerprint. Show the fingerprint,
+                                    ask the user, answer with pl_nm_node_pair_verify() */
+    PL_NM_NODE_PEER_ADDED,       /* a counterparty appeared in the store, stored by another
+                                    process (a `pair` beside a daemon): peer, name */
+    PL_NM_NODE_PEER_REMOVED,     /* a counterparty is forgotten: peer, name; by_peer: it told us
+                                    (it removed us); revoked: by pl_nm_node_revoke (err: PL_OK
+                                    when the peer answered, PL_ERR_TIMEOUT when it did not);
+                                    neither: removed from the store by another process */
 } pl_nm_node_event_kind;
 
 typedef struct pl_nm_node_event {
     pl_nm_node_event_kind kind;
-    pl_transport_state transport_state;       /* TRANSPORT */
-    pl_err err;                               /* TRANSPORT, PAIR_DROPPED, PAIR_FAILED, SESSION,
-                                                 PUBLISH_FAILED */
-    int64_t relay_code;                       /* PUBLISH_FAILED: the relay's error code */
-    const char *topic;                        /* PUBLISH_FAILED: the topic name */
-    char code[PL_NM_CODE_TEXT_SIZE];          /* PAIR_CODE */
-    pl_nm_drop_reason reason;                 /* PAIR_DROPPED */
-    uint8_t peer[PL_NM_KEY_BYTES];            /* PAIR_STORED, PAIRED, SESSION */
-    char peer_id[17];                         /* first 16 hex digits of peer */
-    char name[PL_NM_NAME_MAX + 1];            /* PAIR_STORED, PAIRED, SESSION (stored name) */
-    char fingerprint[PL_NM_FINGERPRINT_SIZE]; /* PAIRED, PAIR_VERIFY */
-    bool by_peer;                             /* PEER_REMOVED */
-    bool revoked;                             /* PEER_REMOVED: by pl_nm_node_revoke */
+    pl_transport_state transport_state;          /* TRANSPORT */
+    pl_err err;                                  /* TRANSPORT, PAIR_DROPPED, PAIR_FAILED, SESSION,
+                                                    PUBLISH_FAILED */
+    int64_t relay_code;                          /* PUBLISH_FAILED: the relay's error code */
+    const char *topic;                           /* PUBLISH_FAILED: the topic name */
+    char code[PL_NM_CODE_TEXT_SIZE];             /* PAIR_CODE */
+    pl_nm_drop_reason reason;                    /* PAIR_DROPPED */
+    uint8_t peer[PL_NM_KEY_BYTES];               /* PAIR_STORED, PAIRED, SESSION */
+    char peer_id[17];                            /* first 16 hex digits of peer */
+    char name[PL_NM_NAME_MAX + 1];               /* PAIR_STORED, PAIRED, SESSION (stored name) */
+    char fingerprint[PL_NM_FINGERPRINT_SIZE];    /* PAIRED, PAIR_VERIFY */
+    bool by_peer;                                /* PEER_REMOVED */
+    bool revoked;                                /* PEER_REMOVED: by pl_nm_node_revoke */
     /* SESSION: the output of nm_session.h (kind EVENT); its body pointer is
      * valid during the callback only. */
     const pl_nm_session_output *session;
@@ -78,8 +78,8 @@ typedef struct pl_nm_node_event {
 typedef void (*pl_nm_node_event_cb)(void *ud, pl_nm_node *n, const pl_nm_node_event *ev);
 
 typedef struct pl_nm_node_opts {
-    pl_nm_role role;       /* required */
-    const char *relay_url; /* e.g. ws://127.0.0.1:8787; required unless transport or waku is set */
+    pl_nm_role role;        /* required */
+    const char *relay_url;  /* e.g. ws://127.0.0.1:8787; required unless transport or waku is set */
     /* Optional: use this transport instead of a relay client of the node's
      * own. Not owned (it must outlive the node); the node sets its handler. */
     pl_transport *transport;
@@ -96,19 +96,21 @@ typedef struct pl_nm_node_opts {
     /* Optional: run on this driver (a virtual one in tests); NULL: a driver
      * of the node's own on `loop`. */
     pl_driver *driver;
-    const char *store_path;      /* required: SQLite file; the identity key is "<store_path>.key" */
-    const char *name;            /* display name sent in HELLOs (<= 64 bytes UTF-8); NULL: "" */
-    const char *project_id;      /* optional relay projectId */
-    bool sessions;               /* at start, start sessions with every stored counterparty
-                                    (false: only with one paired by this node) */
-    int64_t code_ttl_ms;         /* 0: PL_NM_CODE_TTL_MS (5 min); shorter values for tests only */
+    const char *store_path; /* required: SQLite file; the identity key is "<store_path>.key" */
+    const char *name;       /* display name sent in HELLOs (<= 64 bytes UTF-8); NULL: "" */
+    const char *project_id; /* optional relay projectId */
+    bool sessions;          /* at start, start sessions with every stored counterparty
+                               (false: only with one paired by this node) */
+    int64_t code_ttl_ms;    /* 0: PL_NM_CODE_TTL_MS (5 min); shorter values for tests only */
     const pl_nm_kdf_params *kdf; /* NULL: the protocol parameters (tests only otherwise); copied */
     /* A completed pairing starts no session (`pair --no-session`): the
      * counterparty is stored, nothing more is sent to it. */
     bool pair_no_session;
     /* Fingerprint confirmation (magic-wormhole's verifier): a pairing stops
      * at PAIR_VERIFY, before the peer is stored, until the application
-     * answers with pl_nm_node_pair_verify(). */
+     * answers with pl_nm_node_pair_verify(). An app answers the node
+     * manager before storing, so that both can show the fingerprint
+     * (docs/protocol/node-manager-pairing.md, section 7). */
     bool verify;
     /* How often (ms) the node looks whether another process changed the
      * store (SQLite's data_version): counterparties added there get a
@@ -145,8 +147,7 @@ PL_EXPORT pl_err pl_nm_node_pair(pl_nm_node *n, const char *code,
 PL_EXPORT void pl_nm_node_pair_cancel(pl_nm_node *n);
 /* Answer PAIR_VERIFY: `match` true stores the peer and lets the pairing
  * complete; false ends it (PAIR_FAILED, PL_ERR_FINGERPRINT_REJECTED) with
- * nothing stored and nothing more sent. Errors: PL_ERR_STATE (no
- * PAIR_VERIFY pending). */
+ * nothing stored. Errors: PL_ERR_STATE (no PAIR_VERIFY pending). */
 PL_EXPORT pl_err pl_nm_node_pair_verify(pl_nm_node *n, bool match);
 
 /* Start (or keep) a session with one stored counterparty: for a node
@@ -163,8 +164,8 @@ PL_EXPORT pl_err pl_nm_node_connect(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_
 PL_EXPORT pl_err pl_nm_node_request(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES],
                                     const uint8_t *body, size_t len, uint64_t *id);
 /* Answer a REQUEST event. Errors: those of pl_nm_sessions_respond. */
-PL_EXPORT pl_err pl_nm_node_respond(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES], uint64_t id,
-                                    const uint8_t *body, size_t len);
+PL_EXPORT pl_err pl_nm_node_respond(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES],
+                                    uint64_t id, const uint8_t *body, size_t len);
 
 /* Forget a counterparty: removed from the store and its session closed.
  * Errors: PL_ERR_NOT_FOUND, store errors. */
@@ -174,8 +175,8 @@ PL_EXPORT pl_err pl_nm_node_remove_peer(pl_nm_node *n, const uint8_t peer[PL_NM_
  * its node forgets us and reports PEER_REMOVED with by_peer). The outcome
  * is PEER_REMOVED with `revoked`: err PL_OK once the peer answered,
  * PL_ERR_TIMEOUT when it did not within the request time-out. Errors:
- * PL_ERR_NOT_FOUND (not stored), store errors, those of
- * pl_nm_sessions_revoke. */
+ * PL_ERR_NOT_FOUND (not stored), PL_ERR_TOO_LARGE (16 revocations under
+ * way), store errors, those of pl_nm_sessions_revoke. */
 PL_EXPORT pl_err pl_nm_node_revoke(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES]);
 /* Look now whether another process changed the store (see
  * opts.store_poll_ms). Errors: store errors. */
@@ -202,7 +203,8 @@ PL_EXPORT void pl_nm_node_close(pl_nm_node *n, int64_t flush_ms, void (*on_close
 
 /* The event's name in lowercase words with underscores ("transport",
  * "pair_code", "pair_dropped", "pair_stored", "paired", "pair_failed",
- * "session", "publish_failed"), the same for every binding and log
+ * "session", "publish_failed", "pair_verify", "peer_added",
+ * "peer_removed"), the same for every binding and log
  * (docs/cli.md); "unknown" outside the enum. Static strings, any thread. */
 PL_EXPORT const char *pl_nm_node_event_name(pl_nm_node_event_kind k);
 

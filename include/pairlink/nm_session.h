@@ -37,21 +37,21 @@ extern "C" {
 #define PL_NM_SESSION_KNOCK_MAGIC "PLK1"            /* knock transport magic */
 #define PL_NM_SESSION_BODY_MAX (64u * 1024u)        /* bytes of a request/response body */
 #define PL_NM_SESSION_FRAME_HEADER 9                /* type(1) | id(8) */
-#define PL_NM_WAKU_VERSION_SESSION 2 /* WakuMessage version of session messages: PayloadV2 */
+#define PL_NM_WAKU_VERSION_SESSION 2                /* WakuMessage version of session messages: PayloadV2 */
 /* "/pairlink/1/wakunoise/1/sessions/<64 hex>/proto" + NUL, with room. */
 #define PL_NM_SESSION_TOPIC_SIZE 128
 
 /* ---- local policy (defaults of the config) ---- */
-#define PL_NM_SESSION_HS_TIMEOUT_MS 10000  /* one handshake attempt */
-#define PL_NM_SESSION_BACKOFF_MIN_MS 1000  /* first retry / knock delay */
-#define PL_NM_SESSION_BACKOFF_MAX_MS 60000 /* retry / knock delay cap */
+#define PL_NM_SESSION_HS_TIMEOUT_MS 10000   /* one handshake attempt */
+#define PL_NM_SESSION_BACKOFF_MIN_MS 1000   /* first retry / knock delay */
+#define PL_NM_SESSION_BACKOFF_MAX_MS 60000  /* retry / knock delay cap */
 #define PL_NM_SESSION_REQUEST_TIMEOUT_MS 30000
-#define PL_NM_SESSION_KNOCK_MIN_MS 1000 /* nm: at most one knock-started handshake per second */
-#define PL_NM_SESSION_RELAY_TTL_S 300   /* ttl of every message published on a relay */
+#define PL_NM_SESSION_KNOCK_MIN_MS 1000     /* nm: at most one knock-started handshake per second */
+#define PL_NM_SESSION_RELAY_TTL_S 300       /* ttl of every message published on a relay */
 #define PL_NM_SESSION_MAX_PEERS 10000
-#define PL_NM_SESSION_MAX_REQUESTS 64 /* outstanding requests per peer */
-#define PL_NM_SESSION_RESPONDERS 4    /* app: handshakes answered in parallel per peer */
-#define PL_NM_SESSION_QUEUE_MAX 65536 /* outputs held until polled */
+#define PL_NM_SESSION_MAX_REQUESTS 64       /* outstanding requests per peer */
+#define PL_NM_SESSION_RESPONDERS 4          /* app: handshakes answered in parallel per peer */
+#define PL_NM_SESSION_QUEUE_MAX 65536       /* outputs held until polled */
 /* node manager: handshake attempts under way at once (message 1 sent, the
  * session not up yet); more wait their turn. At a relay's default
  * allowance (100 requests/s, burst 500; an attempt costs its initiator
@@ -63,14 +63,14 @@ extern "C" {
 typedef struct pl_nm_sessions pl_nm_sessions;
 
 typedef struct pl_nm_sessions_config {
-    pl_nm_role role;              /* ours: NODE_MANAGER initiates, APP responds and knocks */
-    const uint8_t *static_priv;   /* our X25519 identity (PL_NM_KEY_BYTES); copied, wiped on free */
-    int64_t handshake_timeout_ms; /* 0: PL_NM_SESSION_HS_TIMEOUT_MS; 100..600000 */
-    int64_t backoff_min_ms;       /* 0: PL_NM_SESSION_BACKOFF_MIN_MS; 10..600000 */
-    int64_t backoff_max_ms;       /* 0: PL_NM_SESSION_BACKOFF_MAX_MS; >= backoff_min_ms */
-    int64_t request_timeout_ms;   /* 0: PL_NM_SESSION_REQUEST_TIMEOUT_MS; 100..3600000 */
-    uint32_t max_handshakes;      /* 0: PL_NM_SESSION_MAX_HANDSHAKES */
-    pl_nm_rng_fn rng;             /* backoff jitter; NULL: pl_random */
+    pl_nm_role role;                /* ours: NODE_MANAGER initiates, APP responds and knocks */
+    const uint8_t *static_priv;     /* our X25519 identity (PL_NM_KEY_BYTES); copied, wiped on free */
+    int64_t handshake_timeout_ms;   /* 0: PL_NM_SESSION_HS_TIMEOUT_MS; 100..600000 */
+    int64_t backoff_min_ms;         /* 0: PL_NM_SESSION_BACKOFF_MIN_MS; 10..600000 */
+    int64_t backoff_max_ms;         /* 0: PL_NM_SESSION_BACKOFF_MAX_MS; >= backoff_min_ms */
+    int64_t request_timeout_ms;     /* 0: PL_NM_SESSION_REQUEST_TIMEOUT_MS; 100..3600000 */
+    uint32_t max_handshakes;        /* 0: PL_NM_SESSION_MAX_HANDSHAKES */
+    pl_nm_rng_fn rng;               /* backoff jitter; NULL: pl_random */
     void *rng_ctx;
 } pl_nm_sessions_config;
 
@@ -104,30 +104,30 @@ typedef struct pl_nm_session_output {
     char topic[PL_NM_SESSION_TOPIC_SIZE]; /* SUBSCRIBE, UNSUBSCRIBE, PUBLISH: content topic */
     uint8_t *message;                     /* PUBLISH: the PayloadV2 bytes */
     size_t message_len;
-    uint32_t ttl_s; /* PUBLISH: store-and-forward lifetime (relay) */
+    uint32_t ttl_s;                      /* PUBLISH: store-and-forward lifetime (relay) */
     /* PUBLISH: true for what is worthless once its moment passed and is
      * repaired by the protocol when lost (handshake messages, knocks,
      * READY): Waku store nodes need not keep it. Requests and responses
      * (application data) are not ephemeral. */
     bool ephemeral;
-    pl_nm_session_event event;     /* EVENT */
-    uint8_t peer[PL_NM_KEY_BYTES]; /* EVENT: the counterparty's identity */
-    uint64_t id;                   /* REQUEST, RESPONSE, REQUEST_FAILED, REVOKED */
+    pl_nm_session_event event;           /* EVENT */
+    uint8_t peer[PL_NM_KEY_BYTES];       /* EVENT: the counterparty's identity */
+    uint64_t id;                         /* REQUEST, RESPONSE, REQUEST_FAILED, REVOKED */
     uint8_t *body;
     size_t body_len;
-    pl_err err;             /* RETRY, REJECTED, REQUEST_FAILED, DROPPED */
-    uint32_t attempt;       /* CONNECTING, KNOCKED, RETRY */
-    int64_t retry_at_ms;    /* RETRY */
-    bool replaced;          /* ESTABLISHED */
-    uint8_t session_id[32]; /* ESTABLISHED: RFC 37 session id (equal on both sides) */
+    pl_err err;                          /* RETRY, REJECTED, REQUEST_FAILED, DROPPED */
+    uint32_t attempt;                    /* CONNECTING, KNOCKED, RETRY */
+    int64_t retry_at_ms;                 /* RETRY */
+    bool replaced;                       /* ESTABLISHED */
+    uint8_t session_id[32];              /* ESTABLISHED: RFC 37 session id (equal on both sides) */
 } pl_nm_session_output;
 
 PL_EXPORT void pl_nm_session_output_clear(pl_nm_session_output *o);
 
 typedef enum pl_nm_peer_state {
-    PL_NM_PEER_IDLE = 1,    /* waiting: backoff (nm), knocking (app) */
-    PL_NM_PEER_HANDSHAKING, /* a handshake is under way (and no session yet) */
-    PL_NM_PEER_ESTABLISHED, /* a session is usable */
+    PL_NM_PEER_IDLE = 1,     /* waiting: backoff (nm), knocking (app) */
+    PL_NM_PEER_HANDSHAKING,  /* a handshake is under way (and no session yet) */
+    PL_NM_PEER_ESTABLISHED,  /* a session is usable */
 } pl_nm_peer_state;
 
 /* Create a manager. *out NULL on failure. Errors: PL_ERR_INVALID_ARG (role,
@@ -205,14 +205,14 @@ PL_EXPORT pl_err pl_nm_sessions_peer_state(const pl_nm_sessions *m,
 PL_EXPORT size_t pl_nm_sessions_count(const pl_nm_sessions *m, size_t *established);
 
 typedef struct pl_nm_sessions_stats {
-    uint64_t handshakes_started;  /* nm: message 1 sent; app: message 2 sent */
+    uint64_t handshakes_started; /* nm: message 1 sent; app: message 2 sent */
     uint64_t handshakes_deferred; /* nm: starts put off: PL_NM_SESSION_MAX_HANDSHAKES under way */
     uint64_t established;
     uint64_t rejected;
     uint64_t knocks_sent;
     uint64_t knocks_received;
-    uint64_t dropped;      /* messages ignored or refused, all reasons */
-    uint64_t outputs_lost; /* outputs discarded because the queue was full */
+    uint64_t dropped;            /* messages ignored or refused, all reasons */
+    uint64_t outputs_lost;       /* outputs discarded because the queue was full */
 } pl_nm_sessions_stats;
 PL_EXPORT void pl_nm_sessions_stats_get(const pl_nm_sessions *m, pl_nm_sessions_stats *out);
 

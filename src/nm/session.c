@@ -18,8 +18,8 @@
 #define KNOCK_LEN 20      /* magic(4) | created_at(8) | knock id(8) */
 #define MY_KNOCKS 4       /* app: recent knock ids a message 1 may echo */
 
-/* Frame types (spec 13.6). REVOKE: "I forgot you" (a request without a
- * body, answered by a RESPONSE like any request). */
+/* Frame types (spec 13.3). REVOKE: "I forgot you" (a request without a
+ * body, answered by a RESPONSE like any request; spec 13.5). */
 enum { FR_READY = 1, FR_REQUEST = 2, FR_RESPONSE = 3, FR_REVOKE = 4 };
 
 typedef struct req {
@@ -51,7 +51,7 @@ typedef struct peer {
     int64_t pending_deadline;
     /* responder */
     responder resp[PL_NM_SESSION_RESPONDERS];
-    int64_t next_knock; /* INT64_MAX: not knocking */
+    int64_t next_knock;   /* INT64_MAX: not knocking */
     uint32_t knock_attempt;
     int64_t last_knock;
     /* Two processes of one identity (a daemon and a one-shot `send`) both
@@ -60,7 +60,7 @@ typedef struct peer {
      * answers it. */
     uint64_t my_knocks[MY_KNOCKS]; /* app: ids of its latest knocks */
     size_t my_knock_next;
-    uint64_t answer_knock; /* nm: knock id the next message 1 echoes */
+    uint64_t answer_knock;         /* nm: knock id the next message 1 echoes */
     /* the session */
     pl_noise_session *sess;
     char sess_topic[PL_NM_SESSION_TOPIC_SIZE];
@@ -115,10 +115,8 @@ static void push(pl_nm_sessions *m, pl_nm_session_output *o) {
     }
     n->o = *o;
     memset(o, 0, sizeof *o);
-    if (m->qtail)
-        m->qtail->next = n;
-    else
-        m->qhead = n;
+    if (m->qtail) m->qtail->next = n;
+    else m->qhead = n;
     m->qtail = n;
     m->qlen++;
 }
@@ -169,20 +167,16 @@ static void publish_wire(pl_nm_sessions *m, const char *topic, uint8_t *wire, si
 /* ---- helpers ---- */
 
 static void put_u64(uint8_t *b, uint64_t v) {
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        b[i] = (uint8_t)v;
+    for (int i = 7; i >= 0; i--, v >>= 8) b[i] = (uint8_t)v;
 }
 
 static uint64_t get_u64(const uint8_t *b) {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | b[i];
+    for (int i = 0; i < 8; i++) v = v << 8 | b[i];
     return v;
 }
 
-static const uint8_t *knock_tag(const peer *p) {
-    return p->rv.rv + 16;
-}
+static const uint8_t *knock_tag(const peer *p) { return p->rv.rv + 16; }
 
 static peer *find_peer(const pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES]) {
     for (size_t i = 0; i < m->npeers; i++)
@@ -194,8 +188,7 @@ static peer *find_peer(const pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTE
  * jitter so that many peers restarted together do not retry in lockstep. */
 static int64_t backoff(pl_nm_sessions *m, uint32_t n) {
     int64_t d = m->bo_min;
-    for (uint32_t i = 1; i < n && d < m->bo_max; i++)
-        d *= 2;
+    for (uint32_t i = 1; i < n && d < m->bo_max; i++) d *= 2;
     if (d > m->bo_max) d = m->bo_max;
     uint8_t r[2];
     pl__rng(m->rng, m->rng_ctx, r, sizeof r);
@@ -221,8 +214,7 @@ static void free_peer(peer *p) {
     pl_noise_session_free(p->pending);
     pl_noise_session_free(p->sess);
     clear_responders(p);
-    for (size_t i = 0; i < p->nreqs; i++)
-        free_req(&p->reqs[i]);
+    for (size_t i = 0; i < p->nreqs; i++) free_req(&p->reqs[i]);
     sodium_memzero(p, sizeof *p);
     free(p);
 }
@@ -286,8 +278,8 @@ static void install_session(pl_nm_sessions *m, peer *p, pl_noise_session *s, con
      * those still waiting on the new one (ids are unique per sender, so the
      * peer answers whichever arrives). */
     m->stats.established++;
-    pl_nm_session_output o = {
-        .kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_ESTABLISHED, .replaced = replaced};
+    pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_ESTABLISHED,
+                              .replaced = replaced};
     memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
     pl_noise_session_id(s, o.session_id);
     push(m, &o);
@@ -330,11 +322,8 @@ static void schedule_retry(pl_nm_sessions *m, peer *p, pl_err why, int64_t now) 
     }
     if (p->attempt == 0) p->attempt = 1;
     p->next_attempt = now + backoff(m, p->attempt);
-    pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT,
-                              .event = PL_NM_SEV_RETRY,
-                              .err = why,
-                              .attempt = p->attempt,
-                              .retry_at_ms = p->next_attempt};
+    pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_RETRY, .err = why,
+                              .attempt = p->attempt, .retry_at_ms = p->next_attempt};
     memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
     push(m, &o);
 }
@@ -360,8 +349,8 @@ static void start_attempt(pl_nm_sessions *m, peer *p, int64_t now) {
     p->hs_deadline = now + m->hs_timeout;
     m->stats.handshakes_started++;
     publish_wire(m, p->rv.content_topic, wire, wlen, true);
-    pl_nm_session_output o = {
-        .kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_CONNECTING, .attempt = p->attempt};
+    pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_CONNECTING,
+                              .attempt = p->attempt};
     memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
     push(m, &o);
 }
@@ -382,8 +371,7 @@ static void try_start(pl_nm_sessions *m, peer *p, int64_t now) {
 
 static size_t count_active(const pl_nm_sessions *m) {
     size_t n = 0;
-    for (size_t i = 0; i < m->npeers; i++)
-        n += m->peers[i]->hs || m->peers[i]->pending;
+    for (size_t i = 0; i < m->npeers; i++) n += m->peers[i]->hs || m->peers[i]->pending;
     return n;
 }
 
@@ -472,10 +460,8 @@ static void on_knock(pl_nm_sessions *m, peer *p, const uint8_t *t, size_t tlen, 
     if (p->hs && now - p->hs_started < m->hs_timeout / 2) return; /* an attempt is under way */
     p->answer_knock = knock_id;
     p->attempt = 0;
-    if (p->hs || p->pending)
-        start_attempt(m, p, now); /* a restart: counted already */
-    else
-        try_start(m, p, now);
+    if (p->hs || p->pending) start_attempt(m, p, now); /* a restart: counted already */
+    else try_start(m, p, now);
 }
 
 /* ---- responder (app) ---- */
@@ -483,14 +469,13 @@ static void on_knock(pl_nm_sessions *m, peer *p, const uint8_t *t, size_t tlen, 
 static void send_knock(pl_nm_sessions *m, peer *p, int64_t now) {
     uint8_t t[KNOCK_LEN];
     uint64_t id = 0;
-    while (id == 0)
-        pl__rng(m->rng, m->rng_ctx, (uint8_t *)&id, sizeof id); /* 0: "no knock" */
+    while (id == 0) pl__rng(m->rng, m->rng_ctx, (uint8_t *)&id, sizeof id); /* 0: "no knock" */
     memcpy(t, PL_NM_SESSION_KNOCK_MAGIC, 4);
     put_u64(t + 4, (uint64_t)now);
     put_u64(t + 12, id);
     p->my_knocks[p->my_knock_next++ % MY_KNOCKS] = id;
-    pl_noise_payload pl = {
-        .protocol_id = PL_NOISE_PROTOCOL_TRANSPORT, .transport = t, .transport_len = sizeof t};
+    pl_noise_payload pl = {.protocol_id = PL_NOISE_PROTOCOL_TRANSPORT, .transport = t,
+                           .transport_len = sizeof t};
     memcpy(pl.nametag, knock_tag(p), PL_NOISE_NAMETAG_BYTES);
     uint8_t *wire = NULL;
     size_t wlen = 0;
@@ -499,8 +484,8 @@ static void send_knock(pl_nm_sessions *m, peer *p, int64_t now) {
     p->knock_attempt++;
     m->stats.knocks_sent++;
     publish_wire(m, p->rv.content_topic, wire, wlen, true);
-    pl_nm_session_output o = {
-        .kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_KNOCKED, .attempt = p->knock_attempt};
+    pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_KNOCKED,
+                              .attempt = p->knock_attempt};
     memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
     push(m, &o);
 }
@@ -578,8 +563,7 @@ static pl_err responder_msg3(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
         }
         pl_noise_session *s = NULL;
         char topic[PL_NM_SESSION_TOPIC_SIZE];
-        if (e == PL_OK && pl_noise_hs_action(r->hs) != PL_NOISE_ACTION_SPLIT)
-            e = PL_ERR_NOISE_STATE;
+        if (e == PL_OK && pl_noise_hs_action(r->hs) != PL_NOISE_ACTION_SPLIT) e = PL_ERR_NOISE_STATE;
         if (e != PL_OK) {
             pl_noise_hs_free(r->hs);
             r->hs = NULL;
@@ -610,8 +594,7 @@ static pl_err responder_msg3(pl_nm_sessions *m, peer *p, const uint8_t *wire, si
 
 static void on_frame(pl_nm_sessions *m, peer *p, const uint8_t *f, size_t len, int64_t now) {
     (void)now;
-    if (len < PL_NM_SESSION_FRAME_HEADER ||
-        len - PL_NM_SESSION_FRAME_HEADER > PL_NM_SESSION_BODY_MAX) {
+    if (len < PL_NM_SESSION_FRAME_HEADER || len - PL_NM_SESSION_FRAME_HEADER > PL_NM_SESSION_BODY_MAX) {
         dropped(m, p, PL_ERR_NOISE_PAYLOAD);
         return;
     }
@@ -619,8 +602,7 @@ static void on_frame(pl_nm_sessions *m, peer *p, const uint8_t *f, size_t len, i
     const uint8_t *body = f + PL_NM_SESSION_FRAME_HEADER;
     size_t blen = len - PL_NM_SESSION_FRAME_HEADER;
     switch (f[0]) {
-    case FR_READY:
-        return;
+    case FR_READY: return;
     case FR_REVOKE: {
         pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_REVOKED, .id = id};
         memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
@@ -631,8 +613,7 @@ static void on_frame(pl_nm_sessions *m, peer *p, const uint8_t *f, size_t len, i
     case FR_RESPONSE: {
         if (f[0] == FR_RESPONSE) {
             size_t i = 0;
-            while (i < p->nreqs && p->reqs[i].id != id)
-                i++;
+            while (i < p->nreqs && p->reqs[i].id != id) i++;
             if (i == p->nreqs) {
                 m->stats.dropped++; /* late (timed out) or duplicate answer */
                 return;
@@ -641,8 +622,7 @@ static void on_frame(pl_nm_sessions *m, peer *p, const uint8_t *f, size_t len, i
             p->reqs[i] = p->reqs[--p->nreqs];
         }
         pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT,
-                                  .event =
-                                      f[0] == FR_REQUEST ? PL_NM_SEV_REQUEST : PL_NM_SEV_RESPONSE,
+                                  .event = f[0] == FR_REQUEST ? PL_NM_SEV_REQUEST : PL_NM_SEV_RESPONSE,
                                   .id = id};
         memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
         o.body = malloc(blen + 1);
@@ -656,9 +636,7 @@ static void on_frame(pl_nm_sessions *m, peer *p, const uint8_t *f, size_t len, i
         push(m, &o);
         return;
     }
-    default:
-        dropped(m, p, PL_ERR_NOISE_PAYLOAD);
-        return;
+    default: dropped(m, p, PL_ERR_NOISE_PAYLOAD); return;
     }
 }
 
@@ -690,14 +668,11 @@ pl_err pl_nm_sessions_new(pl_nm_sessions **out, const pl_nm_sessions_config *cfg
     PL_REQUIRE(out && cfg && cfg->static_priv);
     (void)now_ms;
     *out = NULL;
-    if (cfg->role != PL_NM_ROLE_APP && cfg->role != PL_NM_ROLE_NODE_MANAGER)
-        return PL_ERR_INVALID_ARG;
-    int64_t hs =
-        cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : PL_NM_SESSION_HS_TIMEOUT_MS;
+    if (cfg->role != PL_NM_ROLE_APP && cfg->role != PL_NM_ROLE_NODE_MANAGER) return PL_ERR_INVALID_ARG;
+    int64_t hs = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : PL_NM_SESSION_HS_TIMEOUT_MS;
     int64_t bmin = cfg->backoff_min_ms ? cfg->backoff_min_ms : PL_NM_SESSION_BACKOFF_MIN_MS;
     int64_t bmax = cfg->backoff_max_ms ? cfg->backoff_max_ms : PL_NM_SESSION_BACKOFF_MAX_MS;
-    int64_t rt =
-        cfg->request_timeout_ms ? cfg->request_timeout_ms : PL_NM_SESSION_REQUEST_TIMEOUT_MS;
+    int64_t rt = cfg->request_timeout_ms ? cfg->request_timeout_ms : PL_NM_SESSION_REQUEST_TIMEOUT_MS;
     if (hs < 100 || hs > 600000 || bmin < 10 || bmin > 600000 || bmax < bmin || bmax > 86400000 ||
         rt < 100 || rt > 3600000)
         return PL_ERR_INVALID_ARG;
@@ -719,12 +694,10 @@ pl_err pl_nm_sessions_new(pl_nm_sessions **out, const pl_nm_sessions_config *cfg
 
 void pl_nm_sessions_free(pl_nm_sessions *m) {
     if (!m) return;
-    for (size_t i = 0; i < m->npeers; i++)
-        free_peer(m->peers[i]);
+    for (size_t i = 0; i < m->npeers; i++) free_peer(m->peers[i]);
     free(m->peers);
     pl_nm_session_output o;
-    while (pl_nm_sessions_poll(m, &o))
-        pl_nm_session_output_clear(&o);
+    while (pl_nm_sessions_poll(m, &o)) pl_nm_session_output_clear(&o);
     sodium_memzero(m, sizeof *m);
     free(m);
 }
@@ -740,8 +713,7 @@ static bool low_order(const uint8_t pub[PL_NM_KEY_BYTES]) {
     return bad;
 }
 
-pl_err pl_nm_sessions_add_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES],
-                               int64_t now_ms) {
+pl_err pl_nm_sessions_add_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES], int64_t now_ms) {
     PL_REQUIRE(m && pub);
     if (find_peer(m, pub)) return PL_ERR_EXISTS;
     if (m->npeers >= PL_NM_SESSION_MAX_PEERS) return PL_ERR_TOO_LARGE;
@@ -756,10 +728,8 @@ pl_err pl_nm_sessions_add_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BY
     peer *p = calloc(1, sizeof *p);
     if (!p) return PL_ERR_NOMEM;
     memcpy(p->pub, pub, PL_NM_KEY_BYTES);
-    if (m->role == PL_NM_ROLE_NODE_MANAGER)
-        pl_nm_rendezvous_derive(&p->rv, m->pub, pub);
-    else
-        pl_nm_rendezvous_derive(&p->rv, pub, m->pub);
+    if (m->role == PL_NM_ROLE_NODE_MANAGER) pl_nm_rendezvous_derive(&p->rv, m->pub, pub);
+    else pl_nm_rendezvous_derive(&p->rv, pub, m->pub);
     p->next_attempt = INT64_MAX;
     p->next_knock = INT64_MAX;
     p->next_id = 1;
@@ -775,23 +745,19 @@ pl_err pl_nm_sessions_add_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BY
     return PL_OK;
 }
 
-pl_err pl_nm_sessions_remove_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES],
-                                  int64_t now_ms) {
+pl_err pl_nm_sessions_remove_peer(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES], int64_t now_ms) {
     PL_REQUIRE(m && pub);
     (void)now_ms;
     size_t i = 0;
-    while (i < m->npeers && memcmp(m->peers[i]->pub, pub, PL_NM_KEY_BYTES))
-        i++;
+    while (i < m->npeers && memcmp(m->peers[i]->pub, pub, PL_NM_KEY_BYTES)) i++;
     if (i == m->npeers) return PL_ERR_NOT_FOUND;
     peer *p = m->peers[i];
     out_topic(m, PL_NM_SOUT_UNSUBSCRIBE, p->rv.content_topic);
     if (p->sess) out_topic(m, PL_NM_SOUT_UNSUBSCRIBE, p->sess_topic);
     if (p->pending) out_topic(m, PL_NM_SOUT_UNSUBSCRIBE, p->pending_topic);
     for (size_t k = 0; k < p->nreqs; k++) {
-        pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT,
-                                  .event = PL_NM_SEV_REQUEST_FAILED,
-                                  .err = PL_ERR_CANCELLED,
-                                  .id = p->reqs[k].id};
+        pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_REQUEST_FAILED,
+                                  .err = PL_ERR_CANCELLED, .id = p->reqs[k].id};
         memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
         push(m, &o);
     }
@@ -806,12 +772,9 @@ static peer *peer_by_topic(pl_nm_sessions *m, const char *topic, int *which) {
     *which = 0;
     for (size_t i = 0; i < m->npeers; i++) {
         peer *q = m->peers[i];
-        if (!strcmp(q->rv.content_topic, topic))
-            *which = 1;
-        else if (q->sess && !strcmp(q->sess_topic, topic))
-            *which = 2;
-        else if (q->pending && !strcmp(q->pending_topic, topic))
-            *which = 3;
+        if (!strcmp(q->rv.content_topic, topic)) *which = 1;
+        else if (q->sess && !strcmp(q->sess_topic, topic)) *which = 2;
+        else if (q->pending && !strcmp(q->pending_topic, topic)) *which = 3;
         if (*which) return q;
     }
     return NULL;
@@ -854,24 +817,18 @@ pl_err pl_nm_sessions_on_message(pl_nm_sessions *m, const char *topic, const uin
         if (is_knock) {
             pl_noise_payload pl;
             e = pl_noise_payload_parse(&pl, wire, wlen);
-            if (e == PL_OK && pl.protocol_id != PL_NOISE_PROTOCOL_TRANSPORT)
-                e = PL_ERR_NOISE_PROTOCOL_ID;
-            if (e == PL_OK)
-                on_knock(m, p, pl.transport, pl.transport_len, now_ms);
-            else
-                dropped(m, p, e);
+            if (e == PL_OK && pl.protocol_id != PL_NOISE_PROTOCOL_TRANSPORT) e = PL_ERR_NOISE_PROTOCOL_ID;
+            if (e == PL_OK) on_knock(m, p, pl.transport, pl.transport_len, now_ms);
+            else dropped(m, p, e);
         } else if (is_msg1) {
             m->stats.dropped++; /* our own message 1 (another process of ours) */
         } else {
             e = initiator_read(m, p, wire, wlen, now_ms);
         }
     } else {
-        if (is_knock)
-            m->stats.dropped++;
-        else if (is_msg1)
-            e = responder_msg1(m, p, wire, wlen, now_ms);
-        else
-            e = responder_msg3(m, p, wire, wlen, now_ms);
+        if (is_knock) m->stats.dropped++;
+        else if (is_msg1) e = responder_msg1(m, p, wire, wlen, now_ms);
+        else e = responder_msg3(m, p, wire, wlen, now_ms);
     }
     return e;
 }
@@ -900,10 +857,8 @@ static void timer_peer(pl_nm_sessions *m, peer *p, int64_t now) {
             continue;
         }
         if (r->sent) suspect = true;
-        pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT,
-                                  .event = PL_NM_SEV_REQUEST_FAILED,
-                                  .err = PL_ERR_TIMEOUT,
-                                  .id = r->id};
+        pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_REQUEST_FAILED,
+                                  .err = PL_ERR_TIMEOUT, .id = r->id};
         memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
         push(m, &o);
         free_req(r);
@@ -924,13 +879,10 @@ static void timer_peer(pl_nm_sessions *m, peer *p, int64_t now) {
 void pl_nm_sessions_on_timer(pl_nm_sessions *m, int64_t now_ms) {
     PL_REQUIRE(m);
     m->active = count_active(m);
-    for (size_t i = 0; i < m->npeers; i++)
-        timer_peer(m, m->peers[i], now_ms);
+    for (size_t i = 0; i < m->npeers; i++) timer_peer(m, m->peers[i], now_ms);
 }
 
-static int64_t min64(int64_t a, int64_t b) {
-    return a < b ? a : b;
-}
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 int64_t pl_nm_sessions_next_deadline(const pl_nm_sessions *m) {
     PL_REQUIRE(m);
@@ -943,8 +895,7 @@ int64_t pl_nm_sessions_next_deadline(const pl_nm_sessions *m) {
         d = min64(d, p->next_knock);
         for (size_t k = 0; k < PL_NM_SESSION_RESPONDERS; k++)
             if (p->resp[k].hs) d = min64(d, p->resp[k].deadline);
-        for (size_t k = 0; k < p->nreqs; k++)
-            d = min64(d, p->reqs[k].deadline);
+        for (size_t k = 0; k < p->nreqs; k++) d = min64(d, p->reqs[k].deadline);
     }
     return d;
 }
@@ -1003,8 +954,7 @@ pl_err pl_nm_sessions_peer_state(const pl_nm_sessions *m, const uint8_t pub[PL_N
     const peer *p = find_peer(m, pub);
     if (!p) return PL_ERR_NOT_FOUND;
     bool hs = p->hs || p->pending;
-    for (size_t i = 0; i < PL_NM_SESSION_RESPONDERS; i++)
-        hs = hs || p->resp[i].hs;
+    for (size_t i = 0; i < PL_NM_SESSION_RESPONDERS; i++) hs = hs || p->resp[i].hs;
     *state = p->sess ? PL_NM_PEER_ESTABLISHED : hs ? PL_NM_PEER_HANDSHAKING : PL_NM_PEER_IDLE;
     return PL_OK;
 }
