@@ -17,8 +17,9 @@ static void test_nm_node_event_names(void **state) {
     (void)state;
     static const char *const want[] = {NULL,           "transport",   "pair_code",
                                        "pair_dropped", "pair_stored", "paired",
-                                       "pair_failed",  "session",     "publish_failed"};
-    for (int k = PL_NM_NODE_TRANSPORT; k <= PL_NM_NODE_PUBLISH_FAILED; k++)
+                                       "pair_failed",  "session",     "publish_failed",
+                                       "pair_verify",  "peer_added",  "peer_removed"};
+    for (int k = PL_NM_NODE_TRANSPORT; k <= PL_NM_NODE_PEER_REMOVED; k++)
         assert_string_equal(pl_nm_node_event_name((pl_nm_node_event_kind)k), want[k]);
     assert_string_equal(pl_nm_node_event_name((pl_nm_node_event_kind)0), "unknown");
     assert_string_equal(pl_nm_node_event_name((pl_nm_node_event_kind)1000), "unknown");
@@ -27,9 +28,9 @@ static void test_nm_node_event_names(void **state) {
 static void test_nm_session_event_names(void **state) {
     (void)state;
     static const char *const want[] = {
-        NULL,       "connecting", "knock",    "established",    "retry",
-        "rejected", "request",    "response", "request_failed", "dropped"};
-    for (int e = PL_NM_SEV_CONNECTING; e <= PL_NM_SEV_DROPPED; e++)
+        NULL,      "connecting", "knock",          "established", "retry",  "rejected",
+        "request", "response",   "request_failed", "dropped",     "revoked"};
+    for (int e = PL_NM_SEV_CONNECTING; e <= PL_NM_SEV_REVOKED; e++)
         assert_string_equal(pl_nm_session_event_name((pl_nm_session_event)e), want[e]);
     assert_string_equal(pl_nm_session_event_name((pl_nm_session_event)0), "unknown");
 }

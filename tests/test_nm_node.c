@@ -40,8 +40,8 @@ typedef struct side {
     pl_nm_node *n;
     bool closed;
     /* events */
-    int transport_events, codes, stored, paired, failed, dropped, publish_failed, established, requests, responses,
-        req_failed;
+    int transport_events, codes, stored, paired, failed, dropped, publish_failed, established,
+        requests, responses, req_failed;
     pl_transport_state tstate;
     pl_err last_err;
     char code[PL_NM_CODE_TEXT_SIZE];
@@ -52,6 +52,9 @@ typedef struct side {
     uint64_t last_id;
     char body[128];
     bool answer; /* respond to requests */
+    int verify, added, removed, removed_by_peer, removed_revoked;
+    pl_err removed_err;
+    char vfp[PL_NM_FINGERPRINT_SIZE];
 } side;
 
 static pl_driver *D;
@@ -88,6 +91,21 @@ static void on_event(void *ud, pl_nm_node *n, const pl_nm_node_event *ev) {
     case PL_NM_NODE_PAIR_FAILED:
         s->failed++;
         s->last_err = ev->err;
+        break;
+    case PL_NM_NODE_PAIR_VERIFY:
+        s->verify++;
+        snprintf(s->vfp, sizeof s->vfp, "%s", ev->fingerprint);
+        memcpy(s->peer, ev->peer, PL_NM_KEY_BYTES);
+        break;
+    case PL_NM_NODE_PEER_ADDED:
+        s->added++;
+        break;
+    case PL_NM_NODE_PEER_REMOVED:
+        s->removed++;
+        s->removed_by_peer += ev->by_peer;
+        s->removed_revoked += ev->revoked;
+        s->removed_err = ev->err;
+        memcpy(s->peer, ev->peer, PL_NM_KEY_BYTES);
         break;
     case PL_NM_NODE_SESSION: {
         const pl_nm_session_output *o = ev->session;
@@ -466,6 +484,270 @@ static void test_options(void **state) {
     side_stop(&s);
 }
 
+/* pair --no-session: stored and paired, and no session at all */
+static void test_pair_no_session(void **state) {
+    (void)state;
+    side app, nm;
+    memset(&app, 0, sizeof app);
+    memset(&nm, 0, sizeof nm);
+    app.label = "app", app.role = PL_NM_ROLE_APP;
+    nm.label = "nm", nm.role = PL_NM_ROLE_NODE_MANAGER;
+    snprintf(app.store, sizeof app.store, "%s/app.db", dir);
+    snprintf(nm.store, sizeof nm.store, "%s/nm.db", dir);
+    side *both[2] = {&app, &nm};
+    for (int i = 0; i < 2; i++) {
+        side *x = both[i];
+        track(x, true);
+        assert_int_equal(pl_loopback_new(&x->tp, H, x->label, NULL), PL_OK);
+        pl_nm_node_opts o = opts_of(x, false);
+        o.pair_no_session = true;
+        assert_int_equal(pl_nm_node_new(&x->n, NULL, &o), PL_OK);
+    }
+    pair(&app, &nm);
+    assert_int_equal(app.paired, 1);
+    assert_int_equal(nm.paired, 1);
+    assert_int_equal(app.stored, 1);
+    pl_driver_advance(D, 30000);
+    assert_int_equal(app.established + nm.established, 0);
+    assert_int_equal(pl_nm_sessions_count(pl_nm_node_sessions(app.n), NULL), 0);
+    assert_int_equal(pl_nm_sessions_count(pl_nm_node_sessions(nm.n), NULL), 0);
+    side_stop(&app);
+    side_stop(&nm);
+}
+
+static void start_verifying(side *x, const char *label, pl_nm_role role) {
+    memset(x, 0, sizeof *x);
+    x->label = label;
+    x->role = role;
+    snprintf(x->store, sizeof x->store, "%s/%s.db", dir, label);
+    track(x, true);
+    assert_int_equal(pl_loopback_new(&x->tp, H, x->label, NULL), PL_OK);
+    pl_nm_node_opts o = opts_of(x, true);
+    o.verify = true;
+    assert_int_equal(pl_nm_node_new(&x->n, NULL, &o), PL_OK);
+}
+
+/* --verify: each side stops before storing until its user confirms the
+ * fingerprint; a refusal stores nothing on either side. */
+static void test_verify(void **state) {
+    (void)state;
+    side app, nm;
+    start_verifying(&app, "app", PL_NM_ROLE_APP);
+    start_verifying(&nm, "nm", PL_NM_ROLE_NODE_MANAGER);
+    assert_int_equal(pl_nm_node_pair_verify(app.n, true), PL_ERR_STATE); /* nothing pending */
+    pair(&app, &nm);
+    /* the app answered without storing: both screens show the fingerprint
+     * together, and nothing is stored before the users said yes */
+    assert_int_equal(app.verify, 1);
+    assert_int_equal(nm.verify, 1);
+    assert_string_equal(nm.vfp, app.vfp);
+    assert_int_equal(app.stored + nm.stored + app.paired + nm.paired, 0);
+    uint8_t nm_pub[32], app_pub[32];
+    pl_nm_node_identity(nm.n, nm_pub);
+    pl_nm_node_identity(app.n, app_pub);
+    assert_memory_equal(app.peer, nm_pub, 32);
+    assert_memory_equal(nm.peer, app_pub, 32);
+    assert_int_equal(stored_of(&app, nm_pub).role, 0);
+    assert_int_equal(stored_of(&nm, app_pub).role, 0);
+    pl_driver_advance(D, 10000); /* the users take their time */
+    assert_int_equal(pl_nm_node_pair_verify(nm.n, true), PL_OK);
+    assert_int_equal(nm.stored, 1);
+    assert_int_equal(nm.paired, 1);
+    assert_int_equal(pl_nm_node_pair_verify(app.n, true), PL_OK);
+    assert_int_equal(pl_nm_node_pair_verify(app.n, true), PL_ERR_STATE);
+    assert_int_equal(app.stored, 1);
+    assert_int_equal(app.paired, 1);
+    assert_string_equal(nm.fingerprint, app.vfp);
+    assert_string_equal(app.fingerprint, app.vfp);
+    pl_driver_advance(D, 3000);
+    assert_int_equal(nm.established, 1);
+    /* again, refused on both sides (different fingerprints): nothing stored */
+    assert_int_equal(pl_nm_node_remove_peer(app.n, nm_pub), PL_OK);
+    assert_int_equal(pl_nm_node_remove_peer(nm.n, app_pub), PL_OK);
+    pl_driver_advance(D, 61000); /* the app answers its code until it expires */
+    pair(&app, &nm);
+    assert_int_equal(nm.verify, 2);
+    assert_int_equal(app.verify, 2);
+    assert_int_equal(pl_nm_node_pair_verify(nm.n, false), PL_OK);
+    assert_int_equal(nm.failed, 1);
+    assert_int_equal(nm.last_err, PL_ERR_FINGERPRINT_REJECTED);
+    assert_int_equal(pl_nm_node_pair_verify(app.n, false), PL_OK);
+    assert_int_equal(app.failed, 1);
+    assert_int_equal(app.last_err, PL_ERR_FINGERPRINT_REJECTED);
+    pl_driver_advance(D, 61000);
+    assert_int_equal(stored_of(&nm, app_pub).role, 0);
+    assert_int_equal(stored_of(&app, nm_pub).role, 0);
+    assert_int_equal(app.paired + nm.paired, 2);
+    assert_int_equal(app.failed + nm.failed, 2);
+    side_stop(&app);
+    side_stop(&nm);
+}
+
+/* Revocation: forgotten here at once, the peer told and forgetting us;
+ * a daemon notices counterparties removed and added by other processes. */
+static void test_revoke_and_store_changes(void **state) {
+    (void)state;
+    side app, nm;
+    side_init(&app, "app", PL_NM_ROLE_APP);
+    side_init(&nm, "nm", PL_NM_ROLE_NODE_MANAGER);
+    pair(&app, &nm);
+    uint8_t nm_pub[32], app_pub[32];
+    pl_nm_node_identity(nm.n, nm_pub);
+    pl_nm_node_identity(app.n, app_pub);
+    assert_int_equal(app.established, 1);
+    assert_int_equal(pl_nm_node_revoke(app.n, nm_pub), PL_OK);
+    assert_int_equal(stored_of(&app, nm_pub).role, 0); /* at once */
+    assert_int_equal(pl_nm_node_revoke(app.n, nm_pub), PL_ERR_NOT_FOUND);
+    pl_driver_advance(D, 2000);
+    assert_int_equal(nm.removed, 1);
+    assert_int_equal(nm.removed_by_peer, 1);
+    assert_memory_equal(nm.peer, app_pub, 32);
+    assert_int_equal(stored_of(&nm, app_pub).role, 0);
+    assert_int_equal(pl_nm_sessions_count(pl_nm_node_sessions(nm.n), NULL), 0);
+    assert_int_equal(app.removed, 1);
+    assert_int_equal(app.removed_revoked, 1);
+    assert_int_equal(app.removed_err, PL_OK);
+    assert_int_equal(pl_nm_sessions_count(pl_nm_node_sessions(app.n), NULL), 0);
+
+    /* a peer that is away: revoked here all the same, the telling times out */
+    pl_driver_advance(D, 61000); /* the app answers its code until it expires */
+    pair(&app, &nm);
+    side_stop(&nm);
+    assert_int_equal(pl_nm_node_revoke(app.n, nm_pub), PL_OK);
+    pl_driver_advance(D, PL_NM_SESSION_REQUEST_TIMEOUT_MS + 1000);
+    assert_int_equal(app.removed, 2);
+    assert_int_equal(app.removed_err, PL_ERR_TIMEOUT);
+    assert_int_equal(stored_of(&app, nm_pub).role, 0);
+    side_start(&nm, true);
+    assert_int_equal(pl_nm_node_restored(nm.n), 1); /* it was not told */
+
+    /* another process removes the app from the node manager's store */
+    pl_nm_counterparty c = stored_of(&nm, app_pub);
+    assert_int_equal(c.role, PL_NM_ROLE_APP);
+    pl_store *st;
+    assert_int_equal(pl_store_open(&st, nm.store), PL_OK);
+    assert_int_equal(pl_nm_store_remove(st, app_pub), PL_OK);
+    int removed = nm.removed;
+    assert_int_equal(pl_nm_node_check_store(nm.n), PL_OK);
+    assert_int_equal(nm.removed, removed + 1);
+    assert_int_equal(nm.removed_by_peer + nm.removed_revoked, 1);
+    assert_int_equal(pl_nm_sessions_count(pl_nm_node_sessions(nm.n), NULL), 0);
+    assert_int_equal(pl_nm_node_check_store(nm.n), PL_OK); /* nothing new */
+    assert_int_equal(nm.removed, removed + 1);
+    /* ... and stores it again (a pairing made beside the daemon) */
+    assert_int_equal(pl_nm_store_put(st, &c), PL_OK);
+    pl_store_close(st);
+    assert_int_equal(pl_nm_node_check_store(nm.n), PL_OK);
+    assert_int_equal(nm.added, 1);
+    assert_int_equal(pl_nm_sessions_count(pl_nm_node_sessions(nm.n), NULL), 1);
+    side_stop(&app);
+    side_stop(&nm);
+}
+
+/* Argon2id with the protocol's parameters runs on the thread pool: the
+ * loop keeps turning (a 5 ms timer never waits long) while both sides
+ * derive, and the pairing completes. */
+typedef struct ticker {
+    uint64_t last, max_gap;
+    unsigned ticks;
+    bool gave_up;
+    side *a, *b;
+    uv_timer_t t, stop;
+} ticker;
+
+static void on_tick(uv_timer_t *t) {
+    ticker *k = t->data;
+    uint64_t now = uv_hrtime();
+    if (k->last && now - k->last > k->max_gap) k->max_gap = now - k->last;
+    k->last = now;
+    k->ticks++;
+    if (k->a->paired && k->b->paired) {
+        uv_timer_stop(&k->t);
+        uv_timer_stop(&k->stop);
+    }
+}
+
+static void on_give_up(uv_timer_t *t) {
+    ticker *k = t->data;
+    k->gave_up = true;
+}
+
+static void test_kdf_off_the_loop(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    pl_driver *d;
+    pl_loopback_hub *hub;
+    assert_int_equal(pl_driver_new(&d, &loop), PL_OK);
+    pl_loopback_config lc = {.mailbox = true, .seed = 2};
+    assert_int_equal(pl_loopback_hub_new(&hub, d, &lc), PL_OK);
+    side app, nm;
+    side *both[2] = {&app, &nm};
+    for (int i = 0; i < 2; i++) {
+        side *x = both[i];
+        memset(x, 0, sizeof *x);
+        x->label = i ? "nm" : "app";
+        x->role = i ? PL_NM_ROLE_NODE_MANAGER : PL_NM_ROLE_APP;
+        snprintf(x->store, sizeof x->store, "%s/k%d.db", dir, i);
+        assert_int_equal(pl_loopback_new(&x->tp, hub, x->label, NULL), PL_OK);
+        pl_nm_node_opts o = opts_of(x, true);
+        o.driver = d;
+        o.kdf = NULL; /* the protocol's Argon2id: ~0.4 s */
+        assert_int_equal(pl_nm_node_new(&x->n, NULL, &o), PL_OK);
+    }
+    ticker k = {.a = &app, .b = &nm};
+    uv_timer_init(&loop, &k.t);
+    uv_timer_init(&loop, &k.stop);
+    k.t.data = k.stop.data = &k;
+    uv_timer_start(&k.t, on_tick, 5, 5);
+    uv_timer_start(&k.stop, on_give_up, 20000, 0);
+    char code[PL_NM_CODE_TEXT_SIZE];
+    uint64_t t0 = uv_hrtime();
+    assert_int_equal(pl_nm_node_pair(app.n, NULL, code), PL_OK);
+    assert_int_equal(pl_nm_node_pair(nm.n, code, NULL), PL_OK);
+    print_message("pair() x2: %.1f ms\n", (uv_hrtime() - t0) / 1e6);
+    /* pair() returned at once: the derivation is not done in it */
+    assert_true(uv_hrtime() - t0 < 100 * 1000000ull);
+    assert_int_equal(pl_nm_node_pair(app.n, NULL, NULL), PL_ERR_STATE);
+    while (!(app.paired && nm.paired) && !k.gave_up)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(app.paired, 1);
+    assert_int_equal(nm.paired, 1);
+    assert_string_equal(app.fingerprint, nm.fingerprint);
+    /* the loop turned all along: many ticks, none late by a derivation */
+    print_message("kdf off the loop: %u ticks, longest gap %.1f ms, pairing %.0f ms\n", k.ticks,
+                  k.max_gap / 1e6, (uv_hrtime() - t0) / 1e6);
+    assert_true(k.ticks >= 20);
+    /* one derivation, timed here: run on the loop, it would be a gap at
+     * least that long */
+    uint8_t p[PL_NM_CODE_BYTES] = {1};
+    pl_nm_secrets sec;
+    uint64_t d0 = uv_hrtime();
+    assert_int_equal(pl_nm_derive(&sec, p, NULL), PL_OK);
+    uint64_t derive_ns = uv_hrtime() - d0;
+    pl_nm_secrets_wipe(&sec);
+    print_message("one derivation: %.1f ms\n", derive_ns / 1e6);
+    assert_true(k.max_gap < derive_ns / 2);
+    /* a pairing closed while deriving: the work ends on its own */
+    assert_int_equal(pl_nm_node_pair(nm.n, code, NULL), PL_OK);
+    for (int i = 0; i < 2; i++) {
+        both[i]->closed = false;
+        pl_nm_node_close(both[i]->n, 0, on_closed);
+    }
+    uv_close((uv_handle_t *)&k.t, NULL);
+    uv_close((uv_handle_t *)&k.stop, NULL);
+    /* the driver's own handles keep the loop alive until it is closed */
+    while (!(app.closed && nm.closed))
+        uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 2; i++)
+        pl_transport_close(both[i]->tp, 0, NULL, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    pl_loopback_hub_free(hub);
+    pl_driver_close(d, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* ---- on a network that stores nothing (Waku relay) ---- */
 
 /* A hub like a Waku relay: no mailbox, so a message nobody is subscribed
@@ -666,6 +948,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_restore_and_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pairing_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pair_no_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_and_store_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kdf_off_the_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waku_publish_options, setup_relay, teardown),
         cmocka_unit_test_setup_teardown(test_each_message_lost_once, setup_relay, teardown),
         cmocka_unit_test_setup_teardown(test_lossy_network, setup_relay, teardown),

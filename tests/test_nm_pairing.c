@@ -241,6 +241,23 @@ static void test_kdf_deterministic(void **state) {
     assert_memory_equal(&s1, zero, sizeof s1);
 }
 
+/* The worked example of spec section 7: a second implementation must show
+ * the same strings. */
+static void test_fingerprint_known_answer(void **state) {
+    (void)state;
+    uint8_t hs[32], app[32], nm[32];
+    for (int i = 0; i < 32; i++) {
+        hs[i] = (uint8_t)i;
+        app[i] = (uint8_t)(32 + i);
+        nm[i] = (uint8_t)(64 + i);
+    }
+    char fp[PL_NM_FINGERPRINT_SIZE];
+    pl_nm_fingerprint(fp, hs, app, nm);
+    assert_string_equal(fp, "W74C-VQRA");
+    pl_nm_fingerprint(fp, hs, nm, app);
+    assert_string_equal(fp, "A4YW-3D6D");
+}
+
 static void test_fingerprint_and_rendezvous(void **state) {
     (void)state;
     uint8_t hs[32], app[32], nm[32];
@@ -1313,6 +1330,7 @@ int main(void) {
         cmocka_unit_test(test_code_transpositions_detected),
         cmocka_unit_test(test_code_format_errors),
         cmocka_unit_test(test_kdf_deterministic),
+        cmocka_unit_test(test_fingerprint_known_answer),
         cmocka_unit_test(test_fingerprint_and_rendezvous),
         cmocka_unit_test(test_hello_layout),
         cmocka_unit_test(test_hello_seal_open_tamper),

@@ -36,7 +36,7 @@ typedef struct party {
     char topics[MAXTOPICS][PL_NM_SESSION_TOPIC_SIZE];
     size_t ntopics;
     /* what happened */
-    int established, rejected, retries, requests, responses, failed, connecting, knocks;
+    int established, rejected, retries, requests, responses, failed, connecting, knocks, revoked;
     bool last_replaced;
     uint8_t session_id[32];
     uint64_t last_id;
@@ -159,6 +159,11 @@ static void drain(int who) {
             case PL_NM_SEV_CONNECTING: p->connecting++; break;
             case PL_NM_SEV_KNOCKED: p->knocks++; break;
             case PL_NM_SEV_DROPPED: break;
+            case PL_NM_SEV_REVOKED:
+                p->revoked++;
+                p->last_id = o.id;
+                assert_null(o.body);
+                break;
             }
             break;
         }
@@ -304,6 +309,30 @@ static void test_establish_and_request(void **state) {
     assert_int_equal(pl_nm_sessions_request(P[app].m, P[nm].pub, big, sizeof big - 1, NOW, &id), PL_OK);
     pump();
     assert_int_equal(P[nm].requests, 2);
+    reset_world();
+}
+
+/* REVOKE (spec 13.5): a frame of its own, never a request; queued until a
+ * session is up, answered like a request. */
+static void test_revoke(void **state) {
+    (void)state;
+    reset_world();
+    int nm = new_party(PL_NM_ROLE_NODE_MANAGER), app = new_party(PL_NM_ROLE_APP);
+    assert_int_equal(pl_nm_sessions_add_peer(P[app].m, P[nm].pub, NOW), PL_OK);
+    uint64_t id = 99;
+    assert_int_equal(pl_nm_sessions_revoke(P[app].m, P[nm].pub, NOW, &id), PL_OK); /* no session yet */
+    uint8_t stranger[32] = {7};
+    assert_int_equal(pl_nm_sessions_revoke(P[app].m, stranger, NOW, NULL), PL_ERR_NOT_FOUND);
+    drain(app);
+    assert_int_equal(pl_nm_sessions_add_peer(P[nm].m, P[app].pub, NOW), PL_OK);
+    pump();
+    assert_int_equal(P[nm].revoked, 1);
+    assert_int_equal(P[nm].requests, 0);
+    assert_int_equal(P[nm].last_id, id);
+    assert_int_equal(pl_nm_sessions_respond(P[nm].m, P[app].pub, id, NULL, 0, NOW), PL_OK);
+    pump();
+    assert_int_equal(P[app].responses, 1);
+    assert_int_equal(P[app].last_id, id);
     reset_world();
 }
 
@@ -736,6 +765,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_process_gets_its_own_handshake),
         cmocka_unit_test(test_establish_and_request),
+        cmocka_unit_test(test_revoke),
         cmocka_unit_test(test_requests_queue_until_established),
         cmocka_unit_test(test_app_restart_reestablishes),
         cmocka_unit_test(test_nm_restart_reestablishes),

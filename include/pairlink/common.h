@@ -119,6 +119,7 @@ extern "C" {
     X(PL_ERR_HELLO_MALFORMED, 710, "malformed HELLO message")                         \
     X(PL_ERR_HELLO_ROLE, 711, "HELLO from an unexpected role")                        \
     X(PL_ERR_HELLO_ECHO, 712, "HELLO does not answer our HELLO")                      \
+    X(PL_ERR_FINGERPRINT_REJECTED, 713, "the fingerprints differ: pairing refused by the user") \
     /* transport / relay */                                                           \
     X(PL_ERR_RELAY, 800, "relay returned an error")                                   \
     X(PL_ERR_RELAY_AUTH, 801, "relay rejected authentication")                        \

@@ -44,6 +44,15 @@ typedef enum pl_nm_node_event_kind {
     PL_NM_NODE_SESSION,          /* a session event of nm_session.h: sev, peer, ... */
     PL_NM_NODE_PUBLISH_FAILED,   /* the network refused a message we sent: err, relay_code,
                                     topic (transport.h, on_publish_error) */
+    PL_NM_NODE_PAIR_VERIFY,      /* opts.verify: the peer is known but not stored yet: peer,
+                                    name (sent by the peer), fingerprint. Show the fingerprint,
+                                    ask the user, answer with pl_nm_node_pair_verify() */
+    PL_NM_NODE_PEER_ADDED,       /* a counterparty appeared in the store, stored by another
+                                    process (a `pair` beside a daemon): peer, name */
+    PL_NM_NODE_PEER_REMOVED,     /* a counterparty is forgotten: peer, name; by_peer: it told us
+                                    (it removed us); revoked: by pl_nm_node_revoke (err: PL_OK
+                                    when the peer answered, PL_ERR_TIMEOUT when it did not);
+                                    neither: removed from the store by another process */
 } pl_nm_node_event_kind;
 
 typedef struct pl_nm_node_event {
@@ -58,7 +67,9 @@ typedef struct pl_nm_node_event {
     uint8_t peer[PL_NM_KEY_BYTES];               /* PAIR_STORED, PAIRED, SESSION */
     char peer_id[17];                            /* first 16 hex digits of peer */
     char name[PL_NM_NAME_MAX + 1];               /* PAIR_STORED, PAIRED, SESSION (stored name) */
-    char fingerprint[PL_NM_FINGERPRINT_SIZE];    /* PAIRED */
+    char fingerprint[PL_NM_FINGERPRINT_SIZE];    /* PAIRED, PAIR_VERIFY */
+    bool by_peer;                                /* PEER_REMOVED */
+    bool revoked;                                /* PEER_REMOVED: by pl_nm_node_revoke */
     /* SESSION: the output of nm_session.h (kind EVENT); its body pointer is
      * valid during the callback only. */
     const pl_nm_session_output *session;
@@ -91,7 +102,22 @@ typedef struct pl_nm_node_opts {
     bool sessions;          /* at start, start sessions with every stored counterparty
                                (false: only with one paired by this node) */
     int64_t code_ttl_ms;    /* 0: PL_NM_CODE_TTL_MS (5 min); shorter values for tests only */
-    const pl_nm_kdf_params *kdf; /* NULL: the protocol parameters (tests only otherwise) */
+    const pl_nm_kdf_params *kdf; /* NULL: the protocol parameters (tests only otherwise); copied */
+    /* A completed pairing starts no session (`pair --no-session`): the
+     * counterparty is stored, nothing more is sent to it. */
+    bool pair_no_session;
+    /* Fingerprint confirmation (magic-wormhole's verifier): a pairing stops
+     * at PAIR_VERIFY, before the peer is stored, until the application
+     * answers with pl_nm_node_pair_verify(). An app answers the node
+     * manager before storing, so that both can show the fingerprint
+     * (docs/protocol/node-manager-pairing.md, section 7). */
+    bool verify;
+    /* How often (ms) the node looks whether another process changed the
+     * store (SQLite's data_version): counterparties added there get a
+     * session (with `sessions`), removed ones lose theirs (PEER_ADDED,
+     * PEER_REMOVED). 0: every 1000 ms; < 0: never. Loop drivers only; on a
+     * virtual driver call pl_nm_node_check_store(). */
+    int64_t store_poll_ms;
     pl_nm_sessions_config session_cfg; /* tuning: role and static_priv are filled in by the node */
     pl_nm_node_event_cb on_event;      /* required */
     void *ud;
@@ -107,15 +133,22 @@ PL_EXPORT pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_n
 
 /* Start a pairing. App: code NULL -> a fresh code (reported at once as a
  * PAIR_CODE event and in code_out if not NULL). Node manager: code is the
- * typed text. Derivation blocks the loop for ~0.4 s (Argon2id). Errors:
- * PL_ERR_STATE (a pairing is already running), PL_ERR_INVALID_ARG (a code
- * given to an app or missing for a node manager), PL_ERR_CODE_FORMAT /
- * PL_ERR_CODE_CHECKSUM (typed code), errors of pl_nm_derive and
- * pl_nm_pairing_new. Outcome: PAIRED or PAIR_FAILED. */
+ * typed text. The key derivation (Argon2id, ~0.4 s) runs on libuv's thread
+ * pool (uv_queue_work) on a loop driver, so the loop keeps turning; the
+ * pairing listens once it is done. On a virtual driver it runs inline.
+ * Errors: PL_ERR_STATE (a pairing is already running), PL_ERR_INVALID_ARG
+ * (a code given to an app or missing for a node manager),
+ * PL_ERR_CODE_FORMAT / PL_ERR_CODE_CHECKSUM (typed code); on a virtual
+ * driver also those of pl_nm_derive and pl_nm_pairing_new, which on a loop
+ * driver come as PAIR_FAILED. Outcome: PAIRED or PAIR_FAILED. */
 PL_EXPORT pl_err pl_nm_node_pair(pl_nm_node *n, const char *code,
                                  char code_out[PL_NM_CODE_TEXT_SIZE]);
 /* Cancel a running pairing (PAIR_FAILED, PL_ERR_CANCELLED). No-op if none. */
 PL_EXPORT void pl_nm_node_pair_cancel(pl_nm_node *n);
+/* Answer PAIR_VERIFY: `match` true stores the peer and lets the pairing
+ * complete; false ends it (PAIR_FAILED, PL_ERR_FINGERPRINT_REJECTED) with
+ * nothing stored. Errors: PL_ERR_STATE (no PAIR_VERIFY pending). */
+PL_EXPORT pl_err pl_nm_node_pair_verify(pl_nm_node *n, bool match);
 
 /* Start (or keep) a session with one stored counterparty: for a node
  * created with sessions = false (e.g. a one-shot `pairlink send`).
@@ -137,6 +170,17 @@ PL_EXPORT pl_err pl_nm_node_respond(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_
 /* Forget a counterparty: removed from the store and its session closed.
  * Errors: PL_ERR_NOT_FOUND, store errors. */
 PL_EXPORT pl_err pl_nm_node_remove_peer(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES]);
+/* Revoke a counterparty: removed from the store at once (no session is
+ * accepted from it any more), then told over a session (a REVOKE frame:
+ * its node forgets us and reports PEER_REMOVED with by_peer). The outcome
+ * is PEER_REMOVED with `revoked`: err PL_OK once the peer answered,
+ * PL_ERR_TIMEOUT when it did not within the request time-out. Errors:
+ * PL_ERR_NOT_FOUND (not stored), PL_ERR_TOO_LARGE (16 revocations under
+ * way), store errors, those of pl_nm_sessions_revoke. */
+PL_EXPORT pl_err pl_nm_node_revoke(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES]);
+/* Look now whether another process changed the store (see
+ * opts.store_poll_ms). Errors: store errors. */
+PL_EXPORT pl_err pl_nm_node_check_store(pl_nm_node *n);
 
 /* Our identity public key, and the session manager (read-only queries:
  * pl_nm_sessions_peer_state, _count, _stats_get). */
@@ -159,7 +203,8 @@ PL_EXPORT void pl_nm_node_close(pl_nm_node *n, int64_t flush_ms, void (*on_close
 
 /* The event's name in lowercase words with underscores ("transport",
  * "pair_code", "pair_dropped", "pair_stored", "paired", "pair_failed",
- * "session", "publish_failed"), the same for every binding and log
+ * "session", "publish_failed", "pair_verify", "peer_added",
+ * "peer_removed"), the same for every binding and log
  * (docs/cli.md); "unknown" outside the enum. Static strings, any thread. */
 PL_EXPORT const char *pl_nm_node_event_name(pl_nm_node_event_kind k);
 

@@ -92,6 +92,8 @@ typedef enum pl_nm_session_event {
     PL_NM_SEV_RESPONSE,       /* answer to our request id: body */
     PL_NM_SEV_REQUEST_FAILED, /* our request id: err PL_ERR_TIMEOUT or PL_ERR_CANCELLED */
     PL_NM_SEV_DROPPED,        /* a message not acted upon: err says why (informative) */
+    PL_NM_SEV_REVOKED,        /* the peer forgot us (a REVOKE frame, id): answer it with
+                                 pl_nm_sessions_respond, then forget the peer */
 } pl_nm_session_event;
 
 /* One output. PUBLISH owns `message`; REQUEST/RESPONSE own `body` (a
@@ -110,7 +112,7 @@ typedef struct pl_nm_session_output {
     bool ephemeral;
     pl_nm_session_event event;           /* EVENT */
     uint8_t peer[PL_NM_KEY_BYTES];       /* EVENT: the counterparty's identity */
-    uint64_t id;                         /* REQUEST, RESPONSE, REQUEST_FAILED */
+    uint64_t id;                         /* REQUEST, RESPONSE, REQUEST_FAILED, REVOKED */
     uint8_t *body;
     size_t body_len;
     pl_err err;                          /* RETRY, REJECTED, REQUEST_FAILED, DROPPED */
@@ -178,6 +180,12 @@ PL_EXPORT int64_t pl_nm_sessions_next_deadline(const pl_nm_sessions *m);
 PL_EXPORT pl_err pl_nm_sessions_request(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES],
                                         const uint8_t *body, size_t body_len, int64_t now_ms,
                                         uint64_t *id);
+/* Tell the peer that we forgot it (a REVOKE frame; the peer's node forgets
+ * us too and answers): queued and timed out like a request, its answer
+ * comes as RESPONSE (or REQUEST_FAILED) with *id. The caller removes the
+ * peer afterwards. Errors: as pl_nm_sessions_request. */
+PL_EXPORT pl_err pl_nm_sessions_revoke(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES],
+                                       int64_t now_ms, uint64_t *id);
 /* Answer the peer's request `id`. Errors: PL_ERR_NOT_FOUND (peer),
  * PL_ERR_DISCONNECTED (no established session), PL_ERR_TOO_LARGE,
  * PL_ERR_NOMEM, Noise errors. */

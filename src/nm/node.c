@@ -14,6 +14,8 @@
 #define TOUCH_EVERY_MS 60000
 /* Publishes kept while the transport's queue is full (see retry_publish). */
 #define RETRY_MAX (2 * PL_NM_SESSION_MAX_PEERS)
+/* Revocations under way at once (a user removing peers one by one). */
+#define REVOKES_MAX 16
 
 typedef struct retry_pub {
     struct retry_pub *next;
@@ -48,6 +50,23 @@ struct pl__nmn {
     size_t restored;
     retry_pub *retry_head, *retry_tail;
     size_t nretry;
+    bool sessions;           /* sessions with every stored counterparty (a daemon) */
+    bool pair_no_session;    /* a completed pairing starts no session */
+    bool verify;             /* PAIR_VERIFY before storing */
+    bool verifying;          /* PAIR_VERIFY emitted, no answer yet */
+    bool completed_deferred; /* app: COMPLETED came while verifying */
+    bool rejecting;          /* the user said no: the failure says so */
+    pl_nm_peer vpeer;        /* the peer awaiting the user's answer */
+    bool deriving;           /* pair_begin done, pair_derived not yet */
+    bool derive_cancelled;
+    int64_t pair_started;
+    /* revocations told to peers, waiting for their answer */
+    struct {
+        uint8_t pub[PL_NM_KEY_BYTES];
+        uint64_t id;
+        char name[PL_NM_NAME_MAX + 1];
+    } revokes[REVOKES_MAX];
+    size_t nrevokes;
 };
 
 static void rng_bytes(pl__nmn *n, uint8_t *buf, size_t len) {
@@ -179,6 +198,43 @@ static void retry_flush(pl__nmn *n) {
     }
 }
 
+static void emit_removed(pl__nmn *n, const uint8_t pub[PL_NM_KEY_BYTES], const char *name,
+                         bool by_peer, bool revoked, pl_err err) {
+    pl_nm_node_event ev = {
+        .kind = PL_NM_NODE_PEER_REMOVED, .by_peer = by_peer, .revoked = revoked, .err = err};
+    memcpy(ev.peer, pub, PL_NM_KEY_BYTES);
+    snprintf(ev.name, sizeof ev.name, "%s", name ? name : "");
+    emit(n, &ev);
+}
+
+/* The peer told us it forgot us: answer, then forget it too. */
+static void on_revoked(pl__nmn *n, const pl_nm_session_output *o) {
+    char name[PL_NM_NAME_MAX + 1] = "";
+    const pl_nm_counterparty *c = cache_find(n, o->peer);
+    if (c) snprintf(name, sizeof name, "%s", c->name);
+    (void)pl_nm_sessions_respond(n->sess, o->peer, o->id, NULL, 0, n->now);
+    if (c) (void)n->store.remove(n->store.ctx, o->peer);
+    cache_remove(n, o->peer);
+    (void)pl_nm_sessions_remove_peer(n->sess, o->peer, n->now);
+    emit_removed(n, o->peer, name, true, false, PL_OK);
+}
+
+/* The answer (or time-out) of a revocation we sent: the peer is gone. */
+static bool revoke_done(pl__nmn *n, const pl_nm_session_output *o) {
+    for (size_t i = 0; i < n->nrevokes; i++) {
+        if (memcmp(n->revokes[i].pub, o->peer, PL_NM_KEY_BYTES) || n->revokes[i].id != o->id)
+            continue;
+        char name[PL_NM_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%s", n->revokes[i].name);
+        n->revokes[i] = n->revokes[--n->nrevokes];
+        (void)pl_nm_sessions_remove_peer(n->sess, o->peer, n->now);
+        emit_removed(n, o->peer, name, false, true,
+                     o->event == PL_NM_SEV_RESPONSE ? PL_OK : o->err);
+        return true;
+    }
+    return false;
+}
+
 static void drain_sessions(pl__nmn *n) {
     pl_nm_session_output o;
     retry_flush(n);
@@ -194,6 +250,13 @@ static void drain_sessions(pl__nmn *n) {
             publish_or_keep(n, o.topic, o.message, o.message_len, o.ttl_s, o.ephemeral);
             break;
         case PL_NM_SOUT_EVENT: {
+            if (o.event == PL_NM_SEV_REVOKED) {
+                on_revoked(n, &o);
+                break;
+            }
+            if ((o.event == PL_NM_SEV_RESPONSE || o.event == PL_NM_SEV_REQUEST_FAILED) &&
+                revoke_done(n, &o))
+                break;
             if (o.event == PL_NM_SEV_ESTABLISHED) on_established(n, o.peer);
             pl_nm_node_event ev = {.kind = PL_NM_NODE_SESSION, .err = o.err, .session = &o};
             memcpy(ev.peer, o.peer, PL_NM_KEY_BYTES);
@@ -207,7 +270,31 @@ static void drain_sessions(pl__nmn *n) {
 
 /* ---- pairing engine outputs ---- */
 
+static void persist_learned(pl__nmn *n, const pl_nm_peer *p, bool confirm);
+
+/* --verify (magic-wormhole's verifier): the user compares the fingerprint
+ * before the peer is stored. The node manager learns the app's key only
+ * from the app's answer, so the app answers at once, without storing, and
+ * both screens show the fingerprint together; each side stores the peer
+ * once its user said yes (the app's PAIRED waits for that too). */
 static void on_peer_learned(pl__nmn *n, const pl_nm_peer *p) {
+    if (n->verify) {
+        n->vpeer = *p;
+        n->verifying = true;
+        n->completed_deferred = false;
+        if (n->role == PL_NM_ROLE_APP)
+            (void)pl_nm_pairing_confirm_persisted(n->pairing, PL_OK, n->now);
+        pl_nm_node_event ev = {.kind = PL_NM_NODE_PAIR_VERIFY};
+        memcpy(ev.peer, p->identity, PL_NM_KEY_BYTES);
+        snprintf(ev.name, sizeof ev.name, "%s", p->name);
+        snprintf(ev.fingerprint, sizeof ev.fingerprint, "%s", p->fingerprint);
+        emit(n, &ev);
+        return;
+    }
+    persist_learned(n, p, true);
+}
+
+static void persist_learned(pl__nmn *n, const pl_nm_peer *p, bool confirm) {
     pl_nm_counterparty c = {.role = p->role, .first_seen_ms = n->now, .last_seen_ms = n->now};
     memcpy(c.pub, p->identity, PL_NM_KEY_BYTES);
     snprintf(c.name, sizeof c.name, "%s", p->name);
@@ -226,10 +313,15 @@ static void on_peer_learned(pl__nmn *n, const pl_nm_peer *p) {
         memcpy(ev.peer, c.pub, PL_NM_KEY_BYTES);
         emit(n, &ev);
     }
-    pl_nm_pairing_confirm_persisted(n->pairing, e, n->now);
+    if (confirm) pl_nm_pairing_confirm_persisted(n->pairing, e, n->now);
 }
 
 static void on_completed(pl__nmn *n, const pl_nm_peer *p) {
+    if (n->rejecting) return; /* the app's user said no: not paired */
+    if (n->verifying) {       /* the app, its user not asked yet: PAIRED waits */
+        n->completed_deferred = true;
+        return;
+    }
     pl_nm_counterparty *c = cache_find(n, p->identity);
     if (c) {
         snprintf(c->fingerprint, sizeof c->fingerprint, "%s", p->fingerprint);
@@ -239,8 +331,9 @@ static void on_completed(pl__nmn *n, const pl_nm_peer *p) {
     memcpy(ev.peer, p->identity, PL_NM_KEY_BYTES);
     snprintf(ev.fingerprint, sizeof ev.fingerprint, "%s", p->fingerprint);
     emit(n, &ev);
-    /* Seed step 10: a session at once (a re-paired peer starts afresh). */
-    if (!n->silent) {
+    /* Seed step 10: a session at once (a re-paired peer starts afresh),
+     * unless the application wants none. */
+    if (!n->silent && !n->pair_no_session) {
         (void)pl_nm_sessions_remove_peer(n->sess, p->identity, n->now);
         (void)pl_nm_sessions_add_peer(n->sess, p->identity, n->now);
     }
@@ -249,6 +342,9 @@ static void on_completed(pl__nmn *n, const pl_nm_peer *p) {
 /* A peer stored by a pairing that never completed is forgotten (the
  * seed's "fully recorded or absent"). */
 static void on_failed(pl__nmn *n, pl_err err) {
+    n->verifying = false;
+    if (n->rejecting) err = PL_ERR_FINGERPRINT_REJECTED;
+    n->rejecting = false;
     if (n->learned_new && cache_find(n, n->learned.pub)) {
         (void)n->store.remove(n->store.ctx, n->learned.pub);
         cache_remove(n, n->learned.pub);
@@ -344,6 +440,9 @@ pl_err pl__nmn_new(pl__nmn **out, const pl__nmn_config *cfg, int64_t now_ms) {
     n->rng = cfg->rng;
     n->rng_ctx = cfg->rng_ctx;
     n->now = now_ms;
+    n->sessions = cfg->sessions;
+    n->pair_no_session = cfg->pair_no_session;
+    n->verify = cfg->verify;
     for (size_t i = 0; i < cfg->npeers; i++)
         cache_put(n, &cfg->peers[i]);
     pl_nm_sessions_config sc = cfg->session_cfg;
@@ -392,42 +491,26 @@ void pl__nmn_silence(pl__nmn *n) {
 
 /* ---- operations ---- */
 
-pl_err pl__nmn_pair(pl__nmn *n, const char *code, char code_out[PL_NM_CODE_TEXT_SIZE],
-                    int64_t now_ms) {
-    PL_REQUIRE(n);
+pl_err pl__nmn_pair_begin(pl__nmn *n, const char *code, uint8_t p[PL_NM_CODE_BYTES],
+                          char code_out[PL_NM_CODE_TEXT_SIZE], int64_t now_ms) {
+    PL_REQUIRE(n && p);
     if (code_out) code_out[0] = '\0';
-    if (n->pairing) return PL_ERR_STATE;
+    if (n->pairing || n->deriving) return PL_ERR_STATE;
     bool app = n->role == PL_NM_ROLE_APP;
     if (app == (code != NULL)) return PL_ERR_INVALID_ARG;
     n->now = now_ms;
-    uint8_t p[PL_NM_CODE_BYTES];
     char text[PL_NM_CODE_TEXT_SIZE];
     if (app)
-        rng_bytes(n, p, sizeof p); /* P: 64 random bits */
+        rng_bytes(n, p, PL_NM_CODE_BYTES); /* P: 64 random bits */
     else
         PL_TRY(pl_nm_code_parse(p, code, strlen(code)));
     pl_nm_code_format(text, p);
-    pl_nm_secrets sec;
-    pl_err e = pl_nm_derive(&sec, p, n->kdf);
-    sodium_memzero(p, sizeof p);
-    if (e == PL_OK) {
-        pl_nm_pairing_config cfg = {
-            .role = n->role,
-            .name = n->name,
-            .secrets = &sec,
-            .expires_at_ms = n->code_ttl_ms ? now_ms + n->code_ttl_ms : 0,
-            .rng = n->rng,
-            .rng_ctx = n->rng_ctx,
-        };
-        memcpy(cfg.identity_pub, n->pub, PL_NM_KEY_BYTES);
-        e = pl_nm_pairing_new(&n->pairing, &cfg, now_ms);
-    }
-    pl_nm_secrets_wipe(&sec);
-    if (e != PL_OK) {
-        sodium_memzero(text, sizeof text);
-        return e;
-    }
+    n->deriving = true;
+    n->derive_cancelled = false;
+    n->pair_started = now_ms;
     n->learned_new = false;
+    /* The code is shown while the keys are derived: the other person needs
+     * far longer to type it than the derivation takes. */
     if (app) {
         if (code_out) memcpy(code_out, text, PL_NM_CODE_TEXT_SIZE);
         pl_nm_node_event ev = {.kind = PL_NM_NODE_PAIR_CODE};
@@ -435,12 +518,96 @@ pl_err pl__nmn_pair(pl__nmn *n, const char *code, char code_out[PL_NM_CODE_TEXT_
         emit(n, &ev);
     }
     sodium_memzero(text, sizeof text);
+    return PL_OK;
+}
+
+/* The engine from the derived secrets; errors returned, no event. */
+static pl_err pair_start(pl__nmn *n, const pl_nm_secrets *sec) {
+    int64_t left = n->code_ttl_ms ? n->pair_started + n->code_ttl_ms : 0;
+    pl_nm_pairing_config cfg = {
+        .role = n->role,
+        .name = n->name,
+        .secrets = sec,
+        .expires_at_ms = left,
+        .rng = n->rng,
+        .rng_ctx = n->rng_ctx,
+    };
+    memcpy(cfg.identity_pub, n->pub, PL_NM_KEY_BYTES);
+    return pl_nm_pairing_new(&n->pairing, &cfg, n->now);
+}
+
+void pl__nmn_pair_derived(pl__nmn *n, const pl_nm_secrets *sec, pl_err err, int64_t now_ms) {
+    PL_REQUIRE(n && n->deriving && (sec || err != PL_OK));
+    n->deriving = false;
+    n->now = now_ms;
+    if (n->derive_cancelled) return; /* reported by the cancel */
+    if (err == PL_OK) err = pair_start(n, sec);
+    if (err != PL_OK) {
+        pl_nm_node_event ev = {.kind = PL_NM_NODE_PAIR_FAILED, .err = err};
+        emit(n, &ev);
+        return;
+    }
+    pl__nmn_drain(n, now_ms);
+}
+
+pl_err pl__nmn_pair(pl__nmn *n, const char *code, char code_out[PL_NM_CODE_TEXT_SIZE],
+                    int64_t now_ms) {
+    PL_REQUIRE(n);
+    uint8_t p[PL_NM_CODE_BYTES];
+    PL_TRY(pl__nmn_pair_begin(n, code, p, code_out, now_ms));
+    pl_nm_secrets sec;
+    pl_err e = pl_nm_derive(&sec, p, n->kdf);
+    sodium_memzero(p, sizeof p);
+    n->deriving = false;
+    if (e == PL_OK) e = pair_start(n, &sec);
+    pl_nm_secrets_wipe(&sec);
+    if (e != PL_OK) return e;
+    pl__nmn_drain(n, now_ms);
+    return PL_OK;
+}
+
+pl_err pl__nmn_pair_verify(pl__nmn *n, bool match, int64_t now_ms) {
+    PL_REQUIRE(n);
+    /* the app's pairing may be over already (answered, then expired): the
+     * answer still decides */
+    if (!n->verifying) return PL_ERR_STATE;
+    n->verifying = false;
+    n->now = now_ms;
+    bool app = n->role == PL_NM_ROLE_APP;
+    if (match) {
+        persist_learned(n, &n->vpeer, !app);
+        if (app && n->completed_deferred) on_completed(n, &n->vpeer);
+    } else if (!app) {
+        (void)pl_nm_pairing_confirm_persisted(n->pairing, PL_ERR_FINGERPRINT_REJECTED, now_ms);
+    } else {
+        /* the app answered already: stop answering; the failure is ours to
+         * report (an engine that completed has none to give) */
+        n->rejecting = true;
+        if (n->pairing) {
+            pl_nm_pairing_cancel(n->pairing);
+            pl__nmn_drain(n, now_ms);
+        }
+        if (n->rejecting) {
+            n->rejecting = false;
+            pl_nm_node_event ev = {.kind = PL_NM_NODE_PAIR_FAILED,
+                                   .err = PL_ERR_FINGERPRINT_REJECTED};
+            emit(n, &ev);
+        }
+    }
+    n->completed_deferred = false;
+    sodium_memzero(&n->vpeer, sizeof n->vpeer);
     pl__nmn_drain(n, now_ms);
     return PL_OK;
 }
 
 void pl__nmn_pair_cancel(pl__nmn *n, int64_t now_ms) {
     PL_REQUIRE(n);
+    if (n->deriving && !n->derive_cancelled) {
+        n->derive_cancelled = true;
+        pl_nm_node_event ev = {.kind = PL_NM_NODE_PAIR_FAILED, .err = PL_ERR_CANCELLED};
+        emit(n, &ev);
+        return;
+    }
     if (!n->pairing) return;
     pl_nm_pairing_cancel(n->pairing);
     pl__nmn_drain(n, now_ms);
@@ -480,6 +647,77 @@ pl_err pl__nmn_remove_peer(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES], int6
     pl__nmn_drain(n, now_ms);
     if (e == PL_ERR_NOT_FOUND && e2 == PL_OK) e = PL_OK;
     return e;
+}
+
+pl_err pl__nmn_revoke(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES], int64_t now_ms) {
+    PL_REQUIRE(n && peer);
+    const pl_nm_counterparty *c = cache_find(n, peer);
+    if (!c) return PL_ERR_NOT_FOUND;
+    if (n->nrevokes == REVOKES_MAX) return PL_ERR_TOO_LARGE;
+    char name[PL_NM_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", c->name);
+    /* revoked at once: from now on no session with it is accepted */
+    PL_TRY(n->store.remove(n->store.ctx, peer));
+    cache_remove(n, peer);
+    pl_err e = pl_nm_sessions_add_peer(n->sess, peer, now_ms);
+    uint64_t id = 0;
+    if (e == PL_OK || e == PL_ERR_EXISTS) e = pl_nm_sessions_revoke(n->sess, peer, now_ms, &id);
+    if (e == PL_OK) {
+        memcpy(n->revokes[n->nrevokes].pub, peer, PL_NM_KEY_BYTES);
+        n->revokes[n->nrevokes].id = id;
+        snprintf(n->revokes[n->nrevokes].name, sizeof n->revokes[0].name, "%s", name);
+        n->nrevokes++;
+    } else {
+        (void)pl_nm_sessions_remove_peer(n->sess, peer, now_ms);
+    }
+    pl__nmn_drain(n, now_ms);
+    return e;
+}
+
+static bool is_revoking(const pl__nmn *n, const uint8_t pub[PL_NM_KEY_BYTES]) {
+    for (size_t i = 0; i < n->nrevokes; i++)
+        if (!memcmp(n->revokes[i].pub, pub, PL_NM_KEY_BYTES)) return true;
+    return false;
+}
+
+void pl__nmn_sync(pl__nmn *n, const pl_nm_counterparty *all, size_t nall, int64_t now_ms) {
+    PL_REQUIRE(n && (all || nall == 0));
+    n->now = now_ms;
+    pl_nm_role want = n->role == PL_NM_ROLE_APP ? PL_NM_ROLE_NODE_MANAGER : PL_NM_ROLE_APP;
+    /* gone from the store: another process removed it */
+    for (size_t i = 0; i < n->npeers;) {
+        pl_nm_counterparty *c = &n->peers[i];
+        bool kept = false;
+        for (size_t j = 0; j < nall && !kept; j++)
+            kept = !memcmp(all[j].pub, c->pub, PL_NM_KEY_BYTES);
+        if (kept) {
+            i++;
+            continue;
+        }
+        pl_nm_counterparty gone = *c;
+        cache_remove(n, gone.pub); /* moves the last entry to i */
+        if (!is_revoking(n, gone.pub)) (void)pl_nm_sessions_remove_peer(n->sess, gone.pub, now_ms);
+        emit_removed(n, gone.pub, gone.name, false, false, PL_OK);
+    }
+    /* new in the store: another process paired */
+    for (size_t j = 0; j < nall; j++) {
+        pl_nm_counterparty *c = cache_find(n, all[j].pub);
+        if (c) {
+            snprintf(c->name, sizeof c->name, "%s", all[j].name);
+            snprintf(c->fingerprint, sizeof c->fingerprint, "%s", all[j].fingerprint);
+            continue;
+        }
+        cache_put(n, &all[j]);
+        if (!cache_find(n, all[j].pub)) continue; /* out of memory: next time */
+        if (n->sessions && all[j].role == want) {
+            (void)pl_nm_sessions_remove_peer(n->sess, all[j].pub, now_ms);
+            (void)pl_nm_sessions_add_peer(n->sess, all[j].pub, now_ms);
+        }
+        pl_nm_node_event ev = {.kind = PL_NM_NODE_PEER_ADDED};
+        memcpy(ev.peer, all[j].pub, PL_NM_KEY_BYTES);
+        emit(n, &ev);
+    }
+    pl__nmn_drain(n, now_ms);
 }
 
 /* ---- driving ---- */

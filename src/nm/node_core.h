@@ -41,10 +41,10 @@ typedef struct pl__nmn_config {
     pl_nm_role role;
     const uint8_t *priv; /* identity, PL_NM_KEY_BYTES each; priv copied, wiped on free */
     const uint8_t *pub;
-    const char *name;    /* <= PL_NM_NAME_MAX bytes */
-    bool sessions;       /* at start, sessions with every stored counterparty */
-    int64_t code_ttl_ms; /* 0: the protocol's */
-    const pl_nm_kdf_params *kdf;
+    const char *name;                  /* <= PL_NM_NAME_MAX bytes */
+    bool sessions;                     /* at start, sessions with every stored counterparty */
+    int64_t code_ttl_ms;               /* 0: the protocol's */
+    const pl_nm_kdf_params *kdf;       /* not copied: must outlive the core */
     pl_nm_sessions_config session_cfg; /* role and static_priv are filled in */
     const pl_nm_counterparty *peers;   /* the store's counterparties at start */
     size_t npeers;
@@ -52,7 +52,9 @@ typedef struct pl__nmn_config {
     pl_transport *tp; /* not owned */
     pl__nmn_event_fn on_event;
     void *ud;
-    pl_rng_fn rng; /* pairing codes, nonces, IVs, jitter; NULL: pl_random */
+    bool pair_no_session; /* a completed pairing starts no session */
+    bool verify;          /* PAIR_VERIFY before a learned peer is stored */
+    pl_rng_fn rng;        /* pairing codes, nonces, IVs, jitter; NULL: pl_random */
     void *rng_ctx;
 } pl__nmn_config;
 
@@ -63,9 +65,27 @@ void pl__nmn_free(pl__nmn *n); /* NULL ok */
 /* No event from now on (the runtime is closing). */
 void pl__nmn_silence(pl__nmn *n);
 
-/* The operations of nm_node.h, with the time. */
+/* The operations of nm_node.h, with the time. A pairing in one call (the
+ * key derivation inline, ~0.4 s with the protocol's kdf): */
 pl_err pl__nmn_pair(pl__nmn *n, const char *code, char code_out[PL_NM_CODE_TEXT_SIZE],
                     int64_t now_ms);
+/* ... or in two, the derivation in between done by the caller anywhere
+ * (a worker thread): begin checks the state, makes or parses the code P
+ * (into p, secret: the caller wipes it) and reports the app's PAIR_CODE;
+ * derived takes the secrets (or the derivation's error) and starts the
+ * engine, reporting a failure as PAIR_FAILED. A cancel in between reports
+ * PAIR_FAILED at once; derived then only ends the wait. */
+pl_err pl__nmn_pair_begin(pl__nmn *n, const char *code, uint8_t p[PL_NM_CODE_BYTES],
+                          char code_out[PL_NM_CODE_TEXT_SIZE], int64_t now_ms);
+void pl__nmn_pair_derived(pl__nmn *n, const pl_nm_secrets *sec, pl_err err, int64_t now_ms);
+/* Answer PAIR_VERIFY. PL_ERR_STATE when none is pending. */
+pl_err pl__nmn_pair_verify(pl__nmn *n, bool match, int64_t now_ms);
+/* Revoke: forget now (store, cache), then tell the peer (nm_node.h). */
+pl_err pl__nmn_revoke(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES], int64_t now_ms);
+/* The store as it is now (another process may have changed it): sessions
+ * for counterparties added (a daemon), none for those removed;
+ * PEER_ADDED / PEER_REMOVED events. */
+void pl__nmn_sync(pl__nmn *n, const pl_nm_counterparty *all, size_t nall, int64_t now_ms);
 void pl__nmn_pair_cancel(pl__nmn *n, int64_t now_ms);
 pl_err pl__nmn_connect(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES], int64_t now_ms);
 pl_err pl__nmn_request(pl__nmn *n, const uint8_t peer[PL_NM_KEY_BYTES], const uint8_t *body,

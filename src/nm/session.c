@@ -18,7 +18,9 @@
 #define KNOCK_LEN 20      /* magic(4) | created_at(8) | knock id(8) */
 #define MY_KNOCKS 4       /* app: recent knock ids a message 1 may echo */
 
-enum { FR_READY = 1, FR_REQUEST = 2, FR_RESPONSE = 3 };
+/* Frame types (spec 13.3). REVOKE: "I forgot you" (a request without a
+ * body, answered by a RESPONSE like any request; spec 13.5). */
+enum { FR_READY = 1, FR_REQUEST = 2, FR_RESPONSE = 3, FR_REVOKE = 4 };
 
 typedef struct req {
     uint64_t id;
@@ -26,6 +28,7 @@ typedef struct req {
     uint8_t *body; /* kept until sent */
     size_t len;
     bool sent;
+    uint8_t type; /* FR_REQUEST or FR_REVOKE */
 } req;
 
 typedef struct responder {
@@ -248,7 +251,7 @@ static void flush_requests(pl_nm_sessions *m, peer *p) {
     for (size_t i = 0; i < p->nreqs; i++) {
         req *r = &p->reqs[i];
         if (r->sent) continue;
-        if (send_frame(m, p->sess, p->sess_topic, FR_REQUEST, r->id, r->body, r->len) != PL_OK)
+        if (send_frame(m, p->sess, p->sess_topic, r->type, r->id, r->body, r->len) != PL_OK)
             continue; /* stays queued; its deadline still applies */
         r->sent = true;
         free_req(r);
@@ -600,6 +603,12 @@ static void on_frame(pl_nm_sessions *m, peer *p, const uint8_t *f, size_t len, i
     size_t blen = len - PL_NM_SESSION_FRAME_HEADER;
     switch (f[0]) {
     case FR_READY: return;
+    case FR_REVOKE: {
+        pl_nm_session_output o = {.kind = PL_NM_SOUT_EVENT, .event = PL_NM_SEV_REVOKED, .id = id};
+        memcpy(o.peer, p->pub, PL_NM_KEY_BYTES);
+        push(m, &o);
+        return;
+    }
     case FR_REQUEST:
     case FR_RESPONSE: {
         if (f[0] == FR_RESPONSE) {
@@ -891,9 +900,8 @@ int64_t pl_nm_sessions_next_deadline(const pl_nm_sessions *m) {
     return d;
 }
 
-pl_err pl_nm_sessions_request(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES],
-                              const uint8_t *body, size_t body_len, int64_t now_ms, uint64_t *id) {
-    PL_REQUIRE(m && pub && (body || !body_len));
+static pl_err queue_request(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES], uint8_t type,
+                            const uint8_t *body, size_t body_len, int64_t now_ms, uint64_t *id) {
     if (id) *id = 0;
     peer *p = find_peer(m, pub);
     if (!p) return PL_ERR_NOT_FOUND;
@@ -903,8 +911,9 @@ pl_err pl_nm_sessions_request(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYT
     memset(r, 0, sizeof *r);
     r->id = p->next_id++;
     r->deadline = now_ms + m->req_timeout;
+    r->type = type;
     if (p->sess) {
-        PL_TRY(send_frame(m, p->sess, p->sess_topic, FR_REQUEST, r->id, body, body_len));
+        PL_TRY(send_frame(m, p->sess, p->sess_topic, type, r->id, body, body_len));
         r->sent = true;
     } else {
         r->body = malloc(body_len + 1);
@@ -915,6 +924,18 @@ pl_err pl_nm_sessions_request(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYT
     p->nreqs++;
     if (id) *id = r->id;
     return PL_OK;
+}
+
+pl_err pl_nm_sessions_request(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES],
+                              const uint8_t *body, size_t body_len, int64_t now_ms, uint64_t *id) {
+    PL_REQUIRE(m && pub && (body || !body_len));
+    return queue_request(m, pub, FR_REQUEST, body, body_len, now_ms, id);
+}
+
+pl_err pl_nm_sessions_revoke(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES], int64_t now_ms,
+                             uint64_t *id) {
+    PL_REQUIRE(m && pub);
+    return queue_request(m, pub, FR_REVOKE, NULL, 0, now_ms, id);
 }
 
 pl_err pl_nm_sessions_respond(pl_nm_sessions *m, const uint8_t pub[PL_NM_KEY_BYTES], uint64_t id,

@@ -22,6 +22,12 @@ const char *pl_nm_node_event_name(pl_nm_node_event_kind k) {
         return "session";
     case PL_NM_NODE_PUBLISH_FAILED:
         return "publish_failed";
+    case PL_NM_NODE_PAIR_VERIFY:
+        return "pair_verify";
+    case PL_NM_NODE_PEER_ADDED:
+        return "peer_added";
+    case PL_NM_NODE_PEER_REMOVED:
+        return "peer_removed";
     }
     return "unknown";
 }
@@ -46,6 +52,8 @@ const char *pl_nm_session_event_name(pl_nm_session_event e) {
         return "request_failed";
     case PL_NM_SEV_DROPPED:
         return "dropped";
+    case PL_NM_SEV_REVOKED:
+        return "revoked";
     }
     return "unknown";
 }

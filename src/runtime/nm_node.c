@@ -14,14 +14,31 @@
 #include "store/store_internal.h"
 
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SEED_KEY "nm_relay_seed"
 
+/* A key derivation on the thread pool. Its own allocation: a node closed
+ * meanwhile leaves it orphaned (node NULL), and it frees itself. */
+typedef struct kdf_work {
+    uv_work_t req;
+    pl_nm_node *node;
+    uint8_t p[PL_NM_CODE_BYTES];
+    pl_nm_kdf_params kdf;
+    bool has_kdf;
+    pl_nm_secrets sec;
+    pl_err err;
+} kdf_work;
+
 struct pl_nm_node {
     pl_nm_node_opts opts;
+    pl_nm_kdf_params kdf; /* opts.kdf, copied */
+    kdf_work *work;       /* a derivation under way */
+    uv_timer_t *poll;     /* store watch (heap: freed by its close callback) */
+    int64_t data_version;
     pl_store *store;
     uint8_t pub[PL_NM_KEY_BYTES];
     pl__attach at; /* driver and transport */
@@ -117,6 +134,84 @@ static void on_publish_error(void *ud, pl_transport *t, const char *topic, pl_er
     pl__nmn_on_publish_error(((pl_nm_node *)ud)->core, topic, err, code);
 }
 
+/* ---- the store, changed by other processes ----
+ * SQLite's data_version changes when another connection committed: then
+ * the counterparties are read again and the core compares (a `pair` or
+ * `peers remove` beside a daemon). A control socket would tell at once,
+ * but needs a protocol, permissions and a peer to be running; a read of one
+ * pragma a second costs nothing and sees every writer. */
+
+static pl_err read_data_version(pl_nm_node *n, int64_t *v) {
+    sqlite3_stmt *st = NULL;
+    *v = 0;
+    if (sqlite3_prepare_v2(pl__store_db(n->store), "PRAGMA data_version", -1, &st, NULL) !=
+        SQLITE_OK)
+        return PL_ERR_STORE;
+    pl_err e = sqlite3_step(st) == SQLITE_ROW ? PL_OK : PL_ERR_STORE;
+    if (e == PL_OK) *v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return e;
+}
+
+pl_err pl_nm_node_check_store(pl_nm_node *n) {
+    PL_REQUIRE(n && !n->closing);
+    /* what this turn wrote first: a read inside our own open transaction
+     * would not see the others' commits */
+    PL_TRY(commit_turn(n, false));
+    int64_t v;
+    PL_TRY(read_data_version(n, &v));
+    if (v == n->data_version) return PL_OK;
+    n->data_version = v;
+    pl_nm_counterparty *all = NULL;
+    size_t nall = 0;
+    PL_TRY(pl_nm_store_list(n->store, &all, &nall));
+    pl__nmn_sync(n->core, all, nall, now_of(n));
+    pl_free(all);
+    return PL_OK;
+}
+
+static void on_poll(uv_timer_t *t) {
+    pl_nm_node *n = t->data;
+    if (n && !n->closing) (void)pl_nm_node_check_store(n);
+}
+
+static void start_watch(pl_nm_node *n) {
+    uv_loop_t *loop = pl_driver_loop(n->at.d);
+    (void)read_data_version(n, &n->data_version);
+    if (!loop || n->opts.store_poll_ms < 0) return;
+    int64_t every = n->opts.store_poll_ms ? n->opts.store_poll_ms : 1000;
+    n->poll = malloc(sizeof *n->poll);
+    if (!n->poll) return; /* no watch: the store is read at the next start */
+    uv_timer_init(loop, n->poll);
+    n->poll->data = n;
+    uv_timer_start(n->poll, on_poll, (uint64_t)every, (uint64_t)every);
+    uv_unref((uv_handle_t *)n->poll); /* never what keeps a loop alive */
+}
+
+static void free_handle(uv_handle_t *h) {
+    free(h);
+}
+
+/* ---- the key derivation on the thread pool ---- */
+
+static void kdf_run(uv_work_t *req) {
+    kdf_work *w = req->data;
+    w->err = pl_nm_derive(&w->sec, w->p, w->has_kdf ? &w->kdf : NULL);
+}
+
+static void kdf_done(uv_work_t *req, int status) {
+    kdf_work *w = req->data;
+    pl_nm_node *n = w->node;
+    if (n) {
+        n->work = NULL;
+        pl_err e = status == UV_ECANCELED ? PL_ERR_CANCELLED : w->err;
+        pl__nmn_pair_derived(n->core, e == PL_OK ? &w->sec : NULL, e, now_of(n));
+    }
+    pl_nm_secrets_wipe(&w->sec);
+    sodium_memzero(w, sizeof *w);
+    free(w);
+}
+
 /* ---- start and close ---- */
 
 static void release(void *owner) {
@@ -205,7 +300,9 @@ static pl_err open_all(pl_nm_node *n, const pl_nm_node_opts *opts) {
             .name = opts->name,
             .sessions = opts->sessions,
             .code_ttl_ms = opts->code_ttl_ms,
-            .kdf = opts->kdf,
+            .kdf = opts->kdf ? &n->kdf : NULL,
+            .pair_no_session = opts->pair_no_session,
+            .verify = opts->verify,
             .session_cfg = opts->session_cfg,
             .peers = all,
             .npeers = nall,
@@ -232,6 +329,8 @@ pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *
     pl_nm_node *n = calloc(1, sizeof *n);
     if (!n) return PL_ERR_NOMEM;
     n->opts = *opts;
+    if (opts->kdf) n->kdf = *opts->kdf;
+    n->opts.kdf = opts->kdf ? &n->kdf : NULL;
     n->opts.name = NULL; /* none kept: the core has its copy */
     n->opts.relay_url = NULL;
     n->opts.store_path = NULL;
@@ -251,6 +350,7 @@ pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *
     n->task.on_timer = task_timer;
     n->task.before_wait = task_before_wait;
     pl_driver_start(n->at.d, &n->task);
+    start_watch(n);
     *out = n;
     return PL_OK;
 }
@@ -258,6 +358,17 @@ pl_err pl_nm_node_new(pl_nm_node **out, uv_loop_t *loop, const pl_nm_node_opts *
 void pl_nm_node_close(pl_nm_node *n, int64_t flush_ms, void (*on_closed)(void *ud)) {
     PL_REQUIRE(n && !n->closing && flush_ms >= 0);
     n->closing = true;
+    if (n->work) {
+        n->work->node = NULL; /* it finishes on its own */
+        (void)uv_cancel((uv_req_t *)&n->work->req);
+        n->work = NULL;
+    }
+    if (n->poll) {
+        n->poll->data = NULL;
+        uv_timer_stop(n->poll);
+        uv_close((uv_handle_t *)n->poll, free_handle);
+        n->poll = NULL;
+    }
     pl__nmn_silence(n->core);
     /* before the flush: the last messages may wait for it; what the close
      * itself writes is committed at once */
@@ -270,7 +381,38 @@ void pl_nm_node_close(pl_nm_node *n, int64_t flush_ms, void (*on_closed)(void *u
 
 pl_err pl_nm_node_pair(pl_nm_node *n, const char *code, char code_out[PL_NM_CODE_TEXT_SIZE]) {
     PL_REQUIRE(n && !n->closing);
-    return pl__nmn_pair(n->core, code, code_out, now_of(n));
+    uv_loop_t *loop = pl_driver_loop(n->at.d);
+    if (!loop) return pl__nmn_pair(n->core, code, code_out, now_of(n));
+    /* Argon2id takes ~0.4 s: on the thread pool, not on the loop */
+    kdf_work *w = calloc(1, sizeof *w);
+    if (!w) return PL_ERR_NOMEM;
+    pl_err e = pl__nmn_pair_begin(n->core, code, w->p, code_out, now_of(n));
+    if (e != PL_OK) {
+        free(w);
+        return e;
+    }
+    w->node = n;
+    w->req.data = w;
+    w->has_kdf = n->opts.kdf != NULL;
+    if (w->has_kdf) w->kdf = n->kdf;
+    if (uv_queue_work(loop, &w->req, kdf_run, kdf_done) != 0) {
+        /* no thread pool: derive here */
+        kdf_run(&w->req);
+        kdf_done(&w->req, 0);
+        return PL_OK;
+    }
+    n->work = w;
+    return PL_OK;
+}
+
+pl_err pl_nm_node_pair_verify(pl_nm_node *n, bool match) {
+    PL_REQUIRE(n && !n->closing);
+    return pl__nmn_pair_verify(n->core, match, now_of(n));
+}
+
+pl_err pl_nm_node_revoke(pl_nm_node *n, const uint8_t peer[PL_NM_KEY_BYTES]) {
+    PL_REQUIRE(n && peer && !n->closing);
+    return pl__nmn_revoke(n->core, peer, now_of(n));
 }
 
 void pl_nm_node_pair_cancel(pl_nm_node *n) {

@@ -107,7 +107,7 @@ code=$(sed -n 's/^pairing code: //p' <<<"$out")
 check_term "app pair --qr" "$out" "$code"
 check_png "app pair --qr-png" "$tmp/app.png" "$code"
 out=$("$CLI" app pair --store "$tmp/app3.db" --json --qr --qr-png "$tmp/appj.png" 2>/dev/null)
-code=$(sed -n 's/.*"event":"code","code":"\([^"]*\)".*/\1/p' <<<"$out")
+code=$(sed -n 's/.*"event":"pair_code","pairing_code":"\([^"]*\)".*/\1/p' <<<"$out")
 bad=$(grep -cv '^{.*}$' <<<"$out")
 [ "$bad" = 0 ] && [ -n "$code" ] && ok || fail "app pair --json --qr: $bad non-JSON lines, code '$code'"
 check_png "app pair --json --qr-png" "$tmp/appj.png" "$code"

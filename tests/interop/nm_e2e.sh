@@ -47,7 +47,7 @@ wait_line() {
     die "'$re' did not appear in $f within $t s"
 }
 
-code_of() { sed -n 's/.*"event":"code","code":"\([^"]*\)".*/\1/p' "$1" | head -n1; }
+code_of() { sed -n 's/.*"event":"pair_code","pairing_code":"\([^"]*\)".*/\1/p' "$1" | head -n1; }
 fp_of() { sed -n 's/.*"event":"paired".*"fingerprint":"\([^"]*\)".*/\1/p' "$1" | head -n1; }
 
 # check_store PATH EXPECT(0|1|any): the store opens; every row is complete.
@@ -59,7 +59,7 @@ import json, sys
 rows = [json.loads(l) for l in """$out""".splitlines() if l.strip()]
 want = sys.argv[1]
 for r in rows:
-    assert len(r["peer"]) == 64 and r["role"] in ("app", "node-manager"), r
+    assert r["event"] == "peer" and len(r["peer_key_hex"]) == 64 and r["role"] in ("app", "node-manager"), r
     assert r["first_seen_ms"] > 0 and r["last_seen_ms"] >= r["first_seen_ms"], r
     assert r["name"], r
 if want != "any":
@@ -73,7 +73,7 @@ echo "$TEST_NAME: 1. pairing through the relay"
 "$PL_CLI" app pair --store "$WORK/app.db" --name "Nimbus GUI" --json >"$WORK/app1.out" 2>"$WORK/app1.err" &
 APP=$!
 PIDS+=("$APP")
-wait_line "$WORK/app1.out" '"event":"code"' 10 "$APP"
+wait_line "$WORK/app1.out" '"event":"pair_code"' 10 "$APP"
 CODE=$(code_of "$WORK/app1.out")
 [ -n "$CODE" ] || die "no code printed"
 # typed in lower case without dashes: still accepted
@@ -133,7 +133,7 @@ export PAIRLINK_TEST_CODE_TTL_MS=3000
 "$PL_CLI" app pair --store "$WORK/w-app.db" --json >"$WORK/w-app.out" 2>"$WORK/w-app.err" &
 APP=$!
 PIDS+=("$APP")
-wait_line "$WORK/w-app.out" '"event":"code"' 10 "$APP"
+wait_line "$WORK/w-app.out" '"event":"pair_code"' 10 "$APP"
 CODE=$(code_of "$WORK/w-app.out")
 # one character changed: the checksum refuses it before any network traffic
 C1=${CODE:0:1}
@@ -145,9 +145,9 @@ grep -q "PL_ERR_CODE_CHECKSUM" "$WORK/w-nm1.err" || { cat "$WORK/w-nm1.err" >&2;
 if "$PL_CLI" node-manager pair 00000-00000-00000 --store "$WORK/w-nm.db" --json >"$WORK/w-nm2.out" 2>"$WORK/w-nm2.err"; then
     die "pairing with a wrong code succeeded"
 fi
-grep -q "PL_ERR_TIMEOUT" "$WORK/w-nm2.err" || { cat "$WORK/w-nm2.err" >&2; die "wrong code: unclear error at the node manager"; }
+grep -q '"event":"error","code":"PL_ERR_TIMEOUT"' "$WORK/w-nm2.out" || { cat "$WORK/w-nm2.out" "$WORK/w-nm2.err" >&2; die "wrong code: unclear error at the node manager"; }
 if wait "$APP"; then die "app paired with a wrong code"; fi
-grep -q "PL_ERR_CODE_EXPIRED" "$WORK/w-app.err" || { cat "$WORK/w-app.err" >&2; die "wrong code: unclear error at the app"; }
+grep -q '"code":"PL_ERR_CODE_EXPIRED"' "$WORK/w-app.out" || { cat "$WORK/w-app.out" "$WORK/w-app.err" >&2; die "wrong code: unclear error at the app"; }
 check_store "$WORK/w-app.db" 0
 check_store "$WORK/w-nm.db" 0
 
@@ -157,10 +157,10 @@ export PAIRLINK_TEST_CODE_TTL_MS=1500
 "$PL_CLI" app pair --store "$WORK/e-app.db" --json >"$WORK/e-app.out" 2>"$WORK/e-app.err" &
 APP=$!
 PIDS+=("$APP")
-wait_line "$WORK/e-app.out" '"event":"code"' 10 "$APP"
+wait_line "$WORK/e-app.out" '"event":"pair_code"' 10 "$APP"
 CODE=$(code_of "$WORK/e-app.out")
 if wait "$APP"; then die "app pair did not fail on expiry"; fi
-grep -q '"event":"pair_failed","error":"PL_ERR_CODE_EXPIRED"' "$WORK/e-app.out" || die "app: no expiry event"
+grep -q '"event":"error","code":"PL_ERR_CODE_EXPIRED"' "$WORK/e-app.out" || die "app: no expiry event"
 if "$PL_CLI" node-manager pair "$CODE" --store "$WORK/e-nm.db" >"$WORK/e-nm.out" 2>"$WORK/e-nm.err"; then
     die "an expired code paired"
 fi
@@ -174,7 +174,7 @@ unset PAIRLINK_TEST_CODE_TTL_MS
 "$PL_CLI" app pair --store "$WORK/r-app.db" --json --no-session >"$WORK/r-app.out" 2>&1 &
 APP=$!
 PIDS+=("$APP")
-wait_line "$WORK/r-app.out" '"event":"code"' 10 "$APP"
+wait_line "$WORK/r-app.out" '"event":"pair_code"' 10 "$APP"
 CODE=$(code_of "$WORK/r-app.out")
 "$PL_CLI" node-manager pair "$CODE" --store "$WORK/r-nm.db" --json --no-session >"$WORK/r-nm.out" 2>&1 ||
     die "first pairing of the replay test failed"
@@ -187,14 +187,14 @@ if "$PL_CLI" node-manager pair "$CODE" --store "$WORK/r-nm2.db" --json >"$WORK/r
     die "a replayed HELLO paired"
 fi
 unset PAIRLINK_TEST_CODE_TTL_MS
-grep -q '"event":"hello_dropped","reason":"wrong_echo"' "$WORK/r-nm2.out" ||
+grep -q '"event":"pair_dropped","reason":"wrong_echo"' "$WORK/r-nm2.out" ||
     { cat "$WORK/r-nm2.out" >&2; die "the replayed answer was not dropped as wrong_echo"; }
 check_store "$WORK/r-nm2.db" 0
 
 # ---- 6. kill -9 at each step ----
 echo "$TEST_NAME: 6. kill -9 at each step of the pairing"
 # step: "who:regex" -- kill that side as soon as its output shows the line
-STEPS=("app:\"event\":\"code\"" "nm:\"event\":\"relay\"" "app:\"event\":\"stored\"" "nm:\"event\":\"stored\""
+STEPS=("app:\"event\":\"pair_code\"" "nm:\"event\":\"relay_connected\"" "app:\"event\":\"pair_stored\"" "nm:\"event\":\"pair_stored\""
        "app:\"event\":\"paired\"" "nm:\"event\":\"paired\"" "nm:\"event\":\"connecting\"" "app:\"event\":\"established\"")
 i=0
 for step in "${STEPS[@]}"; do
@@ -205,10 +205,10 @@ for step in "${STEPS[@]}"; do
     "$PL_CLI" app pair --store "$d/app.db" --json >"$d/app.out" 2>&1 &
     APP=$!
     PIDS+=("$APP")
-    wait_line "$d/app.out" '"event":"code"' 10 "$APP"
+    wait_line "$d/app.out" '"event":"pair_code"' 10 "$APP"
     CODE=$(code_of "$d/app.out")
     NM=""
-    if [ "$who" = app ] && [ "$re" = '"event":"code"' ]; then
+    if [ "$who" = app ] && [ "$re" = '"event":"pair_code"' ]; then
         kill -9 "$APP"
     else
         "$PL_CLI" node-manager pair "$CODE" --store "$d/nm.db" --json >"$d/nm.out" 2>&1 &
@@ -233,7 +233,7 @@ d="$WORK/k3"
 "$PL_CLI" app pair --store "$d/app.db" --json >"$d/app2.out" 2>&1 &
 APP=$!
 PIDS+=("$APP")
-wait_line "$d/app2.out" '"event":"code"' 10 "$APP"
+wait_line "$d/app2.out" '"event":"pair_code"' 10 "$APP"
 CODE=$(code_of "$d/app2.out")
 timeout 60 "$PL_CLI" node-manager pair "$CODE" --store "$d/nm.db" --json >"$d/nm2.out" 2>&1 || die "pairing after kill -9 failed"
 wait "$APP" || die "app pairing after kill -9 failed"
@@ -254,7 +254,7 @@ T0=$(date +%s.%N)
 wait_line "$WORK/fleet/apps.out" '^all established$' 60 "$FL"
 T1=$(date +%s.%N)
 count_est() { grep -c '"event":"established"' "$1" || true; }
-distinct_est() { grep '"event":"established"' "$1" | sed 's/.*"peer":"\([0-9a-f]*\)".*/\1/' | sort -u | wc -l; }
+distinct_est() { grep '"event":"established"' "$1" | sed 's/.*"peer_key_hex":"\([0-9a-f]*\)".*/\1/' | sort -u | wc -l; }
 for _ in $(seq 1 100); do [ "$(distinct_est "$WORK/fleet/nm.out")" -ge 50 ] && break; sleep 0.1; done
 [ "$(distinct_est "$WORK/fleet/nm.out")" -eq 50 ] || die "node manager: not 50 sessions"
 echo "$TEST_NAME: 50 sessions in $(python3 -c "print(round($T1 - $T0, 2))") s"
@@ -273,8 +273,8 @@ kill -9 "$FL"
 FL=$!
 PIDS+=("$FL")
 wait_line "$WORK/fleet/apps2.out" '^all established$' 60 "$FL"
-for _ in $(seq 1 100); do [ "$(grep '"replaced":true' "$WORK/fleet/nm2.out" | sed 's/.*"peer":"\([0-9a-f]*\)".*/\1/' | sort -u | wc -l)" -ge 50 ] && break; sleep 0.1; done
-[ "$(grep '"replaced":true' "$WORK/fleet/nm2.out" | sed 's/.*"peer":"\([0-9a-f]*\)".*/\1/' | sort -u | wc -l)" -eq 50 ] ||
+for _ in $(seq 1 100); do [ "$(grep '"replaced":true' "$WORK/fleet/nm2.out" | sed 's/.*"peer_key_hex":"\([0-9a-f]*\)".*/\1/' | sort -u | wc -l)" -ge 50 ] && break; sleep 0.1; done
+[ "$(grep '"replaced":true' "$WORK/fleet/nm2.out" | sed 's/.*"peer_key_hex":"\([0-9a-f]*\)".*/\1/' | sort -u | wc -l)" -eq 50 ] ||
     die "node manager: not every app re-established after the apps restarted"
 kill -TERM "$FL" "$NMRUN"
 wait "$FL" || true

@@ -66,8 +66,8 @@ echo "$TEST_NAME: 1. pairing through js-waku; the app joins late"
 # fails; its next dial is at about 15 s. The hop and the node manager start
 # at 7.5 s, so the node manager's HELLOs of the next seconds reach nobody.
 cli app1 app pair --store "$work/app.db" --name "Nimbus GUI" --json "${W[@]}"
-wait_line app1 '"event":"code"' 10 || die "app pair printed no code"
-CODE=$(sed -n 's/.*"event":"code","code":"\([^"]*\)".*/\1/p' "$work/app1.out" | head -n1)
+wait_line app1 '"event":"pair_code"' 10 || die "app pair printed no code"
+CODE=$(sed -n 's/.*"event":"pair_code","pairing_code":"\([^"]*\)".*/\1/p' "$work/app1.out" | head -n1)
 sleep 7
 start hop jswaku --port "$PORT" --relayed $PFX --lifetime 200 || exit 1
 cli nm1 node-manager pair "$CODE" --store "$work/nm.db" --name "Status node manager" --json "${W[@]}"
@@ -141,14 +141,14 @@ grep -q '"event":"response".*"body":"ok"' <<<"$out" && ok || { bad "send after t
 echo "$TEST_NAME: 4. the hop restarts (as a js-libp2p 3 gossipsub node) under the daemons"
 kill -9 "${PID[hop]}"
 wait "${PID[hop]}" 2>/dev/null
-need "the app daemon lost its only peer" apprun2 '"event":"waku","state":"disconnected"' 15
+need "the app daemon lost its only peer" apprun2 '"event":"waku_disconnected"' 15
 start hop2 gossip --port "$PORT" --relayed $PFX --lifetime 120 || exit 1
 for n in apprun2 nmrun2; do
     for _ in $(seq 400); do
-        [ "$(grep -c '"event":"waku","state":"connected"' "$work/$n.out")" -ge 2 ] && break
+        [ "$(grep -c '"event":"waku_connected"' "$work/$n.out")" -ge 2 ] && break
         sleep 0.05
     done
-    [ "$(grep -c '"event":"waku","state":"connected"' "$work/$n.out")" -ge 2 ] && ok || bad "$n did not rejoin"
+    [ "$(grep -c '"event":"waku_connected"' "$work/$n.out")" -ge 2 ] && ok || bad "$n did not rejoin"
 done
 out=$(timeout 40 "$CLI" send "Status node manager" "over the new hop" --store "$work/app.db" --json "${W[@]}" 2>"$work/send4.err")
 grep -q '"event":"response".*"body":"ok"' <<<"$out" && ok || { bad "send over the new hop: $out"; tail -5 "$work/send4.err" >&2; }
