@@ -1126,20 +1126,23 @@ static int find_error(const pl_cli_out *o, const char *store, const char *id, pl
 
 static const char peers_usage[] =
     "usage: pairlink peers [list] [--store PATH] [--json]\n"
-    "       pairlink peers remove ID [--store PATH] [--relay URL] [--timeout SEC]\n"
-    "                                [--offline] [--json]\n"
+    "       pairlink peers remove ID [--store PATH] [--relay URL | --waku --peer MULTIADDR...]\n"
+    "                                [--timeout SEC] [--offline] [--json] [Waku options]\n"
     "\n"
     "List the counterparties paired with (id = the first 16 hex digits of the key),\n"
     "or revoke one (ID: a hex prefix of at least 4 digits, or the exact name).\n"
     "remove takes effect at once (a daemon running on the store notices it within a\n"
-    "second and drops the session), then tells the peer through the relay, whose\n"
-    "daemon forgets us too; a peer not reached within --timeout (default 10 s) is not\n"
-    "told, and its sessions are refused from then on. --offline only forgets it here.\n"
+    "second and drops the session), then tells the peer through the relay (or the\n"
+    "Waku network with --waku), whose daemon forgets us too; a peer not reached\n"
+    "within --timeout (default 10 s) is not told, and its sessions are refused from\n"
+    "then on. --offline only forgets it here.\n"
     "\n"
     "options:\n"
     "  --store PATH   SQLite store (default $PAIRLINK_STORE, else the one of app.db and\n"
     "                 node-manager.db in the data directory that exists); it must exist\n"
     "  --relay URL    relay (default $PAIRLINK_RELAY or " DEFAULT_RELAY ")\n"
+    "  --timeout SEC  remove: how long to try telling the peer (default 10)\n"
+    "  --offline      remove: forget the peer here only, tell nobody\n"
     "  --json         one JSON object per line: a \"peer\" per counterparty\n"
     "  --help         this text\n";
 
@@ -1184,24 +1187,43 @@ static int peers_list(const pl_cli_out *o, pl_store *s, const char *store) {
 int pl_cli_peers(int argc, char **argv) {
     if (want_help(argc, argv)) {
         fputs(peers_usage, stdout);
+        fputs(waku_opts_help, stdout);
         return 0;
     }
-    enum { O_STORE = 1, O_JSON, O_RELAY, O_TIMEOUT, O_OFFLINE };
+    enum { O_STORE = 1, O_JSON, O_RELAY, O_TIMEOUT, O_OFFLINE, O_WAKU };
     static const struct option longopts[] = {{"store", required_argument, NULL, O_STORE},
                                              {"json", no_argument, NULL, O_JSON},
                                              {"relay", required_argument, NULL, O_RELAY},
                                              {"timeout", required_argument, NULL, O_TIMEOUT},
                                              {"offline", no_argument, NULL, O_OFFLINE},
+                                             WAKU_LONGOPTS(O_WAKU),
                                              {NULL, 0, NULL, 0}};
     const char *store = NULL, *relay = default_relay();
     long timeout_s = 10;
-    bool offline = false, net_opts = false;
+    bool offline = false, net_opts = false, relay_given = false;
     pl_cli_out out = {.cmd = "peers"};
+    /* the network that tells the peer (remove): the relay, or Waku as for send */
+    ctx net = {.cmd = "peers remove"};
+    pl_cli_waku_init(&net.w);
     optind = 1;
     opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int opt, li = -1;
+    while ((opt = getopt_long(argc, argv, "", longopts, &li)) != -1) {
+        const char *oname = li >= 0 ? longopts[li].name : "?";
+        li = -1;
         switch (opt) {
+        case O_WAKU:
+            net.waku = true, net_opts = true;
+            break;
+        case O_WAKU + 1: {
+            int r = pl_cli_waku_option(&net.w, "peers remove", oname, optarg);
+            if (r < 0) return -r;
+            net_opts = true;
+            break;
+        }
+        case O_WAKU + 2:
+            net.verbose = true, net_opts = true;
+            break;
         case O_STORE:
             store = optarg;
             break;
@@ -1209,7 +1231,7 @@ int pl_cli_peers(int argc, char **argv) {
             out.json = true;
             break;
         case O_RELAY:
-            relay = optarg, net_opts = true;
+            relay = optarg, net_opts = true, relay_given = true;
             break;
         case O_OFFLINE:
             offline = true, net_opts = true;
@@ -1235,8 +1257,14 @@ int pl_cli_peers(int argc, char **argv) {
     if (rm)
         out.cmd = "peers remove";
     else if (net_opts)
-        return pl_cli_usage_error(out.cmd,
-                                  "--relay, --timeout and --offline are options of 'remove'");
+        return pl_cli_usage_error(
+            out.cmd, "--relay, --waku, --timeout and --offline are options of 'remove'");
+    if (rm) {
+        int bad = waku_check(&net, out.cmd, relay_given);
+        if (bad) return bad;
+        if (offline && (net.waku || relay_given))
+            return pl_cli_usage_error(out.cmd, "--offline tells nobody: no --relay or --waku");
+    }
     char buf[4096];
     int rc = pick_store(&out, store, &store, buf, sizeof buf);
     if (rc != 0) return rc;
@@ -1256,7 +1284,8 @@ int pl_cli_peers(int argc, char **argv) {
         if (e == PL_OK && !offline) {
             /* revoke: forget it now, then tell it (a node of our identity) */
             pl_store_close(s);
-            ctx c = {.cmd = out.cmd, .mode = M_REVOKE, .out = out, .relay = relay, .store = store};
+            ctx c = net;
+            c.mode = M_REVOKE, c.out = out, c.relay = relay, c.store = store;
             memcpy(c.target, cp.pub, PL_NM_KEY_BYTES);
             c.have_target = true;
             c.role = cp.role == PL_NM_ROLE_APP ? PL_NM_ROLE_NODE_MANAGER : PL_NM_ROLE_APP;

@@ -15,6 +15,8 @@
 #      the sessions are re-established
 #   4. the hop itself restarts (a js-libp2p 3 gossipsub node this time) while
 #      the daemons run: they rejoin, and `send` works again
+#   5. `peers remove --waku` on the node manager's store: the app's daemon is
+#      told and forgets it, the node manager's daemon notices the removal
 # 127.0.0.1 only; every wait is bounded. See tests/interop/waku-common.bash.
 TEST_NAME=nm_waku
 . "$(dirname "$0")/waku-common.bash"
@@ -154,6 +156,16 @@ out=$(timeout 40 "$CLI" send "Status node manager" "over the new hop" --store "$
 grep -q '"event":"response".*"body":"ok"' <<<"$out" && ok || { bad "send over the new hop: $out"; tail -5 "$work/send4.err" >&2; }
 need "the node-manager daemon got it" nmrun2 '"event":"request".*"body":"over the new hop"' 10
 check "the new hop relayed the session" hop2 'any("/wakunoise/1/sessions/" in m["content_topic"] for m in ev("relayed"))'
+
+# ---- 5. revocation over Waku --------------------------------------------------------------
+echo "$TEST_NAME: 5. peers remove --waku revokes and tells the app, whose daemon forgets us"
+out=$(timeout 40 "$CLI" peers remove "Nimbus GUI" --store "$work/nm.db" --json "${W[@]}" 2>"$work/rm.err")
+grep -q '"event":"removed",.*"name":"Nimbus GUI","peer_told":true' <<<"$out" && ok ||
+    { bad "peers remove --waku: $out"; tail -5 "$work/rm.err" >&2; }
+need "the app daemon was told" apprun2 '"event":"peer_removed","by_peer":true' 15
+need "the node-manager daemon noticed the removal" nmrun2 '"event":"peer_removed","by_peer":false' 15
+left=$("$CLI" peers list --store "$work/app.db" --json | grep -c '"event":"peer"')
+[ "$left" = 0 ] && ok || bad "the app still stores $left counterparties"
 
 for n in apprun2 nmrun2; do
     kill -TERM "${PID[$n]}" 2>/dev/null
