@@ -4,6 +4,7 @@
 #include "relay/internal.h"
 
 #include "core/internal.h"
+#include "relay/frame.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -58,7 +59,8 @@ pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, 
         l.max_total_bytes = l.max_memory_bytes / 2;
     /* ... and one publisher a quarter of the storage, so that one address
      * cannot fill it for everyone. */
-    if (!qbytes_given && l.quota_bytes > l.max_total_bytes / 4) l.quota_bytes = l.max_total_bytes / 4;
+    if (!qbytes_given && l.quota_bytes > l.max_total_bytes / 4)
+        l.quota_bytes = l.max_total_bytes / 4;
     if (!qmsgs_given && l.quota_messages > l.max_messages / 4)
         l.quota_messages = l.max_messages / 4;
     if (l.min_ttl_s < 1 || l.max_ttl_s < l.min_ttl_s || l.max_ttl_s > INT64_MAX / 1000 / 4 ||
@@ -66,6 +68,10 @@ pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, 
         return PL_ERR_INVALID_ARG;
     pl__relay_core *c = calloc(1, sizeof *c);
     if (!c) return PL_ERR_NOMEM;
+    if (!(c->parser = pl__rs_parser_new(l.max_frame_bytes))) {
+        free(c);
+        return PL_ERR_NOMEM;
+    }
     c->lim = l;
     /* Topics, message ids and addresses come from the clients: the tables
      * hash them under keys the clients cannot know. */
@@ -113,6 +119,7 @@ void pl__relay_core_free(pl__relay_core *c) {
     while (c->q.head < c->q.len)
         pl__relay_action_release(&c->q.a[c->q.head++]);
     free(c->q.a);
+    pl__rs_parser_free(c->parser);
     free(c);
 }
 
@@ -282,9 +289,9 @@ static void rate_refusal(pl__relay_core *c, conn *k, json_t *id, int64_t cost) {
     int64_t need = cost < (int64_t)burst * 1000 ? cost : (int64_t)burst * 1000;
     int64_t wait = rate ? (need - k->tokens_milli + rate - 1) / rate : 1000;
     json_t *j = json_pack("{s:O,s:s,s:{s:i,s:s,s:{s:I,s:I,s:I}}}", "id", id, "jsonrpc", "2.0",
-                          "error", "code", PL_RELAY_ERR_RATE, "message", "Too many requests", "data",
-                          "perSecond", (json_int_t)rate, "burst", (json_int_t)burst, "retryAfterMs",
-                          (json_int_t)(wait > 0 ? wait : 1));
+                          "error", "code", PL_RELAY_ERR_RATE, "message", "Too many requests",
+                          "data", "perSecond", (json_int_t)rate, "burst", (json_int_t)burst,
+                          "retryAfterMs", (json_int_t)(wait > 0 ? wait : 1));
     c->st.errors++;
     if (j) (void)pl__rs_send_json(c, k, j, NULL);
 }
@@ -322,6 +329,26 @@ static pl_err receive(pl__relay_core *c, conn *k, const char *text, size_t len, 
         pl__rs_reply_error(c, k, NULL, PL_RELAY_ERR_INVALID_REQUEST, m);
         return PL_ERR_TOO_LARGE;
     }
+    /* The frames that make the traffic (a push's answer, irn_publish,
+     * irn_subscribe) are read once by the fast reader; the rest, and every
+     * frame it leaves, by jansson. */
+    pl__rs_frame f;
+    pl__rs_parse_frame(c->parser, text, len, &f);
+    if (f.kind == PL__RS_FRAME_RESPONSE) {
+        pl__rs_on_ack(c, k, f.id, now_ms);
+        return PL_OK;
+    }
+    if (f.kind != PL__RS_FRAME_OTHER) {
+        if (!rate_take(c, k, 1000, now_ms)) {
+            json_t *id = json_integer(f.id);
+            if (id) rate_refusal(c, k, id, 1000);
+            json_decref(id);
+            return PL_ERR_RATE_LIMITED;
+        }
+        return pl__rs_call_fast(c, k, &f, now_ms);
+    }
+    /* (The fast reader's memory is bounded by the frame's size; jansson's
+     * by the number of values.) */
     if (too_many_values(text, len, PL_RELAY_JSON_VALUES_MAX)) {
         char m[96];
         snprintf(m, sizeof m, "Payload too large: more than %d JSON values",

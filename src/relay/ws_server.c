@@ -32,11 +32,23 @@
 #define LOG_FRAME_CHARS 200
 #define WRITE_BURST 64 /* frames written per writable event, at most */
 
+/* A frame to write lives in the headroom of the core's SEND text
+ * (PL_RELAY_TEXT_HEADROOM): this header, LWS_PRE bytes for libwebsockets,
+ * then the text, in the one allocation the core made; no copy. */
 typedef struct frame {
     struct frame *next;
     size_t len;
     unsigned char buf[]; /* LWS_PRE headroom, then len bytes */
 } frame;
+
+#define FRAME_OFFSET (PL_RELAY_TEXT_HEADROOM - LWS_PRE - offsetof(frame, buf))
+_Static_assert(PL_RELAY_TEXT_HEADROOM >= LWS_PRE + offsetof(frame, buf) &&
+                   FRAME_OFFSET % _Alignof(frame) == 0,
+               "the core's headroom holds the frame header and LWS_PRE");
+
+static void frame_free(frame *f) {
+    free((char *)f - FRAME_OFFSET);
+}
 
 /* Per-connection state, living in lws's per-session user space. */
 typedef struct sess {
@@ -153,7 +165,7 @@ static void sess_remove(pl__ws_server *s, sess *e) {
  * no more. */
 static void frame_done(pl__ws_server *s, uint64_t conn, frame *f) {
     pl__relay_core_sent(s->core, conn, f->len);
-    free(f);
+    frame_free(f);
 }
 
 static void sess_free_buffers(pl__ws_server *s, sess *e) {
@@ -189,12 +201,11 @@ static void sess_close_later(pl__ws_server *s, sess *e, int code, const char *re
     lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_BACKSTOP_S);
 }
 
-static frame *frame_new(const char *text, size_t len) {
-    frame *f = malloc(sizeof *f + LWS_PRE + len);
-    if (!f) return NULL;
+/* Take the text of SEND a as a frame (a->text is NULL afterwards). */
+static frame *frame_take(pl__relay_action *a) {
+    frame *f = (frame *)((char *)pl__relay_action_take_text(a) + FRAME_OFFSET);
     f->next = NULL;
-    f->len = len;
-    memcpy(f->buf + LWS_PRE, text, len);
+    f->len = a->len;
     return f;
 }
 
@@ -235,12 +246,7 @@ static void drain(pl__ws_server *s) {
                 logf_(s, PL__LOG_DEBUG, "conn %llu -> %.*s%s", (unsigned long long)a.conn,
                       (int)(a.len > LOG_FRAME_CHARS ? LOG_FRAME_CHARS : a.len), a.text,
                       a.len > LOG_FRAME_CHARS ? "..." : "");
-            frame *f = frame_new(a.text, a.len);
-            if (!f) {
-                pl__relay_core_sent(s->core, a.conn, a.len);
-                sess_close_later(s, e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-                break;
-            }
+            frame *f = frame_take(&a);
             if (!s->holding) {
                 sess_enqueue(s, e, f);
                 break;
@@ -751,7 +757,7 @@ void pl__ws_server_free(pl__ws_server *s) {
     while (s->held_head) {
         held *x = s->held_head;
         s->held_head = x->next;
-        free(x->f);
+        frame_free(x->f);
         free(x);
     }
     free(s->pending);
