@@ -181,6 +181,8 @@ static void test_fast_and_jansson_paths_answer_alike(void **state) {
         size_t ml = 0;
         while (!ml)
             ml = random_text(&rng, msg, sizeof msg);
+        for (size_t i = 0; round % 10 && i < ml; i++) /* NUL (refused) in one round of ten */
+            if (!msg[i]) msg[i] = 1;
         *pl__rs_json_escape(esc, msg, ml) = '\0';
         int64_t ttl = round % 7 == 0 ? 5 : 30; /* some refused: the error answers too */
         char *texts[2] = {0};
@@ -213,9 +215,25 @@ static void test_fast_and_jansson_paths_answer_alike(void **state) {
             for (size_t i = 0; i < n; i++)
                 total += strlen(tx[i]) + 24;
             texts[path] = calloc(1, total + 1);
+            pl__rs_parser *rd = pl__rs_parser_new(1 << 20);
+            assert_non_null(rd);
+            size_t pushes = 0;
             for (size_t i = 0; i < n; i++) {
                 sprintf(texts[path] + strlen(texts[path]), "%llu:%s\n", (unsigned long long)cn[i],
                         tx[i]);
+                /* a client reads the push back with the fast reader */
+                pl__rs_frame pf;
+                pl__rs_parse_frame(rd, tx[i], strlen(tx[i]), &pf);
+                if (pf.kind == PL__RS_FRAME_PUSH) {
+                    pushes++;
+                    assert_int_equal(cn[i], 2);
+                    assert_int_equal(pf.message_len, ml);
+                    assert_memory_equal(pf.message, msg, ml);
+                    assert_int_equal(pf.topic_len, 64);
+                    assert_int_equal(pf.sub_id_len, 64);
+                    assert_true(pf.published_at == T0 + 1 && pf.has_tag && pf.tag == round);
+                    assert_true(round % 3 ? !pf.attestation : pf.attestation_len == 3);
+                }
                 /* what jansson writes for the same tree */
                 json_error_t je;
                 json_t *j = json_loads(tx[i], 0, &je);
@@ -226,6 +244,9 @@ static void test_fast_and_jansson_paths_answer_alike(void **state) {
                 json_decref(j);
                 free(tx[i]);
             }
+            pl__rs_parser_free(rd);
+            /* (jansson refuses a message holding \u0000 on either path: no push) */
+            assert_int_equal(pushes, ttl == 30 && !memchr(msg, 0, ml) ? 1 : 0);
             pl__relay_stats st;
             pl__relay_core_stats(c, &st);
             assert_int_equal(st.inflight, 0); /* the ack was taken either way */

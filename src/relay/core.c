@@ -338,7 +338,7 @@ static pl_err receive(pl__relay_core *c, conn *k, const char *text, size_t len, 
         pl__rs_on_ack(c, k, f.id, now_ms);
         return PL_OK;
     }
-    if (f.kind != PL__RS_FRAME_OTHER) {
+    if (f.kind == PL__RS_FRAME_PUBLISH || f.kind == PL__RS_FRAME_SUBSCRIBE) {
         if (!rate_take(c, k, 1000, now_ms)) {
             json_t *id = json_integer(f.id);
             if (id) rate_refusal(c, k, id, 1000);

@@ -86,6 +86,50 @@ bool read_params(object p, pl__rs_frame *f, bool publish) {
     return topic && (message || !publish);
 }
 
+// A push's params: {id, data: {topic, message, publishedAt, tag,
+// attestation}}, nothing else nested.
+bool read_push(object p, pl__rs_frame *f) {
+    std::string_view seen[8];
+    size_t n = 0;
+    bool data = false;
+    for (auto [key, v] : p) {
+        if (n == 8) return false;
+        for (size_t i = 0; i < n; i++)
+            if (seen[i] == key) return false;
+        seen[n++] = key;
+        if (key == "id") {
+            if (!str(v, &f->sub_id, &f->sub_id_len)) return false;
+        } else if (key == "data") {
+            object d;
+            if (v.get_object().get(d) || !flat_unique(d)) return false;
+            bool topic = false, message = false;
+            for (auto [dk, dv] : d) {
+                if (dk == "topic") {
+                    topic = str(dv, &f->topic, &f->topic_len);
+                    if (!topic) return false;
+                } else if (dk == "message") {
+                    message = str(dv, &f->message, &f->message_len);
+                    if (!message) return false;
+                } else if (dk == "publishedAt") {
+                    if (dv.get_int64().get(f->published_at)) return false;
+                } else if (dk == "tag") {
+                    if (dv.is_null()) continue;
+                    if (dv.get_int64().get(f->tag)) return false;
+                    f->has_tag = true;
+                } else if (dk == "attestation") {
+                    if (dv.is_null()) continue;
+                    if (!str(dv, &f->attestation, &f->attestation_len)) return false;
+                }
+            }
+            data = topic && message;
+            if (!data) return false;
+        } else if (v.type() == element_type::OBJECT || v.type() == element_type::ARRAY) {
+            return false;
+        }
+    }
+    return data && f->sub_id;
+}
+
 void parse(simdjson::dom::parser &parser, const char *text, size_t len, pl__rs_frame *f) {
     element root;
     if (parser.parse(text, len, true).get(root)) return;
@@ -140,6 +184,8 @@ void parse(simdjson::dom::parser &parser, const char *text, size_t len, pl__rs_f
         if (read_params(params, f, true)) f->kind = PL__RS_FRAME_PUBLISH;
     } else if (method == "irn_subscribe") {
         if (read_params(params, f, false)) f->kind = PL__RS_FRAME_SUBSCRIBE;
+    } else if (method == "irn_subscription") {
+        if (read_push(params, f)) f->kind = PL__RS_FRAME_PUSH;
     }
 }
 

@@ -1,7 +1,8 @@
 /* The relay core's fast reading of an incoming frame: one parse with
  * simdjson (C++, behind this C interface; frame.cpp) into what the core
  * needs for the frames that make up its traffic: the answer to a push, and
- * the irn_publish and irn_subscribe requests. Anything else, and anything
+ * the irn_publish and irn_subscribe requests (and, for clients, a relay's
+ * irn_subscription push). Anything else, and anything
  * unusual about these (a parse error, a duplicate key, an id that is not an
  * integer, a NUL in a string, a nested value the core would ignore), is
  * PL__RS_FRAME_OTHER: the core then reads the frame with jansson as before,
@@ -23,6 +24,10 @@ typedef enum pl__rs_frame_kind {
     PL__RS_FRAME_RESPONSE,  /* {"id":N,"jsonrpc":"2.0","result"|"error":...} */
     PL__RS_FRAME_PUBLISH,   /* irn_publish with params {topic, message, ...} */
     PL__RS_FRAME_SUBSCRIBE, /* irn_subscribe with params {topic} */
+    /* A relay's irn_subscription push, {"id":N,"jsonrpc":"2.0","method":
+     * "irn_subscription","params":{"id":SUBID,"data":{"topic","message",
+     * "publishedAt","tag",...}}}: for clients (and load generators). */
+    PL__RS_FRAME_PUSH,
 } pl__rs_frame_kind;
 
 /* Strings point into the parser: valid until its next parse. They are
@@ -40,6 +45,9 @@ typedef struct pl__rs_frame {
     int64_t tag;
     const char *attestation; /* present, not null; may be empty */
     size_t attestation_len;
+    const char *sub_id; /* PUSH: params.id */
+    size_t sub_id_len;
+    int64_t published_at; /* PUSH: data.publishedAt (0 when absent) */
 } pl__rs_frame;
 
 typedef struct pl__rs_parser pl__rs_parser;
