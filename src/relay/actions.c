@@ -38,15 +38,29 @@ void pl__rs_message_id(char out[PL_RELAY_ID_HEX + 1], const char *message, size_
     pl__rs_hex(out, h, sizeof h);
 }
 
+bool pl__rs_json_needs_escape(const char *s, size_t len) {
+    /* Eight bytes at a time: a byte below 0x20, '"' or '\\' sets its high
+     * bit in `hit` (the classic has-zero-byte test). */
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t hit = ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b);
+        if (hit & high) return true;
+    }
+    for (; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == '"' || ch == '\\') return true;
+    }
+    return false;
+}
+
 size_t pl__rs_json_string_len(const char *s, size_t len) {
     /* Most messages (base64) have nothing to escape: a branch-free pass
      * the compiler vectorises says so first. */
-    unsigned char any = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        any |= (unsigned char)((ch < 0x20) | (ch == '"') | (ch == '\\'));
-    }
-    if (!any) return len + 2;
+    if (!pl__rs_json_needs_escape(s, len)) return len + 2;
     size_t n = 2;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];

@@ -94,7 +94,14 @@ static char *push_text(const pl__relay_core *c, const delivery *d, size_t *n) {
                  "{\"id\":%lld,\"jsonrpc\":\"2.0\",\"method\":\"irn_subscription\",\"params\":"
                  "{\"id\":\"%s\",\"data\":{\"topic\":\"%s\",\"message\":",
                  (long long)d->push_id, subid, m->rec.topic);
-    p = pl__rs_json_escape(p, m->rec.message, m->rec.message_len);
+    if (m->msg_json == m->rec.message_len + 2) { /* nothing to escape (base64) */
+        *p = '"';
+        memcpy(p + 1, m->rec.message, m->rec.message_len);
+        p[m->msg_json - 1] = '"';
+        p += m->msg_json;
+    } else {
+        p = pl__rs_json_escape(p, m->rec.message, m->rec.message_len);
+    }
     p += sprintf(p, ",\"publishedAt\":%lld,\"tag\":%lld", (long long)m->rec.published_at_ms,
                  (long long)m->rec.tag);
     if (m->rec.attestation) {

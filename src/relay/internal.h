@@ -202,6 +202,8 @@ void pl__rs_message_id(char out[PL_RELAY_ID_HEX + 1], const char *message, size_
 /* Bytes of s as a JSON string (quotes and escapes included), as jansson
  * writes it. */
 size_t pl__rs_json_string_len(const char *s, size_t len);
+/* Whether s has a byte a JSON string must escape. */
+bool pl__rs_json_needs_escape(const char *s, size_t len);
 /* Write s as a JSON string (quotes, escapes: what jansson writes) to out,
  * which has room for pl__rs_json_string_len(s, len) bytes; returns the end. */
 char *pl__rs_json_escape(char *out, const char *s, size_t len);

@@ -217,11 +217,15 @@ static void sess_enqueue(pl__ws_server *s, sess *e, frame *f) {
         frame_done(s, e->id, f);
         return;
     }
+    bool was_empty = !e->qhead;
     if (e->qtail) e->qtail->next = f;
     else e->qhead = f;
     e->qtail = f;
     e->qbytes += f->len;
-    lws_callback_on_writable(e->wsi);
+    /* A queue that was not empty already has its writable event asked for
+     * (WRITEABLE asks again when it leaves frames): asking once per frame
+     * cost an epoll_ctl each (10 % of the relay's CPU under load). */
+    if (was_empty) lws_callback_on_writable(e->wsi);
 }
 
 /* ---- driving the core ------------------------------------------------------------ */
