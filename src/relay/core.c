@@ -156,6 +156,7 @@ pl_err pl__relay_core_open(pl__relay_core *c, uint64_t conn_id, const char *clie
         k->rate_per_s = al->rate_per_s ? al->rate_per_s : c->lim.rate_per_s;
         k->rate_burst = al->burst ? al->burst : c->lim.rate_burst;
         k->tokens_milli = (int64_t)k->rate_burst * 1000;
+        k->entry_milli = (int64_t)k->rate_burst * PL_RELAY_ENTRY_FACTOR * 1000;
         break;
     }
     return PL_OK;
@@ -260,38 +261,56 @@ pl_err pl__relay_core_restore(pl__relay_core *c, const pl__relay_record *rec, in
 
 /* ---- frames ------------------------------------------------------------------------ */
 
-/* Take `cost` thousandths of a request from the connection's bucket; false
- * (nothing taken) when it does not hold that much. A cost above the whole
- * bucket needs a full one and empties it. */
-static bool rate_take(pl__relay_core *c, conn *k, int64_t cost, int64_t now_ms) {
-    if (c->lim.rate_unlimited) return true;
+/* The connection's buckets refilled to now. */
+static void rate_refill(pl__relay_core *c, conn *k, int64_t now_ms) {
     uint32_t rate = k->rate_per_s ? k->rate_per_s : c->lim.rate_per_s;
     int64_t cap = (int64_t)(k->rate_burst ? k->rate_burst : c->lim.rate_burst) * 1000;
-    if (!rate) return false; /* (limits are checked at creation) */
-    if (now_ms > k->last_refill_ms) {
-        int64_t dt = now_ms - k->last_refill_ms;
-        if (dt > 3600 * 1000) dt = 3600 * 1000;
-        k->tokens_milli += dt * (int64_t)rate;
-        if (k->tokens_milli > cap) k->tokens_milli = cap;
-        k->last_refill_ms = now_ms;
-    }
-    if (k->tokens_milli < (cost < cap ? cost : cap)) return false;
-    k->tokens_milli = cost < k->tokens_milli ? k->tokens_milli - cost : 0;
+    if (now_ms <= k->last_refill_ms) return;
+    int64_t dt = now_ms - k->last_refill_ms;
+    if (dt > 3600 * 1000) dt = 3600 * 1000;
+    k->tokens_milli += dt * (int64_t)rate;
+    if (k->tokens_milli > cap) k->tokens_milli = cap;
+    k->entry_milli += dt * (int64_t)rate * PL_RELAY_ENTRY_FACTOR;
+    if (k->entry_milli > cap * PL_RELAY_ENTRY_FACTOR) k->entry_milli = cap * PL_RELAY_ENTRY_FACTOR;
+    k->last_refill_ms = now_ms;
+}
+
+/* A request (one from the request bucket) with `entries` thousandths of an
+ * entry (its batch items) from the entry bucket; false (nothing taken)
+ * when either does not hold that much. A cost above a whole bucket needs a
+ * full one and empties it. */
+static bool rate_take(pl__relay_core *c, conn *k, int64_t entries, int64_t now_ms) {
+    if (c->lim.rate_unlimited) return true;
+    if (!(k->rate_per_s ? k->rate_per_s : c->lim.rate_per_s)) return false; /* (checked at creation) */
+    rate_refill(c, k, now_ms);
+    int64_t cap = (int64_t)(k->rate_burst ? k->rate_burst : c->lim.rate_burst) * 1000;
+    int64_t ecap = cap * PL_RELAY_ENTRY_FACTOR;
+    if (k->tokens_milli < (1000 < cap ? 1000 : cap) ||
+        k->entry_milli < (entries < ecap ? entries : ecap))
+        return false;
+    k->tokens_milli = 1000 < k->tokens_milli ? k->tokens_milli - 1000 : 0;
+    k->entry_milli = entries < k->entry_milli ? k->entry_milli - entries : 0;
     return true;
 }
 
 /* The 3001 answer tells the client its allowance and when this request
  * would fit, so that it can pace itself instead of guessing
  * (docs/relay.md, "Request rate"). */
-static void rate_refusal(pl__relay_core *c, conn *k, json_t *id, int64_t cost) {
+static void rate_refusal(pl__relay_core *c, conn *k, json_t *id, int64_t entries) {
     uint32_t rate = k->rate_per_s ? k->rate_per_s : c->lim.rate_per_s;
     uint32_t burst = k->rate_burst ? k->rate_burst : c->lim.rate_burst;
-    int64_t need = cost < (int64_t)burst * 1000 ? cost : (int64_t)burst * 1000;
+    int64_t cap = (int64_t)burst * 1000, ecap = cap * PL_RELAY_ENTRY_FACTOR;
+    int64_t need = 1000 < cap ? 1000 : cap, eneed = entries < ecap ? entries : ecap;
     int64_t wait = rate ? (need - k->tokens_milli + rate - 1) / rate : 1000;
-    json_t *j = json_pack("{s:O,s:s,s:{s:i,s:s,s:{s:I,s:I,s:I}}}", "id", id, "jsonrpc", "2.0",
-                          "error", "code", PL_RELAY_ERR_RATE, "message", "Too many requests",
+    int64_t erate = (int64_t)rate * PL_RELAY_ENTRY_FACTOR;
+    int64_t ewait = erate ? (eneed - k->entry_milli + erate - 1) / erate : 1000;
+    if (ewait > wait) wait = ewait;
+    json_t *j = json_pack("{s:O,s:s,s:{s:i,s:s,s:{s:I,s:I,s:I,s:I,s:I}}}", "id", id, "jsonrpc",
+                          "2.0", "error", "code", PL_RELAY_ERR_RATE, "message", "Too many requests",
                           "data", "perSecond", (json_int_t)rate, "burst", (json_int_t)burst,
-                          "retryAfterMs", (json_int_t)(wait > 0 ? wait : 1));
+                          "entriesPerSecond", (json_int_t)erate, "entryBurst",
+                          (json_int_t)burst * PL_RELAY_ENTRY_FACTOR, "retryAfterMs",
+                          (json_int_t)(wait > 0 ? wait : 1));
     c->st.errors++;
     if (j) (void)pl__rs_send_json(c, k, j, NULL);
 }
@@ -339,9 +358,9 @@ static pl_err receive(pl__relay_core *c, conn *k, const char *text, size_t len, 
         return PL_OK;
     }
     if (f.kind == PL__RS_FRAME_PUBLISH || f.kind == PL__RS_FRAME_SUBSCRIBE) {
-        if (!rate_take(c, k, 1000, now_ms)) {
+        if (!rate_take(c, k, 0, now_ms)) {
             json_t *id = json_integer(f.id);
-            if (id) rate_refusal(c, k, id, 1000);
+            if (id) rate_refusal(c, k, id, 0);
             json_decref(id);
             return PL_ERR_RATE_LIMITED;
         }

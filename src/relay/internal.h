@@ -128,6 +128,7 @@ struct conn {
     principal *paddr, *pdid;
     fetch_cursor fetch;
     int64_t tokens_milli; /* request rate bucket, in thousandths of a request */
+    int64_t entry_milli;  /* batch entry bucket (PL_RELAY_ENTRY_FACTOR times larger) */
     int64_t last_refill_ms;
     uint32_t rate_per_s, rate_burst; /* this connection's allowance */
 };
@@ -340,9 +341,10 @@ void pl__rs_deliveries_drop(pl__relay_core *c, conn *k);
 
 /* ---- methods.c ---- */
 
-/* What a request costs against its connection's allowance, in thousandths
- * of a request (docs/relay.md, "Request rate"): 1000, plus for a batch
- * method each further item PL_RELAY_COST_*_ITEM_MILLI (relay_client.h). */
+/* What a request costs against its connection's entry allowance, in
+ * thousandths of an entry (docs/relay.md, "Request rate"): for a batch
+ * method each item PL_RELAY_COST_*_ITEM_MILLI (relay_client.h), 0 for any
+ * other request (which costs one request, as a batch does too). */
 int64_t pl__rs_cost_milli(const char *method, json_t *params);
 /* Run request `method` (id non-NULL) from k and queue its answer, an error
  * reply included. Returns what pl__relay_core_receive returns. */

@@ -594,9 +594,9 @@ static const struct method {
 };
 
 int64_t pl__rs_cost_milli(const char *method, json_t *params) {
-    /* A batch costs what the single requests it replaces would cost the
-     * relay, less what one frame and one answer save: measured end to end
-     * (docs/performance.md). Its size is bounded by array_param. */
+    /* A batch is one request, and its items are entries from the larger
+     * entry allowance (docs/relay.md, "Request rate", says why). Its size
+     * is bounded by array_param. */
     const char *field = NULL;
     int64_t each = PL_RELAY_COST_TOPIC_ITEM_MILLI;
     if (!strcmp(method, "irn_batchPublish")) {
@@ -610,7 +610,7 @@ int64_t pl__rs_cost_milli(const char *method, json_t *params) {
     json_t *a = field && json_is_object(params) ? json_object_get(params, field) : NULL;
     size_t n = json_is_array(a) ? json_array_size(a) : 0;
     if (n > PL_RELAY_BATCH_MAX) n = PL_RELAY_BATCH_MAX; /* refused anyway, at this price */
-    return 1000 + (n > 1 ? (int64_t)(n - 1) * each : 0);
+    return (int64_t)n * each;
 }
 
 pl_err pl__rs_call(pl__relay_core *c, conn *k, json_t *id, const char *name, json_t *params,

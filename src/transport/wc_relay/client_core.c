@@ -351,7 +351,7 @@ struct pl__rc {
     int64_t now;                       /* the latest time given to the core */
     bool no_batch_publish;             /* the relay does not know irn_batchPublish */
     /* pacing: our model of the relay's token bucket (docs/relay-client.md) */
-    int64_t pace_tokens, pace_refill_at, pace_until;
+    int64_t pace_tokens, pace_etokens, pace_refill_at, pace_until;
     uint32_t pace_rate, pace_burst, pace_rate_max; /* pace_rate 0: not pacing (yet) */
     bool pace_advertised;                          /* the relay told us its allowance */
     bool pace_never;                               /* configured not to pace */
@@ -565,35 +565,45 @@ static pl_err req_new(req **out_r, pl__rc *c, req_kind kind, const char *method,
 }
 
 /* ---- pacing ----
- * The client keeps a model of the relay's request allowance, a token bucket
+ * The client keeps a model of the relay's allowance: a bucket of requests
  * (pl_relay_client_opts.rate_per_s / rate_burst; pairlink relay's defaults
- * unless told), and charges each frame what the relay will charge it
- * (PL_RELAY_COST_*). A frame that does not fit waits, and meanwhile more
- * work joins the next batch. A refusal (3001) means the model is too
- * generous: the bucket is emptied and the rate halved; every answered
- * request wins some of it back, up to the configured rate. */
+ * unless told) and one of batch entries, PL_RELAY_ENTRY_FACTOR times
+ * larger, and charges each frame what the relay will charge it (one
+ * request; its batch items PL_RELAY_COST_*). A frame that does not fit
+ * waits, and meanwhile more work joins the next batch. A refusal (3001)
+ * means the model is too generous: the buckets are emptied and the rate
+ * halved; every answered request wins some of it back, up to the
+ * configured rate. */
 
 static void pace_refill(pl__rc *c, int64_t now_ms) {
     if (now_ms <= c->pace_refill_at) return;
     int64_t dt = now_ms - c->pace_refill_at;
     if (dt > 3600 * 1000) dt = 3600 * 1000;
+    int64_t cap = (int64_t)c->pace_burst * 1000;
     c->pace_tokens += dt * (int64_t)c->pace_rate;
-    if (c->pace_tokens > (int64_t)c->pace_burst * 1000) c->pace_tokens = (int64_t)c->pace_burst * 1000;
+    if (c->pace_tokens > cap) c->pace_tokens = cap;
+    c->pace_etokens += dt * (int64_t)c->pace_rate * PL_RELAY_ENTRY_FACTOR;
+    if (c->pace_etokens > cap * PL_RELAY_ENTRY_FACTOR) c->pace_etokens = cap * PL_RELAY_ENTRY_FACTOR;
     c->pace_refill_at = now_ms;
 }
 
-/* Charge `milli` (thousandths of a request) if the model has it; else note
- * when it will and return false. */
-static bool pace_take(pl__rc *c, int64_t milli, int64_t now_ms) {
+/* Charge one request and `entries` (thousandths of an entry) if the model
+ * has them; else note when it will and return false. */
+static bool pace_take(pl__rc *c, int64_t entries, int64_t now_ms) {
     if (!c->pace_rate) return true; /* unlimited */
     pace_refill(c, now_ms);
     /* more than a whole bucket can never fit: send it when the bucket is full */
-    int64_t need = milli < (int64_t)c->pace_burst * 1000 ? milli : (int64_t)c->pace_burst * 1000;
-    if (c->pace_tokens < need) {
-        c->pace_until = now_ms + (need - c->pace_tokens + c->pace_rate - 1) / c->pace_rate;
+    int64_t cap = (int64_t)c->pace_burst * 1000, ecap = cap * PL_RELAY_ENTRY_FACTOR;
+    int64_t need = 1000 < cap ? 1000 : cap, eneed = entries < ecap ? entries : ecap;
+    if (c->pace_tokens < need || c->pace_etokens < eneed) {
+        int64_t rate = c->pace_rate, erate = rate * PL_RELAY_ENTRY_FACTOR;
+        int64_t w = c->pace_tokens < need ? (need - c->pace_tokens + rate - 1) / rate : 0;
+        int64_t ew = c->pace_etokens < eneed ? (eneed - c->pace_etokens + erate - 1) / erate : 0;
+        c->pace_until = now_ms + (w > ew ? w : ew);
         return false;
     }
-    c->pace_tokens -= milli < c->pace_tokens ? milli : c->pace_tokens;
+    c->pace_tokens -= 1000 < c->pace_tokens ? 1000 : c->pace_tokens;
+    c->pace_etokens -= entries < c->pace_etokens ? entries : c->pace_etokens;
     c->pace_until = 0;
     return true;
 }
@@ -622,7 +632,7 @@ static int64_t pace_refused(pl__rc *c, const char *data, int64_t now_ms) {
     if (json_is_integer(ra) && json_integer_value(ra) > 0 && json_integer_value(ra) <= 3600000)
         pause = json_integer_value(ra);
     json_decref(d);
-    c->pace_tokens = 0;
+    c->pace_tokens = c->pace_etokens = 0;
     c->pace_refill_at = now_ms;
     return pause;
 }
@@ -634,10 +644,12 @@ static void pace_answered(pl__rc *c) {
 /* Pacing is only as good as the model: with no model yet (rate 0) nothing
  * waits until the relay first refuses something. */
 
+/* The entries a frame costs (thousandths of an entry): its batch items. */
 static int64_t cost_milli(req_kind kind, size_t items) {
+    if (kind != REQ_BATCH_PUBLISH && kind != REQ_BATCH_SUBSCRIBE) return 0;
     int64_t each = kind == REQ_BATCH_PUBLISH ? PL_RELAY_COST_PUBLISH_ITEM_MILLI
                                              : PL_RELAY_COST_TOPIC_ITEM_MILLI;
-    return 1000 + (items > 1 ? (int64_t)(items - 1) * each : 0);
+    return (int64_t)items * each;
 }
 
 /* Put a request on the wire (connection must be open). */
@@ -1405,6 +1417,7 @@ pl_err pl__rc_new(pl__rc **out_c, const pl__rc_config *cfg, int64_t now_ms) {
         c->pace_rate = c->pace_rate_max = cfg->rate_per_s;
         c->pace_burst = OPT(cfg->rate_burst, 5 * cfg->rate_per_s);
         c->pace_tokens = (int64_t)c->pace_burst * 1000;
+        c->pace_etokens = c->pace_tokens * PL_RELAY_ENTRY_FACTOR;
         c->pace_refill_at = now_ms;
         c->pace_advertised = true;
     }
