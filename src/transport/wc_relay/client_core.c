@@ -1316,6 +1316,19 @@ void pl__rc_on_timer(pl__rc *c, int64_t now_ms) {
             if (!r->sent && !r->rate_wait) continue;
             if (r->batch) continue; /* its batch frame is timed instead */
             if (now_ms < r->deadline) continue;
+            if (r->rate_wait) {
+                /* A refused request goes again through the pacing model
+                 * like any frame: re-sent on its own schedule, the requests
+                 * refused together came back together and were refused
+                 * again, thousands of times in a node manager's start. */
+                size_t items = r->kind == REQ_BATCH_PUBLISH     ? r->nmembers
+                               : r->kind == REQ_BATCH_SUBSCRIBE ? r->ntopics
+                                                                : 1;
+                if (!pace_take(c, cost_milli(r->kind, items), now_ms)) {
+                    if (c->pace_until > r->deadline) r->deadline = c->pace_until;
+                    continue;
+                }
+            }
             if (!r->rate_wait && ++r->timeouts >= MAX_REQUEST_TIMEOUTS) {
                 set_why(c, "the relay did not answer a request %d times", MAX_REQUEST_TIMEOUTS);
                 conn_drop(c, PL_ERR_TIMEOUT, now_ms);
