@@ -11,6 +11,7 @@
 #include "pairlink/crypto.h"
 #include "pairlink/hash.h"
 #include "pairlink/jsonrpc.h"
+#include "relay/frame.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -360,6 +361,7 @@ struct pl__rc {
     topic_ent *topics;
     size_t ntopics, topics_cap;
     pl__dedup *dedup;
+    pl__rs_parser *fast; /* relay/frame.h: pushes read once, by simdjson */
 
     outnode *out_head, *out_tail;
     pl_relay_client_stats stats;
@@ -1168,7 +1170,35 @@ static void handle_error(pl__rc *c, req *r, const pl_rpc_msg *m, int64_t now_ms)
     req_free(r);
 }
 
+/* A push the fast reader took: what handle_subscription does, without the
+ * generic decoder's parse, re-serialisation of params and second parse. */
+static void handle_push_fast(pl__rc *c, const pl__rs_frame *f) {
+    pl_rpc_id id = {.kind = PL_RPC_ID_NUM, .num = f->id};
+    send_reply(c, &id, "true", 0, NULL);
+    if (f->topic_len != 64) return;
+    char topic[65];
+    memcpy(topic, f->topic, 64);
+    topic[64] = '\0';
+    topic_ent *te = is_hex64(topic) ? topic_find(c, topic) : NULL;
+    if (!te) return;
+    uint32_t tag = f->has_tag && f->tag >= 0 && f->tag <= (int64_t)UINT32_MAX ? (uint32_t)f->tag : 0;
+    uint8_t key[32];
+    pl__relay_dedup_key(key, topic, f->message, f->message_len);
+    if (pl__dedup_check(c->dedup, key))
+        c->stats.duplicates++;
+    else
+        deliver(c, te, f->message, f->message_len, f->published_at, tag);
+}
+
 static void handle_frame(pl__rc *c, const char *text, size_t len, int64_t now_ms) {
+    if (c->fast) {
+        pl__rs_frame f;
+        pl__rs_parse_frame(c->fast, text, len, &f);
+        if (f.kind == PL__RS_FRAME_PUSH) {
+            handle_push_fast(c, &f);
+            return;
+        }
+    }
     pl_rpc_msg *msgs = NULL;
     size_t n = 0;
     bool batch = false;
@@ -1439,6 +1469,7 @@ pl_err pl__rc_new(pl__rc **out_c, const pl__rc_config *cfg, int64_t now_ms) {
     uint8_t key[16];
     rng_bytes(c, key, sizeof key);
     if (err == PL_OK) err = pl__dedup_new(&c->dedup, OPT(cfg->dedup_capacity, DEF_DEDUP), key);
+    if (err == PL_OK && !(c->fast = pl__rs_parser_new(c->max_frame))) err = PL_ERR_NOMEM;
     /* The first token is signed now so that a seed or URL the JWT code
      * refuses is reported here rather than as an endless reconnect. */
     if (err == PL_OK && !c->jwt_fixed) {
@@ -1473,6 +1504,7 @@ void pl__rc_free(pl__rc *c) {
     free(c->rx);
     free(c->topics);
     pl__dedup_free(c->dedup);
+    pl__rs_parser_free(c->fast);
     free(c->url_str);
     free(c->project_id);
     free(c->jwt_fixed);
