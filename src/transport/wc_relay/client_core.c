@@ -351,6 +351,7 @@ struct pl__rc {
     size_t unsent_pubs, unsent_topics; /* waiting for the next flush */
     int64_t now;                       /* the latest time given to the core */
     bool no_batch_publish;             /* the relay does not know irn_batchPublish */
+    bool flush_per_turn;               /* pl__rc_config.flush_per_turn */
     /* pacing: our model of the relay's token bucket (docs/relay-client.md) */
     int64_t pace_tokens, pace_etokens, pace_refill_at, pace_until;
     uint32_t pace_rate, pace_burst, pace_rate_max; /* pace_rate 0: not pacing (yet) */
@@ -398,11 +399,18 @@ static void out(pl__rc *c, pl__rc_output *o) {
     c->out_tail = n;
 }
 
+void pl__rc_flush(pl__rc *c, int64_t now_ms) {
+    PL_REQUIRE(c);
+    if (now_ms > c->now) c->now = now_ms;
+    flush(c, c->now);
+}
+
 bool pl__rc_poll(pl__rc *c, pl__rc_output *o) {
     PL_REQUIRE(c && o);
     memset(o, 0, sizeof *o);
-    /* What the operations queued since the last poll goes out now, batched. */
-    flush(c, c->now);
+    /* What the operations queued since the last poll goes out now, batched
+     * (or at the end of the loop turn: pl__rc_flush). */
+    if (!c->flush_per_turn) flush(c, c->now);
     outnode *n = c->out_head;
     if (!n) return false;
     c->out_head = n->next;
@@ -1454,6 +1462,7 @@ pl_err pl__rc_new(pl__rc **out_c, const pl__rc_config *cfg, int64_t now_ms) {
     c->max_frame = OPT(cfg->max_frame_bytes, DEF_MAX_FRAME);
     c->max_unsent = OPT(cfg->max_unsent_bytes, c->max_queue_bytes + DEF_UNSENT_EXTRA);
     c->batch_max = cfg->batch_max && cfg->batch_max < BATCH_MAX ? cfg->batch_max : BATCH_MAX;
+    c->flush_per_turn = cfg->flush_per_turn;
     /* An allowance given: paced from the start. Otherwise unpaced until
      * the relay first refuses (3001), then paced to what it says. */
     if (cfg->rate_per_s && cfg->rate_per_s != UINT32_MAX) {

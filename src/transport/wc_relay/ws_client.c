@@ -578,8 +578,9 @@ static void task_timer(pl_driver_task *task, int64_t now) {
 
 /* What the operations produced since (frames to send, results). */
 static void task_before_wait(pl_driver_task *task, int64_t now) {
-    (void)now;
-    drain(task->data);
+    rc_rt *rt = task->data;
+    pl__rc_flush(rt->core, now);
+    drain(rt);
 }
 
 /* ---- the transport table ---- */
@@ -728,6 +729,7 @@ pl_err pl_relay_client_new(pl_transport **out, pl_driver *d, const pl_relay_clie
         .rate_per_s = opts->rate_per_s,
         .rate_burst = opts->rate_burst,
         .max_unsent_bytes = opts->max_unsent_bytes,
+        .flush_per_turn = true,
     };
     rc_rt *rt = calloc(1, sizeof *rt);
     if (!rt) return PL_ERR_NOMEM;
