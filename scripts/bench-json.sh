@@ -14,7 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 iters=${2:-200000}
-mkdir -p "$build/bench"
+mkdir -p "$build/bench-json"
 need=()
 for p in libcjson-dev libjsonparser-dev libsimdjson-dev g++; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
@@ -29,16 +29,16 @@ if ((${#need[@]})); then
   fi
 fi
 src=$root/bench/json
-out=$build/bench/bench_json
-g++ -O2 -g -std=c++17 -c "$src/simdjson_shim.cpp" -o "$build/bench/simdjson_shim.o" \
+out=$build/bench-json/bench_json
+g++ -O2 -g -std=c++17 -c "$src/simdjson_shim.cpp" -o "$build/bench-json/simdjson_shim.o" \
   $(pkg-config --cflags simdjson)
 # shellcheck disable=SC2046 # pkg-config prints several words on purpose
-gcc -O2 -g -std=c11 -Wall -Wextra -Werror -c "$src/bench_json.c" -o "$build/bench/bench_json.o" \
+gcc -O2 -g -std=c11 -Wall -Wextra -Werror -c "$src/bench_json.c" -o "$build/bench-json/bench_json.o" \
   $(pkg-config --cflags jansson libcjson json-parser)
 # shellcheck disable=SC2046
-gcc -O2 -g -std=c11 -Wall -Wextra -Werror -c "$src/jsonparser_part.c" -o "$build/bench/jsonparser_part.o" \
+gcc -O2 -g -std=c11 -Wall -Wextra -Werror -c "$src/jsonparser_part.c" -o "$build/bench-json/jsonparser_part.o" \
   $(pkg-config --cflags json-parser)
 # shellcheck disable=SC2046
-g++ "$build/bench/bench_json.o" "$build/bench/jsonparser_part.o" "$build/bench/simdjson_shim.o" -o "$out" \
+g++ "$build/bench-json/bench_json.o" "$build/bench-json/jsonparser_part.o" "$build/bench-json/simdjson_shim.o" -o "$out" \
   $(pkg-config --libs jansson libcjson json-parser simdjson)
 "$out" "$iters"
