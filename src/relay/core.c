@@ -281,7 +281,8 @@ static void rate_refill(pl__relay_core *c, conn *k, int64_t now_ms) {
  * full one and empties it. */
 static bool rate_take(pl__relay_core *c, conn *k, int64_t entries, int64_t now_ms) {
     if (c->lim.rate_unlimited) return true;
-    if (!(k->rate_per_s ? k->rate_per_s : c->lim.rate_per_s)) return false; /* (checked at creation) */
+    if (!(k->rate_per_s ? k->rate_per_s : c->lim.rate_per_s))
+        return false; /* (checked at creation) */
     rate_refill(c, k, now_ms);
     int64_t cap = (int64_t)(k->rate_burst ? k->rate_burst : c->lim.rate_burst) * 1000;
     int64_t ecap = cap * PL_RELAY_ENTRY_FACTOR;
@@ -305,12 +306,12 @@ static void rate_refusal(pl__relay_core *c, conn *k, json_t *id, int64_t entries
     int64_t erate = (int64_t)rate * PL_RELAY_ENTRY_FACTOR;
     int64_t ewait = erate ? (eneed - k->entry_milli + erate - 1) / erate : 1000;
     if (ewait > wait) wait = ewait;
-    json_t *j = json_pack("{s:O,s:s,s:{s:i,s:s,s:{s:I,s:I,s:I,s:I,s:I}}}", "id", id, "jsonrpc",
-                          "2.0", "error", "code", PL_RELAY_ERR_RATE, "message", "Too many requests",
-                          "data", "perSecond", (json_int_t)rate, "burst", (json_int_t)burst,
-                          "entriesPerSecond", (json_int_t)erate, "entryBurst",
-                          (json_int_t)burst * PL_RELAY_ENTRY_FACTOR, "retryAfterMs",
-                          (json_int_t)(wait > 0 ? wait : 1));
+    json_t *j =
+        json_pack("{s:O,s:s,s:{s:i,s:s,s:{s:I,s:I,s:I,s:I,s:I}}}", "id", id, "jsonrpc", "2.0",
+                  "error", "code", PL_RELAY_ERR_RATE, "message", "Too many requests", "data",
+                  "perSecond", (json_int_t)rate, "burst", (json_int_t)burst, "entriesPerSecond",
+                  (json_int_t)erate, "entryBurst", (json_int_t)burst * PL_RELAY_ENTRY_FACTOR,
+                  "retryAfterMs", (json_int_t)(wait > 0 ? wait : 1));
     c->st.errors++;
     if (j) (void)pl__rs_send_json(c, k, j, NULL);
 }

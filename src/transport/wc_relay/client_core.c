@@ -593,7 +593,8 @@ static void pace_refill(pl__rc *c, int64_t now_ms) {
     c->pace_tokens += dt * (int64_t)c->pace_rate;
     if (c->pace_tokens > cap) c->pace_tokens = cap;
     c->pace_etokens += dt * (int64_t)c->pace_rate * PL_RELAY_ENTRY_FACTOR;
-    if (c->pace_etokens > cap * PL_RELAY_ENTRY_FACTOR) c->pace_etokens = cap * PL_RELAY_ENTRY_FACTOR;
+    if (c->pace_etokens > cap * PL_RELAY_ENTRY_FACTOR)
+        c->pace_etokens = cap * PL_RELAY_ENTRY_FACTOR;
     c->pace_refill_at = now_ms;
 }
 
