@@ -291,6 +291,15 @@ static void irn_frame(conn *c, const char *buf, size_t len) {
         record_delivery(c, f.message, f.message_len);
         return;
     }
+    if (f.kind == PL__RS_FRAME_RESPONSE) { /* a plain answer (errors are objects: jansson) */
+        if (c->is_pub) {
+            on_ack(c);
+        } else if (!c->ready) {
+            c->ready = true;
+            g.n_ready++;
+        }
+        return;
+    }
 #endif
     json_error_t jerr;
     json_t *o = json_loadb(buf, len, 0, &jerr);
