@@ -230,6 +230,11 @@ static void sess_enqueue(pl__ws_server *s, sess *e, frame *f) {
         if (n < (int)flen) {
             logf_(s, PL__LOG_INFO, "conn %llu: write failed", (unsigned long long)e->id);
             sess_close_later(s, e, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "write failed");
+        } else if (e->rx_paused && pl__relay_core_wants_input(s->core, e->id)) {
+            /* (as WRITEABLE does: frames released by a commit may all go
+             * this way, and nothing else would read the connection again) */
+            e->rx_paused = false;
+            lws_rx_flow_control(e->wsi, 1);
         }
         return;
     }
