@@ -50,7 +50,7 @@ demo: build
 
 # libFuzzer targets, each run for FUZZ_SECONDS from its seed corpus.
 fuzz: deps
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DPL_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DPL_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	./scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 

@@ -25,7 +25,8 @@
 #
 # Knobs (environment): RUNS=3 C_ITER=200 JS_ITER=30 PAIRS=100 WINDOW=8
 # SECS=5 RATE=2000 IDLE=10000 STEADY=300 (pings in a row on one pairing
-# after the pairing round trips).
+# after the pairing round trips). PARTS="pairing load idle" (a subset runs
+# only those parts).
 #
 # Lines "BENCH <key> <value>" carry the figures of issue 12's table for
 # scripts/bench-check.py (medians over the runs).
@@ -43,6 +44,8 @@ SECS=${SECS:-5}
 RATE=${RATE:-2000}
 IDLE=${IDLE:-10000}
 STEADY=${STEADY:-300}
+PARTS=${PARTS:-pairing load idle}
+part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 cli=$build/pairlink
 cbench=$build/bench/bench_wc_pairing
@@ -171,6 +174,7 @@ else
 fi
 
 # ---- 1. pairing round trip ------------------------------------------------------
+if part pairing; then
 note ""
 note "== pairing round trip over pairlink relay: create, pair, first ping answered (ms)"
 c_med=() c_p95=() c_cold=() js_med=() js_p95=() js_ans=() js_ansp95=() js_cold=() s_med=()
@@ -211,8 +215,10 @@ if [ "$have_js" = 1 ]; then
   note "RATIO pairing JS/C = $(ratio "$jm" "$cm") (ping() as the API shows it, with the SDK's 500 ms hold)"
   note "RATIO pairing JS/C = $(ratio "$ja" "$cm") (until the answer arrives, without that hold)"
 fi
+fi
 
 # ---- 2. load ----------------------------------------------------------------------
+if part load; then
 note ""
 note "== relay load: $PAIRS pairs, 1 KiB messages, window $WINDOW, ${SECS} s measured"
 declare -A thr cpu p50 p99 lp50 lp99
@@ -272,8 +278,10 @@ if [ "$have_mqtt" = 1 ]; then
     note "BENCH relay_mosquitto_p50_at_rate $(ratio "$(median ${lp50[irn]})" "$(median ${lp50[mqtt]})")"
   }
 fi
+fi
 
 # ---- 3. idle connections ------------------------------------------------------------
+if part idle; then
 note ""
 # Each WebSocket costs the generator one descriptor; each libmosquitto
 # client three (its socket and a wake-up socketpair).
@@ -303,4 +311,5 @@ if [ "$have_mqtt" = 1 ]; then
     note "mosquitto: $line"
     stop_pid "$mosq_pid"
   done
+fi
 fi

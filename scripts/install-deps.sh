@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libsodium-dev libssl-dev libsecp256k1-dev libuv1-dev libwebsockets-dev
-      libwebsockets-evlib-uv libjansson-dev libsqlite3-dev libprotobuf-c-dev
+      libwebsockets-evlib-uv libjansson-dev libsimdjson-dev libsqlite3-dev libprotobuf-c-dev
       protobuf-c-compiler libqrencode-dev libpng-dev libcmocka-dev gcovr
       zbar-tools   # zbarimg: the CLI tests decode the QR codes pairlink draws
       libnats-dev nats-server)  # relay --cluster (NATS JetStream) and its test

@@ -24,6 +24,8 @@ log=${BENCH_LOG:-$(mktemp /tmp/pl-bench.XXXXXX)}
     echo "== $(basename "$b")"
     "$b"
   done
+  echo "== JSON libraries on the relay's frames (scripts/bench-json.sh)"
+  "$here/bench-json.sh" "$build" 100000
   "$here/bench-wc.sh" "$build"
   echo "== node manager to 1000 sessions, pairlink relay with its default settings"
   "$here/bench-nm-startup.sh" -b "$build" -n 1000 -r 3 -c -s -R 100 -t 60 -K nm_startup_1000_default_s

@@ -682,57 +682,96 @@ static void test_rate_limit(void **state) {
  * a single request; a batch of 500 messages costs more than a whole bucket:
  * it needs a full one. An identity with an allowance of its own gets its
  * own rate and bucket; others keep the relay's. */
+/* A batch of n topics to subscribe to (t[i % 10] varied by i), malloc'd. */
+static char *batch_subscribe_frame(int id, int n, size_t *len) {
+    size_t cap = 128 + (size_t)n * 70;
+    char *fr = malloc(cap);
+    assert_non_null(fr);
+    size_t k = (size_t)snprintf(fr, cap,
+                                "{\"id\":%d,\"jsonrpc\":\"2.0\",\"method\":\"irn_batchSubscribe\","
+                                "\"params\":{\"topics\":[",
+                                id);
+    for (int i = 0; i < n; i++) {
+        char t[65], seed[16];
+        snprintf(seed, sizeof seed, "b%d", i);
+        topic_of(t, seed);
+        k += (size_t)snprintf(fr + k, cap - k, "%s\"%s\"", i ? "," : "", t);
+    }
+    k += (size_t)snprintf(fr + k, cap - k, "]}}");
+    *len = k;
+    return fr;
+}
+
 static void test_rate_limit_batches_and_allowance(void **state) {
     (void)state;
     pl__relay_allowance al[1] = {{.rate_per_s = 1000, .burst = 4000}};
     snprintf(al[0].did, sizeof al[0].did, "did:key:z6MkAllowance");
+    /* 2 requests/s, bucket 3; entries 20/s, bucket 30 */
     pl__relay_limits l = {.rate_per_s = 2, .rate_burst = 3, .allowances = al, .nallowances = 1};
     pl__relay_core *c = new_core(&l);
     out o = {0};
-    char t[10][65];
-    for (int i = 0; i < 10; i++) {
-        char seed[16];
-        snprintf(seed, sizeof seed, "b%d", i);
-        topic_of(t[i], seed);
-    }
-    char fr[2048];
-    int n = snprintf(fr, sizeof fr, "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"irn_batchSubscribe\",\"params\":{\"topics\":[");
-    for (int i = 0; i < 10; i++) n += snprintf(fr + n, sizeof fr - (size_t)n, "%s\"%s\"", i ? "," : "", t[i]);
-    n += snprintf(fr + n, sizeof fr - (size_t)n, "]}}");
-    assert_int_equal(pl__rs_cost_milli("irn_batchSubscribe", NULL), 1000);
+    char t0[65];
+    topic_of(t0, "b0");
+    size_t n, nbig;
+    char *fr = batch_subscribe_frame(1, 10, &n);      /* 1 request, 2 entries */
+    char *big = batch_subscribe_frame(1, 200, &nbig); /* 1 request, 40 entries */
     pl__relay_core_open(c, 1, NULL, NULL, T0);
-    assert_int_equal(pl__relay_core_receive(c, 1, fr, (size_t)n, T0), PL_OK);
+    assert_int_equal(pl__relay_core_receive(c, 1, fr, n, T0), PL_OK);
     drain(c, &o);
-    assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t[0]), PL_ERR_RATE_LIMITED);
-    /* the refusal says what the connection may and when this fits: 0.35 of
-     * a request missing at 2 per second, 175 ms */
+    /* the request bucket binds: two more single requests, then a refusal */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t0), PL_OK);
+    assert_int_equal(sendf(c, &o, 1, T0, "{\"id\":2,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t0), PL_ERR_RATE_LIMITED);
+    /* the refusal says what the connection may and when this fits: one
+     * request missing at 2 per second, 500 ms */
     json_t *rj = frame(&o, 1, 0);
     json_t *data = json_object_get(json_object_get(rj, "error"), "data");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(rj, "error"), "code")), PL_RELAY_ERR_RATE);
     assert_int_equal(json_integer_value(json_object_get(data, "perSecond")), 2);
     assert_int_equal(json_integer_value(json_object_get(data, "burst")), 3);
-    assert_int_equal(json_integer_value(json_object_get(data, "retryAfterMs")), 175);
+    assert_int_equal(json_integer_value(json_object_get(data, "entriesPerSecond")), 20);
+    assert_int_equal(json_integer_value(json_object_get(data, "entryBurst")), 30);
+    assert_int_equal(json_integer_value(json_object_get(data, "retryAfterMs")), 500);
     json_decref(rj);
-    /* 0.65 left; 1 needed: 175 ms at 2/s */
-    assert_int_equal(sendf(c, &o, 1, T0 + 174, "{\"id\":3,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t[0]), PL_ERR_RATE_LIMITED);
-    assert_int_equal(sendf(c, &o, 1, T0 + 175, "{\"id\":4,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t[0]), PL_OK);
+    assert_int_equal(sendf(c, &o, 1, T0 + 499, "{\"id\":3,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t0), PL_ERR_RATE_LIMITED);
+    assert_int_equal(sendf(c, &o, 1, T0 + 500, "{\"id\":4,\"jsonrpc\":\"2.0\",\"method\":\"irn_fetchMessages\",\"params\":{\"topic\":\"%s\"}}", t0), PL_OK);
+    /* the entry bucket binds: a batch above the whole bucket (40 > 30
+     * entries) is taken when the bucket is full and empties it; the next
+     * batch waits for its 2 entries (100 ms at 20/s) though requests remain */
+    pl__relay_core_open(c, 4, NULL, NULL, T0);
+    assert_int_equal(pl__relay_core_receive(c, 4, big, nbig, T0), PL_OK);
+    drain(c, &o);
+    assert_int_equal(pl__relay_core_receive(c, 4, fr, n, T0), PL_ERR_RATE_LIMITED);
+    drain(c, &o);
+    rj = frame(&o, 4, 0);
+    data = json_object_get(json_object_get(rj, "error"), "data");
+    assert_int_equal(json_integer_value(json_object_get(data, "retryAfterMs")), 100);
+    json_decref(rj);
+    assert_int_equal(pl__relay_core_receive(c, 4, fr, n, T0 + 99), PL_ERR_RATE_LIMITED);
+    drain(c, &o);
+    assert_int_equal(pl__relay_core_receive(c, 4, fr, n, T0 + 100), PL_OK);
+    drain(c, &o);
     /* the identity with an allowance: 10 such batches at once */
     pl__relay_core_open(c, 2, "did:key:z6MkAllowance", NULL, T0);
     pl__relay_core_open(c, 3, "did:key:z6MkOther", NULL, T0);
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(pl__relay_core_receive(c, 2, fr, (size_t)n, T0), PL_OK);
+        assert_int_equal(pl__relay_core_receive(c, 2, big, nbig, T0), PL_OK);
         drain(c, &o);
     }
-    assert_int_equal(pl__relay_core_receive(c, 3, fr, (size_t)n, T0), PL_OK);
-    assert_int_equal(pl__relay_core_receive(c, 3, fr, (size_t)n, T0), PL_ERR_RATE_LIMITED);
+    assert_int_equal(pl__relay_core_receive(c, 3, big, nbig, T0), PL_OK);
+    assert_int_equal(pl__relay_core_receive(c, 3, big, nbig, T0), PL_ERR_RATE_LIMITED);
+    drain(c, &o);
     /* the cost model itself */
     json_t *p = json_pack("{s:[i,i,i,i]}", "messages", 1, 2, 3, 4);
-    assert_int_equal(pl__rs_cost_milli("irn_batchPublish", p), 1000 + 3 * PL_RELAY_COST_PUBLISH_ITEM_MILLI);
-    assert_int_equal(pl__rs_cost_milli("irn_publish", p), 1000);
+    assert_int_equal(pl__rs_cost_milli("irn_batchPublish", p), 4 * PL_RELAY_COST_PUBLISH_ITEM_MILLI);
+    assert_int_equal(pl__rs_cost_milli("irn_publish", p), 0);
     json_decref(p);
     p = json_pack("{s:[s]}", "subscriptions", "x");
-    assert_int_equal(pl__rs_cost_milli("irn_batchUnsubscribe", p), 1000);
+    assert_int_equal(pl__rs_cost_milli("irn_batchUnsubscribe", p), PL_RELAY_COST_TOPIC_ITEM_MILLI);
+    assert_int_equal(pl__rs_cost_milli("irn_batchSubscribe", NULL), 0);
     json_decref(p);
+    free(fr);
+    free(big);
     out_free(&o);
     pl__relay_core_free(c);
 }

@@ -71,17 +71,20 @@ extern "C" {
 #define PL_RELAY_CODE_AUTH 3000 /* also the close code of a rejected JWT: final */
 #define PL_RELAY_CODE_RATE 3001 /* too many requests: send again after a pause */
 
-/* A relay's request allowance per connection, and what each request costs
- * against it, as `pairlink relay` counts (docs/relay.md, "Request rate"): a
- * request costs one; each further item of a batch method a fraction,
- * measured against what the single requests it replaces cost the relay
- * (PL_RELAY_COST_* in thousandths of a request). A 3001 from it carries
- * error data {perSecond, burst, retryAfterMs}; the client paces itself to
+/* A relay's allowance per connection, as `pairlink relay` counts it
+ * (docs/relay.md, "Request rate"): two token buckets. Every request (a
+ * frame) costs one request: PL_RELAY_DEF_ALLOWANCE_PER_S a second, a bucket
+ * of PL_RELAY_DEF_ALLOWANCE_BURST. The items of a batch method also cost
+ * entries, from a bucket PL_RELAY_ENTRY_FACTOR times larger (and refilled
+ * that much faster): PL_RELAY_COST_*_ITEM_MILLI thousandths of an entry
+ * each. A 3001 from it carries error data {perSecond, burst,
+ * entriesPerSecond, entryBurst, retryAfterMs}; the client paces itself to
  * that (pl_relay_client_opts.rate_per_s). */
 #define PL_RELAY_DEF_ALLOWANCE_PER_S 100
 #define PL_RELAY_DEF_ALLOWANCE_BURST 500
-#define PL_RELAY_COST_PUBLISH_ITEM_MILLI 780 /* irn_batchPublish: each message after the first */
-#define PL_RELAY_COST_TOPIC_ITEM_MILLI 150   /* batch (un)subscribe / fetch: each topic after the first */
+#define PL_RELAY_ENTRY_FACTOR 10
+#define PL_RELAY_COST_PUBLISH_ITEM_MILLI 1000 /* irn_batchPublish: each message */
+#define PL_RELAY_COST_TOPIC_ITEM_MILLI 200    /* batch (un)subscribe / fetch: each topic */
 
 /* Publish options only the WalletConnect relay reads (pl_publish_opts.ext). */
 typedef struct pl_wc_relay_publish_ext {

@@ -38,16 +38,94 @@ void pl__rs_message_id(char out[PL_RELAY_ID_HEX + 1], const char *message, size_
     pl__rs_hex(out, h, sizeof h);
 }
 
+bool pl__rs_json_needs_escape(const char *s, size_t len) {
+    /* Eight bytes at a time: a byte below 0x20, '"' or '\\' sets its high
+     * bit in `hit` (the classic has-zero-byte test). */
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t hit = ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b);
+        if (hit & high) return true;
+    }
+    for (; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == '"' || ch == '\\') return true;
+    }
+    return false;
+}
+
 size_t pl__rs_json_string_len(const char *s, size_t len) {
+    /* Most messages (base64) have nothing to escape: a branch-free pass
+     * the compiler vectorises says so first. */
+    if (!pl__rs_json_needs_escape(s, len)) return len + 2;
     size_t n = 2;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') n += 2;
-        else if (ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' || ch == '\t') n += 2;
-        else if (ch < 0x20) n += 6; /* \u00XX */
-        else n += 1;
+        if (ch == '"' || ch == '\\')
+            n += 2;
+        else if (ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' || ch == '\t')
+            n += 2;
+        else if (ch < 0x20)
+            n += 6; /* \u00XX */
+        else
+            n += 1;
     }
     return n;
+}
+
+char *pl__rs_json_escape(char *out, const char *s, size_t len) {
+    static const char hex[] = "0123456789ABCDEF";
+    *out++ = '"';
+    size_t i = 0;
+    while (i < len) {
+        /* Runs that need no escape (base64 messages are one run). */
+        size_t j = i;
+        while (j < len) {
+            unsigned char ch = (unsigned char)s[j];
+            if (ch < 0x20 || ch == '"' || ch == '\\') break;
+            j++;
+        }
+        memcpy(out, s + i, j - i);
+        out += j - i;
+        if (j == len) break;
+        unsigned char ch = (unsigned char)s[j];
+        *out++ = '\\';
+        switch (ch) {
+        case '"':
+            *out++ = '"';
+            break;
+        case '\\':
+            *out++ = '\\';
+            break;
+        case '\b':
+            *out++ = 'b';
+            break;
+        case '\f':
+            *out++ = 'f';
+            break;
+        case '\n':
+            *out++ = 'n';
+            break;
+        case '\r':
+            *out++ = 'r';
+            break;
+        case '\t':
+            *out++ = 't';
+            break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[ch >> 4];
+            *out++ = hex[ch & 15];
+        }
+        i = j + 1;
+    }
+    *out++ = '"';
+    return out;
 }
 
 bool pl__rs_is_topic_hex(const char *s, size_t n) {
@@ -89,9 +167,25 @@ void pl__relay_limits_default(pl__relay_limits *l) {
     l->conn_cost_bytes = PL_RELAY_DEF_CONN_COST;
 }
 
+char *pl__rs_text_alloc(size_t n) {
+    char *m = malloc(PL_RELAY_TEXT_HEADROOM + n + 1);
+    return m ? m + PL_RELAY_TEXT_HEADROOM : NULL;
+}
+
+void pl__rs_text_free(char *text) {
+    if (text) free(text - PL_RELAY_TEXT_HEADROOM);
+}
+
+void *pl__relay_action_take_text(pl__relay_action *a) {
+    PL_REQUIRE(a && a->text);
+    void *m = a->text - PL_RELAY_TEXT_HEADROOM;
+    a->text = NULL;
+    return m;
+}
+
 void pl__relay_action_release(pl__relay_action *a) {
     if (!a) return;
-    free(a->text);
+    pl__rs_text_free(a->text);
     free(a->rec.message);
     free(a->rec.attestation);
     a->text = NULL;
@@ -141,24 +235,18 @@ void pl__rs_close_conn(pl__relay_core *c, conn *k, int code, const char *reason)
     k->closing = true;
 }
 
-pl_err pl__rs_send_json(pl__relay_core *c, conn *k, json_t *j, size_t *len) {
-    if (len) *len = 0;
-    if (!j) return PL_ERR_NOMEM;
+pl_err pl__rs_send_text(pl__relay_core *c, conn *k, char *text, size_t n) {
     if (k->closing) {
-        json_decref(j);
+        pl__rs_text_free(text);
         return PL_OK;
     }
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!s) return PL_ERR_NOMEM;
-    size_t n = strlen(s);
-    pl__relay_action a = {.kind = PL__RELAY_SEND, .conn = k->id, .text = s, .len = n};
+    text[n] = '\0';
+    pl__relay_action a = {.kind = PL__RELAY_SEND, .conn = k->id, .text = text, .len = n};
     pl_err e = pl__rs_queue(c, &a);
     if (e != PL_OK) {
-        free(s);
+        pl__rs_text_free(text);
         return e;
     }
-    if (len) *len = n;
     size_t cost = n + PL__RS_FRAME_COST;
     k->unsent += cost;
     c->mem.queued += cost;
@@ -170,6 +258,35 @@ pl_err pl__rs_send_json(pl__relay_core *c, conn *k, json_t *j, size_t *len) {
         pl__rs_close_conn(c, k, 1008, "send queue full");
     }
     return PL_OK;
+}
+
+pl_err pl__rs_send_json(pl__relay_core *c, conn *k, json_t *j, size_t *len) {
+    if (len) *len = 0;
+    if (!j) return PL_ERR_NOMEM;
+    if (k->closing) {
+        json_decref(j);
+        return PL_OK;
+    }
+    char *d = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    size_t n = d ? strlen(d) : 0;
+    char *s = d ? pl__rs_text_alloc(n) : NULL;
+    if (!s) {
+        free(d);
+        return PL_ERR_NOMEM;
+    }
+    memcpy(s, d, n);
+    free(d);
+    pl_err e = pl__rs_send_text(c, k, s, n);
+    if (e == PL_OK && len) *len = n;
+    return e;
+}
+
+pl_err pl__rs_reply_true(pl__relay_core *c, conn *k, int64_t id) {
+    char *s = pl__rs_text_alloc(64);
+    if (!s) return PL_ERR_NOMEM;
+    int n = snprintf(s, 65, "{\"id\":%lld,\"jsonrpc\":\"2.0\",\"result\":true}", (long long)id);
+    return pl__rs_send_text(c, k, s, (size_t)n);
 }
 
 static json_t *id_or_null(json_t *id) {

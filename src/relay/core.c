@@ -4,6 +4,7 @@
 #include "relay/internal.h"
 
 #include "core/internal.h"
+#include "relay/frame.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -57,7 +58,8 @@ static pl_err limits_resolve(const pl__relay_limits *limits, pl__relay_limits *o
         l.max_total_bytes = l.max_memory_bytes / 2;
     /* ... and one publisher a quarter of the storage, so that one address
      * cannot fill it for everyone. */
-    if (!qbytes_given && l.quota_bytes > l.max_total_bytes / 4) l.quota_bytes = l.max_total_bytes / 4;
+    if (!qbytes_given && l.quota_bytes > l.max_total_bytes / 4)
+        l.quota_bytes = l.max_total_bytes / 4;
     if (!qmsgs_given && l.quota_messages > l.max_messages / 4)
         l.quota_messages = l.max_messages / 4;
     if (l.min_ttl_s < 1 || l.max_ttl_s < l.min_ttl_s || l.max_ttl_s > INT64_MAX / 1000 / 4 ||
@@ -83,10 +85,14 @@ pl_err pl__relay_core_set_limits(pl__relay_core *c, const pl__relay_limits *limi
 }
 
 int pl__relay_error_code(size_t i) {
-    static const int codes[PL_RELAY_ERR_KINDS] = {
-        PL_RELAY_ERR_PARSE,    PL_RELAY_ERR_INVALID_REQUEST, PL_RELAY_ERR_METHOD_NOT_FOUND,
-        PL_RELAY_ERR_INVALID_PARAMS, PL_RELAY_ERR_INTERNAL, PL_RELAY_ERR_HANDLER,
-        PL_RELAY_ERR_AUTH,     PL_RELAY_ERR_RATE};
+    static const int codes[PL_RELAY_ERR_KINDS] = {PL_RELAY_ERR_PARSE,
+                                                  PL_RELAY_ERR_INVALID_REQUEST,
+                                                  PL_RELAY_ERR_METHOD_NOT_FOUND,
+                                                  PL_RELAY_ERR_INVALID_PARAMS,
+                                                  PL_RELAY_ERR_INTERNAL,
+                                                  PL_RELAY_ERR_HANDLER,
+                                                  PL_RELAY_ERR_AUTH,
+                                                  PL_RELAY_ERR_RATE};
     PL_REQUIRE(i < PL_RELAY_ERR_KINDS);
     return codes[i];
 }
@@ -98,6 +104,10 @@ pl_err pl__relay_core_new(pl__relay_core **out, const pl__relay_limits *limits, 
     PL_TRY(limits_resolve(limits, &l));
     pl__relay_core *c = calloc(1, sizeof *c);
     if (!c) return PL_ERR_NOMEM;
+    if (!(c->parser = pl__rs_parser_new(l.max_frame_bytes))) {
+        free(c);
+        return PL_ERR_NOMEM;
+    }
     c->lim = l;
     /* Topics, message ids and addresses come from the clients: the tables
      * hash them under keys the clients cannot know. */
@@ -150,6 +160,7 @@ void pl__relay_core_free(pl__relay_core *c) {
     while (c->q.head < c->q.len)
         pl__relay_action_release(&c->q.a[c->q.head++]);
     free(c->q.a);
+    pl__rs_parser_free(c->parser);
     free(c);
 }
 
@@ -186,6 +197,7 @@ pl_err pl__relay_core_open(pl__relay_core *c, uint64_t conn_id, const char *clie
         k->rate_per_s = al->rate_per_s ? al->rate_per_s : c->lim.rate_per_s;
         k->rate_burst = al->burst ? al->burst : c->lim.rate_burst;
         k->tokens_milli = (int64_t)k->rate_burst * 1000;
+        k->entry_milli = (int64_t)k->rate_burst * PL_RELAY_ENTRY_FACTOR * 1000;
         break;
     }
     return PL_OK;
@@ -290,38 +302,57 @@ pl_err pl__relay_core_restore(pl__relay_core *c, const pl__relay_record *rec, in
 
 /* ---- frames ------------------------------------------------------------------------ */
 
-/* Take `cost` thousandths of a request from the connection's bucket; false
- * (nothing taken) when it does not hold that much. A cost above the whole
- * bucket needs a full one and empties it. */
-static bool rate_take(pl__relay_core *c, conn *k, int64_t cost, int64_t now_ms) {
-    if (c->lim.rate_unlimited) return true;
+/* The connection's buckets refilled to now. */
+static void rate_refill(pl__relay_core *c, conn *k, int64_t now_ms) {
     uint32_t rate = k->rate_per_s ? k->rate_per_s : c->lim.rate_per_s;
     int64_t cap = (int64_t)(k->rate_burst ? k->rate_burst : c->lim.rate_burst) * 1000;
-    if (!rate) return false; /* (limits are checked at creation) */
-    if (now_ms > k->last_refill_ms) {
-        int64_t dt = now_ms - k->last_refill_ms;
-        if (dt > 3600 * 1000) dt = 3600 * 1000;
-        k->tokens_milli += dt * (int64_t)rate;
-        if (k->tokens_milli > cap) k->tokens_milli = cap;
-        k->last_refill_ms = now_ms;
-    }
-    if (k->tokens_milli < (cost < cap ? cost : cap)) return false;
-    k->tokens_milli = cost < k->tokens_milli ? k->tokens_milli - cost : 0;
+    if (now_ms <= k->last_refill_ms) return;
+    int64_t dt = now_ms - k->last_refill_ms;
+    if (dt > 3600 * 1000) dt = 3600 * 1000;
+    k->tokens_milli += dt * (int64_t)rate;
+    if (k->tokens_milli > cap) k->tokens_milli = cap;
+    k->entry_milli += dt * (int64_t)rate * PL_RELAY_ENTRY_FACTOR;
+    if (k->entry_milli > cap * PL_RELAY_ENTRY_FACTOR) k->entry_milli = cap * PL_RELAY_ENTRY_FACTOR;
+    k->last_refill_ms = now_ms;
+}
+
+/* A request (one from the request bucket) with `entries` thousandths of an
+ * entry (its batch items) from the entry bucket; false (nothing taken)
+ * when either does not hold that much. A cost above a whole bucket needs a
+ * full one and empties it. */
+static bool rate_take(pl__relay_core *c, conn *k, int64_t entries, int64_t now_ms) {
+    if (c->lim.rate_unlimited) return true;
+    if (!(k->rate_per_s ? k->rate_per_s : c->lim.rate_per_s))
+        return false; /* (checked at creation) */
+    rate_refill(c, k, now_ms);
+    int64_t cap = (int64_t)(k->rate_burst ? k->rate_burst : c->lim.rate_burst) * 1000;
+    int64_t ecap = cap * PL_RELAY_ENTRY_FACTOR;
+    if (k->tokens_milli < (1000 < cap ? 1000 : cap) ||
+        k->entry_milli < (entries < ecap ? entries : ecap))
+        return false;
+    k->tokens_milli = 1000 < k->tokens_milli ? k->tokens_milli - 1000 : 0;
+    k->entry_milli = entries < k->entry_milli ? k->entry_milli - entries : 0;
     return true;
 }
 
 /* The 3001 answer tells the client its allowance and when this request
  * would fit, so that it can pace itself instead of guessing
  * (docs/relay.md, "Request rate"). */
-static void rate_refusal(pl__relay_core *c, conn *k, json_t *id, int64_t cost) {
+static void rate_refusal(pl__relay_core *c, conn *k, json_t *id, int64_t entries) {
     uint32_t rate = k->rate_per_s ? k->rate_per_s : c->lim.rate_per_s;
     uint32_t burst = k->rate_burst ? k->rate_burst : c->lim.rate_burst;
-    int64_t need = cost < (int64_t)burst * 1000 ? cost : (int64_t)burst * 1000;
+    int64_t cap = (int64_t)burst * 1000, ecap = cap * PL_RELAY_ENTRY_FACTOR;
+    int64_t need = 1000 < cap ? 1000 : cap, eneed = entries < ecap ? entries : ecap;
     int64_t wait = rate ? (need - k->tokens_milli + rate - 1) / rate : 1000;
-    json_t *j = json_pack("{s:O,s:s,s:{s:i,s:s,s:{s:I,s:I,s:I}}}", "id", id, "jsonrpc", "2.0",
-                          "error", "code", PL_RELAY_ERR_RATE, "message", "Too many requests", "data",
-                          "perSecond", (json_int_t)rate, "burst", (json_int_t)burst, "retryAfterMs",
-                          (json_int_t)(wait > 0 ? wait : 1));
+    int64_t erate = (int64_t)rate * PL_RELAY_ENTRY_FACTOR;
+    int64_t ewait = erate ? (eneed - k->entry_milli + erate - 1) / erate : 1000;
+    if (ewait > wait) wait = ewait;
+    json_t *j =
+        json_pack("{s:O,s:s,s:{s:i,s:s,s:{s:I,s:I,s:I,s:I,s:I}}}", "id", id, "jsonrpc", "2.0",
+                  "error", "code", PL_RELAY_ERR_RATE, "message", "Too many requests", "data",
+                  "perSecond", (json_int_t)rate, "burst", (json_int_t)burst, "entriesPerSecond",
+                  (json_int_t)erate, "entryBurst", (json_int_t)burst * PL_RELAY_ENTRY_FACTOR,
+                  "retryAfterMs", (json_int_t)(wait > 0 ? wait : 1));
     pl__rs_count_error(c, PL_RELAY_ERR_RATE);
     if (j) (void)pl__rs_send_json(c, k, j, NULL);
 }
@@ -359,6 +390,29 @@ static pl_err receive(pl__relay_core *c, conn *k, const char *text, size_t len, 
         pl__rs_reply_error(c, k, NULL, PL_RELAY_ERR_INVALID_REQUEST, m);
         return PL_ERR_TOO_LARGE;
     }
+    /* The frames that make the traffic (a push's answer, irn_publish,
+     * irn_subscribe) are read once by the fast reader; the rest, and every
+     * frame it leaves, by jansson. */
+    pl__rs_frame f;
+    pl__rs_parse_frame(c->parser, text, len, &f);
+    if (f.kind == PL__RS_FRAME_RESPONSE) {
+        pl__rs_on_ack(c, k, f.id, now_ms);
+        return PL_OK;
+    }
+    /* In cluster mode a publish is answered once its put is acknowledged and
+     * a subscription may wait for a load: those hooks live on jansson's
+     * path, and the JetStream round trip dwarfs what the fast reader saves. */
+    if (!c->lim.cluster && (f.kind == PL__RS_FRAME_PUBLISH || f.kind == PL__RS_FRAME_SUBSCRIBE)) {
+        if (!rate_take(c, k, 0, now_ms)) {
+            json_t *id = json_integer(f.id);
+            if (id) rate_refusal(c, k, id, 0);
+            json_decref(id);
+            return PL_ERR_RATE_LIMITED;
+        }
+        return pl__rs_call_fast(c, k, &f, now_ms);
+    }
+    /* (The fast reader's memory is bounded by the frame's size; jansson's
+     * by the number of values.) */
     if (too_many_values(text, len, PL_RELAY_JSON_VALUES_MAX)) {
         char m[96];
         snprintf(m, sizeof m, "Payload too large: more than %d JSON values",

@@ -56,6 +56,7 @@ struct rmsg {
     size_t hidx;             /* position in the expiry heap */
     size_t cost;             /* accounted bytes (budget.c) */
     size_t wire;             /* bytes of its JSON form ({topic, message, ...}), at most */
+    size_t msg_json;         /* bytes of the message as a JSON string, quotes included */
     principal *owner[2];     /* charged: address and did (either may be NULL) */
     unsigned refs;           /* deliveries, plus one while in the mailbox */
     unsigned inflight;       /* deliveries of it waiting for an ack */
@@ -132,6 +133,7 @@ struct conn {
     principal *paddr, *pdid;
     fetch_cursor fetch;
     int64_t tokens_milli; /* request rate bucket, in thousandths of a request */
+    int64_t entry_milli;  /* batch entry bucket (PL_RELAY_ENTRY_FACTOR times larger) */
     int64_t last_refill_ms;
     uint32_t rate_per_s, rate_burst; /* this connection's allowance */
 };
@@ -153,6 +155,7 @@ typedef struct budget {
 
 struct pl__relay_core {
     pl__relay_limits lim;
+    struct pl__rs_parser *parser; /* frame.h: the fast reading of frames */
     pl__htable topics, conns, ids, subs, principals;
     rmsg **heap; /* min-heap on expires_at_ms */
     size_t nheap, capheap;
@@ -206,7 +209,21 @@ void pl__rs_message_id(char out[PL_RELAY_ID_HEX + 1], const char *message, size_
 /* Bytes of s as a JSON string (quotes and escapes included), as jansson
  * writes it. */
 size_t pl__rs_json_string_len(const char *s, size_t len);
+/* Whether s has a byte a JSON string must escape. */
+bool pl__rs_json_needs_escape(const char *s, size_t len);
+/* Write s as a JSON string (quotes, escapes: what jansson writes) to out,
+ * which has room for pl__rs_json_string_len(s, len) bytes; returns the end. */
+char *pl__rs_json_escape(char *out, const char *s, size_t len);
 pl_err pl__rs_queue(pl__relay_core *c, const pl__relay_action *a);
+/* A buffer for a SEND text of n bytes (+ NUL), with the runtime's headroom
+ * before it (relay_core.h); NULL: out of memory. Free with pl__rs_text_free. */
+char *pl__rs_text_alloc(size_t n);
+void pl__rs_text_free(char *text);
+/* Queue text (of pl__rs_text_alloc, n bytes, consumed) as a frame to k:
+ * what pl__rs_send_json does after writing its JSON. */
+pl_err pl__rs_send_text(pl__relay_core *c, conn *k, char *text, size_t n);
+/* {"id":id,"jsonrpc":"2.0","result":true} to k. */
+pl_err pl__rs_reply_true(pl__relay_core *c, conn *k, int64_t id);
 /* Queue j (consumed, NULL: out of memory) as a text frame to k; *len (may
  * be NULL) gets its size. A connection that is closing gets nothing (not
  * an error); one whose send queue would exceed its bound is closed with
@@ -340,14 +357,19 @@ void pl__rs_deliveries_drop(pl__relay_core *c, conn *k);
 
 /* ---- methods.c ---- */
 
-/* What a request costs against its connection's allowance, in thousandths
- * of a request (docs/relay.md, "Request rate"): 1000, plus for a batch
- * method each further item PL_RELAY_COST_*_ITEM_MILLI (relay_client.h). */
+/* What a request costs against its connection's entry allowance, in
+ * thousandths of an entry (docs/relay.md, "Request rate"): for a batch
+ * method each item PL_RELAY_COST_*_ITEM_MILLI (relay_client.h), 0 for any
+ * other request (which costs one request, as a batch does too). */
 int64_t pl__rs_cost_milli(const char *method, json_t *params);
 /* Run request `method` (id non-NULL) from k and queue its answer, an error
  * reply included. Returns what pl__relay_core_receive returns. */
 pl_err pl__rs_call(pl__relay_core *c, conn *k, json_t *id, const char *method, json_t *params,
                    int64_t now_ms);
+/* The same for a request the fast reader took (frame.h: PUBLISH or
+ * SUBSCRIBE), with the same checks, answers and errors. */
+struct pl__rs_frame;
+pl_err pl__rs_call_fast(pl__relay_core *c, conn *k, const struct pl__rs_frame *f, int64_t now_ms);
 
 /* ---- cluster.c (limits.cluster; each a no-op otherwise) ---- */
 

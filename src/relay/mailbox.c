@@ -116,8 +116,8 @@ rmsg *pl__rs_mailbox_find(const pl__relay_core *c, const topic *t, const char *i
 
 /* The size of {"topic":"..","message":"..","publishedAt":N,"tag":N,
  * "attestation":".."} as jansson writes it, or a little more. */
-static size_t wire_size(const pl__relay_record *r) {
-    size_t n = 96 + PL_RELAY_TOPIC_HEX + pl__rs_json_string_len(r->message, r->message_len);
+static size_t wire_size(const pl__relay_record *r, size_t msg_json) {
+    size_t n = 96 + PL_RELAY_TOPIC_HEX + msg_json;
     if (r->attestation) n += 16 + pl__rs_json_string_len(r->attestation, strlen(r->attestation));
     return n;
 }
@@ -141,7 +141,8 @@ pl_err pl__rs_mailbox_add(pl__relay_core *c, topic *t, const pl__relay_record *r
     m->refs = 1;
     m->publisher_conn = publisher_conn;
     m->seq = t->next_seq++;
-    m->wire = wire_size(&m->rec);
+    m->msg_json = pl__rs_json_string_len(m->rec.message, m->rec.message_len);
+    m->wire = wire_size(&m->rec, m->msg_json);
     m->cost = pl__rs_msg_cost(c, rec->message_len, rec->attestation ? strlen(rec->attestation) : 0);
     m->prev = t->tail;
     if (t->tail)

@@ -180,10 +180,15 @@ typedef enum pl__relay_action_kind {
     PL__RELAY_UNWATCH = 7, /* no more */
 } pl__relay_action_kind;
 
+/* A SEND's text lies PL_RELAY_TEXT_HEADROOM bytes into its allocation, so
+ * that the runtime can put its own frame header and the WebSocket header
+ * in front of it without copying the text (pl__relay_action_take_text). */
+#define PL_RELAY_TEXT_HEADROOM 64
+
 typedef struct pl__relay_action {
     pl__relay_action_kind kind;
     uint64_t conn;
-    char *text; /* SEND: NUL-terminated JSON, owned by the action */
+    char *text; /* SEND: NUL-terminated JSON, owned by the action (see above) */
     size_t len;
     int close_code;
     char reason[64];
@@ -193,6 +198,11 @@ typedef struct pl__relay_action {
 
 /* Release what an action owns; the struct itself is the caller's. */
 void pl__relay_action_release(pl__relay_action *a);
+
+/* Take a SEND's text out of the action: the returned pointer is the start
+ * of its allocation (free() it), the text lies PL_RELAY_TEXT_HEADROOM bytes
+ * in. a->text is NULL afterwards. */
+void *pl__relay_action_take_text(pl__relay_action *a);
 
 typedef struct pl__relay_core pl__relay_core;
 

@@ -88,6 +88,7 @@ pl_err pl__rs_conn_open(pl__relay_core *c, uint64_t id, const char *client_did, 
         snprintf(k->client, sizeof k->client, "conn:%llu", (unsigned long long)id);
     }
     k->tokens_milli = (int64_t)c->lim.rate_burst * 1000;
+    k->entry_milli = (int64_t)c->lim.rate_burst * PL_RELAY_ENTRY_FACTOR * 1000;
     k->last_refill_ms = now_ms;
     pl_err e = pl__ht_insert(&c->conns, &k->hnode, conn_hash(c, id));
     if (e != PL_OK) {

@@ -23,7 +23,7 @@
 /* Prepared statements kept for the store's life, looked up by their SQL
  * text (the callers pass string literals): preparing was most of the CPU of
  * a write to an in-memory store. */
-#define STMT_CACHE 24
+#define STMT_CACHE 32
 
 struct pl_store {
     sqlite3 *db;
@@ -153,11 +153,23 @@ void pl__store_stmt_done(sqlite3_stmt *st) {
     sqlite3_clear_bindings(st);
 }
 
+/* BEGIN and COMMIT of the per-turn transaction from the statement cache:
+ * sqlite3_exec parsed them again at every loop turn (a sixth of a
+ * WalletConnect client's CPU per ping round trip, issue 12). */
+static pl_err exec_cached(pl_store *s, const char *sql) {
+    pl_err err;
+    sqlite3_stmt *st = pl__store_stmt(s, sql, &err);
+    if (!st) return err;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? PL_OK : pl__sqlite_err(rc);
+}
+
 pl_err pl__store_write_begin(pl_store *s) {
     PL_REQUIRE(s);
     if (s->failed != PL_OK) return s->failed;
     if (!s->batching || s->in_txn) return PL_OK;
-    pl_err e = exec(s->db, "BEGIN IMMEDIATE");
+    pl_err e = exec_cached(s, "BEGIN IMMEDIATE");
     if (e != PL_OK) return e;
     s->in_txn = true;
     if (s->on_begin) s->on_begin(s->begin_ud);
@@ -187,7 +199,7 @@ bool pl__store_in_txn(const pl_store *s) {
 pl_err pl__store_commit(pl_store *s) {
     PL_REQUIRE(s);
     if (!s->in_txn) return s->failed;
-    pl_err e = exec(s->db, "COMMIT");
+    pl_err e = exec_cached(s, "COMMIT");
     if (e != PL_OK) {
         /* SQLite may already have rolled back (SQLITE_FULL, an I/O error);
          * if not, do it: the writes are lost either way, and so may be

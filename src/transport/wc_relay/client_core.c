@@ -11,6 +11,7 @@
 #include "pairlink/crypto.h"
 #include "pairlink/hash.h"
 #include "pairlink/jsonrpc.h"
+#include "relay/frame.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -350,8 +351,9 @@ struct pl__rc {
     size_t unsent_pubs, unsent_topics; /* waiting for the next flush */
     int64_t now;                       /* the latest time given to the core */
     bool no_batch_publish;             /* the relay does not know irn_batchPublish */
+    bool flush_per_turn;               /* pl__rc_config.flush_per_turn */
     /* pacing: our model of the relay's token bucket (docs/relay-client.md) */
-    int64_t pace_tokens, pace_refill_at, pace_until;
+    int64_t pace_tokens, pace_etokens, pace_refill_at, pace_until;
     uint32_t pace_rate, pace_burst, pace_rate_max; /* pace_rate 0: not pacing (yet) */
     bool pace_advertised;                          /* the relay told us its allowance */
     bool pace_never;                               /* configured not to pace */
@@ -360,6 +362,7 @@ struct pl__rc {
     topic_ent *topics;
     size_t ntopics, topics_cap;
     pl__dedup *dedup;
+    pl__rs_parser *fast; /* relay/frame.h: pushes read once, by simdjson */
 
     outnode *out_head, *out_tail;
     pl_relay_client_stats stats;
@@ -396,11 +399,18 @@ static void out(pl__rc *c, pl__rc_output *o) {
     c->out_tail = n;
 }
 
+void pl__rc_flush(pl__rc *c, int64_t now_ms) {
+    PL_REQUIRE(c);
+    if (now_ms > c->now) c->now = now_ms;
+    flush(c, c->now);
+}
+
 bool pl__rc_poll(pl__rc *c, pl__rc_output *o) {
     PL_REQUIRE(c && o);
     memset(o, 0, sizeof *o);
-    /* What the operations queued since the last poll goes out now, batched. */
-    flush(c, c->now);
+    /* What the operations queued since the last poll goes out now, batched
+     * (or at the end of the loop turn: pl__rc_flush). */
+    if (!c->flush_per_turn) flush(c, c->now);
     outnode *n = c->out_head;
     if (!n) return false;
     c->out_head = n->next;
@@ -565,35 +575,46 @@ static pl_err req_new(req **out_r, pl__rc *c, req_kind kind, const char *method,
 }
 
 /* ---- pacing ----
- * The client keeps a model of the relay's request allowance, a token bucket
+ * The client keeps a model of the relay's allowance: a bucket of requests
  * (pl_relay_client_opts.rate_per_s / rate_burst; pairlink relay's defaults
- * unless told), and charges each frame what the relay will charge it
- * (PL_RELAY_COST_*). A frame that does not fit waits, and meanwhile more
- * work joins the next batch. A refusal (3001) means the model is too
- * generous: the bucket is emptied and the rate halved; every answered
- * request wins some of it back, up to the configured rate. */
+ * unless told) and one of batch entries, PL_RELAY_ENTRY_FACTOR times
+ * larger, and charges each frame what the relay will charge it (one
+ * request; its batch items PL_RELAY_COST_*). A frame that does not fit
+ * waits, and meanwhile more work joins the next batch. A refusal (3001)
+ * means the model is too generous: the buckets are emptied and the rate
+ * halved; every answered request wins some of it back, up to the
+ * configured rate. */
 
 static void pace_refill(pl__rc *c, int64_t now_ms) {
     if (now_ms <= c->pace_refill_at) return;
     int64_t dt = now_ms - c->pace_refill_at;
     if (dt > 3600 * 1000) dt = 3600 * 1000;
+    int64_t cap = (int64_t)c->pace_burst * 1000;
     c->pace_tokens += dt * (int64_t)c->pace_rate;
-    if (c->pace_tokens > (int64_t)c->pace_burst * 1000) c->pace_tokens = (int64_t)c->pace_burst * 1000;
+    if (c->pace_tokens > cap) c->pace_tokens = cap;
+    c->pace_etokens += dt * (int64_t)c->pace_rate * PL_RELAY_ENTRY_FACTOR;
+    if (c->pace_etokens > cap * PL_RELAY_ENTRY_FACTOR)
+        c->pace_etokens = cap * PL_RELAY_ENTRY_FACTOR;
     c->pace_refill_at = now_ms;
 }
 
-/* Charge `milli` (thousandths of a request) if the model has it; else note
- * when it will and return false. */
-static bool pace_take(pl__rc *c, int64_t milli, int64_t now_ms) {
+/* Charge one request and `entries` (thousandths of an entry) if the model
+ * has them; else note when it will and return false. */
+static bool pace_take(pl__rc *c, int64_t entries, int64_t now_ms) {
     if (!c->pace_rate) return true; /* unlimited */
     pace_refill(c, now_ms);
     /* more than a whole bucket can never fit: send it when the bucket is full */
-    int64_t need = milli < (int64_t)c->pace_burst * 1000 ? milli : (int64_t)c->pace_burst * 1000;
-    if (c->pace_tokens < need) {
-        c->pace_until = now_ms + (need - c->pace_tokens + c->pace_rate - 1) / c->pace_rate;
+    int64_t cap = (int64_t)c->pace_burst * 1000, ecap = cap * PL_RELAY_ENTRY_FACTOR;
+    int64_t need = 1000 < cap ? 1000 : cap, eneed = entries < ecap ? entries : ecap;
+    if (c->pace_tokens < need || c->pace_etokens < eneed) {
+        int64_t rate = c->pace_rate, erate = rate * PL_RELAY_ENTRY_FACTOR;
+        int64_t w = c->pace_tokens < need ? (need - c->pace_tokens + rate - 1) / rate : 0;
+        int64_t ew = c->pace_etokens < eneed ? (eneed - c->pace_etokens + erate - 1) / erate : 0;
+        c->pace_until = now_ms + (w > ew ? w : ew);
         return false;
     }
-    c->pace_tokens -= milli < c->pace_tokens ? milli : c->pace_tokens;
+    c->pace_tokens -= 1000 < c->pace_tokens ? 1000 : c->pace_tokens;
+    c->pace_etokens -= entries < c->pace_etokens ? entries : c->pace_etokens;
     c->pace_until = 0;
     return true;
 }
@@ -622,7 +643,7 @@ static int64_t pace_refused(pl__rc *c, const char *data, int64_t now_ms) {
     if (json_is_integer(ra) && json_integer_value(ra) > 0 && json_integer_value(ra) <= 3600000)
         pause = json_integer_value(ra);
     json_decref(d);
-    c->pace_tokens = 0;
+    c->pace_tokens = c->pace_etokens = 0;
     c->pace_refill_at = now_ms;
     return pause;
 }
@@ -634,10 +655,12 @@ static void pace_answered(pl__rc *c) {
 /* Pacing is only as good as the model: with no model yet (rate 0) nothing
  * waits until the relay first refuses something. */
 
+/* The entries a frame costs (thousandths of an entry): its batch items. */
 static int64_t cost_milli(req_kind kind, size_t items) {
+    if (kind != REQ_BATCH_PUBLISH && kind != REQ_BATCH_SUBSCRIBE) return 0;
     int64_t each = kind == REQ_BATCH_PUBLISH ? PL_RELAY_COST_PUBLISH_ITEM_MILLI
                                              : PL_RELAY_COST_TOPIC_ITEM_MILLI;
-    return 1000 + (items > 1 ? (int64_t)(items - 1) * each : 0);
+    return (int64_t)items * each;
 }
 
 /* Put a request on the wire (connection must be open). */
@@ -1156,7 +1179,35 @@ static void handle_error(pl__rc *c, req *r, const pl_rpc_msg *m, int64_t now_ms)
     req_free(r);
 }
 
+/* A push the fast reader took: what handle_subscription does, without the
+ * generic decoder's parse, re-serialisation of params and second parse. */
+static void handle_push_fast(pl__rc *c, const pl__rs_frame *f) {
+    pl_rpc_id id = {.kind = PL_RPC_ID_NUM, .num = f->id};
+    send_reply(c, &id, "true", 0, NULL);
+    if (f->topic_len != 64) return;
+    char topic[65];
+    memcpy(topic, f->topic, 64);
+    topic[64] = '\0';
+    topic_ent *te = is_hex64(topic) ? topic_find(c, topic) : NULL;
+    if (!te) return;
+    uint32_t tag = f->has_tag && f->tag >= 0 && f->tag <= (int64_t)UINT32_MAX ? (uint32_t)f->tag : 0;
+    uint8_t key[32];
+    pl__relay_dedup_key(key, topic, f->message, f->message_len);
+    if (pl__dedup_check(c->dedup, key))
+        c->stats.duplicates++;
+    else
+        deliver(c, te, f->message, f->message_len, f->published_at, tag);
+}
+
 static void handle_frame(pl__rc *c, const char *text, size_t len, int64_t now_ms) {
+    if (c->fast) {
+        pl__rs_frame f;
+        pl__rs_parse_frame(c->fast, text, len, &f);
+        if (f.kind == PL__RS_FRAME_PUSH) {
+            handle_push_fast(c, &f);
+            return;
+        }
+    }
     pl_rpc_msg *msgs = NULL;
     size_t n = 0;
     bool batch = false;
@@ -1304,6 +1355,19 @@ void pl__rc_on_timer(pl__rc *c, int64_t now_ms) {
             if (!r->sent && !r->rate_wait) continue;
             if (r->batch) continue; /* its batch frame is timed instead */
             if (now_ms < r->deadline) continue;
+            if (r->rate_wait) {
+                /* A refused request goes again through the pacing model
+                 * like any frame: re-sent on its own schedule, the requests
+                 * refused together came back together and were refused
+                 * again, thousands of times in a node manager's start. */
+                size_t items = r->kind == REQ_BATCH_PUBLISH     ? r->nmembers
+                               : r->kind == REQ_BATCH_SUBSCRIBE ? r->ntopics
+                                                                : 1;
+                if (!pace_take(c, cost_milli(r->kind, items), now_ms)) {
+                    if (c->pace_until > r->deadline) r->deadline = c->pace_until;
+                    continue;
+                }
+            }
             if (!r->rate_wait && ++r->timeouts >= MAX_REQUEST_TIMEOUTS) {
                 set_why(c, "the relay did not answer a request %d times", MAX_REQUEST_TIMEOUTS);
                 conn_drop(c, PL_ERR_TIMEOUT, now_ms);
@@ -1399,12 +1463,14 @@ pl_err pl__rc_new(pl__rc **out_c, const pl__rc_config *cfg, int64_t now_ms) {
     c->max_frame = OPT(cfg->max_frame_bytes, DEF_MAX_FRAME);
     c->max_unsent = OPT(cfg->max_unsent_bytes, c->max_queue_bytes + DEF_UNSENT_EXTRA);
     c->batch_max = cfg->batch_max && cfg->batch_max < BATCH_MAX ? cfg->batch_max : BATCH_MAX;
+    c->flush_per_turn = cfg->flush_per_turn;
     /* An allowance given: paced from the start. Otherwise unpaced until
      * the relay first refuses (3001), then paced to what it says. */
     if (cfg->rate_per_s && cfg->rate_per_s != UINT32_MAX) {
         c->pace_rate = c->pace_rate_max = cfg->rate_per_s;
         c->pace_burst = OPT(cfg->rate_burst, 5 * cfg->rate_per_s);
         c->pace_tokens = (int64_t)c->pace_burst * 1000;
+        c->pace_etokens = c->pace_tokens * PL_RELAY_ENTRY_FACTOR;
         c->pace_refill_at = now_ms;
         c->pace_advertised = true;
     }
@@ -1413,6 +1479,7 @@ pl_err pl__rc_new(pl__rc **out_c, const pl__rc_config *cfg, int64_t now_ms) {
     uint8_t key[16];
     rng_bytes(c, key, sizeof key);
     if (err == PL_OK) err = pl__dedup_new(&c->dedup, OPT(cfg->dedup_capacity, DEF_DEDUP), key);
+    if (err == PL_OK && !(c->fast = pl__rs_parser_new(c->max_frame))) err = PL_ERR_NOMEM;
     /* The first token is signed now so that a seed or URL the JWT code
      * refuses is reported here rather than as an endless reconnect. */
     if (err == PL_OK && !c->jwt_fixed) {
@@ -1447,6 +1514,7 @@ void pl__rc_free(pl__rc *c) {
     free(c->rx);
     free(c->topics);
     pl__dedup_free(c->dedup);
+    pl__rs_parser_free(c->fast);
     free(c->url_str);
     free(c->project_id);
     free(c->jwt_fixed);

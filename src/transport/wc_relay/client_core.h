@@ -83,6 +83,11 @@ typedef struct pl__rc_config {
     /* items per batch frame (0: the protocol's 500; 1: no batches); the
      * allowance paced to (see pl_relay_client_opts) */
     uint32_t batch_max, rate_per_s, rate_burst;
+    /* true: pl__rc_poll does not put queued requests on the wire; the
+     * runtime calls pl__rc_flush once per loop turn, so that everything a
+     * turn produced (a node manager answering the pushes one recv brought)
+     * leaves in one batch frame per kind instead of one frame per push. */
+    bool flush_per_turn;
 } pl__rc_config;
 
 typedef enum pl__rc_out_kind {
@@ -164,7 +169,12 @@ int64_t pl__rc_next_deadline(const pl__rc *c);
  * open (the runtime then closes it gracefully). */
 bool pl__rc_close(pl__rc *c);
 
-/* Take the oldest output (false and *out zeroed when none). */
+/* Take the oldest output (false and *out zeroed when none). Unless
+ * flush_per_turn, it first puts the queued requests on the wire. */
 bool pl__rc_poll(pl__rc *c, pl__rc_output *out);
+
+/* Put the queued subscriptions and publishes on the wire (batched, as
+ * pacing allows): with flush_per_turn, once per loop turn. */
+void pl__rc_flush(pl__rc *c, int64_t now_ms);
 
 #endif
