@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Thin wrapper over CMake. `make demo` and `make test` do all set-up
 # themselves on a fresh Debian 12 machine (run as root the first time).
 BUILD      ?= build

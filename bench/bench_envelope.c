@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Envelope seal+open of a 1 KiB JSON-RPC message, as a throughput ratio to
  * raw libsodium ChaCha20-Poly1305 encrypt+decrypt of the same buffer (the
  * floor: everything above it is base64, framing and allocation); 1.0 would

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The gossipsub router core's hot path: one relaying node with a mesh of 8
  * fake peers receives distinct 1 KiB WakuMessages from one of them and
  * forwards each to the other mesh peers (id = sha256, seen cache, Waku

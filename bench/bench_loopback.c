@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The floor under every round trip through a relay on this machine: a
  * 600-byte TCP ping-pong on 127.0.0.1 between two processes, each waiting
  * in epoll, TCP_NODELAY on both sides (issue 12; docs/performance.md,

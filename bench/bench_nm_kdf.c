@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Cost per guess of the node-manager pairing kdf (issue 5, "Measured").
  *
  * An eavesdropper sees T's first 16 bytes in the pairing topic and tests a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager start-up with many persisted counterparties (issue 5,
  * "Measured"): the time from a node manager's start to Noise sessions with
  * every one of N stored apps, over one local relay. Driven by

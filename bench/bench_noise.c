@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Waku Noise costs against their floors (issue 4, item 7), on one thread:
  *
  * 1. K1K1 handshakes per second per core, as a ratio to the bound set by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libp2p host benchmarks (issue 8, "Measured"); results and commands in
  * docs/performance.md, "libp2p". Every measurement runs a listening host
  * in a forked child process and the dialing host here, over 127.0.0.1.

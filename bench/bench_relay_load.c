@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Load generator for `pairlink relay` and, built with -DPL_BENCH_MQTT and
  * -lmosquitto, for an MQTT broker (issue 3, section 6). One program for both
  * so that the two brokers see the same load shape and are measured by the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Waku relay benchmarks against a relaying node in another process (run by
  * scripts/bench-waku.sh, which starts `pairlink waku node` or js-waku's
  * waku-node.mjs as that node; results in docs/performance.md).

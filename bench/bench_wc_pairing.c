@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Pairing round trip C<->C over one `pairlink relay` (issue 3, section 6).
  *
  * Two pl_wc_client instances (A and B) on one libuv loop, each with its own

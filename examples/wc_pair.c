@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A minimal WalletConnect pairing peer on the public API only.
  *
  *   example_wc_pair RELAY_URL STORE           create a pairing, print its URI

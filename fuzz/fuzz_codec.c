@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the text and integer decoders of codec.h (hex, base64
  * in all four variants, base58btc, unsigned varints) and their round trips.
  *

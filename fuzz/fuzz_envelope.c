@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the WalletConnect envelope opener (pl_envelope_peek,
  * pl_envelope_open, pl_envelope_open_type1) and the seal/open round trip.
  *

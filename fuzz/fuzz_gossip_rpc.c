@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the gossipsub router core (src/waku/gossip.h) fed
  * hostile RPCs from a few peers.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the JSON-RPC 2.0 decoder (pl_rpc_decode) and the
  * decode/encode/decode round trip.
  *

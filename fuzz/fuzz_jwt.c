@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the relay-auth JWT verifier (pl_jwt_verify).
  *
  * Input: a token as a relay receives it. The audience, clock and leeway are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the node-manager session manager
  * (include/pairlink/nm_session.h) fed relay messages.
  *

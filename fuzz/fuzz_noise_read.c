@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: reading handshake messages at every step of every
  * pattern, and transport messages in a session.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the connection core (src/p2p/conn.c) under a hostile
  * peer, before and after the handshake.
  *

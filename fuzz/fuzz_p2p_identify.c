@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: a received identify message, with and without the
  * length prefix, and the ping echo check.
  *

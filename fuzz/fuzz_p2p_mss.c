@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: multistream-select, both roles.
  *
  * Input: selector byte, then the peer's bytes. selector bit 0: 0 = listener

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: multiaddrs (text and binary), peer ids and marshalled
  * public keys, the parsers of layer 1 that see outside bytes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: libp2p Noise XX frames and handshake payloads.
  *
  * Input: selector byte, then the data. selector % 5:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: PayloadV2 parsing. Whatever parses must serialize back
  * to the same bytes (the encoding is unique), and nothing may crash. */
 #include "pairlink/noise.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the WalletConnect relay client core
  * (src/transport/wc_relay/client_core.h) fed a script of relay frames,
  * connection events, operations and time.

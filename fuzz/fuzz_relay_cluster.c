@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the relay core in cluster mode (src/relay/cluster.c),
  * driven by frames from three connections and by a fake shared store that
  * answers puts and loads in an order the input chooses.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the relay's configuration file parser
  * (pl__relay_config_load_text) and the reload comparison.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the relay server's protocol core (src/relay/relay_core.h)
  * driven by a script of frames from four connections.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the pairing URI parser (pl_uri_parse, pl_uri_inspect)
  * and the format/parse round trip.
  *

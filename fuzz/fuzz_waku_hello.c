@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: Waku payload v1 (pl_waku_v1_open), node-manager HELLO
  * parsing (pl_nm_hello_decode, pl_nm_hello_open) and the typed pairing code
  * (pl_nm_code_parse).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: WakuMessage decoding and validation, content topics,
  * pubsub topics and autosharding (include/pairlink/waku.h).
  *

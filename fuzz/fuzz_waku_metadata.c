@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the /vac/waku/metadata/1.0.0 codec and policy
  * (src/waku/metadata.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the Waku node's policy core (src/waku/node.h) driven by
  * a script of connection events, metadata answers and requests, relay
  * RPCs, time, and application calls, as a hostile network and a careless

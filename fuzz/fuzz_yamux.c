@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the yamux core (src/p2p/yamux.c) fed arbitrary peer
  * bytes in random pieces while a PRNG plays the application. Input layout
  * and checked properties: fuzz/mux_fuzz.h. */

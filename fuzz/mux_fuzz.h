@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared body of fuzz_yamux.c and fuzz_mplex.c: one muxer (src/p2p/mux.h)
  * fed arbitrary peer bytes, with the application side driven by a PRNG.
  * Include after defining FUZZ_KIND.

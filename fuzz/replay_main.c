@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Replays a libFuzzer target without libFuzzer: linked with one fuzz/fuzz_*.c
  * in the normal build, it feeds every file named on the command line (or
  * found directly in a directory named there) to LLVMFuzzerTestOneInput, once

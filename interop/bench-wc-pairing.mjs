@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pairing round trip JS<->JS (issue 3, section 6): two @walletconnect/core
 // 2.25 instances in one process, both on the relay at RELAY_URL. One round
 // trip, timed with performance.now():

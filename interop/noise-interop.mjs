@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Waku Noise interop between pairlink's C core and @waku/noise 0.0.3-a19e968
 // (js-noise), issue 4 item 5. Driven by tests/interop/noise_interop.sh.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared by interop/js-waku/ (js-libp2p 1.9) and interop/libp2p3/ (js-libp2p
 // 3.x): the command-line contract of peer.mjs, output lines, the echo
 // payload and time-outs. Imports only node: built-ins, so the npm packages of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The allow-list of `pairlink relay` (--require-auth --allow-file) as the JS
 // side sees it (tests/interop/relay_allowlist.sh): a JWT of a listed key
 // opens a WebSocket; a valid JWT of another key gets HTTP 401, which the

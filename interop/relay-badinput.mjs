@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Bad input at the socket of `pairlink relay` (tests/interop/relay_badinput.sh).
 // The relay under test runs with --require-auth --ping-interval 1
 // --idle-timeout 3 --rate-limit 20. Every check prints "CHECK <name> ok";

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Raw irn clients for the relay cluster test (tests/cluster/relay_cluster.sh):
 // several `pairlink relay --cluster` instances over one NATS JetStream cluster.
 // Each connection authenticates with its own relay-auth JWT (aud = its URL).

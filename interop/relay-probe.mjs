@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A bare relay client for the relay tests (tests/interop/relay_durability.sh):
 // raw irn JSON-RPC over the `ws` package, authenticated with a relay-auth JWT
 // from @walletconnect/relay-auth (aud = the relay URL).

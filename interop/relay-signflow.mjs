@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The official JS Sign flow through `pairlink relay` (issue 3, section 1):
 // two SignClients, a dapp and a wallet, connect, pair, approve, request,
 // respond and disconnect through the relay at RELAY_URL. Every step has a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared by interop/js-waku/waku-node.mjs (a real js-waku 0.0.27 relay node)
 // and interop/libp2p3/gossip-node.mjs (js-libp2p 3 gossipsub set up as Waku
 // relay): the command line, the output lines, WakuMessage and metadata

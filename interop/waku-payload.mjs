@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Waku payload version 1 (symmetric) and node-manager HELLO interop between
 // @waku/message-encryption and pairlink's C code (issue 5). Driven by
 // tests/interop/waku_payload.sh.

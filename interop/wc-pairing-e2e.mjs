@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // WalletConnect pairing end to end between the official JS SDK (@walletconnect/core
 // and sign-client 2.25) and the pairlink CLI (`pairlink wc ...`) through
 // `pairlink relay`, all on 127.0.0.1 (issue 3, section 5). Driven by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // WalletConnect interop rounds between the pinned JS SDK and pairlink's C
 // code (issue 2, item 9). Driven by tests/interop/wc_rounds.sh.
 //

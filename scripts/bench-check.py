@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The rows of issue 12 in one table, and the regression check of `make bench`.
 
 Reads the output of the benchmarks (scripts/run-bench.sh tees it here) for lines

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Relay cluster throughput (issue 14; results in docs/performance.md,
 # "Relay cluster"): delivered msg/s and p50/p99 with 1, 2 and 3
 # `pairlink relay --cluster` instances over one three-node NATS JetStream

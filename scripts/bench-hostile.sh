@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The relay under the hostile-client suite (issue 11), measured: for every
 # attack, the well-behaved probe's round trip (median and 99th percentile,
 # against the idle relay's) and the relay's peak RSS against its budget

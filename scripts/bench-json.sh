@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The JSON libraries packaged in Debian 12 on the relay's own frames (issue
 # 12): jansson, cJSON (libcjson-dev), json-parser (libjsonparser-dev) and
 # simdjson (libsimdjson-dev, C++, behind the C shim in bench/json/). Builds

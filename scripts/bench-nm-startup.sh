@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Node-manager start-up benchmark (issue 5, "Measured"; results in
 # docs/performance.md, "Node-manager pairing"): the time from a node
 # manager's start to Noise sessions with all N persisted apps, over one

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Node-manager start-up over Waku (issue 10, "Measured"; results in
 # docs/performance.md, "Start-up over Waku"): the time from a node
 # manager's start to Noise sessions with all N persisted apps, every message

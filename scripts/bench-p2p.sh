@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # libp2p measurements (issue 8, "Measured"); results and their reading are
 # in docs/performance.md, "libp2p".
 #

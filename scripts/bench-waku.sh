@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Waku relay benchmarks, all-C against all-js-waku, in one run (results in
 # docs/performance.md, "Waku relay"):
 #  1. the 3-node line publisher - relay - subscriber, 1 KiB payloads:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # WalletConnect measurements (issue 3, section 6); results and their reading
 # are in docs/performance.md, "WalletConnect".
 #

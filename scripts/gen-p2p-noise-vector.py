@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes tests/data/p2p_noise_xx.json: libp2p Noise XX handshakes computed by
 an implementation written here from the specifications alone (Noise rev 34,
 libp2p/specs noise), on Python's `cryptography` package, so that

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what pairlink needs on a fresh Debian 12 machine: the -dev
 # packages (apt-get, as root) and the pinned JS interop packages (npm ci from
 # each interop project's package-lock.json). Does nothing for what is already

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `make bench`: every benchmark in BUILD_DIR/bench (each prints its own
 # figures and ratios), the WalletConnect set against mosquitto and JS
 # (bench-wc.sh), the node manager's start-up with 1000 apps on a relay with

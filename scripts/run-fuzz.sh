@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs every libFuzzer target in BUILD_DIR for SECONDS each, starting from the
 # committed seed corpus fuzz/corpus/<target>/ (copied, so the repo stays
 # clean). Crashes land in fuzz/findings/<target>/ and fail the run.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* hex, base64, base58btc and uvarint codecs. */
 #include <setjmp.h>
 #include <stdarg.h>

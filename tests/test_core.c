@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Error model and hash/HKDF primitives. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* X25519, WalletConnect keys/topics/envelopes, Ed25519, Argon2id, AES-GCM. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The runtime-independent names of events and levels (docs/cli.md): one
  * distinct word per value, "unknown" outside the enum. */
 #include <setjmp.h>

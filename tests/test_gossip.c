@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The gossipsub router core (src/waku/gossip.c): a simulated network of
  * cores wired by this harness (SEND outputs moved to the right core's
  * recv_rpc, an explicit virtual clock), and single cores driven by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* did:key and the relay-auth JWT. */
 #include <setjmp.h>
 #include <stdarg.h>

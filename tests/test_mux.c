@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Stream muxers (src/p2p/mux.h): yamux and mplex cores driven back to back
  * with an explicit clock, byte layouts checked against the specs by hand,
  * and hostile frames crafted by hand. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The node-manager node (nm_node.h) end to end without a socket: two nodes
  * (an app and a node manager) with real stores in a temporary directory,
  * joined by the loopback transport on a virtual driver, so that pairing,

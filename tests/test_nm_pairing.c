@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager pairing core: the code P, kdf, HELLO messages, fingerprint,
  * rendezvous, and the two engines run against each other through the
  * loopback transport (loopback.h) on a virtual driver. The vectors printed in

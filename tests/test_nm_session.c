@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager session core (nm_session.h) over the loopback transport
  * (loopback.h) on a virtual driver: no sockets, time is explicit. */
 #include <setjmp.h>

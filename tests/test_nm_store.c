@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager persistence (nm_store.h): the identity key file beside the
  * store, counterparties (insert, update, touch, remove, list, find by id
  * prefix or name), damaged rows, and SQLite failures reported as named

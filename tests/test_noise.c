@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Waku Noise: the js-noise transcript, live handshakes for every pattern,
  * tampering, sessions (window, restore), PayloadV2, padding, WakuPairing. */
 #include <setjmp.h>

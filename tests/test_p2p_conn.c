@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The connection core without sockets: two cores wired back to back, and a
  * scripted peer built from the layer primitives that sends crafted bytes at
  * each stage. Time is explicit. */

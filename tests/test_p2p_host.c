@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The libp2p host over real loopback sockets, C <-> C, on one uv loop
  * bounded by a timer: the whole stack, identify both ways, ping both ways,
  * 1 MiB through the echo protocol, length-prefixed messages, bad peers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The libp2p host (include/pairlink/p2p.h) where things go wrong, over
  * loopback sockets on one uv loop, each wait bounded by a timer: dial,
  * handshake, identify, ping and close time-outs (a listener whose accept

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* identify and ping codecs, length-prefixed framing. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libp2p layer 1: identity keys, signatures, peer ids, multiaddrs, key
  * files. Vectors: ../shared/vectors/waku-message.json (libp2p). */
 #include <setjmp.h>

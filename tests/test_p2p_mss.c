@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* multistream-select 1.0: the vector of waku-message.json (libp2p), both
  * roles, pipelined messages with trailing data, na, caps, time-outs. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libp2p Noise XX: the signature vector of waku-message.json, transcripts
  * from an independent implementation (tests/data/p2p_noise_xx.json, see
  * scripts/gen-p2p-noise-vector.py), live handshakes with both key types,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The platform layer: secret key files (keyfile.h) and the wall clock. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The WalletConnect relay client.
  *
  * Most of it is the core (src/transport/wc_relay/client_core.h) driven with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core in cluster mode (relay/cluster.c) against a fake shared
  * store: this file plays the backend, answering puts, loads and watches
  * by hand, with frames and time only. */

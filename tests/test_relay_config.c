@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay as a service (issue 13): the settings of `pairlink relay` (one
  * key table for flags and the config file, layers, errors with file:line,
  * reload diff, the allow-list file), the log line formats, the core's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay protocol core, driven with frames and time only (no sockets). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core's fast path (issue 12): the simdjson frame reader
  * (relay/frame.h), the JSON writer of the hot frames (held to what jansson
  * writes), and the core answering the same whichever path reads a frame. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay's SQLite mailbox, alone and fed by the relay core. */
 #include <setjmp.h>
 #include <stdarg.h>

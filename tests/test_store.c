@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* SQLite persistence: round trips through the engine hooks, file mode,
  * corrupt files, and a child killed with SIGKILL mid-write. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The transport interface (transport.h), the driver (driver.h) and the
  * loopback transport (loopback.h): deadlines in order on a virtual clock,
  * the same driver on a libuv loop, deferred calls, close counting, the

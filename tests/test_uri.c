@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* WalletConnect pairing URI: vector, round trips, every error path. */
 /* cmocka.h needs these first; kept in their own block so sorting keeps the order. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pl_version(): the library reports the release it was built as. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 14/WAKU2-MESSAGE codec, validation and hash; 23/51 topics and sharding;
  * 66/WAKU2-METADATA codec and policy. Vectors: waku-message.json. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Waku relay nodes (include/pairlink/waku_node.h) over real loopback
  * sockets, several on one uv loop bounded by a timer: a line with the
  * publish queue and gossip repair, a ring with a chord where every message

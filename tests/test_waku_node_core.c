@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Waku node's policy core (src/waku/node.c) without sockets: cores
  * wired by this harness (metadata answered from the other core, relay
  * RPCs moved across, disconnections applied to both ends) on an explicit

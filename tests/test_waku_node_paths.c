@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Waku relay node (include/pairlink/waku_node.h) off the main road,
  * over loopback sockets on one uv loop, each wait bounded by a timer: the
  * API's checks and the publish queue (limits, expiry, given up on close),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 26/WAKU-PAYLOAD version 1 (symmetric): layout, padding, tamper detection,
  * malformed authenticated plaintexts, and the content-topic -> relay-topic
  * mapping. The cross-check against js-waku is tests/interop/waku_payload.sh. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Waku relay transport (include/pairlink/waku_transport.h) over real
  * Waku nodes on loopback sockets, all on one uv loop bounded by timers:
  * the mapping of publish options and deliveries (version, meta, ephemeral,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The WalletConnect client (wc_client.h): two clients with real stores,
  * first over the loopback transport on a virtual driver (pairing, requests,
  * restart, time-outs, expiry, other topics, transport states, all with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The WalletConnect pairing engine, two engines joined by the loopback
  * transport (loopback.h): deliveries are held and handed over by pump(),
  * one step of a conversation at a time, with time passed in explicitly. */

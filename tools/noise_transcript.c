@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Waku Noise transcripts: see noise_transcript.h. Replays check bytes;
  * they never print or open files. */
 #include "tools/noise_transcript.h"

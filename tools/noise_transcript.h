@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Waku Noise transcripts in the shared JSON format (../shared/vectors/
  * README.md): replay one from its keys and check every byte, or generate
  * one with fresh keys. Tooling for `pairlink noise replay|transcript` and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The JSON libraries packaged in Debian 12, measured on the relay's real
  * frames (issue 12): what the relay core needs from an incoming frame
  * (id, method, params.topic, params.message, ttl, tag; for an answer, the

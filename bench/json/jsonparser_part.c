@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* json-parser (libjsonparser-dev) for bench_json.c: its names clash with
  * jansson's, so it lives in a file of its own. */
 #include "shim.h"

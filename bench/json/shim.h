@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the relay core needs from one incoming frame, as every parser under
  * test extracts it (bench_json.c). */
 #ifndef PL_BENCH_JSON_SHIM_H

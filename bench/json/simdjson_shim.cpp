@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // simdjson On-Demand behind the C interface of shim.h (bench only).
 #include "shim.h"
 

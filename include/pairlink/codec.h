@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Text and integer codecs: hex, base64 (standard/url, padded/unpadded),
  * base58btc, unsigned LEB128 varints.
  *

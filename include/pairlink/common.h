@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pairlink: common definitions shared by every public header.
  *
  * Conventions used throughout the public API:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Keys and envelopes: X25519, WalletConnect session keys and topics,
  * type 0/1/2 envelopes, Ed25519 did:key identities and the relay-auth JWT,
  * Argon2id, AES-256-GCM.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The driver: the one piece that turns time into calls for every runtime.
  *
  * Protocol cores take `now_ms` in and give a next deadline out

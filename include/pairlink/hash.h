@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hashes, MACs, HKDF and randomness (OpenSSL's libcrypto for SHA-256, HMAC
  * and HKDF, which uses the CPU's SHA extensions; libsodium for the rest).
  * All functions are thread-safe and do no I/O beyond the OS random source.

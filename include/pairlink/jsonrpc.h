@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JSON-RPC 2.0 codec (jansson underneath). Ids may be numbers or strings and
  * are echoed exactly: a string id keeps its text (the JS relay client sends
  * 19-digit string ids), an integer id keeps its full 64-bit value (JSON

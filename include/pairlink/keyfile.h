@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Secret key files: one 32-byte secret (e.g. the Ed25519 seed behind the
  * relay client's did:key) stored raw in a file that only its owner may read.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Logging: where the library's log lines go, one process-wide setting.
  *
  * pairlink itself prints nothing. The libraries it drives may have things

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The in-memory loopback transport: several endpoints (pl_transport) on one
  * hub, in one process, on one driver (driver.h). With a virtual driver it
  * runs whole runtimes in tests with explicit time and no sockets; it also

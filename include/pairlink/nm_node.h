@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A node-manager pairing node: one identity (app or node manager) with its
  * store, a transport (transport.h; a WalletConnect relay client unless one
  * is given), the pairing engine (nm_pairing.h) for pairing with a code, and

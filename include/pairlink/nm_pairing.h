@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager pairing: the pairing code P, the kdf, HELLO_APP /
  * HELLO_NODE_MANAGER, the pairing fingerprint, the rendezvous of the later
  * Noise K1K1 session, and the pairing engine (a state machine per side).

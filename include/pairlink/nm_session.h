@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager sessions: Noise K1K1 sessions between a node manager and the
  * apps it paired with (and the reverse), with retries, re-establishment
  * after a restart, and request/response messages.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager pairing persistence, inside a pl_store (store.h): this
  * side's identity and its counterparties.
  *

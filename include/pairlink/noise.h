@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Waku Noise (Waku RFC 35, 37, 43): handshakes, PayloadV2 and sessions,
  * byte-compatible with js-noise (@waku/noise 0.0.3-a19e968).
  *

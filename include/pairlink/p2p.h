@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libp2p: identity keys, peer ids, and a host that speaks the libp2p stack
  * js-libp2p and nwaku accept (TCP, multistream-select 1.0, Noise XX, yamux
  * 1.0.0 / mplex 6.7.0, identify, ping). docs/p2p.md describes the layers,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* WalletConnect relay client: the pl_transport (transport.h) of the "irn"
  * JSON-RPC relay protocol over WebSocket (ws:// and wss://), run by a loop
  * driver (driver.h). Design and wire format: docs/relay-client.md.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Persistence in one SQLite file (WAL mode, synchronous=FULL): pairings,
  * pending requests, and small named values. Every write is one transaction,
  * so a kill -9 at any point leaves either the old or the new row, never half.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The transport interface: what a protocol core needs from a pub/sub network,
  * in both directions.
  *

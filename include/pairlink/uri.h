@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* WalletConnect v2 pairing URI:
  *   wc:<topic>@2?expiryTimestamp=..&methods=..&relay-data=..&relay-protocol=irn&symKey=..
  * Parsing accepts the "wc:" and "wc://" prefixes, `methods` joined with ','

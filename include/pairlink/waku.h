@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Waku v2 messages, topics and sharding: 14/WAKU2-MESSAGE, 23/WAKU2-TOPICS,
  * 51/WAKU2-RELAY-SHARDING.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A Waku v2 relay node on a driver (driver.h): a libp2p host (p2p.h) speaking
  * /vac/waku/relay/2.0.0 (gossipsub, docs/waku.md) and
  * /vac/waku/metadata/1.0.0, with content-topic subscriptions, publishing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 26/WAKU-PAYLOAD version 1, symmetric form. (Carrying Waku content topics
  * over a WalletConnect-protocol relay is the relay transport's business:
  * pl_relay_topic() in relay_client.h.)

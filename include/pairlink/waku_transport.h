@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Waku relay transport: the pl_transport (transport.h) of a Waku v2
  * relay node (waku_node.h), so that the cores that speak through the
  * transport interface (the node-manager pairing and sessions) run on a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A ready WalletConnect pairing client: the pairing engine (wc_pairing.h)
  * on a transport (transport.h; the relay client of relay_client.h unless
  * one is given), persisted in a store (store.h), run by a driver

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* WalletConnect v2 Pairing API engine (no I/O, no clock).
  *
  * One engine holds many pairings. Each pairing is a symKey S and its topic

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The js-waku side of the Waku line benchmark (scripts/bench-waku.sh; the C
 // side is bench/bench_waku.c with the same phases and output): a publisher
 // and a subscriber js-waku 0.0.27 relay node in this process, both connected

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // js-libp2p 1.9 (the version @waku/sdk 0.0.27 pins): node construction and
 // the stream helpers that peer.mjs (through ../p2p-common.mjs) and
 // waku-node.mjs share. Streams here are it-stream duplexes (source / sink).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A js-waku 0.0.27 relay node (createRelayNode, js-libp2p 1.9, gossipsub 13)
 // on TCP 127.0.0.1: `node waku-node.mjs --help`; contract in ../README.md.
 // Publishing and receiving go through js-waku's own encoder / decoder and

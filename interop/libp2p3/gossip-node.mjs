@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // js-libp2p 3 with gossipsub 17 set up as Waku relay (nwaku's parameters),
 // on TCP 127.0.0.1, answering and asking /vac/waku/metadata/1.0.0:
 // `node gossip-node.mjs --help`; contract in ../README.md. WakuMessages are

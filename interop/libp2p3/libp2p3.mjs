@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // js-libp2p 3.x: node construction and the stream helpers that peer.mjs
 // (through ../p2p-common.mjs) and gossip-node.mjs share. Streams here are
 // message streams: send() / onDrain(), async iteration, close() = close write.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The pairlink command line. The CLI is the only layer that prints or exits.
  * Each subcommand is `int <name>(int argc, char **argv)` returning the
  * process exit status, with argv[0] the subcommand name (getopt_long-ready). */

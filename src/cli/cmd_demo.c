@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pairlink demo: both pairing flows on an embedded relay, one readable line
  * per step. The relay runs in a forked child (its own loop); the parties run
  * in this process on one loop, driven step by step with run_until(). */

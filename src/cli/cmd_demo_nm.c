@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pairlink demo, second part: the node-manager pairing of the seed
  * (docs/protocol/node-manager-pairing.md), step by step, then a message over
  * the Noise session and a restart of both sides. */

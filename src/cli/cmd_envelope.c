@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pairlink envelope seal | open */
 #include "cli/cli.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager pairing commands: `pairlink app pair|run`,
  * `pairlink node-manager pair|run`, `pairlink peers`, `pairlink send`.
  * User guide: docs/node-manager.md; output, errors, exit statuses and files

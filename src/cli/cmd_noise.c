@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `pairlink noise`: Waku Noise transcripts (replay, generate) and an
  * in-process pairing demo. */
 #include "cli/cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `pairlink p2p id | listen | ping`: the libp2p host from the command line. */
 #include "cli/cli.h"
 #include "pairlink/codec.h"

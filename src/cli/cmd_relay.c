@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `pairlink relay`: run a WalletConnect relay server. The settings (one
  * table of keys for the command line and the --config file) are
  * relay/relay_config.h; SIGHUP reloads them while the relay runs. */

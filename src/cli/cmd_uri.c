@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pairlink uri new | parse */
 #include "cli/cli.h"
 

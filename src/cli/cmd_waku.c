@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `pairlink waku node|subscribe|publish`: a Waku relay node, and the two
  * one-shot clients built on it (include/pairlink/waku_node.h). Exact forms
  * and output: docs/waku.md, "Command line". */

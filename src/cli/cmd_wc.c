@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pairlink wc create | pair | run | list | ping | delete
  * The WalletConnect pairing client from the command line: every command
  * shares one runner (a loop with the client, signals and an optional

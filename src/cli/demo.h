@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the demo's parts (src/cli/cmd_demo*.c). */
 #ifndef PAIRLINK_CLI_DEMO_H
 #define PAIRLINK_CLI_DEMO_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What every command prints: events, failures a person can act on (the
  * path, the cause, the fix), one JSON vocabulary (docs/cli.md). */
 #include "cli/cli.h"

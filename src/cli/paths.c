@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Where the commands keep their files, and the lock that keeps two serving
  * commands off one store (docs/cli.md, "Files"). */
 #include "cli/cli.h"

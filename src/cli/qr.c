@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* QR codes: on the terminal and as PNG files. libqrencode makes the matrix.
  *
  * On a terminal each text line carries two module rows (the upper half block

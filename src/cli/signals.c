@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* SIGINT and SIGTERM for every command that runs a loop: one rule for the
  * exit status and for what is printed (docs/cli.md, "Exit status"). */
 #include "cli/cli.h"

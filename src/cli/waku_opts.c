@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Waku network options shared by `pairlink waku node|subscribe|publish`
  * and the node-manager commands with --waku (see cli.h). */
 #include "cli/cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hex, base64, base58btc and unsigned varints.
  *
  * Hex and base64 go through libsodium's constant-time codecs because they

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pl_detail_text: the words behind a wrapped errno, SQLite or OpenSSL code
  * (see include/pairlink/common.h). Here rather than in err.c because it
  * needs the message tables of SQLite and OpenSSL. */

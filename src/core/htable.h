@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The one hash table of the library: chained, intrusive (the entry embeds
  * a pl__hnode), keyed with SipHash under a random per-table key so that
  * hostile input (topics, ids from the network) cannot pile into one chain.

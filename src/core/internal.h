@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private helpers shared by every layer. Not installed. */
 #ifndef PAIRLINK_INTERNAL_H
 #define PAIRLINK_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "pairlink/common.h"
 
 /* Compiled into the library, so a program learns which release it runs on,

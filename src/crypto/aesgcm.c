@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* AES-256-GCM with a 96-bit IV and 128-bit tag (OpenSSL EVP). */
 #include "pairlink/crypto.h"
 

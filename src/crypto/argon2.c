@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Argon2id (v1.3) through libsodium's crypto_pwhash. */
 #include "pairlink/crypto.h"
 

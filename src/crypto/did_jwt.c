@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Ed25519 identities, did:key and the WalletConnect relay-auth JWT. */
 #include "pairlink/codec.h"
 #include "pairlink/crypto.h"

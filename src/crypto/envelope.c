@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* WalletConnect type 0/1/2 envelopes (ChaCha20-Poly1305 IETF, no AAD). */
 #include "pairlink/codec.h"
 #include "pairlink/crypto.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "pairlink/hash.h"
 
 #include "core/internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* X25519 and the WalletConnect session key / topic derivations. */
 #include "pairlink/crypto.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The pairing code P in text form, and the pairing fingerprint.
  *
  * Text form: 13 Crockford base32 digits of the 65-bit value 0 || P (so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kdf(P, salt) -> T and HS, the pairing topic, and the session rendezvous. */
 #include "nm/nm_internal.h"
 

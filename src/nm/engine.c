@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The node-manager pairing engine: one state machine per side, no I/O.
  *
  * Node manager: WAITING (HELLO_APP every resend_ms) -> on a valid

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* HELLO_APP / HELLO_NODE_MANAGER bodies and their Waku payload v1 sealing. */
 #include "nm/nm_internal.h"
 

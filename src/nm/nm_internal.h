@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private helpers of the node-manager pairing core. Not installed. */
 #ifndef PAIRLINK_NM_INTERNAL_H
 #define PAIRLINK_NM_INTERNAL_H

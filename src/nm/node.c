@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The node-manager node core: see node_core.h. */
 #include "nm/node_core.h"
 

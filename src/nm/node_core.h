@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The node-manager node as a core: no I/O, no clock. It owns the pairing
  * engine (nm_pairing.h), the session manager (nm_session.h) and a cache of
  * the stored counterparties, and makes every decision nm_node.h promises:

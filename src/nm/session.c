@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager sessions (include/pairlink/nm_session.h): K1K1 handshakes on
  * the rendezvous topic, knocks, retries with backoff, request/response
  * framing. Specified in docs/protocol/node-manager-pairing.md section 13. */

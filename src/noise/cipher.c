@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Noise CipherState and SymmetricState (Noise spec sections 5.1, 5.2),
  * shared with libp2p Noise (symmetric.h), and the Waku departures: extra
  * associated data after h, PKCS#7 padding to 248-byte blocks, and HKDF(h)

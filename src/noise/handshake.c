@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Noise HandshakeState (Noise spec 5.3) driven one message at a time, with
  * the Waku message format: every handshake message is a PayloadV2 whose
  * nametag is part of the payload's associated data. */

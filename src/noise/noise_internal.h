@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private parts of the Waku Noise core shared by the files of src/noise, the CLI and
  * the tests. Not installed. */
 #ifndef PL_NOISE_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* WakuPairing (RFC 43) helpers: the QR string, its content topic and the
  * static-key commitments. The handshake itself is the WakuPairing pattern. */
 #include "noise/noise_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The five Waku Noise handshake patterns (RFC 35) and their names. */
 #include "noise/noise_internal.h"
 

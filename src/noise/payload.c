@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* PayloadV2 (RFC 35 "public keys serialization"), laid out as js-noise:
  * nametag[16] | protocol_id | hs_len | keys | LE64 transport_len | transport. */
 #include "noise/noise_internal.h"

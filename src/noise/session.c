@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Waku Noise sessions (RFC 35 "message nametags", RFC 37): transport
  * messages after the split, a sliding nametag window, persistence.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Noise framework's CipherState and SymmetricState (Noise spec 5.1,
  * 5.2) for 25519 / ChaChaPoly / SHA256, shared by the two Noise protocols
  * pairlink speaks: Waku Noise (src/noise/: adds nametags to the associated

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The libp2p connection core: see conn.h and docs/p2p.md. */
 #include "p2p/conn.h"
 

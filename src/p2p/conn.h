@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One libp2p connection over TCP, from the first byte to the last, as a
  * core without I/O: raw bytes and time in; raw bytes, events and a deadline
  * out. docs/p2p.md ("The connection core") states the contract; in short:

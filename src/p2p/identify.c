@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* identify and ping codecs: see identify.h. */
 #include "p2p/identify.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* identify /ipfs/id/1.0.0 and ping /ipfs/ping/1.0.0 (libp2p/specs identify,
  * ping): message codecs and the small state of a ping, without I/O. The
  * connection core (conn.c) answers both automatically and requests

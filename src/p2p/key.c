@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libp2p identity keys: Ed25519 (libsodium) and secp256k1 (libsecp256k1),
  * their marshalled protobufs and signatures (libp2p/specs peer-ids). */
 #include "p2p/key.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libp2p identity keys (Ed25519, secp256k1): the marshalled PublicKey /
  * PrivateKey protobufs, signatures, and peer ids derived from keys. The
  * public half of this layer is in include/pairlink/p2p.h; these are the

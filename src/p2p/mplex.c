@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mplex 6.7.0 (libp2p/specs mplex/README.md).
  *
  * Frame: uvarint(id << 3 | flag) | uvarint(length) | length bytes. Flags 0

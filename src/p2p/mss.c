@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* multistream-select 1.0: see mss.h. */
 #include "p2p/mss.h"
 

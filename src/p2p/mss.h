@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* multistream-select 1.0 (libp2p/specs connections), both roles, as a core:
  * bytes and time in, bytes and a result out.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Multiaddr codec: see multiaddr.h. */
 #include "p2p/multiaddr.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Multiaddrs (multiformats/multiaddr): binary and text forms of the
  * protocols pairlink knows: ip4, ip6, tcp, udp, dns, dns4, dns6, dnsaddr,
  * p2p (alias ipfs), ws, wss, tls, quic, quic-v1, p2p-circuit. Any other

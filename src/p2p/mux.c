@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What yamux and mplex share: limits, the bounded output buffer, the
  * bounded event queue with its payload arena, the stream tables, failure.
  *

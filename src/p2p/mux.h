@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Stream multiplexers of a libp2p connection: yamux 1.0.0 and mplex 6.7.0
  * behind one interface, so that the connection core (conn.c) does not care
  * which one the peers negotiated.

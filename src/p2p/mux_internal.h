@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* State shared by the two muxers behind src/p2p/mux.h. mux.c owns what is
  * common (limits, the output buffer, the event queue, the stream tables,
  * failure); yamux.c and mplex.c speak the wire protocols. Private to

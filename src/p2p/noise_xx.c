@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libp2p Noise XX: see noise_xx.h. */
 #include "p2p/noise_xx.h"
 

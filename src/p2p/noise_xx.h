@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libp2p Noise (libp2p/specs noise): Noise_XX_25519_ChaChaPoly_SHA256 with
  * an empty prologue, every message in a frame u16 BE length | bytes (at
  * most 65535), and a signed NoiseHandshakePayload in messages 2 and 3 that

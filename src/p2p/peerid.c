@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Peer ids (libp2p/specs peer-ids): multihash of the marshalled public key;
  * text as base58btc, or a CIDv1 (libp2p-key) in base32 on input. */
 #include "p2p/key.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* yamux 1.0.0 (hashicorp/yamux spec.md, as libp2p uses it).
  *
  * Frame: 12-byte big-endian header ver(0) | type u8 | flags u16 | stream id

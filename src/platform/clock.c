@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The wall clock: the one place that reads it (driver.h). */
 #include "pairlink/driver.h"
 

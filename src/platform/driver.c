@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The driver: see include/pairlink/driver.h. The only place that arms a
  * timer for the cores' deadlines and that counts handles to close. */
 #include "pairlink/driver.h"

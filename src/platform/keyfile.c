@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Secret key files (see include/pairlink/keyfile.h). */
 #include "pairlink/keyfile.h"
 #include "platform/keyfile_internal.h"

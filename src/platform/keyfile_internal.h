@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Key files of any size up to PL__KEYFILE_MAX, with the rules of
  * include/pairlink/keyfile.h (regular file, owner, 0600, atomic creation).
  * The 32-byte public functions and the libp2p key file use them. Private. */

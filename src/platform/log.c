@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The process-wide log sink (include/pairlink/log.h) and the routing of
  * libwebsockets' own logging into it. */
 #include "pairlink/log.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libp2p identity key files: the marshalled PrivateKey protobuf in a 0600
  * file (see include/pairlink/p2p.h and docs/p2p.md). */
 #include "pairlink/p2p.h"

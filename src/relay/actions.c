@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core's outputs: the action queue (frames, closes, store
  * operations, in order) and the JSON-RPC replies; the ids it computes; the
  * send-queue bytes of every connection, counted from the SEND that queues

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay's authentication policy: see auth.h. */
 #include "relay/auth.h"
 

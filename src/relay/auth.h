@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay's authentication policy, without I/O: which JWT a client
  * presented and whether it is valid for this relay. The runtime
  * (ws_server.c) reads the handshake and applies the answer; a client

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The NATS JetStream backend of the relay (--cluster): see relay_backend.h
  * and docs/relay.md "Cluster". */
 #include "relay/relay_backend.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The embedded mailbox backend (--db): every store action of one loop turn
  * in one SQLite transaction, committed before the loop waits (flush), so
  * that the frames that followed a put are sent only once it is on disk. */

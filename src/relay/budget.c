@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core's accounting: what each thing costs, who is charged for
  * it, and what the relay does when a budget is reached. Every relay-wide
  * limit and every publisher quota is decided here, so that one place says

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core in cluster mode (pl__relay_limits.cluster): its mailbox is
  * a cache of a store that several relay instances share (a NATS JetStream
  * cluster: relay/relay_backend.h), so the core keeps only the topics its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay protocol core (relay_core.h): lifecycle, frames in, the
  * request rate, expiry and re-push ticks, stats. No I/O, no clock; its
  * parts are listed in internal.h. */

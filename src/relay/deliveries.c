@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core's deliveries: every message owed to a connection, pushed
  * as an irn_subscription request under flow control, re-pushed when its
  * acknowledgement is overdue.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The relay core's fast frame reader (frame.h): simdjson's DOM parser
 // (it validates the whole document, UTF-8 included, with run-time CPU
 // dispatch), read into the fields the core needs. C++ only because

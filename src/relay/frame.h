@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core's fast reading of an incoming frame: one parse with
  * simdjson (C++, behind this C interface; frame.cpp) into what the core
  * needs for the frames that make up its traffic: the answer to a push, and

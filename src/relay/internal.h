@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core's private data model, shared by its parts, each of which
  * uses only those listed before it:
  *   actions.c     the action queue and JSON-RPC replies out; ids; the send

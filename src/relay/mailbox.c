@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core's mailbox: every stored message until its TTL, indexed by
  * (topic, id) for the re-publish check, a min-heap on expiry, and the
  * rules that take a message out early: eviction of acknowledged messages

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core's request handlers: the irn_* methods of the relay
  * protocol and the wc_proposeSession / wc_approveSession shortcuts. Each
  * checks the whole request before it changes anything. */

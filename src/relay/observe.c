@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Health, metrics and log redaction of the relay: see observe.h. */
 #include "relay/observe.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the relay's runtime shows its operator: the body of GET /health and
  * GET /metrics (Prometheus text exposition format 0.0.4), built from the
  * core's counters (pl__relay_core_stats) and the runtime's own, and frames

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The storage and fan-out backend of the relay runtime (ws_server.c): where
  * the core's mailbox actions go and where messages from elsewhere come
  * from. The core does no I/O; the runtime applies each store action the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Settings of `pairlink relay`: see relay_config.h. */
 #include "relay/relay_config.h"
 

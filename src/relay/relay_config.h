@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The settings of `pairlink relay`: one table of keys that the command line
  * (--KEY VALUE) and the configuration file (`KEY VALUE` or `KEY = VALUE`
  * per line, mosquitto.conf style) share, their parsing and checks, and

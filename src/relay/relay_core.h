@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The WalletConnect relay protocol core ("irn" JSON-RPC over WebSocket text
  * frames), without I/O and without a clock.
  *

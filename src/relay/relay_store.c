@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* SQLite mailbox for the relay: see relay_store.h. */
 #include "relay/relay_store.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Durable mailbox of `pairlink relay`: SQLite in WAL mode with
  * synchronous=FULL, so a committed transaction survives a kill -9 and a power
  * cut. The runtime opens a transaction, applies the store actions the relay

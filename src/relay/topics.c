@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay core's topics, connections and subscriptions: who listens to
  * what, and how far each listener got in its topic's mailbox. Every table
  * is keyed with SipHash under a key of this process (core/htable.h), so

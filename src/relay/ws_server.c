@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libwebsockets + libuv runtime of the relay: see ws_server.h. */
 #include "relay/ws_server.h"
 

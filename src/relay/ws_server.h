@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The I/O runtime of `pairlink relay`: a libwebsockets server on one libuv
  * loop that drives the relay protocol core (relay/relay_core.h) and its
  * SQLite store (relay/relay_store.h).

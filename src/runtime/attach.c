@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The shared start and close of the runtime objects: see attach.h. */
 #include "runtime/attach.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What a runtime object (wc_client.c, nm_node.c) holds to run on a driver
  * and a transport that are either given to it or its own, and the one
  * close sequence they share: the transport flushed and closed, the owner's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pl_nm_node_event_name, pl_nm_session_event_name: see
  * include/pairlink/nm_node.h and nm_session.h. Names only: no runtime
  * state, so any binding, log or GUI shows the same words as the CLI. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager pairing node: see include/pairlink/nm_node.h. Glue only:
  * the core (src/nm/node_core.h) decides; this file opens the files, gives
  * the core its store hooks, and runs it on a driver and a transport. */

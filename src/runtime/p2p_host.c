@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The libp2p host on a driver's libuv loop (include/pairlink/p2p.h): TCP,
  * DNS, limits, and the application's callbacks around one connection core
  * (src/p2p/conn.c) per TCP connection. Protocol decisions are the core's;

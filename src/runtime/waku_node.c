@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Waku relay node on a libp2p host (include/pairlink/waku_node.h): moves
  * bytes between the host's streams and the node core (src/waku/node.h),
  * reads the clock and arms one timer for the core's deadlines. Decisions

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* WalletConnect pairing client: see include/pairlink/wc_client.h. Glue
  * only: the engine decides, the driver keeps time, the transport moves
  * bytes, the store persists. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Node-manager counterparties and identity: see include/pairlink/nm_store.h. */
 #include "pairlink/nm_store.h"
 

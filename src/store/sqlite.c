@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The one SQLite error mapper: see sqlite.h. */
 #include "store/sqlite.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What every SQLite-backed store of the library shares (the pairing store,
  * the node-manager tables, the relay mailbox). Private; not installed. */
 #ifndef PAIRLINK_STORE_SQLITE_H

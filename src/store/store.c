@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* SQLite persistence: see include/pairlink/store.h. */
 #include "pairlink/store.h"
 #include "store/sqlite.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private to the library: lets other tables (nm_store.c) share the one
  * database handle of a pl_store. Not installed. */
 #ifndef PAIRLINK_STORE_INTERNAL_H

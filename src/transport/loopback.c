@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The in-memory loopback transport: see include/pairlink/loopback.h. No
  * I/O: deliveries are deadlines of one driver task. */
 #include "pairlink/loopback.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The generic half of every transport (include/pairlink/transport.h):
  * argument checks, the handler, and flush-then-close, written once. */
 #include "pairlink/transport.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gossipsub v1.1 (+ v1.2 IDONTWANT) router core for Waku relay. See
  * gossip.h for the contract; the parameters and their sources are in
  * docs/waku.md. */

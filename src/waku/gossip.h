@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The gossipsub v1.1 router core (plus v1.2 IDONTWANT) that Waku relay runs
  * under protocol id /vac/waku/relay/2.0.0 (11/WAKU2-RELAY), without I/O and
  * without a clock.

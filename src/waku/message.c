@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 14/WAKU2-MESSAGE: codec (protobuf-c), validation, deterministic hash. */
 #include "pairlink/waku.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 66/WAKU2-METADATA codec and policy. */
 #include "waku/metadata.h"
 

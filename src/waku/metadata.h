@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 66/WAKU2-METADATA, protocol id /vac/waku/metadata/1.0.0: both roles' codec
  * and the connection policy, without I/O.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Waku relay node's policy core: see node.h for the contract. */
 #include "waku/node.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Waku relay node's policy, without I/O and without a clock: which
  * connections become relay peers, the metadata exchange and the cluster
  * check, content topics and their pubsub topics, the publish queue, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 26/WAKU-PAYLOAD version 1, symmetric (AES-256-GCM) form. */
 #include "pairlink/waku_payload.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 23/WAKU2-TOPICS content topics, 51/WAKU2-RELAY-SHARDING pubsub topics and
  * autosharding. The parsing rules are nwaku's (waku_core/topics). */
 #include "pairlink/waku.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the Waku message and topic code (src/waku/). Private. */
 #ifndef PAIRLINK_WAKU_INTERNAL_H
 #define PAIRLINK_WAKU_INTERNAL_H

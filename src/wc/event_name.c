@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pl_wc_event_name: see include/pairlink/wc_pairing.h. */
 #include "pairlink/wc_pairing.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JSON-RPC 2.0 codec over jansson.
  *
  * Ids: jansson keeps integers as json_int_t (64-bit), so an integer id is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* WalletConnect Pairing API engine: see include/pairlink/wc_pairing.h.
  * Bounded arrays with linear search: an engine holds at most a few thousand
  * pairings and the hot path (one delivered message) does one lookup. */

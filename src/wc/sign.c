@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Sign protocol's method table: see pl_wc_sign_method. The tags and
  * TTLs are the JS SDK's (sign-client constants), so that a C responder
  * registered with them answers exactly as a JS one would. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* WalletConnect v2 pairing URI: parse, format, create.
  *
  * Encoding mirrors @walletconnect/utils formatUri, which serialises through

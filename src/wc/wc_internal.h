@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The WalletConnect layer's randomness seam: the engine passes its random
  * source (pl_wc_config.rng) to what it creates; the public functions
  * (pl_uri_new, pl_rpc_id_new) use pl_random. Private to the library. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `make deb`: CPack builds pairlink_*.deb and libpairlink-dev_*.deb from the
 # build tree; they are installed and `pairlink demo` runs from the installed
 # binary.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `pairlink demo` (what `make demo` runs) completes both flows by itself.
 set -uo pipefail
 CLI=${PL_CLI:-build/pairlink}

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `pairlink demo --waku`: the node-manager flow over an embedded Waku network
 # (app's node - relay node - node manager's node, on 127.0.0.1) completes by
 # itself, all eleven steps with the restart of both sides.

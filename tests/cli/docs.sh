@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The man pages and the bash completion follow the binary: every command
 # `pairlink --help` lists, every subcommand its --help lists, and every
 # option of each --help text are in man/pairlink.1 (the relay's in
@@ -77,6 +78,15 @@ if command -v groff >/dev/null; then
 else
     echo "docs: groff not installed: the rendering check is skipped"
 fi
+
+# Every source file names its licence (LICENSE: Apache-2.0) in its first lines.
+while IFS= read -r f; do
+    head -n 3 "$f" | grep -q 'SPDX-License-Identifier: Apache-2.0' && passed=$((passed + 1)) ||
+        fail "$f: no SPDX-License-Identifier line"
+done < <(find "$S/src" "$S/include" "$S/tests" "$S/bench" "$S/fuzz" "$S/tools" "$S/scripts" "$S/interop" \
+    "$S/examples" "$S/proto" -path '*/node_modules' -prune -o -path "$S/fuzz/corpus" -prune -o \
+    -type f \( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.sh' -o -name '*.bash' \
+    -o -name '*.mjs' -o -name '*.py' -o -name '*.proto' \) -print)
 
 echo "docs: $passed passed, $fails failed"
 [ $fails = 0 ]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `cmake --install` of the build tree into a temporary prefix, then a user
 # program built against it with nothing but what pairlink installs: with
 # `pkg-config --cflags --libs pairlink` alone, with find_package(pairlink) and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The node-manager commands (`app`, `node-manager`, `peers`, `send`) as
 # every command (issue 13, docs/cli.md): the default store in the data
 # directory, the store lock, errors a person can act on (store paths, relay

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Trust and state of the node-manager commands (issue 13): `pair
 # --no-session` sets up no session, `pair --verify` asks before storing
 # (both screens show the same fingerprint; "no" stores nothing), running

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `pairlink p2p id | listen | ping`: the exact forms scripts rely on, the
 # key file, exit statuses, and a clean stop on SIGTERM / SIGINT. C <-> C on
 # 127.0.0.1 only; every wait is bounded.

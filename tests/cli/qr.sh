@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # QR codes of `uri new`, `wc create` and `app pair`: drawn on a terminal, not
 # into a pipe unless --qr; --qr-png writes a PNG. What is drawn is decoded
 # back (zbarimg) as a light- and as a dark-themed terminal would show it

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `pairlink relay` as a service (issue 13, mosquitto as the anchor): the
 # --config file and the command line over it, errors with file:line,
 # SIGHUP (reload, nothing to reload, a bad file that keeps the running

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The `pairlink uri` and `pairlink envelope` commands against the vectors:
 # fields printed, vector message recovered, named errors and exit codes.
 set -uo pipefail

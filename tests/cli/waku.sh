@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `pairlink waku node | subscribe | publish`: the exact forms scripts rely
 # on, their output, exit statuses, the key file, and a clean stop on
 # SIGTERM / SIGINT. C <-> C on 127.0.0.1 only; every wait is bounded.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `pairlink wc ...` against `pairlink relay` on 127.0.0.1 (issue 13): the
 # pong of `wc create --until-active`, `wc pair` resumed after a relay that
 # was not reached, signals and exit statuses, errors a person can act on

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Several `pairlink relay --cluster` instances over one NATS JetStream
 # cluster (issue 14): three nats-server nodes (JetStream, streams R3, store
 # in a temp dir) and three relay instances, all on 127.0.0.1 with free ports.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The hostile-client suite of `pairlink relay` (issue 11): clients that
  * attack the relay over real sockets on 127.0.0.1, each against a relay
  * started for it, while a well-behaved client (the probe, a thread of its

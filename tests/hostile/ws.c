@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The hostile suite's WebSocket client: see ws.h. */
 #include "ws.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A small WebSocket client for the hostile-client suite: libwebsockets on
  * its own poll loop (one context per thread), speaking the relay protocol
  * frame by frame, able to misbehave on purpose (stop reading, bind to

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Node-manager pairing end to end: `pairlink app` and `pairlink node-manager`
 # as separate processes through `pairlink relay` on 127.0.0.1.
 #   1. pairing, same fingerprint on both sides, session established, stores

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test driver for tests/interop/nm_e2e.sh: many node-manager-pairing apps
  * in one process, so that restart re-establishment with 50 (or 1000)
  * persisted counterparties takes seconds.

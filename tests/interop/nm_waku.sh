@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The node-manager flow over Waku between two C processes (`pairlink app` and
 # `pairlink node-manager` with --waku) whose only path is a JS relay node
 # (js-waku 0.0.27, interop/js-waku/waku-node.mjs; it reports every pairlink

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Waku Noise interop against the pinned js-noise (@waku/noise 0.0.3-a19e968),
 # issue 4 item 5. For each pattern (K1K1, XK1, XX, XXpsk0, WakuPairing):
 #   1. js-noise writes transcripts from fresh random keys; `pairlink noise

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The C party of the live Waku Noise interop (issue 4, item 5): one
  * handshake and session with a js-noise party over stdin/stdout, using only
  * the public API of pairlink/noise.h. interop/noise-interop.mjs (live)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by tests/interop/p2p_js19.sh and p2p_js3.sh: the C libp2p stack
 # (tests/interop/p2p_driver.c, `pairlink p2p`) against one js-libp2p project
 # of interop/ (interop/README.md has the peer.mjs contract), both

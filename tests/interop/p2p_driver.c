@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The C side of the libp2p interop tests (tests/interop/p2p_*.sh), with
  * the command line and JSON-lines output of interop/<project>/peer.mjs so
  * that the scripts read both alike (interop/README.md):

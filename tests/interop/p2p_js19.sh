@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # libp2p interop with the js-libp2p that @waku/sdk@0.0.27 pins (1.9.4, Noise
 # 15, yamux 6, mplex 10: interop/js-waku/): C dials JS and JS dials C, over
 # yamux and over mplex; Noise with the peer id checked, identify both ways,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by the relay interop tests (relay_*.sh): start and stop
 # `pairlink relay` on a free 127.0.0.1 port. Sourced, not run; the name does
 # not end in .sh so that CTest does not take it for a test.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The allow-list of client keys of `pairlink relay --require-auth
 # --allow-file` against the JS side (ws, @walletconnect/relay-auth): a listed
 # key is admitted, a valid JWT of another key gets HTTP 401 with a log line

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Bad input at the socket of `pairlink relay --require-auth`: missing,
 # malformed, mis-addressed, expired and forged JWTs (HTTP 401); garbage JSON,
 # JSON-RPC errors, TTL and size limits, the request rate limit (3001); binary,

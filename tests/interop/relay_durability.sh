@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Durability of `pairlink relay --db`: a client publishes continuously; the
 # relay is killed with SIGKILL in the middle of the stream; a relay restarted
 # on the same database must deliver every message whose publish had been

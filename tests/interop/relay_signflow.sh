@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The JS SDK's full Sign flow through `pairlink relay` (issue 3, section 1):
 # two SignClients (dapp and wallet) connect, pair, approve, request, respond
 # and disconnect through a relay that requires a valid relay JWT and keeps

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by tests/interop/waku_*.sh: start C Waku nodes (the interop driver
 # tests/interop/waku_driver.c, or the `pairlink waku` CLI) and the JS ones
 # (interop/js-waku/waku-node.mjs, interop/libp2p3/gossip-node.mjs; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The C side of the Waku interop tests (tests/interop/waku_*.sh): a
  * pl_waku_node with the command line and JSON-lines output of
  * interop/js-waku/waku-node.mjs and interop/libp2p3/gossip-node.mjs

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Waku relay interop with js-waku 0.0.27 (interop/js-waku/waku-node.mjs: a real
 # createRelayNode on js-libp2p 1.9, mplex as js-waku ships it, and yamux
 # added): C publishes and js-waku receives, js-waku publishes and C

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A Waku network of 6 C nodes and 2 JS nodes (js-waku 0.0.27 and js-libp2p 3
 # gossipsub) in a ring with chords, every node subscribed:
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Waku payload version 1 (symmetric) and node-manager HELLO interop (issue 5):
 # HELLOs and raw payloads sealed by @waku/message-encryption are opened by
 # pairlink, those sealed by pairlink are opened by the JS decoder, tampered

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The C half of the Waku payload v1 / HELLO interop (tests/interop/waku_payload.sh).
  *
  *   interop_waku_payload_driver open < js_cases.jsonl

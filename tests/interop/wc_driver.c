@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The C half of the WalletConnect interop rounds (tests/interop/wc_rounds.sh).
  *
  * Reads JSON-lines cases made by interop/wc-rounds.mjs with the pinned JS SDK

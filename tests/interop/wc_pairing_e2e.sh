@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # WalletConnect pairing end to end against the official JS SDK (issue 3,
 # section 5): `pairlink wc` and @walletconnect/core / sign-client 2.25
 # through `pairlink relay`, all on 127.0.0.1.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # WalletConnect interop rounds against the pinned JS SDK (issue 2, item 9):
 # JS formats URIs, seals envelopes and signs JWTs that C parses, opens and
 # verifies, and the reverse; tampered envelopes and JWTs must be refused on

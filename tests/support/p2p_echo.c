@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "support/p2p_echo.h"
 
 #include <string.h>

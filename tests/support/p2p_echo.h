@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The test echo protocol /pairlink/test/echo/1.0.0, responder side, for the
  * host tests and the interop driver: every byte read is written back, and
  * our writing side closes after the reader's EOF once everything was

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers shared by the cmocka test programs. Include after cmocka.h's
  * prerequisites (stdarg.h, stddef.h, setjmp.h, stdint.h). */
 #ifndef PL_TEST_SUPPORT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Waku relay transport: see include/pairlink/waku_transport.h. Glue
  * between the transport table and a Waku node; the node (src/waku/,
  * src/runtime/waku_node.c) does the networking and the WakuMessage

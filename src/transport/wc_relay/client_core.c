@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay client core: see client_core.h. No I/O, no clock.
  *
  * Layout: pure helpers (URL, LRU, backoff), then the core: requests and

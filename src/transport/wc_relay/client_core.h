@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The WalletConnect relay client as a protocol core: no I/O, no clock.
  *
  * Frames, connection events and time (`now_ms`, unix ms) in; frames to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The relay client's runtime: libwebsockets on the driver's libuv loop,
  * moving frames and connection events between the sockets and the core
  * (client_core.h), and the transport table (relay_client.h). The only file

@@ -1,4 +1,5 @@
 #!/usr/bin/env perl
+# SPDX-License-Identifier: Apache-2.0
 # Render a QR code drawn on a terminal into a PBM image, as a terminal with a
 # light or a dark colour theme would show it, so that a QR decoder can check
 # what a phone would see.
