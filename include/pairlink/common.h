@@ -142,6 +142,7 @@ extern "C" {
     X(PL_ERR_STORE_LOCKED, 903, "store is in use by another process")                 \
     X(PL_ERR_CLUSTER, 904, "relay cluster (NATS JetStream) failure")                  \
     X(PL_ERR_NO_CLUSTER, 905, "built without libnats: relay --cluster is unavailable") \
+    X(PL_ERR_CLUSTER_INSTANCE, 906, "relay cluster instance id already in use")       \
     /* libp2p (src/p2p/) */                                                           \
     X(PL_ERR_P2P_MULTIADDR, 1000, "malformed or unsupported multiaddr")               \
     X(PL_ERR_P2P_TRANSPORT, 1001, "multiaddr transport not supported here (ws, wss)")  \

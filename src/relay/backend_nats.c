@@ -10,6 +10,7 @@
 #include "core/htable.h"
 #include "pairlink/codec.h"
 #include "pairlink/crypto.h"
+#include "pairlink/hash.h"
 #include "relay/ws_server.h"
 
 #include <jansson.h>
@@ -38,6 +39,7 @@ static const struct ttl_class {
  * the core's budget (which counts the cached message once). */
 #define MAX_INFLIGHT_BYTES ((size_t)64 << 20)
 #define REQ_WAIT_MS 2000   /* one JetStream request */
+#define CLAIM_WAIT_MS 500  /* an instance holding our id answers within it */
 #define RETRY_PAUSE_MS 100 /* between tries while the cluster elects a leader */
 #define RECORD_OVERHEAD 4096
 #define REFUSED_BIT (UINT64_C(1) << 63) /* a RES_PUT for a put refused in apply */
@@ -124,6 +126,8 @@ typedef struct nats_backend {
     pl__htable topics;
     pl__htable puts;               /* put_id -> pput */
     natsSubscription *advisories;  /* stream leader elections */
+    natsSubscription *claim;       /* answers whoever else starts with our instance id */
+    char claim_nonce[33];          /* our own claim's request, not answered */
     pput *retry_head, *retry_tail; /* puts to send again, in order */
     uv_timer_t retry_timer;
     bool timer_open;
@@ -461,6 +465,57 @@ static void on_leader_elected(natsConnection *nc, natsSubscription *sub, natsMsg
         }
     }
     natsMsg_Destroy(msg);
+}
+
+/* Another relay starting with our instance id asks on our claim subject:
+ * we answer (not our own request, recognised by its nonce). */
+static void on_claim(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
+    (void)sub;
+    nats_backend *b = closure;
+    const char *reply = natsMsg_GetReply(msg);
+    int len = natsMsg_GetDataLength(msg);
+    bool ours = len == (int)strlen(b->claim_nonce) &&
+                !memcmp(natsMsg_GetData(msg), b->claim_nonce, (size_t)len);
+    if (reply && !ours) (void)natsConnection_PublishString(nc, reply, "in use");
+    natsMsg_Destroy(msg);
+}
+
+/* Live deliveries are told apart by instance id (an instance ignores what
+ * it published itself), so two instances with one id would each drop the
+ * other's messages. The id is claimed at start: subscribe to its subject
+ * first, then ask it; any answer is another relay holding the id. Two
+ * starting at once both see each other and both refuse (never both run). */
+static pl_err claim_instance(nats_backend *b) {
+    uint8_t h[PL_SHA256_BYTES], nonce[16];
+    pl_sha256(h, (const uint8_t *)b->instance, strlen(b->instance));
+    char hex[33], subj[64];
+    (void)pl_hex_encode(hex, sizeof hex, h, 16);
+    snprintf(subj, sizeof subj, "PAIRLINK.INSTANCE.%s", hex);
+    pl_random(nonce, sizeof nonce);
+    (void)pl_hex_encode(b->claim_nonce, sizeof b->claim_nonce, nonce, sizeof nonce);
+    natsStatus s = natsConnection_Subscribe(&b->claim, b->nc, subj, on_claim, b);
+    if (s == NATS_OK) s = natsConnection_Flush(b->nc);
+    if (s != NATS_OK) {
+        blog(b, PL__LOG_ERROR, "cluster: cannot claim instance id %s: %s", b->instance,
+             natsStatus_GetText(s));
+        return PL_ERR_CLUSTER;
+    }
+    natsMsg *reply = NULL;
+    s = natsConnection_RequestString(&reply, b->nc, subj, b->claim_nonce, CLAIM_WAIT_MS);
+    natsMsg_Destroy(reply);
+    if (s == NATS_OK) {
+        blog(b, PL__LOG_ERROR,
+             "cluster: instance id %s is in use by another relay (every instance needs its own "
+             "--instance-id)",
+             b->instance);
+        return PL_ERR_CLUSTER_INSTANCE;
+    }
+    if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) {
+        blog(b, PL__LOG_ERROR, "cluster: cannot claim instance id %s: %s", b->instance,
+             natsStatus_GetText(s));
+        return PL_ERR_CLUSTER;
+    }
+    return PL_OK;
 }
 
 /* ---- loop thread -------------------------------------------------------------------- */
@@ -902,6 +957,7 @@ static void nb_free(pl__relay_backend *base) {
     }
     pl__ht_free(&b->puts);
     natsSubscription_Destroy(b->advisories);
+    natsSubscription_Destroy(b->claim);
     jsCtx_Destroy(b->js);
     natsConnection_Destroy(b->nc);
     natsOptions_Destroy(b->nopts);
@@ -1057,6 +1113,8 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     jo.PublishAsync.AckHandler = on_pub_ack;
     jo.PublishAsync.AckHandlerClosure = b;
     if ((s = natsConnection_JetStream(&b->js, b->nc, &jo)) != NATS_OK) goto fail;
+    if ((e = claim_instance(b)) != PL_OK) goto fail;
+    e = PL_ERR_CLUSTER;
     int replicas = opts->replicas ? opts->replicas : (nurls >= 3 ? 3 : 1);
     b->max_mailbox = opts->max_mailbox ? opts->max_mailbox : 1000;
     if ((e = ensure_streams(b, replicas, b->max_mailbox,

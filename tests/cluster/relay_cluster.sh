@@ -121,6 +121,19 @@ start_instance() { # start_instance I
 }
 for i in 1 2 3; do start_instance $i; done
 
+# A second relay with instance 1's id is refused at start (it would drop
+# instance 1's live deliveries as its own): exit 1 and a line that says so.
+"$PL_CLI" relay --listen 127.0.0.1:0 --cluster "$NATS_URLS" --instance-id r1 \
+    >"$WORK/dup.out" 2>"$WORK/dup.err" &
+DUP_PID=$!
+for _ in $(seq 1 100); do kill -0 $DUP_PID 2>/dev/null || break; sleep 0.1; done
+if kill -0 $DUP_PID 2>/dev/null; then kill -9 $DUP_PID; die "a relay with a duplicate --instance-id runs"; fi
+dup_rc=0
+wait $DUP_PID || dup_rc=$?
+[ $dup_rc = 1 ] && grep -q "instance id r1 is in use by another relay" "$WORK/dup.err" ||
+    { cat "$WORK/dup.err"; die "duplicate --instance-id: exit $dup_rc"; }
+echo "$TEST_NAME: a duplicate --instance-id is refused"
+
 topic() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 cluster_node() { # cluster_node TIMEOUT_S CMD ARGS...: relay-cluster.mjs
     local t=$1
