@@ -919,6 +919,22 @@ static const char waku_opts_help[] =
         "verbose", no_argument, NULL, (base) + 2                                                   \
     }
 
+/* One getopt_long result among WAKU_LONGOPTS(base): 1 taken, 0 not one of
+ * them, -status after a usage error (printed). */
+static int waku_getopt(ctx *c, int opt, int base, const char *cmd, const char *oname) {
+    if (opt == base) {
+        c->waku = true;
+    } else if (opt == base + 1) {
+        int r = pl_cli_waku_option(&c->w, cmd, oname, optarg);
+        if (r < 0) return r;
+    } else if (opt == base + 2) {
+        c->verbose = true;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* After parsing: the Waku options make sense together. 0 or the usage status. */
 static int waku_check(ctx *c, const char *cmd, bool relay_given) {
     if (!c->waku) {
@@ -993,18 +1009,10 @@ static int role_cmd(int argc, char **argv, pl_nm_role role) {
     while ((opt = getopt_long(argc, argv, "", longopts, &li)) != -1) {
         const char *oname = li >= 0 ? longopts[li].name : "?";
         li = -1;
+        int w = waku_getopt(&c, opt, O_WAKU, cmd, oname);
+        if (w < 0) return -w;
+        if (w) continue;
         switch (opt) {
-        case O_WAKU:
-            c.waku = true;
-            break;
-        case O_WAKU + 1: {
-            int r = pl_cli_waku_option(&c.w, cmd, oname, optarg);
-            if (r < 0) return -r;
-            break;
-        }
-        case O_WAKU + 2:
-            c.verbose = true;
-            break;
         case O_RELAY:
             c.relay = optarg, relay_given = true;
             break;
@@ -1212,19 +1220,13 @@ int pl_cli_peers(int argc, char **argv) {
     while ((opt = getopt_long(argc, argv, "", longopts, &li)) != -1) {
         const char *oname = li >= 0 ? longopts[li].name : "?";
         li = -1;
-        switch (opt) {
-        case O_WAKU:
-            net.waku = true, net_opts = true;
-            break;
-        case O_WAKU + 1: {
-            int r = pl_cli_waku_option(&net.w, "peers remove", oname, optarg);
-            if (r < 0) return -r;
+        int w = waku_getopt(&net, opt, O_WAKU, "peers remove", oname);
+        if (w < 0) return -w;
+        if (w) {
             net_opts = true;
-            break;
+            continue;
         }
-        case O_WAKU + 2:
-            net.verbose = true, net_opts = true;
-            break;
+        switch (opt) {
         case O_STORE:
             store = optarg;
             break;
@@ -1358,18 +1360,10 @@ int pl_cli_send(int argc, char **argv) {
     while ((opt = getopt_long(argc, argv, "", longopts, &li)) != -1) {
         const char *oname = li >= 0 ? longopts[li].name : "?";
         li = -1;
+        int w = waku_getopt(&c, opt, O_WAKU, cmd, oname);
+        if (w < 0) return -w;
+        if (w) continue;
         switch (opt) {
-        case O_WAKU:
-            c.waku = true;
-            break;
-        case O_WAKU + 1: {
-            int r = pl_cli_waku_option(&c.w, cmd, oname, optarg);
-            if (r < 0) return -r;
-            break;
-        }
-        case O_WAKU + 2:
-            c.verbose = true;
-            break;
         case O_RELAY:
             c.relay = optarg, relay_given = true;
             break;
