@@ -7,19 +7,8 @@
 # remove` revokes at once and tells the peer, whose daemon forgets us.
 # Against `pairlink relay` on 127.0.0.1; every wait is bounded.
 set -uo pipefail
-CLI=${PL_CLI:-build/pairlink}
-dir=$(mktemp -d); pids=()
-cleanup() { { for p in "${pids[@]}"; do kill -9 "$p"; done; wait; } 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-passes=0 fails=0
-ok() { passes=$((passes + 1)); }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
-wait_for() { for _ in $(seq 400); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-wait_exit() { for _ in $(seq 400); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done; wait "$1"; }
-jget() { python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    o=json.loads(l)
-    if o.get("event")==sys.argv[2]: print(o[sys.argv[3]]); break' "$@"; }
+WAIT_S=20
+. "$(dirname "$0")/lib/harness.bash"
 count_peers() { "$CLI" peers --store "$1" --json | grep -c '"event":"peer"'; }
 
 export PAIRLINK_STORE= PAIRLINK_RELAY= XDG_DATA_HOME="$dir/xdg" PAIRLINK_TEST_STORE_POLL_MS=200

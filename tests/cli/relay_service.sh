@@ -8,26 +8,10 @@
 # GET /health and /metrics whose values move after traffic. Every wait is
 # bounded; everything runs on loopback.
 set -uo pipefail
-CLI=${PL_CLI:-build/pairlink}
-dir=$(mktemp -d); pids=()
-cleanup() { { for p in "${pids[@]}"; do kill -9 "$p"; done; wait; } 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-passes=0 fails=0
-ok() { passes=$((passes + 1)); }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
-# check NAME RC SUBSTRING CMD...: exit status and a substring of stdout+stderr
-check() {
-  local name=$1 want_rc=$2 want=$3; shift 3
-  local out rc
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" = "$want_rc" ] && grep -qF -- "$want" <<<"$out"; then ok
-  else fail "$name: rc=$rc (want $want_rc), output:"; echo "$out" | head -20; fi
-}
-# wait_for FILE PATTERN: at most 10 s
-wait_for() { for _ in $(seq 200); do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+WAIT_GREP=-qF
+. "$(dirname "$0")/lib/harness.bash"
 # wait_count FILE PATTERN N: at most 10 s until PATTERN is on N lines
 wait_count() { for _ in $(seq 200); do [ "$(grep -cF -- "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0; sleep 0.05; done; return 1; }
-wait_exit() { for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done; wait "$1"; }
 # start NAME ARGS...: a relay; sets PID and PORT (of its first listener)
 start() {
   local name=$1; shift

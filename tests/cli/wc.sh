@@ -7,34 +7,7 @@
 # yet), --json as one object per line, the store lock and the default store.
 # Every wait is bounded.
 set -uo pipefail
-CLI=${PL_CLI:-build/pairlink}
-dir=$(mktemp -d); pids=()
-cleanup() { { for p in "${pids[@]}"; do kill -9 "$p"; done; wait; } 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-passes=0 fails=0
-ok() { passes=$((passes + 1)); }
-fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
-# check NAME RC SUBSTRING CMD...: exit status and a substring of stdout+stderr
-check() {
-  local name=$1 want_rc=$2 want=$3; shift 3
-  local out rc
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" = "$want_rc" ] && grep -qF -- "$want" <<<"$out"; then ok
-  else fail "$name: rc=$rc (want $want_rc), output:"; echo "$out" | head -20; fi
-}
-# wait_for FILE PATTERN: at most 10 s
-wait_for() { for _ in $(seq 200); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-# wait_exit PID: at most 10 s, then its status
-wait_exit() { for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done; wait "$1"; }
-# all_json FILE: every line is a JSON object with an "event"
-all_json() {
-  python3 -c 'import json,sys
-n=0
-for l in open(sys.argv[1]):
-    o=json.loads(l); assert isinstance(o,dict) and isinstance(o.get("event"),str), l; n+=1
-assert n>0' "$1"
-}
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib/harness.bash"
 
 export PAIRLINK_STORE= XDG_DATA_HOME="$dir/xdg"
 "$CLI" relay --listen 127.0.0.1:0 >"$dir/relay.out" 2>"$dir/relay.err" & pids+=($!)
