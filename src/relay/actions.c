@@ -166,6 +166,7 @@ void pl__relay_limits_default(pl__relay_limits *l) {
     l->max_queue_bytes_per_conn = PL_RELAY_DEF_QUEUE_BYTES;
     l->fetch_page_bytes = PL_RELAY_DEF_FETCH_PAGE_BYTES;
     l->conn_cost_bytes = PL_RELAY_DEF_CONN_COST;
+    l->cluster_linger_ms = PL_RELAY_DEF_CLUSTER_LINGER_MS;
 }
 
 char *pl__rs_text_alloc(size_t n) {
@@ -189,9 +190,11 @@ void pl__relay_action_release(pl__relay_action *a) {
     pl__rs_text_free(a->text);
     free(a->rec.message);
     free(a->rec.attestation);
+    free(a->ids);
     a->text = NULL;
     a->rec.message = NULL;
     a->rec.attestation = NULL;
+    a->ids = NULL;
 }
 
 /* ---- the action queue ------------------------------------------------------ */

@@ -51,6 +51,7 @@ static pl_err limits_resolve(const pl__relay_limits *limits, pl__relay_limits *o
         DEF(max_queue_bytes_per_conn);
         DEF(fetch_page_bytes);
         DEF(conn_cost_bytes);
+        DEF(cluster_linger_ms);
 #undef DEF
     }
     /* Stored messages may take half the memory budget by default: the
@@ -64,7 +65,7 @@ static pl_err limits_resolve(const pl__relay_limits *limits, pl__relay_limits *o
     if (!qmsgs_given && l.quota_messages > l.max_messages / 4)
         l.quota_messages = l.max_messages / 4;
     if (l.min_ttl_s < 1 || l.max_ttl_s < l.min_ttl_s || l.max_ttl_s > INT64_MAX / 1000 / 4 ||
-        l.max_message_bytes > l.max_frame_bytes || l.ack_timeout_ms < 1 ||
+        l.max_message_bytes > l.max_frame_bytes || l.ack_timeout_ms < 1 || l.cluster_linger_ms < 0 ||
         (l.cluster && (l.no_store || l.memory_store)))
         return PL_ERR_INVALID_ARG;
     *out = l;
@@ -226,7 +227,10 @@ void pl__relay_core_sent(pl__relay_core *c, uint64_t conn_id, size_t bytes) {
 bool pl__relay_core_wants_input(const pl__relay_core *c, uint64_t conn_id) {
     PL_REQUIRE(c);
     const conn *k = pl__rs_conn_find(c, conn_id);
-    return k && !k->closing && k->unsent <= c->lim.max_queue_bytes_per_conn / 2;
+    /* Nor one whose requests wait for the shared store (cluster.c): its
+     * next frames would wait too. */
+    return k && !k->closing && k->unsent <= c->lim.max_queue_bytes_per_conn / 2 &&
+           k->parked < PL__RS_PARKED_READ;
 }
 
 void pl__relay_core_tick(pl__relay_core *c, int64_t now_ms) {
@@ -234,12 +238,15 @@ void pl__relay_core_tick(pl__relay_core *c, int64_t now_ms) {
     pl__rs_expire(c, now_ms);
     pl__rs_repush(c, now_ms);
     pl__rs_relieve(c, now_ms);
+    pl__rs_cluster_tick(c, now_ms);
 }
 
 int64_t pl__relay_core_next_deadline(const pl__relay_core *c) {
     PL_REQUIRE(c);
     int64_t a = pl__rs_mailbox_deadline(c), b = pl__rs_deliveries_deadline(c);
-    return a < b ? a : b;
+    int64_t d = pl__rs_cluster_deadline(c);
+    if (b < a) a = b;
+    return d < a ? d : a;
 }
 
 void pl__relay_core_stats(const pl__relay_core *c, pl__relay_stats *out) {
@@ -385,6 +392,7 @@ static bool too_many_values(const char *s, size_t n, size_t max) {
 }
 
 static pl_err receive(pl__relay_core *c, conn *k, const char *text, size_t len, int64_t now_ms) {
+    c->frame_len = len; /* what a parked request holds (cluster.c) */
     if (len > c->lim.max_frame_bytes) {
         char m[96];
         snprintf(m, sizeof m, "Payload too large: frame exceeds %zu bytes", c->lim.max_frame_bytes);

@@ -63,6 +63,8 @@ struct rmsg {
     unsigned inflight;       /* deliveries of it waiting for an ack */
     bool acked;              /* some subscriber acknowledged it */
     bool putting;            /* cluster: its STORE_PUT is not answered yet */
+    bool others_done;        /* cluster: every other instance is done with it (a ROOM
+                                answer, valid while a request waits on it) */
 };
 
 struct topic {
@@ -78,6 +80,14 @@ struct topic {
      * what keeps it in the cache without subscribers (a LOAD, fetches). */
     bool watched, loading, loaded;
     unsigned pins;
+    /* cluster: kept (one pin) until linger_until after a publish or fetch
+     * used it; in the core's linger list, oldest first. */
+    bool lingering;
+    int64_t linger_until;
+    topic *lprev, *lnext;
+    /* cluster: a ROOM is out; requests waiting on its answer. */
+    bool room_out;
+    unsigned room_waiters;
 };
 
 /* Connection k listens to topic t. `next` is the first stored message not
@@ -137,6 +147,7 @@ struct conn {
     int64_t entry_milli;  /* batch entry bucket (PL_RELAY_ENTRY_FACTOR times larger) */
     int64_t last_refill_ms;
     uint32_t rate_per_s, rate_burst; /* this connection's allowance */
+    unsigned parked; /* cluster: its requests waiting for loads or a ROOM */
 };
 
 typedef struct action_q {
@@ -166,6 +177,7 @@ struct pl__relay_core {
     action_q q;
     pl__relay_stats st;
     struct pl__rs_cluster *cl; /* cluster mode (cluster.c); NULL otherwise */
+    size_t frame_len;          /* of the frame being handled */
 };
 
 /* ---- accounting, used by every part (budget.c has the costs and the
@@ -330,9 +342,16 @@ void pl__rs_expire(pl__relay_core *c, int64_t now_ms);
  * by a subscriber, none in flight, and behind every current subscriber's
  * position. Counts up to `want` of them from the oldest; *cost (may be
  * NULL) gets their cost. */
-size_t pl__rs_evictable(const topic *t, size_t want, size_t *cost);
-/* Evict the oldest such message of t; false if there is none. */
+size_t pl__rs_evictable(const pl__relay_core *c, const topic *t, size_t want, size_t *cost);
+/* Evict the oldest such message of t; false if there is none. In cluster
+ * mode only messages a ROOM answer cleared go, each with an EVICT. */
 bool pl__rs_evict_one(pl__relay_core *c, topic *t);
+/* The oldest messages of t this instance is past (every local subscriber
+ * is beyond it, none in flight, stored): up to max of them into ids
+ * (max * PL_RELAY_ID_HEX chars); their number. */
+size_t pl__rs_past(const topic *t, char *ids, size_t max);
+/* Whether no local subscriber of t still needs m (cluster ROOM). */
+bool pl__rs_done_here(const topic *t, const rmsg *m);
 /* The message as the protocol shows it ({topic, message, publishedAt, tag,
  * attestation?}); NULL: out of memory. */
 json_t *pl__rs_message_json(const rmsg *m);
@@ -374,6 +393,11 @@ pl_err pl__rs_call_fast(pl__relay_core *c, conn *k, const struct pl__rs_frame *f
 
 /* ---- cluster.c (limits.cluster; each a no-op otherwise) ---- */
 
+/* A connection with this many requests waiting is not read from (see
+ * pl__relay_core_wants_input); PL__RS_PARKED_MAX more are refused (busy). */
+#define PL__RS_PARKED_READ 64
+#define PL__RS_PARKED_MAX 1024
+
 pl_err pl__rs_cluster_new(pl__relay_core *c);
 void pl__rs_cluster_free(pl__relay_core *c);
 /* A request starts (pl__rs_call) / was answered with an error. */
@@ -388,8 +412,21 @@ void pl__rs_cluster_subscribed(pl__relay_core *c, topic *t);
 void pl__rs_cluster_unsubscribed(pl__relay_core *c, topic *t);
 /* Before a fetch of ts: true when every topic is loaded; otherwise the
  * request is parked (answered when they are) or refused (*e set). */
-bool pl__rs_cluster_fetch_ready(pl__relay_core *c, conn *k, json_t *id, const char *method,
-                                json_t *params, char (*ts)[PL_RELAY_TOPIC_HEX + 1], size_t n,
-                                pl_err *e);
+bool pl__rs_cluster_ready(pl__relay_core *c, conn *k, json_t *id, const char *method,
+                          json_t *params, char (*ts)[PL_RELAY_TOPIC_HEX + 1], size_t n,
+                          int64_t now_ms, pl_err *e);
+/* check_capacity found t full with too few messages to evict. true: a
+ * ROOM is asked (or already out) and the current request is parked until
+ * it is answered (*e unchanged); false: refuse (the request runs again
+ * after a ROOM answer, or nothing here could go). */
+bool pl__rs_cluster_need_room(pl__relay_core *c, conn *k, json_t *id, const char *method,
+                              json_t *params, topic *t);
+/* The current request was answered (an error after all): what it parked
+ * is dropped. */
+void pl__rs_cluster_answered(pl__relay_core *c, int64_t now_ms);
+/* The linger list: topics past their time leave the cache; its next
+ * deadline (INT64_MAX: none). */
+void pl__rs_cluster_tick(pl__relay_core *c, int64_t now_ms);
+int64_t pl__rs_cluster_deadline(const pl__relay_core *c);
 
 #endif

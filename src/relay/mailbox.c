@@ -234,16 +234,19 @@ static uint64_t min_cursor(const topic *t) {
     return seq;
 }
 
-/* A message every current listener is done with, that someone received. */
-static bool evictable(const rmsg *m, uint64_t minseq) {
-    return m->acked && !m->inflight && m->seq < minseq;
+/* A message every current listener is done with, that someone received.
+ * In cluster mode also: every other instance said so in the ROOM answer
+ * being used, and its own put is stored. */
+static bool evictable(const pl__relay_core *c, const rmsg *m, uint64_t minseq) {
+    if (!m->acked || m->inflight || m->seq >= minseq) return false;
+    return !c->cl || (m->others_done && !m->putting);
 }
 
-size_t pl__rs_evictable(const topic *t, size_t want, size_t *cost) {
+size_t pl__rs_evictable(const pl__relay_core *c, const topic *t, size_t want, size_t *cost) {
     size_t n = 0, bytes = 0;
     uint64_t minseq = min_cursor(t);
     for (const rmsg *m = t->head; m && m->seq < minseq && n < want; m = m->next) {
-        if (!evictable(m, minseq)) continue;
+        if (!evictable(c, m, minseq)) continue;
         n++;
         bytes += m->cost;
     }
@@ -254,12 +257,36 @@ size_t pl__rs_evictable(const topic *t, size_t want, size_t *cost) {
 bool pl__rs_evict_one(pl__relay_core *c, topic *t) {
     uint64_t minseq = min_cursor(t);
     for (rmsg *m = t->head; m && m->seq < minseq; m = m->next) {
-        if (!evictable(m, minseq)) continue;
+        if (!evictable(c, m, minseq)) continue;
+        if (c->cl) {
+            /* The shared store lets it go too, and the other instances. */
+            pl__relay_action a = {.kind = PL__RELAY_EVICT};
+            a.rec = m->rec;
+            a.rec.message = NULL;
+            a.rec.attestation = NULL;
+            a.rec.message_len = 0;
+            if (pl__rs_queue(c, &a) != PL_OK) return false;
+        }
         c->st.evicted++;
         pl__rs_msg_remove(c, m);
         return true;
     }
     return false;
+}
+
+size_t pl__rs_past(const topic *t, char *ids, size_t max) {
+    size_t n = 0;
+    uint64_t minseq = min_cursor(t);
+    for (const rmsg *m = t->head; m && m->seq < minseq && n < max; m = m->next) {
+        if (m->inflight || m->putting) continue;
+        memcpy(ids + n * PL_RELAY_ID_HEX, m->rec.id, PL_RELAY_ID_HEX);
+        n++;
+    }
+    return n;
+}
+
+bool pl__rs_done_here(const topic *t, const rmsg *m) {
+    return !m->inflight && m->seq < min_cursor(t);
 }
 
 json_t *pl__rs_message_json(const rmsg *m) {

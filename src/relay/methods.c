@@ -46,9 +46,17 @@ typedef struct req {
     json_t *id;
     json_t *params;
     int64_t now;
+    const char *method;  /* NULL for the fast reader's requests (never parked) */
     const char *err_msg; /* message for the error reply, when a handler fails */
     char err_buf[96];
+    bool parked; /* cluster: waits for loads or a ROOM answer, answered then */
 } req;
+
+/* The request waits (cluster.c): no answer now. */
+static pl_err park(req *r) {
+    r->parked = true;
+    return PL_ERR_STATE;
+}
 
 static pl_err fail(req *r, pl_err e, const char *msg) {
     r->err_msg = msg;
@@ -153,13 +161,39 @@ static pl_err check_common(req *r, json_t *obj, int64_t ttl_default, pub *p) {
 
 static const char busy_msg[] = "Too many requests: relay memory budget reached, try again later";
 
+/* pl__rs_cluster_ready said no: parked (e PL_OK) or refused. */
+static pl_err not_ready(req *r, pl_err e) {
+    if (e == PL_OK) return park(r);
+    return fail(r, e,
+                e == PL_ERR_RELAY_BUSY ? "Too many requests: too many requests waiting, try again later"
+                                       : "out of memory");
+}
+
 /* Room for the new (not duplicate) messages of a whole request: the
  * topics' mailboxes (a full topic makes room by evicting messages its
  * listeners are done with), the relay's storage and topic limits, the
  * publisher's quotas, the memory budget. */
 static pl_err check_capacity(req *r, pub *ps, size_t n) {
     pl__relay_core *c = r->c;
+    if (c->cl && r->method) {
+        /* A cluster instance counts a topic's messages once it holds all
+         * of them: the request waits for the topics' loads. */
+        char(*ts)[PL_RELAY_TOPIC_HEX + 1] = malloc((n ? n : 1) * sizeof *ts);
+        if (!ts) return fail(r, PL_ERR_NOMEM, "out of memory");
+        size_t nt = 0;
+        for (size_t i = 0; i < n; i++) {
+            bool dup = false;
+            for (size_t j = 0; j < nt && !dup; j++)
+                dup = !memcmp(ts[j], ps[i].topic, PL_RELAY_TOPIC_HEX);
+            if (!dup) memcpy(ts[nt++], ps[i].topic, sizeof *ts);
+        }
+        pl_err e = PL_OK;
+        bool ready = pl__rs_cluster_ready(c, r->k, r->id, r->method, r->params, ts, nt, r->now, &e);
+        free(ts);
+        if (!ready) return not_ready(r, e);
+    }
     size_t msgs = 0, bytes = 0, new_topics = 0, evict_msgs = 0, evict_bytes = 0;
+    bool room = false; /* parked for a ROOM answer */
     for (size_t i = 0; i < n; i++) {
         const char *id = pub_id(&ps[i]);
         topic *t = pl__rs_topic_find(c, ps[i].topic);
@@ -182,14 +216,19 @@ static pl_err check_capacity(req *r, pub *ps, size_t n) {
         size_t have = t ? t->nmsgs : 0, max = c->lim.max_mailbox_per_topic;
         if (have + same + 1 <= max) continue;
         size_t need = have + same + 1 - max, cost = 0;
-        if (!t || pl__rs_evictable(t, need, &cost) < need) {
+        if (!t || pl__rs_evictable(c, t, need, &cost) < need) {
+            /* In a cluster, the other instances may be done with more. */
+            if (t && pl__rs_cluster_need_room(c, r->k, r->id, r->method, r->params, t))
+                room = true;
             snprintf(r->err_buf, sizeof r->err_buf, "mailbox limit reached: %zu messages per topic",
                      max);
-            return fail(r, PL_ERR_MAILBOX_FULL, r->err_buf);
+            if (!room) return fail(r, PL_ERR_MAILBOX_FULL, r->err_buf);
+            continue;
         }
         evict_msgs += need;
         evict_bytes += cost;
     }
+    if (room) return park(r);
     if (c->nheap + msgs > c->lim.max_messages + evict_msgs ||
         c->mem.stored + bytes > c->lim.max_total_bytes + evict_bytes)
         return fail(r, PL_ERR_MAILBOX_FULL, "mailbox limit reached: relay storage is full");
@@ -523,8 +562,8 @@ static pl_err m_fetch(req *r) {
     char hex[1][PL_RELAY_TOPIC_HEX + 1];
     PL_TRY(param_topic(r, p, "topic", hex[0]));
     pl_err e = PL_OK;
-    if (!pl__rs_cluster_fetch_ready(r->c, r->k, r->id, "irn_fetchMessages", r->params, hex, 1, &e))
-        return e;
+    if (!pl__rs_cluster_ready(r->c, r->k, r->id, "irn_fetchMessages", r->params, hex, 1, r->now, &e))
+        return not_ready(r, e);
     return fetch(r, hex, 1);
 }
 
@@ -533,9 +572,11 @@ static pl_err m_batch_fetch(req *r) {
     size_t n;
     PL_TRY(topics_param(r, &ts, &n));
     pl_err e = PL_OK;
-    if (pl__rs_cluster_fetch_ready(r->c, r->k, r->id, "irn_batchFetchMessages", r->params, ts, n,
-                                   &e))
+    if (pl__rs_cluster_ready(r->c, r->k, r->id, "irn_batchFetchMessages", r->params, ts, n, r->now,
+                             &e))
         e = fetch(r, ts, n);
+    else
+        e = not_ready(r, e);
     free(ts);
     return e;
 }
@@ -631,9 +672,12 @@ pl_err pl__rs_call(pl__relay_core *c, conn *k, json_t *id, const char *name, jso
     pl_err e = PL_ERR_NOT_FOUND;
     for (size_t i = 0; i < PL_ARRAY_LEN(methods); i++) {
         if (strcmp(methods[i].name, name) != 0) continue;
+        r.method = methods[i].name;
         e = methods[i].fn(&r);
         break;
     }
+    if (r.parked) return PL_OK; /* answered when it runs again (cluster.c) */
+    pl__rs_cluster_answered(c, now_ms);
     if (e == PL_ERR_NOT_FOUND && !r.err_msg) {
         snprintf(r.err_buf, sizeof r.err_buf, "Method not found: %.48s", name);
         r.err_msg = r.err_buf;

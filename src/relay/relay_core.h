@@ -111,11 +111,15 @@ typedef struct pl__relay_limits {
     /* The mailbox is a cache of a store shared with other relay instances
      * (relay/relay_backend.h, docs/relay.md "Cluster"): a publish is
      * answered once pl__relay_core_put_done acknowledged its STORE_PUTs;
-     * a topic is loaded (LOAD, pl__relay_core_ingest, then
-     * pl__relay_core_loaded) and watched (WATCH/UNWATCH) while local
-     * clients subscribe to it or a fetch needs it, and dropped from the
-     * cache after; no STORE_DEL (the shared store expires by itself). */
+     * a topic is watched (WATCH/UNWATCH) and loaded (LOAD,
+     * pl__relay_core_ingest, then pl__relay_core_loaded) while local
+     * clients subscribe to it, and for cluster_linger_ms after a publish
+     * or fetch used it (a publish counts the topic's messages, so it
+     * waits for the load), then dropped from the cache. No STORE_DEL (the
+     * shared store expires by itself); a full topic makes room with ROOM
+     * (every instance's view, pl__relay_core_room_answer) and EVICT. */
     bool cluster;
+    int64_t cluster_linger_ms; /* 0: PL_RELAY_DEF_CLUSTER_LINGER_MS */
     /* Where the keys of the core's hash tables come from (NULL:
      * pl_random). Tests and fuzzing pass a seeded one. */
     pl_rng_fn rng;
@@ -148,6 +152,9 @@ typedef struct pl__relay_limits {
 #define PL_RELAY_DEF_QUEUE_BYTES ((size_t)4 << 20)
 #define PL_RELAY_DEF_FETCH_PAGE_BYTES ((size_t)256 << 10)
 #define PL_RELAY_DEF_CONN_COST ((size_t)24 << 10)
+#define PL_RELAY_DEF_CLUSTER_LINGER_MS 30000
+/* Candidates of one ROOM (the oldest messages this instance is past). */
+#define PL_RELAY_ROOM_MAX 256
 
 /* What one stored message costs against max_total_bytes, the memory
  * budget and its publisher's quota. */
@@ -168,6 +175,9 @@ typedef struct pl__relay_record {
     int64_t expires_at_ms;
     int64_t tag;
     char publisher[PL_DID_KEY_SIZE]; /* did:key of an authenticated publisher, else "" */
+    /* cluster: where the shared store keeps it (the backend's own number,
+     * carried by the core for EVICT); 0: not known. */
+    uint64_t store_ref;
 } pl__relay_record;
 
 typedef enum pl__relay_action_kind {
@@ -179,6 +189,15 @@ typedef enum pl__relay_action_kind {
     PL__RELAY_LOAD = 5,    /* read the topic's stored messages: ingest, then loaded */
     PL__RELAY_WATCH = 6,   /* deliver other instances' new messages on it (ingest) */
     PL__RELAY_UNWATCH = 7, /* no more */
+    /* A publish found the topic full: ask every other instance which of
+     * the candidates (ids: nids ids of PL_RELAY_ID_HEX chars, oldest
+     * first) it is done with; answer with pl__relay_core_room_answer. */
+    PL__RELAY_ROOM = 8,
+    /* The message rec.topic/rec.id (rec.store_ref) leaves the shared store
+     * to make room: delete it there, tell the other instances
+     * (pl__relay_core_evicted), and store later puts of the topic only
+     * after the delete. */
+    PL__RELAY_EVICT = 9,
 } pl__relay_action_kind;
 
 /* A SEND's text lies PL_RELAY_TEXT_HEADROOM bytes into its allocation, so
@@ -195,6 +214,8 @@ typedef struct pl__relay_action {
     char reason[64];
     pl__relay_record rec; /* STORE_*: message and attestation owned by the action */
     uint64_t put_id;      /* STORE_PUT in cluster mode: answer with pl__relay_core_put_done */
+    char *ids;            /* ROOM: nids * PL_RELAY_ID_HEX characters, owned, no separators */
+    size_t nids;
 } pl__relay_action;
 
 /* Release what an action owns; the struct itself is the caller's. */
@@ -300,6 +321,7 @@ typedef struct pl__relay_stats {
     size_t sockets;       /* admitted */
     uint64_t published, delivered, acked, repushed, dropped, errors;
     uint64_t evicted;     /* acknowledged messages that made room in a full topic */
+    uint64_t rooms;       /* cluster: ROOMs asked for full topics */
     uint64_t refused;     /* sockets and requests refused for a budget (busy) */
     uint64_t slow_closed; /* connections closed for their send queue */
     /* Error answers by JSON-RPC code, in the order of
@@ -336,6 +358,37 @@ void pl__relay_core_loaded(pl__relay_core *c, const char *topic, int64_t now_ms)
  * (true, or the first error); a failed message leaves the cache. Unknown
  * ids are ignored. */
 void pl__relay_core_put_done(pl__relay_core *c, uint64_t put_id, pl_err result, int64_t now_ms);
+
+/* Where the store keeps a message of the cache (known after its put or a
+ * later delivery): carried in its EVICT. Unknown messages: no-op. */
+void pl__relay_core_stored_at(pl__relay_core *c, const char *topic, const char *id,
+                              uint64_t store_ref);
+
+/* What this instance says of a ROOM another instance asked about topic:
+ * for each of the n candidate ids (n * PL_RELAY_ID_HEX characters),
+ * flags[i] gets PL_RELAY_ROOM_DONE when no local subscriber still needs
+ * it (none here, or all past it with no push in flight; a message not in
+ * the cache of a loaded topic is done) and PL_RELAY_ROOM_ACKED when a
+ * local subscriber acknowledged it. A topic still loading is done with
+ * nothing. */
+#define PL_RELAY_ROOM_DONE 1u
+#define PL_RELAY_ROOM_ACKED 2u
+void pl__relay_core_room_query(const pl__relay_core *c, const char *topic, const char *ids,
+                               size_t n, uint8_t *flags);
+
+/* The answer to this core's ROOM on topic: for each of its n candidates
+ * (ids as asked), the flags of every other instance combined (DONE: all
+ * of them said done; ACKED: one of them said acked). n = 0: not every
+ * instance answered (nothing may go). The requests that waited for it run
+ * again: a full topic now evicts its oldest messages that every instance
+ * is done with and some subscriber acknowledged (EVICT), or refuses
+ * (-32000). */
+void pl__relay_core_room_answer(pl__relay_core *c, const char *topic, const char *ids,
+                                const uint8_t *flags, size_t n, int64_t now_ms);
+
+/* Another instance evicted topic/id from the shared store: the cache lets
+ * it go too (unless its own put of it is out). Unknown: no-op. */
+void pl__relay_core_evicted(pl__relay_core *c, const char *topic, const char *id);
 
 /* sha256(topic_hex + client) as lowercase hex: the subscription id. */
 void pl__relay_subscription_id(char out[PL_RELAY_ID_HEX + 1], const char *topic, const char *client);

@@ -336,6 +336,8 @@ static void drain(pl__ws_server *s) {
         case PL__RELAY_LOAD:
         case PL__RELAY_WATCH:
         case PL__RELAY_UNWATCH:
+        case PL__RELAY_ROOM:
+        case PL__RELAY_EVICT:
             /* relay_backend.h: a synchronous backend holds what follows a
              * put until its commit (flush). */
             if (s->backend && s->backend->ops->apply(s->backend, &a)) s->holding = true;
