@@ -20,6 +20,13 @@
 //   node relay-cluster.mjs unavailable URL TOPIC
 //       with no JetStream quorum, a publish is answered -32603 (after the
 //       relay's bounded retries). Prints "UNAVAILABLE OK <ms>".
+//   node relay-cluster.mjs full URL1 URL2 URL3 TOPIC1 TOPIC2 LIMIT
+//       A full topic keeps flowing across instances as on one relay: the
+//       subscriber on URL2 acknowledges, the publisher on URL1 publishes
+//       LIMIT + 100 messages, all accepted; a new subscriber on URL3 gets
+//       the newest LIMIT. On TOPIC2 a subscriber on URL3 that does not
+//       acknowledge keeps the mailbox whole (-32000 on URL1) until it goes.
+//       Prints "FLOW OK", "LAGGING OK", "LAGGING GONE OK".
 //   node relay-cluster.mjs mailbox URL1 URL2 TOPIC LIMIT
 //       LIMIT messages accepted on URL1, the next one refused (-32000) on URL2.
 //       Prints "MAILBOX OK".
@@ -37,7 +44,7 @@ function fail(what) {
   process.exit(1);
 }
 
-async function connect(relayUrl) {
+async function connect(relayUrl, { ack = true } = {}) {
   const kp = generateKeyPair();
   const jwt = await signJWT(randomBytes(32).toString("hex"), relayUrl, 86400, kp);
   const ws = new WebSocket(`${relayUrl}?auth=${jwt}&ua=pairlink-cluster-test`);
@@ -49,7 +56,7 @@ async function connect(relayUrl) {
   ws.on("message", (data) => {
     const m = JSON.parse(data.toString());
     if (m.method === "irn_subscription") {
-      ws.send(JSON.stringify({ id: m.id, jsonrpc: "2.0", result: true }));
+      if (ack) ws.send(JSON.stringify({ id: m.id, jsonrpc: "2.0", result: true }));
       if (c.onPush) c.onPush(m.params.data);
       return;
     }
@@ -251,6 +258,78 @@ async function mailbox([u1, u2, topic, limitStr]) {
   process.exit(0);
 }
 
+// Publish messages[] on c, at most `window` in flight; the answers in order.
+async function publishAll(c, topic, messages, window = 16) {
+  const out = new Array(messages.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < messages.length) {
+      const i = next++;
+      out[i] = await call(c, "irn_publish", { topic, message: messages[i], ttl: 300, tag: 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: window }, worker));
+  return out;
+}
+
+async function full([u1, u2, u3, topic, topic2, limitStr]) {
+  const limit = Number(limitStr), extra = 100;
+  // 1. Keeps flowing: everything acknowledged on instance 2.
+  const s = await connect(u2);
+  const got = [];
+  s.onPush = (d) => got.push(d.message);
+  if (typeof (await call(s, "irn_subscribe", { topic })).result !== "string") fail("subscribe on 2");
+  const p = await connect(u1);
+  const msgs = Array.from({ length: limit + extra }, (_, i) => `f-${i}`);
+  const rs = await publishAll(p, topic, msgs);
+  const bad = rs.map((r, i) => [r, i]).filter(([r]) => r.result !== true);
+  if (bad.length)
+    fail(`${bad.length} of ${msgs.length} refused, first f-${bad[0][1]}: ${JSON.stringify(bad[0][0])}`);
+  await waitFor(() => got.length >= msgs.length, 20000);
+  if (got.length !== msgs.length) fail(`the subscriber on 2 got ${got.length} of ${msgs.length}`);
+  // What the store keeps: the newest `limit`, replayed on instance 3.
+  const n = await connect(u3);
+  const replayed = [];
+  n.onPush = (d) => replayed.push(d.message);
+  if (typeof (await call(n, "irn_subscribe", { topic })).result !== "string") fail("subscribe on 3");
+  await waitFor(() => replayed.length >= limit, 20000);
+  await sleep(500);
+  const want = msgs.slice(extra);
+  if (replayed.length !== limit || replayed[0] !== want[0] || replayed.at(-1) !== want.at(-1))
+    fail(`instance 3 replayed ${replayed.length} (${replayed[0]} .. ${replayed.at(-1)}), want ${limit} (${want[0]} .. ${want.at(-1)})`);
+  console.log(`FLOW OK ${msgs.length} accepted, newest ${limit} kept`);
+  // 2. A subscriber that does not acknowledge keeps the mailbox whole.
+  const lag = await connect(u3, { ack: false });
+  let lagGot = 0;
+  lag.onPush = () => lagGot++;
+  if (typeof (await call(lag, "irn_subscribe", { topic: topic2 })).result !== "string")
+    fail("subscribe (lagging) on 3");
+  const s2 = await connect(u2);
+  let s2got = 0;
+  s2.onPush = () => s2got++;
+  if (typeof (await call(s2, "irn_subscribe", { topic: topic2 })).result !== "string")
+    fail("subscribe on 2 (topic 2)");
+  const m2 = Array.from({ length: limit }, (_, i) => `g-${i}`);
+  const r2 = await publishAll(p, topic2, m2);
+  if (r2.some((r) => r.result !== true)) fail(`topic 2: ${JSON.stringify(r2.find((r) => r.result !== true))}`);
+  await waitFor(() => s2got >= limit, 20000);
+  const over = await call(p, "irn_publish", { topic: topic2, message: "g-over", ttl: 300, tag: 1 });
+  if (over.error?.code !== -32000)
+    fail(`over the limit with a subscriber behind on 3: ${JSON.stringify(over)} (it got ${lagGot})`);
+  console.log(`LAGGING OK (${lagGot} pushed to it, none acknowledged)`);
+  lag.ws.close();
+  await waitFor(() => lag.closed, 5000);
+  let after;
+  for (let i = 0; i < 20; i++) { // instance 3 learns of the close within a loop turn
+    after = await call(p, "irn_publish", { topic: topic2, message: "g-after", ttl: 300, tag: 1 });
+    if (after.result === true) break;
+    await sleep(100);
+  }
+  if (after.result !== true) fail(`after the lagging subscriber left: ${JSON.stringify(after)}`);
+  console.log("LAGGING GONE OK");
+  process.exit(0);
+}
+
 async function unavailable([u, topic]) {
   const c = await connect(u);
   const t0 = Date.now();
@@ -260,6 +339,6 @@ async function unavailable([u, topic]) {
   process.exit(0);
 }
 
-const cmds = { replay, subscribe: subscribeHold, stream, ttl, mailbox, unavailable };
+const cmds = { replay, subscribe: subscribeHold, stream, ttl, mailbox, full, unavailable };
 if (!cmds[cmd]) fail(`unknown command ${cmd}`);
 cmds[cmd](args).catch((e) => fail(e.stack || e.message));

@@ -11,6 +11,7 @@
 #include "pairlink/codec.h"
 #include "pairlink/crypto.h"
 #include "pairlink/hash.h"
+#include "relay/cluster_ctl.h"
 #include "relay/ws_server.h"
 
 #include <jansson.h>
@@ -43,9 +44,24 @@ static const struct ttl_class {
 #define RETRY_PAUSE_MS 100 /* between tries while the cluster elects a leader */
 #define RECORD_OVERHEAD 4096
 #define REFUSED_BIT (UINT64_C(1) << 63) /* a RES_PUT for a put refused in apply */
+/* Presence of the other instances (docs/relay.md "Cluster"): a heartbeat
+ * every HB_MS; an instance not heard for HB_LOST_MS is gone. A newcomer
+ * says hello and collects the answers for HELLO_MS before it serves. */
+#define HB_MS 1000
+#define HB_LOST_MS 3500
+#define HELLO_MS 300
+#define MAX_MEMBERS 1024
+/* A ROOM not answered by every instance within ROOM_WAIT_MS: nothing goes
+ * (the publish is refused, -32000). A delete of the store not answered
+ * within REQ_WAIT_MS: the puts it held go anyway. */
+#define ROOM_WAIT_MS 1000
+#define OPS_TICK_MS 50
+#define MAX_ROOMS 4096
+#define REF_SEQ_MASK ((UINT64_C(1) << 56) - 1) /* store_ref: class + 1 << 56 | seq */
 
 enum { JOB_LOAD };
-enum { RES_PUT, RES_LIVE, RES_LOADED, RES_LOG, RES_RESYNC };
+enum { RES_PUT, RES_LIVE, RES_LOADED, RES_LOG, RES_RESYNC, RES_CTL, RES_REPLY };
+enum { CTL_HB, CTL_HELLO, CTL_BYE, CTL_ROOM, CTL_EVICT };
 
 typedef struct job {
     struct job *next;
@@ -61,13 +77,18 @@ typedef struct job {
 typedef struct result {
     struct result *next;
     int kind;
-    uint64_t put_id;
+    uint64_t put_id; /* REPLY: the token after the inbox */
+    uint64_t ref;    /* PUT, LIVE: where the store keeps it (0: unknown) */
     pl_err err;
     char topic[PL_RELAY_TOPIC_HEX + 1];
-    char *data; /* LIVE: one record; LOADED: records, each NUL-terminated */
+    /* LIVE: one record; LOADED: records, each "%016llx" ref then JSON,
+     * NUL-terminated; CTL, REPLY: the message */
+    char *data;
     size_t len;
     size_t nrecs;
     int level;
+    int ctl;         /* CTL_* */
+    char reply[128]; /* CTL: where to answer */
     char line[200];
 } result;
 
@@ -102,7 +123,45 @@ typedef struct tstate {
     natsSubscription *sub;
     bool loading;
     result *buf_head, *buf_tail; /* live messages that came during the load */
+    /* Deletes (EVICT) out: the topic's puts wait for them, so that the
+     * store's own per-subject limit never refuses the message that the
+     * eviction made room for. */
+    size_t dels;
+    struct pput *held_head, *held_tail;
 } tstate;
+
+/* Another relay instance, as heard. */
+typedef struct member {
+    char id[PL__RELAY_INSTANCE_MAX + 1];
+    int64_t seen; /* monotonic ms */
+} member;
+
+/* A ROOM of the core, out to the other instances. */
+typedef struct room {
+    struct room *next;
+    uint64_t token;
+    char topic[PL_RELAY_TOPIC_HEX + 1];
+    char *ids;
+    size_t n;
+    uint8_t *flags; /* DONE until someone says not, ACKED once someone says so */
+    char (*want)[PL__RELAY_INSTANCE_MAX + 1]; /* instances still to answer */
+    size_t nwant;
+    int64_t deadline;
+} room;
+
+/* A delete of the store out. */
+typedef struct del {
+    struct del *next;
+    uint64_t token;
+    char topic[PL_RELAY_TOPIC_HEX + 1];
+    int64_t deadline;
+} del;
+
+/* What /metrics shows of the cluster (pl__relay_backend_stats). */
+typedef struct nstats {
+    uint64_t puts, put_failures, put_retries, loads, load_failures, live, resyncs;
+    uint64_t rooms, rooms_failed, rooms_answered, evictions, evicted_by_others, delete_failures;
+} nstats;
 
 typedef struct nats_backend {
     pl__relay_backend base;
@@ -131,7 +190,20 @@ typedef struct nats_backend {
     pput *retry_head, *retry_tail; /* puts to send again, in order */
     uv_timer_t retry_timer;
     bool timer_open;
-    _Atomic bool stopping; /* read by the load threads */
+    _Atomic bool stopping;     /* read by the load threads */
+    natsSubscription *ctl;     /* PAIRLINK.CTL.>: presence, rooms, evictions */
+    natsSubscription *replies; /* <inbox>.*: answers to our rooms and deletes */
+    char inbox[96];
+    member *members;
+    size_t nmembers;
+    room *rooms;
+    size_t nrooms;
+    del *dels;
+    uint64_t next_token;
+    uv_timer_t hb_timer, ops_timer;
+    bool hb_open, ops_open;
+    bool members_overflow;
+    nstats st;
 } nats_backend;
 
 static void blog(nats_backend *b, int level, const char *fmt, ...)
@@ -314,8 +386,8 @@ static void do_load(nats_backend *b, job *jb, result *r) {
                 usleep(RETRY_PAUSE_MS * 1000);
                 continue;
             }
-            if (used + len + 1 > cap) {
-                size_t nc = (used + len + 1) * 2;
+            if (used + 16 + len + 1 > cap) {
+                size_t nc = (used + 16 + len + 1) * 2;
                 char *na = realloc(all, nc);
                 if (!na) {
                     free(rec);
@@ -325,6 +397,10 @@ static void do_load(nats_backend *b, job *jb, result *r) {
                 all = na;
                 cap = nc;
             }
+            /* Where the store keeps it, for an eviction. */
+            snprintf(all + used, 17, "%016llx",
+                     (unsigned long long)(((uint64_t)(c + 1) << 56) | (seq & REF_SEQ_MASK)));
+            used += 16;
             memcpy(all + used, rec, len + 1);
             used += len + 1;
             n++;
@@ -384,6 +460,15 @@ static void submit(nats_backend *b, job *jb) {
 
 /* ---- libnats callbacks (its threads) ------------------------------------------------ */
 
+/* The store_ref of a message of stream (a name of ours) at seq; 0 if the
+ * stream is not one of ours. */
+static uint64_t ref_of(const char *stream, uint64_t seq) {
+    if (!stream || strncmp(stream, "PAIRLINK_", 9) || !seq || seq > REF_SEQ_MASK) return 0;
+    for (size_t c = 0; c < NCLASSES; c++)
+        if (!strcmp(stream + 9, classes[c].name)) return ((uint64_t)(c + 1) << 56) | seq;
+    return 0;
+}
+
 static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
     (void)nc;
     (void)sub;
@@ -396,6 +481,10 @@ static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     if (r && dot && strlen(dot + 1) == PL_RELAY_TOPIC_HEX && len > 0 &&
         (r->data = malloc((size_t)len + 1))) {
         r->kind = RES_LIVE;
+        const char *stream = NULL, *seq = NULL;
+        if (natsMsgHeader_Get(msg, "Nats-Stream", &stream) == NATS_OK &&
+            natsMsgHeader_Get(msg, "Nats-Sequence", &seq) == NATS_OK && seq)
+            r->ref = ref_of(stream, strtoull(seq, NULL, 10));
         memcpy(r->topic, dot + 1, PL_RELAY_TOPIC_HEX);
         memcpy(r->data, natsMsg_GetData(msg), (size_t)len);
         r->data[len] = '\0';
@@ -418,6 +507,7 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
         r->kind = RES_PUT;
         r->put_id = strtoull(id, NULL, 10);
         r->err = PL_OK;
+        if (pa) r->ref = ref_of(pa->Stream, pa->Sequence);
         if (!pa) {
             r->err = PL_ERR_CLUSTER;
             const char *txt = pae && pae->ErrText ? pae->ErrText : "";
@@ -518,6 +608,69 @@ static pl_err claim_instance(nats_backend *b) {
     return PL_OK;
 }
 
+/* The control plane (cluster_ctl.h) arrives on one subscription, so that
+ * its messages keep their order (a hello before that instance's rooms). */
+static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
+    (void)nc;
+    (void)sub;
+    nats_backend *b = closure;
+    const char *subj = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
+    int len = natsMsg_GetDataLength(msg);
+    static const char pre[] = "PAIRLINK.CTL.";
+    int kind = -1;
+    if (subj && !strncmp(subj, pre, sizeof pre - 1)) {
+        const char *k = subj + sizeof pre - 1;
+        if (!strcmp(k, "HB"))
+            kind = CTL_HB;
+        else if (!strcmp(k, "HELLO"))
+            kind = CTL_HELLO;
+        else if (!strcmp(k, "BYE"))
+            kind = CTL_BYE;
+        else if (!strncmp(k, "ROOM.", 5))
+            kind = CTL_ROOM;
+        else if (!strncmp(k, "EVICT.", 6))
+            kind = CTL_EVICT;
+    }
+    result *r = NULL;
+    if (kind >= 0 && len > 0 && len <= PL__RELAY_CTL_MAX &&
+        (!reply || strlen(reply) < sizeof r->reply) && (r = calloc(1, sizeof *r)) &&
+        (r->data = malloc((size_t)len + 1))) {
+        r->kind = RES_CTL;
+        r->ctl = kind;
+        memcpy(r->data, natsMsg_GetData(msg), (size_t)len);
+        r->data[len] = '\0';
+        r->len = (size_t)len;
+        if (reply) memcpy(r->reply, reply, strlen(reply) + 1);
+        post(b, r);
+        r = NULL;
+    }
+    if (r) free(r);
+    natsMsg_Destroy(msg);
+}
+
+/* Answers to our rooms and to our deletes: <inbox>.<token>. */
+static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
+    (void)nc;
+    (void)sub;
+    nats_backend *b = closure;
+    const char *subj = natsMsg_GetSubject(msg);
+    const char *dot = subj ? strrchr(subj, '.') : NULL;
+    int len = natsMsg_GetDataLength(msg);
+    result *r = NULL;
+    if (dot && len >= 0 && len <= PL__RELAY_CTL_MAX && (r = calloc(1, sizeof *r)) &&
+        (r->data = malloc((size_t)len + 1))) {
+        r->kind = RES_REPLY;
+        r->put_id = strtoull(dot + 1, NULL, 10);
+        memcpy(r->data, natsMsg_GetData(msg), (size_t)len);
+        r->data[len] = '\0';
+        r->len = (size_t)len;
+        post(b, r);
+        r = NULL;
+    }
+    if (r) free(r);
+    natsMsg_Destroy(msg);
+}
+
 /* ---- loop thread -------------------------------------------------------------------- */
 
 static uint64_t thash(const nats_backend *b, const char *topic) {
@@ -551,7 +704,7 @@ static void result_free(result *r) {
 }
 
 static void tgc(nats_backend *b, tstate *t) {
-    if (t->sub || t->loading) return;
+    if (t->sub || t->loading || t->dels || t->held_head) return;
     while (t->buf_head) {
         result *r = t->buf_head;
         t->buf_head = r->next;
@@ -562,7 +715,7 @@ static void tgc(nats_backend *b, tstate *t) {
 }
 
 static void ingest_one(nats_backend *b, const char *topic, const char *data, size_t len,
-                       int64_t now) {
+                       uint64_t ref, int64_t now) {
     json_t *root;
     pl__relay_record rec;
     uint64_t conn;
@@ -570,6 +723,8 @@ static void ingest_one(nats_backend *b, const char *topic, const char *data, siz
         blog(b, PL__LOG_WARN, "cluster: malformed record on topic %.16s... skipped", topic);
         return;
     }
+    rec.store_ref = ref;
+    b->st.live++;
     (void)pl__relay_core_ingest(b->sink.core, &rec, conn, now);
     json_decref(root);
 }
@@ -597,14 +752,18 @@ static void ingest_loaded(nats_backend *b, result *r, int64_t now) {
         return;
     }
     size_t n = 0, bad = 0;
-    for (size_t off = 0; off < r->len && n < r->nrecs;) {
-        const char *d = r->data + off;
+    for (size_t off = 0; off + 16 < r->len && n < r->nrecs;) {
+        char hex[17];
+        memcpy(hex, r->data + off, 16);
+        hex[16] = '\0';
+        const char *d = r->data + off + 16;
         size_t len = strlen(d);
-        off += len + 1;
+        off += 16 + len + 1;
         if (record_parse(b, r->topic, d, len, &v[n].root, &v[n].rec, &v[n].conn) != PL_OK) {
             bad++;
             continue;
         }
+        v[n].rec.store_ref = strtoull(hex, NULL, 16);
         v[n].order = n;
         n++;
     }
@@ -713,8 +872,387 @@ static void put_answered(nats_backend *b, result *r, int64_t now) {
                  natsStatus_GetText(s));
     }
     uint64_t id = p->put_id;
+    if (e == PL_OK) {
+        b->st.puts++;
+        if (p->tries > 1) b->st.put_retries += (uint64_t)(p->tries - 1);
+        /* msgid: topic ":" id */
+        if (r->ref && strlen(p->msgid) == PL_RELAY_TOPIC_HEX + 1 + PL_RELAY_ID_HEX) {
+            char topic[PL_RELAY_TOPIC_HEX + 1];
+            memcpy(topic, p->msgid, PL_RELAY_TOPIC_HEX);
+            topic[PL_RELAY_TOPIC_HEX] = '\0';
+            pl__relay_core_stored_at(b->sink.core, topic, p->msgid + PL_RELAY_TOPIC_HEX + 1,
+                                     r->ref);
+        }
+    } else {
+        b->st.put_failures++;
+    }
     pput_free(b, p);
     pl__relay_core_put_done(b->sink.core, id, e, now);
+}
+
+/* ---- the control plane (loop thread) ------------------------------------------------ */
+
+static void ctl_publish(nats_backend *b, const char *subj, const char *reply, const char *topic,
+                        const char *ids, size_t nids, const uint8_t *flags, size_t nflags) {
+    char *msg = NULL;
+    size_t len = 0;
+    if (pl__relay_ctl_format(b->instance, topic, ids, nids, flags, nflags, &msg, &len) != PL_OK)
+        return;
+    natsStatus s = reply ? natsConnection_PublishRequest(b->nc, subj, reply, msg, (int)len)
+                         : natsConnection_Publish(b->nc, subj, msg, (int)len);
+    if (s != NATS_OK)
+        blog(b, PL__LOG_WARN, "cluster: cannot send %s: %s", subj, natsStatus_GetText(s));
+    free(msg);
+}
+
+static void ops_tick(uv_timer_t *t);
+
+static void ops_timer_on(nats_backend *b) {
+    if (b->ops_open && !uv_is_active((uv_handle_t *)&b->ops_timer))
+        uv_timer_start(&b->ops_timer, ops_tick, OPS_TICK_MS, OPS_TICK_MS);
+}
+
+static member *member_find(nats_backend *b, const char *id) {
+    for (size_t i = 0; i < b->nmembers; i++)
+        if (!strcmp(b->members[i].id, id)) return &b->members[i];
+    return NULL;
+}
+
+static void room_finish(nats_backend *b, room *rm, bool ok, int64_t now);
+
+/* Rooms that wait for nobody any more are answered. */
+static void rooms_settle(nats_backend *b, int64_t now) {
+    for (room *rm = b->rooms, *nx; rm; rm = nx) {
+        nx = rm->next;
+        if (!rm->nwant) room_finish(b, rm, rm->flags != NULL, now);
+    }
+}
+
+static void member_seen(nats_backend *b, const char *id, int64_t mono) {
+    if (!strcmp(id, b->instance)) return;
+    member *m = member_find(b, id);
+    if (m) {
+        m->seen = mono;
+        return;
+    }
+    if (b->nmembers == MAX_MEMBERS) {
+        /* Not followed: a room could not wait for it, so none goes out. */
+        blog(b, PL__LOG_WARN, "cluster: more than %d relay instances: full topics refuse",
+             MAX_MEMBERS);
+        b->members_overflow = true;
+        return;
+    }
+    if (!b->members && !(b->members = calloc(MAX_MEMBERS, sizeof *b->members))) return;
+    m = &b->members[b->nmembers++];
+    snprintf(m->id, sizeof m->id, "%s", id);
+    m->seen = mono;
+    blog(b, PL__LOG_INFO, "cluster: instance %s is here", id);
+}
+
+/* An instance left: rooms stop waiting for it (its clients are gone). */
+static void member_gone(nats_backend *b, const char *id, const char *why, int64_t now) {
+    member *m = member_find(b, id);
+    if (!m) return;
+    blog(b, PL__LOG_INFO, "cluster: instance %s left (%s)", id, why);
+    *m = b->members[--b->nmembers];
+    for (room *rm = b->rooms; rm; rm = rm->next)
+        for (size_t i = 0; i < rm->nwant; i++)
+            if (!strcmp(rm->want[i], id)) {
+                memcpy(rm->want[i], rm->want[--rm->nwant], sizeof rm->want[i]);
+                break;
+            }
+    rooms_settle(b, now);
+}
+
+static void room_free(room *rm) {
+    free(rm->ids);
+    free(rm->flags);
+    free(rm->want);
+    free(rm);
+}
+
+static void room_finish(nats_backend *b, room *rm, bool ok, int64_t now) {
+    room **pp = &b->rooms;
+    while (*pp && *pp != rm)
+        pp = &(*pp)->next;
+    if (*pp) *pp = rm->next;
+    b->nrooms--;
+    if (ok && b->sink.log) {
+        size_t go = 0;
+        for (size_t i = 0; i < rm->n; i++)
+            go += rm->flags[i] == (PL_RELAY_ROOM_DONE | PL_RELAY_ROOM_ACKED);
+        blog(b, PL__LOG_DEBUG,
+             "cluster: topic %.16s...: %zu of %zu messages done everywhere and acknowledged",
+             rm->topic, go, rm->n);
+    }
+    if (ok) {
+        pl__relay_core_room_answer(b->sink.core, rm->topic, rm->ids, rm->flags, rm->n, now);
+    } else {
+        b->st.rooms_failed++;
+        pl__relay_core_room_answer(b->sink.core, rm->topic, rm->ids, NULL, 0, now);
+    }
+    room_free(rm);
+    if (b->sink.changed) b->sink.changed(b->sink.ud);
+}
+
+/* Ask every other instance about the core's candidates. Never answers
+ * from here (apply runs while the runtime drains the core): a room that
+ * waits for nobody is settled through the result queue. */
+static void room_ask(nats_backend *b, const pl__relay_action *a) {
+    room *rm = calloc(1, sizeof *rm);
+    if (!rm) { /* answered "nothing goes" through the queue */
+        result *r = calloc(1, sizeof *r);
+        if (r) {
+            r->kind = RES_REPLY;
+            memcpy(r->topic, a->rec.topic, sizeof r->topic);
+            post(b, r);
+        }
+        return;
+    }
+    memcpy(rm->topic, a->rec.topic, sizeof rm->topic);
+    rm->n = a->nids;
+    rm->token = ++b->next_token;
+    rm->deadline = mono_ms() + ROOM_WAIT_MS;
+    rm->ids = malloc(a->nids * PL_RELAY_ID_HEX + 1);
+    uint8_t *flags = malloc(a->nids ? a->nids : 1);
+    rm->want = calloc(b->nmembers ? b->nmembers : 1, sizeof *rm->want);
+    bool ok = rm->ids && flags && rm->want && !b->members_overflow && b->nrooms < MAX_ROOMS;
+    if (ok) {
+        memcpy(rm->ids, a->ids, a->nids * PL_RELAY_ID_HEX);
+        memset(flags, PL_RELAY_ROOM_DONE, a->nids);
+        rm->flags = flags;
+        flags = NULL;
+        for (size_t i = 0; i < b->nmembers; i++)
+            memcpy(rm->want[rm->nwant++], b->members[i].id, sizeof rm->want[0]);
+    } else {
+        rm->nwant = 0; /* settled as failed */
+    }
+    free(flags);
+    rm->next = b->rooms;
+    b->rooms = rm;
+    b->nrooms++;
+    b->st.rooms++;
+    blog(b, PL__LOG_DEBUG,
+         "cluster: topic %.16s... is full: asking %zu instances about %zu messages", rm->topic,
+         rm->nwant, rm->n);
+    if (ok && rm->nwant) {
+        char subj[96], reply[128];
+        snprintf(subj, sizeof subj, "PAIRLINK.CTL.ROOM.%s", rm->topic);
+        snprintf(reply, sizeof reply, "%s.%llu", b->inbox, (unsigned long long)rm->token);
+        ctl_publish(b, subj, reply, rm->topic, rm->ids, rm->n, NULL, 0);
+    }
+    if (!rm->nwant) {
+        result *r = calloc(1, sizeof *r);
+        if (r) {
+            r->kind = RES_REPLY; /* token 0: settle */
+            post(b, r);
+        }
+    }
+    ops_timer_on(b);
+}
+
+static void room_answered(nats_backend *b, room *rm, const pl__relay_ctl *m, int64_t now) {
+    if (!m->has_flags || m->nflags != rm->n || strcmp(m->topic, rm->topic) != 0) {
+        blog(b, PL__LOG_WARN, "cluster: instance %s answered a room with a malformed answer",
+             m->instance);
+        return; /* it still counts as silent: the room times out */
+    }
+    for (size_t i = 0; i < rm->n; i++) {
+        if (!(m->flags[i] & PL_RELAY_ROOM_DONE)) rm->flags[i] &= (uint8_t)~PL_RELAY_ROOM_DONE;
+        if (m->flags[i] & PL_RELAY_ROOM_ACKED) rm->flags[i] |= PL_RELAY_ROOM_ACKED;
+    }
+    for (size_t i = 0; i < rm->nwant; i++)
+        if (!strcmp(rm->want[i], m->instance)) {
+            memcpy(rm->want[i], rm->want[--rm->nwant], sizeof rm->want[i]);
+            break;
+        }
+    if (!rm->nwant) room_finish(b, rm, true, now);
+}
+
+/* The delete of the store for topic is answered (or given up): puts of
+ * the topic held behind it go. */
+static void del_done(nats_backend *b, const char *topic) {
+    tstate *t = tfind(b, topic);
+    if (!t || !t->dels || --t->dels) return;
+    pput *p = t->held_head;
+    t->held_head = t->held_tail = NULL;
+    while (p) {
+        pput *nx = p->rnext;
+        p->rnext = NULL;
+        send_put(b, p);
+        p = nx;
+    }
+    tgc(b, t);
+}
+
+static void evict(nats_backend *b, const pl__relay_action *a) {
+    b->st.evictions++;
+    char subj[96];
+    snprintf(subj, sizeof subj, "PAIRLINK.CTL.EVICT.%s", a->rec.topic);
+    ctl_publish(b, subj, NULL, a->rec.topic, a->rec.id, 1, NULL, 0);
+    uint64_t cls = a->rec.store_ref >> 56, seq = a->rec.store_ref & REF_SEQ_MASK;
+    if (!cls || cls > NCLASSES || !seq) {
+        b->st.delete_failures++;
+        blog(b, PL__LOG_WARN,
+             "cluster: evicted message of %.16s... not deleted from the store: its position is "
+             "unknown (it expires there)",
+             a->rec.topic);
+        return;
+    }
+    del *d = calloc(1, sizeof *d);
+    tstate *t = tget(b, a->rec.topic);
+    if (!d || !t) {
+        free(d);
+        b->st.delete_failures++;
+        return;
+    }
+    d->token = ++b->next_token;
+    memcpy(d->topic, a->rec.topic, sizeof d->topic);
+    d->deadline = mono_ms() + REQ_WAIT_MS;
+    char api[96], reply[128], body[64];
+    snprintf(api, sizeof api, "$JS.API.STREAM.MSG.DELETE.PAIRLINK_%s", classes[cls - 1].name);
+    snprintf(reply, sizeof reply, "%s.%llu", b->inbox, (unsigned long long)d->token);
+    snprintf(body, sizeof body, "{\"seq\":%llu,\"no_erase\":true}", (unsigned long long)seq);
+    natsStatus s = natsConnection_PublishRequestString(b->nc, api, reply, body);
+    if (s != NATS_OK) {
+        b->st.delete_failures++;
+        blog(b, PL__LOG_WARN, "cluster: cannot delete an evicted message: %s",
+             natsStatus_GetText(s));
+        free(d);
+        tgc(b, t);
+        return;
+    }
+    t->dels++;
+    d->next = b->dels;
+    b->dels = d;
+    ops_timer_on(b);
+}
+
+static void on_reply_result(nats_backend *b, result *r, int64_t now) {
+    if (!r->put_id) {
+        if (r->topic[0]) { /* a room that could not even be asked */
+            b->st.rooms_failed++;
+            pl__relay_core_room_answer(b->sink.core, r->topic, NULL, NULL, 0, now);
+            if (b->sink.changed) b->sink.changed(b->sink.ud);
+        }
+        rooms_settle(b, now);
+        return;
+    }
+    for (room *rm = b->rooms; rm; rm = rm->next) {
+        if (rm->token != r->put_id) continue;
+        pl__relay_ctl m;
+        if (pl__relay_ctl_parse(r->data, r->len, &m) != PL_OK) {
+            blog(b, PL__LOG_WARN, "cluster: a malformed answer to a room was ignored");
+            return;
+        }
+        member_seen(b, m.instance, mono_ms());
+        room_answered(b, rm, &m, now);
+        return;
+    }
+    for (del **pp = &b->dels; *pp; pp = &(*pp)->next) {
+        del *d = *pp;
+        if (d->token != r->put_id) continue;
+        *pp = d->next;
+        json_t *j = json_loadb(r->data, r->len, 0, NULL);
+        if (!json_is_true(json_object_get(j, "success"))) {
+            b->st.delete_failures++;
+            json_t *e = json_object_get(j, "error");
+            blog(b, PL__LOG_WARN, "cluster: an evicted message of %.16s... was not deleted: %s",
+                 d->topic,
+                 json_is_string(json_object_get(e, "description"))
+                     ? json_string_value(json_object_get(e, "description"))
+                     : "no answer");
+        }
+        json_decref(j);
+        del_done(b, d->topic);
+        free(d);
+        return;
+    }
+}
+
+static void on_ctl_result(nats_backend *b, result *r, int64_t now) {
+    pl__relay_ctl m;
+    if (pl__relay_ctl_parse(r->data, r->len, &m) != PL_OK) {
+        blog(b, PL__LOG_WARN, "cluster: a malformed control message was ignored");
+        return;
+    }
+    if (!strcmp(m.instance, b->instance)) return; /* our own */
+    int64_t mono = mono_ms();
+    switch (r->ctl) {
+    case CTL_BYE:
+        member_gone(b, m.instance, "stopped", now);
+        return;
+    case CTL_HB:
+        member_seen(b, m.instance, mono);
+        return;
+    case CTL_HELLO:
+        member_seen(b, m.instance, mono);
+        if (r->reply[0]) ctl_publish(b, r->reply, NULL, NULL, NULL, 0, NULL, 0);
+        return;
+    case CTL_ROOM: {
+        member_seen(b, m.instance, mono);
+        if (!m.topic[0] || !m.has_ids || !r->reply[0]) return;
+        uint8_t flags[PL_RELAY_ROOM_MAX];
+        pl__relay_core_room_query(b->sink.core, m.topic, m.ids, m.nids, flags);
+        ctl_publish(b, r->reply, NULL, m.topic, NULL, 0, flags, m.nids);
+        b->st.rooms_answered++;
+        return;
+    }
+    case CTL_EVICT:
+        member_seen(b, m.instance, mono);
+        if (!m.topic[0] || !m.has_ids) return;
+        for (size_t i = 0; i < m.nids; i++)
+            pl__relay_core_evicted(b->sink.core, m.topic, m.ids + i * PL_RELAY_ID_HEX);
+        b->st.evicted_by_others += m.nids;
+        if (b->sink.changed) b->sink.changed(b->sink.ud);
+        return;
+    default:
+        return;
+    }
+}
+
+/* Rooms and deletes past their time. */
+static void ops_tick(uv_timer_t *t) {
+    nats_backend *b = t->data;
+    int64_t mono = mono_ms(), now = b->sink.now(b->sink.ud);
+    for (room *rm = b->rooms, *nx; rm; rm = nx) {
+        nx = rm->next;
+        if (rm->deadline > mono) continue;
+        blog(b, PL__LOG_WARN,
+             "cluster: no answer from instance %s within %d ms: the full topic %.16s... refuses",
+             rm->nwant ? rm->want[0] : "?", ROOM_WAIT_MS, rm->topic);
+        room_finish(b, rm, false, now);
+    }
+    for (del **pp = &b->dels; *pp;) {
+        del *d = *pp;
+        if (d->deadline > mono) {
+            pp = &d->next;
+            continue;
+        }
+        *pp = d->next;
+        b->st.delete_failures++;
+        blog(b, PL__LOG_WARN, "cluster: the delete of an evicted message of %.16s... timed out",
+             d->topic);
+        del_done(b, d->topic);
+        free(d);
+    }
+    if (!b->rooms && !b->dels) uv_timer_stop(t);
+}
+
+/* Heartbeat, and instances not heard for HB_LOST_MS are gone. */
+static void hb_tick(uv_timer_t *t) {
+    nats_backend *b = t->data;
+    ctl_publish(b, "PAIRLINK.CTL.HB", NULL, NULL, NULL, 0, NULL, 0);
+    int64_t mono = mono_ms(), now = b->sink.now(b->sink.ud);
+    for (size_t i = 0; i < b->nmembers;) {
+        if (mono - b->members[i].seen < HB_LOST_MS) {
+            i++;
+            continue;
+        }
+        char id[PL__RELAY_INSTANCE_MAX + 1];
+        memcpy(id, b->members[i].id, sizeof id);
+        member_gone(b, id, "no heartbeat", now);
+    }
 }
 
 static void on_results(uv_async_t *h) {
@@ -751,13 +1289,15 @@ static void on_results(uv_async_t *h) {
                 t->buf_tail = r;
                 r = NULL;
             } else if (t && t->sub) {
-                ingest_one(b, r->topic, r->data, r->len, now);
+                ingest_one(b, r->topic, r->data, r->len, r->ref, now);
                 changed = true;
             }
             break;
         }
         case RES_LOADED: {
             b->inflight--;
+            b->st.loads++;
+            if (r->err != PL_OK) b->st.load_failures++;
             ingest_loaded(b, r, now);
             tstate *t = tfind(b, r->topic);
             if (t && r->put_id == 1) { /* the core's LOAD (0: a resync) */
@@ -765,21 +1305,31 @@ static void on_results(uv_async_t *h) {
                 while (t->buf_head) {
                     result *x = t->buf_head;
                     t->buf_head = x->next;
-                    ingest_one(b, x->topic, x->data, x->len, now);
+                    ingest_one(b, x->topic, x->data, x->len, x->ref, now);
                     result_free(x);
                 }
                 t->buf_tail = NULL;
                 tgc(b, t);
             }
-            if (r->put_id == 1) pl__relay_core_loaded(b->sink.core, r->topic, now);
+            if (r->put_id == 1 && r->err != PL_OK)
+                pl__relay_core_load_failed(b->sink.core, r->topic, now);
+            else if (r->put_id == 1)
+                pl__relay_core_loaded(b->sink.core, r->topic, now);
             changed = true;
             break;
         }
+        case RES_CTL:
+            on_ctl_result(b, r, now);
+            break;
+        case RES_REPLY:
+            on_reply_result(b, r, now);
+            break;
         case RES_RESYNC: {
             /* What was republished while this connection was down, or by a
              * stream leader that died, is not resent: read the watched
              * topics again (the core drops what it has). */
             size_t cur = 0, n = 0;
+            b->st.resyncs++;
             for (pl__hnode *x = pl__ht_each(&b->topics, &cur, NULL); x;
                  x = pl__ht_each(&b->topics, &cur, x)) {
                 tstate *t = PL__ENTRY(x, tstate, hnode);
@@ -842,9 +1392,24 @@ static bool nb_apply(pl__relay_backend *base, const pl__relay_action *a) {
         snprintf(p->subj, sizeof p->subj, "irn.%s.%s", classes[c].name, a->rec.topic);
         snprintf(p->msgid, sizeof p->msgid, "%s:%s", a->rec.topic, a->rec.id);
         b->inflight++;
+        tstate *t = tfind(b, a->rec.topic);
+        if (t && t->dels) { /* after the deletes that made room for it */
+            if (t->held_tail)
+                t->held_tail->rnext = p;
+            else
+                t->held_head = p;
+            t->held_tail = p;
+            break;
+        }
         send_put(b, p);
         break;
     }
+    case PL__RELAY_ROOM:
+        room_ask(b, a);
+        break;
+    case PL__RELAY_EVICT:
+        evict(b, a);
+        break;
     case PL__RELAY_LOAD: {
         tstate *t = tget(b, a->rec.topic);
         job *jb = calloc(1, sizeof *jb);
@@ -920,10 +1485,23 @@ static void nb_stop(pl__relay_backend *base) {
     /* Workers finish the job they hold (bounded by retry_ms) and drop the
      * rest: their clients got no `true` and publish again elsewhere. */
     stop_workers(b);
-    if (b->nc) natsConnection_Close(b->nc);
+    if (b->nc) {
+        /* The others stop waiting for us in their rooms. */
+        ctl_publish(b, "PAIRLINK.CTL.BYE", NULL, NULL, NULL, 0, NULL, 0);
+        (void)natsConnection_FlushTimeout(b->nc, 200);
+        natsConnection_Close(b->nc);
+    }
     if (b->timer_open) {
         uv_close((uv_handle_t *)&b->retry_timer, NULL);
         b->timer_open = false;
+    }
+    if (b->hb_open) {
+        uv_close((uv_handle_t *)&b->hb_timer, NULL);
+        b->hb_open = false;
+    }
+    if (b->ops_open) {
+        uv_close((uv_handle_t *)&b->ops_timer, NULL);
+        b->ops_open = false;
     }
     if (b->async_open) {
         pthread_mutex_lock(&b->mu);
@@ -958,6 +1536,17 @@ static void nb_free(pl__relay_backend *base) {
     pl__ht_free(&b->puts);
     natsSubscription_Destroy(b->advisories);
     natsSubscription_Destroy(b->claim);
+    natsSubscription_Destroy(b->ctl);
+    natsSubscription_Destroy(b->replies);
+    for (room *rm = b->rooms, *nx; rm; rm = nx) {
+        nx = rm->next;
+        room_free(rm);
+    }
+    for (del *d = b->dels, *nx; d; d = nx) {
+        nx = d->next;
+        free(d);
+    }
+    free(b->members);
     jsCtx_Destroy(b->js);
     natsConnection_Destroy(b->nc);
     natsOptions_Destroy(b->nopts);
@@ -973,8 +1562,32 @@ static void nb_free(pl__relay_backend *base) {
     free(b);
 }
 
-static const pl__relay_backend_ops nats_ops = {
-    .name = "nats", .apply = nb_apply, .flush = NULL, .stop = nb_stop, .free = nb_free};
+static void nb_stats(const pl__relay_backend *base, pl__relay_cluster_stats *out) {
+    const nats_backend *b = (const nats_backend *)base;
+    memset(out, 0, sizeof *out);
+    out->connected = b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
+    out->instances = b->nmembers;
+    out->puts = b->st.puts;
+    out->put_failures = b->st.put_failures;
+    out->put_retries = b->st.put_retries;
+    out->loads = b->st.loads;
+    out->load_failures = b->st.load_failures;
+    out->live = b->st.live;
+    out->resyncs = b->st.resyncs;
+    out->rooms = b->st.rooms;
+    out->rooms_failed = b->st.rooms_failed;
+    out->rooms_answered = b->st.rooms_answered;
+    out->evictions = b->st.evictions;
+    out->evicted_by_others = b->st.evicted_by_others;
+    out->delete_failures = b->st.delete_failures;
+}
+
+static const pl__relay_backend_ops nats_ops = {.name = "nats",
+                                               .apply = nb_apply,
+                                               .flush = NULL,
+                                               .stop = nb_stop,
+                                               .free = nb_free,
+                                               .stats = nb_stats};
 
 /* Create the TTL class streams, or bring existing ones to this
  * configuration (every instance does it at start; the same configuration
@@ -1020,6 +1633,58 @@ static pl_err ensure_streams(nats_backend *b, int replicas, size_t max_mailbox,
 
 bool pl__relay_backend_nats_available(void) {
     return true;
+}
+
+/* Subscribe to the control plane and our answers, say hello, and learn
+ * who is here from the answers (HELLO_MS) before serving: an instance
+ * that serves clients is known to the others, whose rooms then wait for
+ * it. Then the heartbeat. */
+static pl_err control_plane_start(nats_backend *b) {
+    natsInbox *inbox = NULL;
+    natsStatus s = natsInbox_Create(&inbox);
+    if (s == NATS_OK) {
+        snprintf(b->inbox, sizeof b->inbox, "%s", (const char *)inbox);
+        natsInbox_Destroy(inbox);
+        char subj[112];
+        snprintf(subj, sizeof subj, "%s.*", b->inbox);
+        s = natsConnection_Subscribe(&b->replies, b->nc, subj, on_reply, b);
+    }
+    if (s == NATS_OK) s = natsConnection_Subscribe(&b->ctl, b->nc, "PAIRLINK.CTL.>", on_ctl, b);
+    natsSubscription *hs = NULL;
+    char hello_inbox[112];
+    snprintf(hello_inbox, sizeof hello_inbox, "%s.hello", b->inbox);
+    if (s == NATS_OK) s = natsConnection_SubscribeSync(&hs, b->nc, hello_inbox);
+    if (s == NATS_OK) {
+        char *msg = NULL;
+        size_t len = 0;
+        if (pl__relay_ctl_format(b->instance, NULL, NULL, 0, NULL, 0, &msg, &len) != PL_OK) {
+            natsSubscription_Destroy(hs);
+            blog(b, PL__LOG_ERROR,
+                 "cluster: instance id %s cannot be used (printable ASCII, "
+                 "no spaces, at most 63 bytes)",
+                 b->instance);
+            return PL_ERR_INVALID_ARG;
+        }
+        s = natsConnection_PublishRequest(b->nc, "PAIRLINK.CTL.HELLO", hello_inbox, msg, (int)len);
+        free(msg);
+    }
+    if (s != NATS_OK) {
+        natsSubscription_Destroy(hs);
+        blog(b, PL__LOG_ERROR, "cluster: cannot join the control plane: %s", natsStatus_GetText(s));
+        return PL_ERR_CLUSTER;
+    }
+    int64_t until = mono_ms() + HELLO_MS;
+    for (int64_t left; (left = until - mono_ms()) > 0;) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, hs, left) != NATS_OK) break;
+        pl__relay_ctl c;
+        if (pl__relay_ctl_parse(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &c) == PL_OK)
+            member_seen(b, c.instance, mono_ms());
+        natsMsg_Destroy(m);
+    }
+    natsSubscription_Destroy(hs);
+    uv_timer_start(&b->hb_timer, hb_tick, HB_MS, HB_MS);
+    return PL_OK;
 }
 
 /* "nats://a:1,nats://b:2" -> a list (each at most 255 chars, 16 of them). */
@@ -1086,6 +1751,12 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     if (uv_timer_init(loop, &b->retry_timer) != 0) goto fail;
     b->retry_timer.data = b;
     b->timer_open = true;
+    if (uv_timer_init(loop, &b->hb_timer) != 0) goto fail;
+    b->hb_timer.data = b;
+    b->hb_open = true;
+    if (uv_timer_init(loop, &b->ops_timer) != 0) goto fail;
+    b->ops_timer.data = b;
+    b->ops_open = true;
     e = PL_ERR_CLUSTER;
     s = natsOptions_Create(&b->nopts);
     if (s == NATS_OK) s = natsOptions_SetServers(b->nopts, list, nurls);
@@ -1128,6 +1799,7 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
         e = PL_ERR_CLUSTER;
         goto fail;
     }
+    if ((e = control_plane_start(b)) != PL_OK) goto fail;
     e = PL_ERR_SYS;
     for (int i = 0; i < b->nworkers; i++) {
         if (pthread_create(&b->w[i].th, NULL, worker_main, &b->w[i]) != 0) goto fail;
@@ -1141,8 +1813,11 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     return PL_OK;
 fail:
     /* Handles of b close with the loop, after which b may go: run it once. */
-    if (b->timer_open || b->async_open) {
+    if (b->timer_open || b->async_open || b->hb_open || b->ops_open) {
         if (b->timer_open) uv_close((uv_handle_t *)&b->retry_timer, NULL);
+        if (b->hb_open) uv_close((uv_handle_t *)&b->hb_timer, NULL);
+        if (b->ops_open) uv_close((uv_handle_t *)&b->ops_timer, NULL);
+        b->hb_open = b->ops_open = false;
         if (b->async_open) {
             pthread_mutex_lock(&b->mu);
             b->closed = true;

@@ -73,8 +73,8 @@ struct pl__rs_cluster {
     bool req_failed; /* a put of it could not be tracked (memory) */
     pending *pend_head, *pend_tail;
     parked *park_head, *park_tail;
-    parked *running; /* the parked request running again now */
-    parked *cur;     /* the entry the current (new) request was parked in */
+    parked *running;                  /* the parked request running again now */
+    parked *cur;                      /* the entry the current (new) request was parked in */
     topic *linger_head, *linger_tail; /* by linger_until */
 };
 
@@ -328,8 +328,8 @@ static void park_finish(pl__relay_core *c, parked *p, int64_t now_ms) {
 }
 
 /* A new entry for the current request of k, at the end of the list. */
-static parked *park_new(pl__relay_core *c, conn *k, json_t *id, const char *method,
-                        json_t *params, pl_err *e) {
+static parked *park_new(pl__relay_core *c, conn *k, json_t *id, const char *method, json_t *params,
+                        pl_err *e) {
     struct pl__rs_cluster *cl = c->cl;
     size_t cost = sizeof(parked) + c->frame_len * 2 + 256;
     if (k->parked >= PL__RS_PARKED_MAX || !pl__rs_room(c, cost)) {
@@ -499,6 +499,32 @@ void pl__relay_core_loaded(pl__relay_core *c, const char *topic_hex, int64_t now
     t->loaded = true;
     t->pins--;
     run_parked(c, now_ms);
+    if ((t = pl__rs_topic_find(c, topic_hex))) release_if_idle(c, t);
+}
+
+void pl__relay_core_load_failed(pl__relay_core *c, const char *topic_hex, int64_t now_ms) {
+    PL_REQUIRE(c && topic_hex);
+    struct pl__rs_cluster *cl = c->cl;
+    if (!cl) return;
+    topic *t = pl__rs_topic_find(c, topic_hex);
+    if (!t || !t->loading) return;
+    t->loading = false;
+    t->pins--;
+    /* What waits for it cannot count the topic: answered now (the client
+     * publishes or fetches again), not run on a partial view. */
+    for (parked *p = cl->park_head, *nx; p; p = nx) {
+        nx = p->next;
+        bool mine = false;
+        for (size_t i = 0; i < p->n && !mine; i++)
+            mine = !memcmp(p->ts[i], topic_hex, PL_RELAY_TOPIC_HEX);
+        if (!mine) continue;
+        conn *k = pl__rs_conn_find(c, p->conn);
+        if (k && !k->closing)
+            pl__rs_reply_error(c, k, p->id, PL_RELAY_ERR_INTERNAL,
+                               "storage unavailable: the topic could not be read, try again");
+        park_unlink(cl, p);
+        park_finish(c, p, now_ms);
+    }
     if ((t = pl__rs_topic_find(c, topic_hex))) release_if_idle(c, t);
 }
 

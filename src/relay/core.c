@@ -65,8 +65,8 @@ static pl_err limits_resolve(const pl__relay_limits *limits, pl__relay_limits *o
     if (!qmsgs_given && l.quota_messages > l.max_messages / 4)
         l.quota_messages = l.max_messages / 4;
     if (l.min_ttl_s < 1 || l.max_ttl_s < l.min_ttl_s || l.max_ttl_s > INT64_MAX / 1000 / 4 ||
-        l.max_message_bytes > l.max_frame_bytes || l.ack_timeout_ms < 1 || l.cluster_linger_ms < 0 ||
-        (l.cluster && (l.no_store || l.memory_store)))
+        l.max_message_bytes > l.max_frame_bytes || l.ack_timeout_ms < 1 ||
+        l.cluster_linger_ms < 0 || (l.cluster && (l.no_store || l.memory_store)))
         return PL_ERR_INVALID_ARG;
     *out = l;
     return PL_OK;

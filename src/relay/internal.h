@@ -147,7 +147,7 @@ struct conn {
     int64_t entry_milli;  /* batch entry bucket (PL_RELAY_ENTRY_FACTOR times larger) */
     int64_t last_refill_ms;
     uint32_t rate_per_s, rate_burst; /* this connection's allowance */
-    unsigned parked; /* cluster: its requests waiting for loads or a ROOM */
+    unsigned parked;                 /* cluster: its requests waiting for loads or a ROOM */
 };
 
 typedef struct action_q {

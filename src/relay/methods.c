@@ -165,8 +165,9 @@ static const char busy_msg[] = "Too many requests: relay memory budget reached, 
 static pl_err not_ready(req *r, pl_err e) {
     if (e == PL_OK) return park(r);
     return fail(r, e,
-                e == PL_ERR_RELAY_BUSY ? "Too many requests: too many requests waiting, try again later"
-                                       : "out of memory");
+                e == PL_ERR_RELAY_BUSY
+                    ? "Too many requests: too many requests waiting, try again later"
+                    : "out of memory");
 }
 
 /* Room for the new (not duplicate) messages of a whole request: the
@@ -218,8 +219,7 @@ static pl_err check_capacity(req *r, pub *ps, size_t n) {
         size_t need = have + same + 1 - max, cost = 0;
         if (!t || pl__rs_evictable(c, t, need, &cost) < need) {
             /* In a cluster, the other instances may be done with more. */
-            if (t && pl__rs_cluster_need_room(c, r->k, r->id, r->method, r->params, t))
-                room = true;
+            if (t && pl__rs_cluster_need_room(c, r->k, r->id, r->method, r->params, t)) room = true;
             snprintf(r->err_buf, sizeof r->err_buf, "mailbox limit reached: %zu messages per topic",
                      max);
             if (!room) return fail(r, PL_ERR_MAILBOX_FULL, r->err_buf);
@@ -272,6 +272,13 @@ static pl_err apply_publish(req *r, pub *p) {
     /* A retry of a message whose cluster put is still out waits for a put
      * of its own (the store de-duplicates them). */
     if (dup) return dup->putting ? pl__rs_store_action(c, PL__RELAY_STORE_PUT, dup) : PL_OK;
+    /* Room first (check_capacity made sure there is enough): in a cluster
+     * the store must let the old messages go before it takes the new one
+     * (its own per-topic limit). The pin keeps t while it empties. */
+    t->pins++;
+    while (t->nmsgs + 1 > c->lim.max_mailbox_per_topic && pl__rs_evict_one(c, t))
+        ;
+    t->pins--;
     rec.message = (char *)p->message;
     rec.message_len = p->message_len;
     rec.attestation = (char *)p->attestation;
@@ -288,10 +295,6 @@ static pl_err apply_publish(req *r, pub *p) {
     c->st.published++;
     if ((e = pl__rs_store_action(c, PL__RELAY_STORE_PUT, m)) != PL_OK)
         return fail(r, e, "out of memory");
-    /* The new message is not acknowledged by anyone: never evicted here,
-     * so t stays. */
-    while (t->nmsgs > c->lim.max_mailbox_per_topic && pl__rs_evict_one(c, t))
-        ;
     pl__rs_fan_out(c, t, m, r->now);
     return PL_OK;
 }
@@ -562,7 +565,8 @@ static pl_err m_fetch(req *r) {
     char hex[1][PL_RELAY_TOPIC_HEX + 1];
     PL_TRY(param_topic(r, p, "topic", hex[0]));
     pl_err e = PL_OK;
-    if (!pl__rs_cluster_ready(r->c, r->k, r->id, "irn_fetchMessages", r->params, hex, 1, r->now, &e))
+    if (!pl__rs_cluster_ready(r->c, r->k, r->id, "irn_fetchMessages", r->params, hex, 1, r->now,
+                              &e))
         return not_ready(r, e);
     return fetch(r, hex, 1);
 }

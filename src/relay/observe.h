@@ -10,6 +10,7 @@
 #ifndef PAIRLINK_RELAY_OBSERVE_H
 #define PAIRLINK_RELAY_OBSERVE_H
 
+#include "relay/relay_backend.h"
 #include "relay/relay_core.h"
 
 #include <stdbool.h>
@@ -29,6 +30,8 @@ typedef struct pl__relay_observed {
     uint64_t not_allowed;     /* HTTP 401: a valid JWT whose key is not in the allow-list */
     uint64_t http_requests;   /* /health and /metrics served */
     uint64_t reloads, reload_failures;
+    bool cluster; /* --cluster: cl holds its counters */
+    pl__relay_cluster_stats cl;
 } pl__relay_observed;
 
 /* false while the relay is over its memory budget: its accounted memory at

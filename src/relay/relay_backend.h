@@ -34,6 +34,16 @@ typedef struct pl__relay_backend pl__relay_backend;
 /* A log line from a backend (PL__LOG_* levels of ws_server.h). */
 typedef void (*pl__relay_backend_log_fn)(void *ud, int level, const char *line);
 
+/* What the operator sees of a cluster backend (GET /metrics). */
+typedef struct pl__relay_cluster_stats {
+    bool connected;                           /* to a NATS server now */
+    size_t instances;                         /* other relay instances heard (heartbeats) */
+    uint64_t puts, put_failures, put_retries; /* stored; not stored; tries beyond the first */
+    uint64_t loads, load_failures, live, resyncs;
+    uint64_t rooms, rooms_failed, rooms_answered; /* asked; not answered by all; answered */
+    uint64_t evictions, evicted_by_others, delete_failures;
+} pl__relay_cluster_stats;
+
 typedef struct pl__relay_backend_ops {
     const char *name;
     /* One store action of the core, in the core's order. true: the frames
@@ -47,6 +57,8 @@ typedef struct pl__relay_backend_ops {
      * and the backend's loop handles close so that the loop can end. */
     void (*stop)(pl__relay_backend *b);
     void (*free)(pl__relay_backend *b); /* after the loop ended; NULL ok */
+    /* The cluster's counters; NULL for a backend that is not one. */
+    void (*stats)(const pl__relay_backend *b, pl__relay_cluster_stats *out);
 } pl__relay_backend_ops;
 
 struct pl__relay_backend {

@@ -33,12 +33,13 @@
 #include <stdint.h>
 
 /* JSON-RPC error codes the relay answers with. */
-#define PL_RELAY_ERR_PARSE (-32700)          /* frame is not JSON */
+#define PL_RELAY_ERR_PARSE (-32700)           /* frame is not JSON */
 #define PL_RELAY_ERR_INVALID_REQUEST (-32600) /* not JSON-RPC 2.0; payload too large */
 #define PL_RELAY_ERR_METHOD_NOT_FOUND (-32601)
 #define PL_RELAY_ERR_INVALID_PARAMS (-32602)
 #define PL_RELAY_ERR_INTERNAL (-32603)
-#define PL_RELAY_ERR_HANDLER (-32000) /* ttl bounds, mailbox, storage, quota, subscription limits */
+#define PL_RELAY_ERR_HANDLER (-32000) /* ttl bounds, mailbox, storage, quota, subscription limits  \
+                                       */
 #define PL_RELAY_ERR_AUTH PL_RELAY_CODE_AUTH
 #define PL_RELAY_ERR_RATE PL_RELAY_CODE_RATE /* too many requests; relay busy (memory budget) */
 #define PL_RELAY_ERR_KINDS 8 /* the codes above, counted by pl__relay_stats.rpc_errors */
@@ -63,18 +64,18 @@ typedef struct pl__relay_allowance {
  * SIZE_MAX in a count or byte limit means "no limit". docs/relay.md lists
  * each with its error code. */
 typedef struct pl__relay_limits {
-    size_t max_frame_bytes;      /* a whole text frame */
-    size_t max_message_bytes;    /* the `message` string of one publish */
-    int64_t min_ttl_s;           /* publish ttl bounds, seconds */
+    size_t max_frame_bytes;   /* a whole text frame */
+    size_t max_message_bytes; /* the `message` string of one publish */
+    int64_t min_ttl_s;        /* publish ttl bounds, seconds */
     int64_t max_ttl_s;
-    size_t max_topics_per_conn;  /* live subscriptions per connection */
+    size_t max_topics_per_conn;   /* live subscriptions per connection */
     size_t max_mailbox_per_topic; /* stored messages per topic */
     /* Stored messages, all topics together: their cost with overhead
      * (pl__relay_message_cost), and their number. The default cost bound is
      * PL_RELAY_DEF_TOTAL_BYTES or half the memory budget, the smaller. */
     size_t max_total_bytes;
     size_t max_messages;
-    size_t max_topics;           /* topics the relay holds (stored or listened to) */
+    size_t max_topics; /* topics the relay holds (stored or listened to) */
     /* The relay-wide memory budget of the core, in accounted bytes:
      * messages, topics, subscriptions, connections (conn_cost_bytes each),
      * pushes in flight, send queues. Beyond it new work is refused (3001)
@@ -87,27 +88,27 @@ typedef struct pl__relay_limits {
     size_t quota_messages;
     size_t quota_bytes;
     size_t quota_topics;
-    size_t max_conns;            /* sockets admitted, handshakes included */
-    size_t max_conns_per_addr;   /* of them from one address */
-    uint32_t rate_per_s;         /* requests per second per connection (token refill) */
-    uint32_t rate_burst;         /* bucket size */
-    bool rate_unlimited;         /* true: no request rate limit */
+    size_t max_conns;          /* sockets admitted, handshakes included */
+    size_t max_conns_per_addr; /* of them from one address */
+    uint32_t rate_per_s;       /* requests per second per connection (token refill) */
+    uint32_t rate_burst;       /* bucket size */
+    bool rate_unlimited;       /* true: no request rate limit */
     /* Identities (did:key of a verified JWT) that get their own allowance
      * instead of rate_per_s / rate_burst: an operator's node manager, say.
      * Borrowed: must outlive the core. */
     const struct pl__relay_allowance *allowances;
     size_t nallowances;
-    int64_t ack_timeout_ms;      /* re-push an unacknowledged irn_subscription after this */
-    uint32_t max_push_attempts;  /* then give up on that connection (mailbox keeps it) */
-    size_t max_inflight_per_conn; /* unacknowledged pushes per connection */
+    int64_t ack_timeout_ms;             /* re-push an unacknowledged irn_subscription after this */
+    uint32_t max_push_attempts;         /* then give up on that connection (mailbox keeps it) */
+    size_t max_inflight_per_conn;       /* unacknowledged pushes per connection */
     size_t max_inflight_bytes_per_conn; /* their frame bytes (one push always goes) */
-    size_t max_queue_bytes_per_conn; /* frames not yet written; beyond: close 1008 */
-    size_t fetch_page_bytes;     /* one irn_fetchMessages answer (one message always fits) */
+    size_t max_queue_bytes_per_conn;    /* frames not yet written; beyond: close 1008 */
+    size_t fetch_page_bytes;            /* one irn_fetchMessages answer (one message always fits) */
     /* Not limits: what the runtime tells the core about its own costs. */
-    size_t conn_cost_bytes;      /* memory one socket costs the runtime */
-    bool memory_store;           /* the store keeps a second copy in memory */
-    bool no_store;               /* no store at all (no --db): no STORE_* actions; the
-                                    mailbox lives in the core alone */
+    size_t conn_cost_bytes; /* memory one socket costs the runtime */
+    bool memory_store;      /* the store keeps a second copy in memory */
+    bool no_store;          /* no store at all (no --db): no STORE_* actions; the
+                               mailbox lives in the core alone */
     /* The mailbox is a cache of a store shared with other relay instances
      * (relay/relay_backend.h, docs/relay.md "Cluster"): a publish is
      * answered once pl__relay_core_put_done acknowledged its STORE_PUTs;
@@ -126,10 +127,10 @@ typedef struct pl__relay_limits {
     void *rng_ctx;
 } pl__relay_limits;
 
-#define PL_RELAY_DEF_MAX_FRAME (1u << 20)        /* 1 MiB */
-#define PL_RELAY_DEF_MAX_MESSAGE (512u << 10)    /* 512 KiB */
-#define PL_RELAY_DEF_MIN_TTL 10                  /* seconds */
-#define PL_RELAY_DEF_MAX_TTL (30 * 86400)        /* 30 days */
+#define PL_RELAY_DEF_MAX_FRAME (1u << 20)     /* 1 MiB */
+#define PL_RELAY_DEF_MAX_MESSAGE (512u << 10) /* 512 KiB */
+#define PL_RELAY_DEF_MIN_TTL 10               /* seconds */
+#define PL_RELAY_DEF_MAX_TTL (30 * 86400)     /* 30 days */
 /* A node manager holds two topics per paired app (rendezvous + session),
  * up to PL_NM_SESSION_MAX_PEERS apps: 1000 stopped it at 500 apps. */
 #define PL_RELAY_DEF_TOPICS_PER_CONN 20480
@@ -170,7 +171,7 @@ typedef struct pl__relay_record {
     char id[PL_RELAY_ID_HEX + 1]; /* sha256(message) hex */
     char *message;                /* NUL-terminated */
     size_t message_len;
-    char *attestation;            /* NULL when the publisher sent none */
+    char *attestation; /* NULL when the publisher sent none */
     int64_t published_at_ms;
     int64_t expires_at_ms;
     int64_t tag;
@@ -314,11 +315,11 @@ bool pl__relay_core_pop(pl__relay_core *c, pl__relay_action *out);
 
 typedef struct pl__relay_stats {
     size_t conns, topics, messages, message_bytes, subscriptions, inflight;
-    size_t backlog;       /* subscriptions with stored messages not yet pushed */
-    size_t memory;        /* accounted bytes, everything */
-    size_t stored_bytes;  /* of which messages (the max_total_bytes count) */
-    size_t queued_bytes;  /* of which send queues */
-    size_t sockets;       /* admitted */
+    size_t backlog;      /* subscriptions with stored messages not yet pushed */
+    size_t memory;       /* accounted bytes, everything */
+    size_t stored_bytes; /* of which messages (the max_total_bytes count) */
+    size_t queued_bytes; /* of which send queues */
+    size_t sockets;      /* admitted */
     uint64_t published, delivered, acked, repushed, dropped, errors;
     uint64_t evicted;     /* acknowledged messages that made room in a full topic */
     uint64_t rooms;       /* cluster: ROOMs asked for full topics */
@@ -351,6 +352,11 @@ pl_err pl__relay_core_ingest(pl__relay_core *c, const pl__relay_record *rec,
 /* Every stored message of topic (LOAD) was ingested: fetches waiting for
  * it are answered, and a topic nobody subscribes to leaves the cache. */
 void pl__relay_core_loaded(pl__relay_core *c, const char *topic, int64_t now_ms);
+
+/* The LOAD of topic failed (the store did not answer in time): requests
+ * waiting for it are answered -32603, and the topic is not loaded (a
+ * subscriber's next request, or the next publish, loads it again). */
+void pl__relay_core_load_failed(pl__relay_core *c, const char *topic, int64_t now_ms);
 
 /* The STORE_PUT put_id is stored (PL_OK) or failed: PL_ERR_MAILBOX_FULL
  * (the store's per-topic limit: -32000), anything else (-32603, storage
@@ -391,6 +397,7 @@ void pl__relay_core_room_answer(pl__relay_core *c, const char *topic, const char
 void pl__relay_core_evicted(pl__relay_core *c, const char *topic, const char *id);
 
 /* sha256(topic_hex + client) as lowercase hex: the subscription id. */
-void pl__relay_subscription_id(char out[PL_RELAY_ID_HEX + 1], const char *topic, const char *client);
+void pl__relay_subscription_id(char out[PL_RELAY_ID_HEX + 1], const char *topic,
+                               const char *client);
 
 #endif

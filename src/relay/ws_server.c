@@ -16,13 +16,13 @@
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define DEF_PING_MS 20000
@@ -125,9 +125,9 @@ struct pl__ws_server {
     } listen[PL__RELAY_LISTEN_MAX];
     size_t nlisten;
     uv_signal_t sighup;
-    size_t base_rss;                  /* resident size before the core: off the budget */
-    pl__relay_allowance *allowances;  /* the core borrows them */
-    char (*allow)[PL_DID_KEY_SIZE];   /* sorted */
+    size_t base_rss;                 /* resident size before the core: off the budget */
+    pl__relay_allowance *allowances; /* the core borrows them */
+    char (*allow)[PL_DID_KEY_SIZE];  /* sorted */
     size_t nallow;
     uint64_t sockets_refused, auth_refused, not_allowed, http_requests, reloads, reload_failures;
 };
@@ -139,8 +139,10 @@ static void vlog_(pl__ws_server *s, int level, const pl_log_field *f, size_t nf,
     if ((!s->o.log && !s->o.logkv) || level > s->o.log_level) return;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
-    if (s->o.logkv) s->o.logkv(s->o.log_ud, level, line, f, nf);
-    else s->o.log(s->o.log_ud, level, line);
+    if (s->o.logkv)
+        s->o.logkv(s->o.log_ud, level, line, f, nf);
+    else
+        s->o.log(s->o.log_ud, level, line);
 }
 
 __attribute__((format(printf, 3, 4))) static void logf_(pl__ws_server *s, int level,
@@ -152,16 +154,17 @@ __attribute__((format(printf, 3, 4))) static void logf_(pl__ws_server *s, int le
 }
 
 /* A line with fields for a JSON log (the text log shows the message). */
-__attribute__((format(printf, 5, 6))) static void logkv_(pl__ws_server *s, int level,
-                                                         const pl_log_field *f, size_t nf,
-                                                         const char *fmt, ...) {
+__attribute__((format(printf, 5, 6))) static void
+logkv_(pl__ws_server *s, int level, const pl_log_field *f, size_t nf, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vlog_(s, level, f, nf, fmt, ap);
     va_end(ap);
 }
 
-static int64_t wall_ms(const pl__ws_server *s) { return pl_driver_now(s->d); }
+static int64_t wall_ms(const pl__ws_server *s) {
+    return pl_driver_now(s->d);
+}
 
 /* ---- session table -------------------------------------------------------------- */
 
@@ -189,8 +192,10 @@ static pl_err sess_insert(pl__ws_server *s, sess *e) {
 
 static void sess_remove(pl__ws_server *s, sess *e) {
     pl__ht_remove(&s->tab, &e->hnode);
-    if (e->prev) e->prev->next = e->next;
-    else s->sessions = e->next;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        s->sessions = e->next;
     if (e->next) e->next->prev = e->prev;
 }
 
@@ -271,8 +276,10 @@ static void sess_enqueue(pl__ws_server *s, sess *e, frame *f) {
         }
         return;
     }
-    if (e->qtail) e->qtail->next = f;
-    else e->qhead = f;
+    if (e->qtail)
+        e->qtail->next = f;
+    else
+        e->qhead = f;
     e->qtail = f;
     e->qbytes += f->len;
     /* A queue that was not empty already has its writable event asked for
@@ -315,8 +322,10 @@ static void drain(pl__ws_server *s) {
             h->next = NULL;
             h->conn = a.conn;
             h->f = f;
-            if (s->held_tail) s->held_tail->next = h;
-            else s->held_head = h;
+            if (s->held_tail)
+                s->held_tail->next = h;
+            else
+                s->held_head = h;
             s->held_tail = h;
             break;
         }
@@ -326,8 +335,8 @@ static void drain(pl__ws_server *s) {
             const pl_log_field f[] = {{"conn", NULL, (long long)a.conn},
                                       {"close_code", NULL, a.close_code},
                                       {"reason", a.reason, 0}};
-            logkv_(s, PL__LOG_INFO, f, 3, "conn %llu: closing %d (%s)",
-                   (unsigned long long)a.conn, a.close_code, a.reason);
+            logkv_(s, PL__LOG_INFO, f, 3, "conn %llu: closing %d (%s)", (unsigned long long)a.conn,
+                   a.close_code, a.reason);
             sess_close_later(s, e, a.close_code, a.reason);
             break;
         }
@@ -418,7 +427,9 @@ static void on_sweep(pl_driver_task *t, int64_t wall) {
 
 /* ---- authentication ---------------------------------------------------------------- */
 
-static int did_cmp(const void *a, const void *b) { return strcmp(a, b); }
+static int did_cmp(const void *a, const void *b) {
+    return strcmp(a, b);
+}
 
 static bool is_allowed(const pl__ws_server *s, const char *did) {
     return bsearch(did, s->allow, s->nallow, sizeof *s->allow, did_cmp) != NULL;
@@ -427,8 +438,8 @@ static bool is_allowed(const pl__ws_server *s, const char *did) {
 /* Find the JWT, verify it, and record the client's did:key. -1: refuse. */
 static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
     const char *jwt = lws_get_urlarg_by_name(wsi, "auth=", s->urlarg, (int)sizeof s->urlarg);
-    if (!jwt && lws_hdr_copy(wsi, s->urlarg, (int)sizeof s->urlarg,
-                             WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+    if (!jwt &&
+        lws_hdr_copy(wsi, s->urlarg, (int)sizeof s->urlarg, WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
         jwt = pl__relay_auth_bearer(s->urlarg);
     pl_err err = PL_ERR_RELAY_AUTH;
     if (jwt && *jwt) {
@@ -440,8 +451,9 @@ static int authenticate(pl__ws_server *s, struct lws *wsi, sess *e) {
             const pl_log_field f[] = {{"peer", e->peer, 0},
                                       {"did", claims.iss, 0},
                                       {"code", pl_errname(PL_ERR_RELAY_NOT_ALLOWED), 0}};
-            logkv_(s, PL__LOG_INFO, f, 3, "refused connection from %s: %s is not in the allow-list (%s)",
-                   e->peer, claims.iss, pl_errname(PL_ERR_RELAY_NOT_ALLOWED));
+            logkv_(s, PL__LOG_INFO, f, 3,
+                   "refused connection from %s: %s is not in the allow-list (%s)", e->peer,
+                   claims.iss, pl_errname(PL_ERR_RELAY_NOT_ALLOWED));
             s->not_allowed++;
             lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, NULL);
             return -1;
@@ -480,7 +492,8 @@ static int admit(pl__ws_server *s, const struct lws_filter_network_conn_args *a)
     if (s->stopping) return -1;
     char addr[INET6_ADDRSTRLEN] = "?";
     if (a->cli_addr.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->cli_addr)->sin_addr, addr, sizeof addr);
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->cli_addr)->sin_addr, addr,
+                  sizeof addr);
     else if (a->cli_addr.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->cli_addr)->sin6_addr, addr,
                   sizeof addr);
@@ -558,9 +571,9 @@ static int serve_http(pl__ws_server *s, struct lws *wsi, const char *uri) {
     if (access == PL__RELAY_HTTP_OFF ||
         (access == PL__RELAY_HTTP_LOOPBACK && !(ref && addr_is_loopback(ref->addr)))) {
         static const char nf[] = "not found\n";
-        return http_reply(wsi, access == PL__RELAY_HTTP_OFF ? HTTP_STATUS_NOT_FOUND
-                                                             : HTTP_STATUS_FORBIDDEN,
-                          "text/plain; charset=utf-8", nf, sizeof nf - 1);
+        return http_reply(
+            wsi, access == PL__RELAY_HTTP_OFF ? HTTP_STATUS_NOT_FOUND : HTTP_STATUS_FORBIDDEN,
+            "text/plain; charset=utf-8", nf, sizeof nf - 1);
     }
     s->http_requests++;
     pl__relay_observed ob;
@@ -605,7 +618,8 @@ static int on_receive(pl__ws_server *s, sess *e, struct lws *wsi, const void *in
     if (!final || e->rxlen) { /* fragmented: gather the whole message */
         if (e->rxlen + len > e->rxcap) {
             size_t nc = e->rxcap ? e->rxcap : 4096;
-            while (nc < e->rxlen + len) nc *= 2;
+            while (nc < e->rxlen + len)
+                nc *= 2;
             if (nc > max) nc = max;
             char *nr = realloc(e->rx, nc);
             if (!nr) {
@@ -693,7 +707,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         const sockref *ref = lws_get_opaque_user_data(wsi);
         pl_err err = pl__relay_core_open(s->core, e->id, e->did[0] ? e->did : NULL,
                                          ref ? ref->addr : NULL, wall_ms(s));
-        if (err == PL_OK && (err = sess_insert(s, e)) != PL_OK) pl__relay_core_close(s->core, e->id);
+        if (err == PL_OK && (err = sess_insert(s, e)) != PL_OK)
+            pl__relay_core_close(s->core, e->id);
         if (err != PL_OK) {
             logf_(s, PL__LOG_ERROR, "conn from %s: cannot open: %s", e->peer, pl_errname(err));
             lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
@@ -827,8 +842,10 @@ static void on_signal(uv_signal_t *h, int signum) {
 static void on_hup_signal(uv_signal_t *h, int signum) {
     (void)signum;
     pl__ws_server *s = h->data;
-    if (s->o.on_reload) s->o.on_reload(s->o.reload_ud);
-    else logf_(s, PL__LOG_INFO, "SIGHUP: no configuration file to reload");
+    if (s->o.on_reload)
+        s->o.on_reload(s->o.reload_ud);
+    else
+        logf_(s, PL__LOG_INFO, "SIGHUP: no configuration file to reload");
 }
 
 /* SIGUSR1: one line of the core's accounting, for operators (and the
@@ -838,24 +855,24 @@ static void on_stats_signal(uv_signal_t *h, int signum) {
     pl__ws_server *s = h->data;
     pl__relay_stats st;
     pl__relay_core_stats(s->core, &st);
-    const pl_log_field f[] = {{"memory", NULL, (long long)st.memory},
-                              {"memory_budget", NULL,
-                               (long long)pl__relay_core_limits(s->core)->max_memory_bytes},
-                              {"sockets", NULL, (long long)st.sockets},
-                              {"connections", NULL, (long long)st.conns},
-                              {"topics", NULL, (long long)st.topics},
-                              {"messages", NULL, (long long)st.messages},
-                              {"subscriptions", NULL, (long long)st.subscriptions},
-                              {"published", NULL, (long long)st.published},
-                              {"delivered", NULL, (long long)st.delivered}};
+    const pl_log_field f[] = {
+        {"memory", NULL, (long long)st.memory},
+        {"memory_budget", NULL, (long long)pl__relay_core_limits(s->core)->max_memory_bytes},
+        {"sockets", NULL, (long long)st.sockets},
+        {"connections", NULL, (long long)st.conns},
+        {"topics", NULL, (long long)st.topics},
+        {"messages", NULL, (long long)st.messages},
+        {"subscriptions", NULL, (long long)st.subscriptions},
+        {"published", NULL, (long long)st.published},
+        {"delivered", NULL, (long long)st.delivered}};
     logkv_(s, PL__LOG_INFO, f, sizeof f / sizeof f[0],
-          "stats: memory %zu of %zu bytes (stored %zu, queued %zu); %zu sockets, %zu connections, "
-          "%zu topics, %zu messages, %zu subscriptions, %zu pushes in flight; %llu refused, %llu "
-          "evicted, %llu closed slow",
-          st.memory, pl__relay_core_limits(s->core)->max_memory_bytes, st.stored_bytes,
-          st.queued_bytes, st.sockets, st.conns, st.topics, st.messages, st.subscriptions,
-          st.inflight, (unsigned long long)st.refused, (unsigned long long)st.evicted,
-          (unsigned long long)st.slow_closed);
+           "stats: memory %zu of %zu bytes (stored %zu, queued %zu); %zu sockets, %zu connections, "
+           "%zu topics, %zu messages, %zu subscriptions, %zu pushes in flight; %llu refused, %llu "
+           "evicted, %llu closed slow",
+           st.memory, pl__relay_core_limits(s->core)->max_memory_bytes, st.stored_bytes,
+           st.queued_bytes, st.sockets, st.conns, st.topics, st.messages, st.subscriptions,
+           st.inflight, (unsigned long long)st.refused, (unsigned long long)st.evicted,
+           (unsigned long long)st.slow_closed);
 }
 
 static void backend_changed(void *ud) {
@@ -873,8 +890,11 @@ static pl_err start_cluster(pl__ws_server *s) {
     const pl__relay_limits *l = pl__relay_core_limits(s->core);
     no.max_mailbox = l->max_mailbox_per_topic;
     no.max_message = l->max_message_bytes;
-    pl__relay_backend_sink sink = {.core = s->core, .changed = backend_changed,
-                                   .log = backend_log, .ud = s, .now = backend_now};
+    pl__relay_backend_sink sink = {.core = s->core,
+                                   .changed = backend_changed,
+                                   .log = backend_log,
+                                   .ud = s,
+                                   .now = backend_now};
     return pl__relay_backend_nats(&s->backend, &s->loop, &no, &sink);
 }
 
@@ -1126,8 +1146,9 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
         if ((e = pl__relay_store_load(s->store, now, restore_one, s, &skipped)) != PL_OK) goto fail;
         pl__relay_stats st;
         pl__relay_core_stats(s->core, &st);
-        logf_(s, PL__LOG_INFO, "store %s: %zu messages on %zu topics restored, %zu expired pruned%s",
-              s->db_path, st.messages, st.topics, pruned, skipped ? ", some malformed rows skipped" : "");
+        logf_(s, PL__LOG_INFO,
+              "store %s: %zu messages on %zu topics restored, %zu expired pruned%s", s->db_path,
+              st.messages, st.topics, pruned, skipped ? ", some malformed rows skipped" : "");
         if ((e = pl__relay_backend_sqlite(&s->backend, s->store, backend_log, s)) != PL_OK)
             goto fail;
         s->store = NULL;
@@ -1139,9 +1160,12 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     }
     s->loop_ok = true;
     if ((e = pl_driver_new(&s->d, &s->loop)) != PL_OK) goto fail;
-    s->core_task = (pl_driver_task){.data = s, .next_deadline = core_deadline,
-                                    .on_timer = core_timer, .before_wait = core_before_wait};
-    s->sweep_task = (pl_driver_task){.data = s, .next_deadline = sweep_deadline, .on_timer = on_sweep};
+    s->core_task = (pl_driver_task){.data = s,
+                                    .next_deadline = core_deadline,
+                                    .on_timer = core_timer,
+                                    .before_wait = core_before_wait};
+    s->sweep_task =
+        (pl_driver_task){.data = s, .next_deadline = sweep_deadline, .on_timer = on_sweep};
     if (s->o.cluster.urls && (e = start_cluster(s)) != PL_OK) goto fail;
     if (s->o.handle_signals) {
         uv_signal_init(&s->loop, &s->sigint);
@@ -1189,8 +1213,9 @@ pl_err pl__ws_server_new(pl__ws_server **out, const pl__ws_server_opts *opts) {
     pl__log_apply(); /* lws logs through pl_set_log, never to stderr */
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
-        logf_(s, PL__LOG_ERROR, "cannot listen on %s:%d (address in use, or no lws evlib_uv plugin)",
-              s->host, s->o.port);
+        logf_(s, PL__LOG_ERROR,
+              "cannot listen on %s:%d (address in use, or no lws evlib_uv plugin)", s->host,
+              s->o.port);
         s->loop_poisoned = true;
         e = PL_ERR_WEBSOCKET;
         goto fail;
@@ -1292,8 +1317,8 @@ pl_err pl__ws_server_apply(pl__ws_server *s, const pl__ws_server_opts *o) {
     PL_REQUIRE(s && o && (o->allow || !o->nallow));
     size_t max_memory = o->max_memory ? o->max_memory : PL_RELAY_DEF_MEMORY;
     if (max_memory < s->base_rss + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN) {
-        logf_(s, PL__LOG_ERROR, "--max-memory %zu is below the %zu bytes the relay needs", max_memory,
-              s->base_rss + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN);
+        logf_(s, PL__LOG_ERROR, "--max-memory %zu is below the %zu bytes the relay needs",
+              max_memory, s->base_rss + PL__WS_MEMORY_RESERVE + PL__WS_MEMORY_MIN);
         return PL_ERR_INVALID_ARG;
     }
     /* Everything new is allocated first, so that a failure changes nothing. */
@@ -1347,10 +1372,16 @@ void pl__ws_server_observe(pl__ws_server *s, pl__relay_observed *out) {
     out->http_requests = s->http_requests;
     out->reloads = s->reloads;
     out->reload_failures = s->reload_failures;
+    if (s->backend && s->backend->ops->stats) {
+        out->cluster = true;
+        s->backend->ops->stats(s->backend, &out->cl);
+    }
 }
 
 void pl__ws_server_count_reload(pl__ws_server *s, bool ok) {
     PL_REQUIRE(s);
-    if (ok) s->reloads++;
-    else s->reload_failures++;
+    if (ok)
+        s->reloads++;
+    else
+        s->reload_failures++;
 }

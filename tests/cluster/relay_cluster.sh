@@ -8,7 +8,9 @@
 #   - published on 1 with nobody subscribed: replayed to a subscriber on 3,
 #     irn_fetchMessages on 2 gives the same; live from 2 to 3;
 #   - a ttl 10 s message is gone everywhere after 11 s;
-#   - the mailbox limit holds across instances (-32000);
+#   - the mailbox limit holds across instances (-32000); a full topic keeps
+#     flowing when every subscriber, on any instance, acknowledged its oldest
+#     messages, and stays whole while one is behind;
 #   - 2000 publishes on 1 with the subscriber on 2; kill -9 of instance 2:
 #     the subscriber moves to 3 and receives every acknowledged message;
 #   - the same with kill -9 of the stream's JetStream leader: 0 lost;
@@ -190,6 +192,21 @@ cat "$WORK/replay.out"
 cluster_node 60 mailbox "${URL[1]}" "${URL[2]}" "$(topic)" $LIMIT >"$WORK/mailbox.out" 2>&1 ||
     { cat "$WORK/mailbox.out"; die "mailbox limit across instances"; }
 cat "$WORK/mailbox.out"
+
+# 4b. A full topic keeps flowing across instances, as on one relay, and a
+# subscriber behind (on another instance) keeps it whole.
+cluster_node 120 full "${URL[1]}" "${URL[2]}" "${URL[3]}" "$(topic)" "$(topic)" $LIMIT \
+    >"$WORK/full.out" 2>&1 || { cat "$WORK/full.out"; RELAY_ERR=${ERR[1]}; die "a full topic across instances"; }
+cat "$WORK/full.out"
+# The operator sees it: instance 1 asked, the others answered, 2 others are here.
+metrics() { node -e 'fetch(process.argv[1]).then((r) => r.text()).then((t) => console.log(t)).catch(() => process.exit(1))' "${1/ws:/http:}/metrics"; }
+m1=$(metrics "${URL[1]}")
+grep -q '^pairlink_relay_cluster_instances 2$' <<<"$m1" || die "instance 1 does not count the 2 others"
+grep -Eq '^pairlink_relay_cluster_rooms_total\{result="answered"\} [1-9]' <<<"$m1" || die "instance 1 asked no room"
+grep -Eq '^pairlink_relay_evictions_total [1-9]' <<<"$m1" || die "instance 1 evicted nothing"
+grep -Eq '^pairlink_relay_cluster_rooms_answered_total [1-9]' <<<"$(metrics "${URL[2]}")" ||
+    die "instance 2 answered no room"
+echo "STEP full topic across instances ok"
 
 # 5. kill -9 of instance 2 under 2000 publishes.
 cluster_node 90 stream "${URL[1]}" "${URL[2]}" "${URL[3]}" "$(topic)" 2000 "${PID[2]}" \
