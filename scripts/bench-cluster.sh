@@ -170,3 +170,15 @@ for r in $(seq 1 "$RUNS"); do
     RUN_RATE=$RATE run "single-db-rate-r$r" 1 --db "$tmp/single-rate-$r.db"
     for k in 1 2 3; do RUN_RATE=$RATE run "cluster$k-rate-r$r" "$k" --cluster "$urls"; done
 done
+
+# A full topic: what making room across instances (a ROOM per publish) adds
+# to one publish (window 1), against the same publish below the limit.
+# Last: these instances set the streams' per-subject limit to 200.
+full=()
+for i in 1 2; do
+    read -r fp fport <<<"$(start_relay "full$i" --cluster "$urls" --instance-id "full$i" --mailbox-limit 200)"
+    full+=("$fp" "$fport")
+done
+(cd "$root/interop" && timeout 300 node bench-cluster-full.mjs "ws://127.0.0.1:${full[1]}" \
+    "ws://127.0.0.1:${full[3]}" 200 "${FULL_N:-1000}") || echo "bench-cluster: full-topic run failed"
+kill -TERM "${full[0]}" "${full[2]}" 2>/dev/null || true

@@ -708,6 +708,42 @@ static void test_publish_parks_in_order(void **state) {
     pl__relay_core_free(c);
 }
 
+/* A load that fails answers what waited for it -32603 (nothing is put on
+ * a partial view of the topic); the next publish loads again and works. */
+static void test_load_failed(void **state) {
+    (void)state;
+    pl__relay_core *c = new_core();
+    out o = {0};
+    char t[65];
+    topic_of(t, "load-fails");
+    assert_int_equal(pl__relay_core_open(c, 1, NULL, NULL, T0), PL_OK);
+    publish(c, &o, 1, T0, 1, t, "a");
+    publish(c, &o, 1, T0, 2, t, "b");
+    assert_int_equal(frames(&o, 1), 0);
+    pl__relay_core_load_failed(c, t, T0 + 5000);
+    drain(c, &o);
+    assert_int_equal(count(&o, PL__RELAY_STORE_PUT), 0);
+    assert_int_equal(frames(&o, 1), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *j = frame(&o, 1, i);
+        assert_int_equal(error_code(j), -32603);
+        assert_int_equal(json_integer_value(json_object_get(j, "id")), (int64_t)i + 1);
+        json_decref(j);
+    }
+    assert_true(pl__relay_core_wants_input(c, 1));
+    assert_int_equal(cached_topics(c), 0);  /* nothing keeps it: unwatched */
+    pl__relay_core_loaded(c, t, T0 + 5000); /* late: ignored */
+    drain(c, &o);
+    assert_int_equal(o.n, 0);
+    publish(c, &o, 1, T0 + 6000, 3, t, "c");
+    assert_int_equal(count(&o, PL__RELAY_LOAD), 1);
+    pl__relay_core_loaded(c, t, T0 + 6000);
+    drain(c, &o);
+    assert_int_equal(count(&o, PL__RELAY_STORE_PUT), 1);
+    out_free(&o);
+    pl__relay_core_free(c);
+}
+
 /* A fetch and a publish parked on the same load run in arrival order:
  * the fetch sent first does not see the publish. */
 static void test_parked_fetch_before_publish(void **state) {
@@ -1428,6 +1464,7 @@ int main(void) {
         cmocka_unit_test(test_outside_cluster_mode),
         cmocka_unit_test(test_publish_parks_in_order),
         cmocka_unit_test(test_parked_fetch_before_publish),
+        cmocka_unit_test(test_load_failed),
         cmocka_unit_test(test_linger),
         cmocka_unit_test(test_linger_ends_with_put_out),
         cmocka_unit_test(test_limit_counts_all_ttls),
