@@ -377,10 +377,11 @@ static void ingest(harness *h, const char *topic, const uint8_t *body, size_t n,
     if (!n) return;
     char *msg = malloc(n + 1);
     check(msg != NULL);
-    /* What a backend ingests came out of a JSON record (jansson: valid
-     * UTF-8), so only ASCII here; the core does not check it itself. */
+    /* Mostly ASCII (what a JSON record gives), and sometimes the raw
+     * bytes: the core refuses what is not UTF-8 (PL_ERR_BAD_UTF8). */
+    bool raw = (body[0] & 0x60) == 0x60;
     for (size_t i = 0; i < n; i++)
-        msg[i] = body[i] < 0x80 ? (char)body[i] : '?';
+        msg[i] = raw || body[i] < 0x80 ? (char)body[i] : '?';
     msg[n] = '\0';
     pl__relay_record r;
     memset(&r, 0, sizeof r);

@@ -439,6 +439,8 @@ static void test_subscribe_loads_and_ingests(void **state) {
     assert_int_equal(pl__relay_core_ingest(c, &r2, 0, T0), PL_OK);
     assert_int_equal(pl__relay_core_ingest(c, &own, 2, T0), PL_OK);
     assert_int_equal(pl__relay_core_ingest(c, &old, 0, T0), PL_ERR_BAD_TTL);
+    pl__relay_record bin = rec_of(t, "not \xff text", T0 - 2000, 300);
+    assert_int_equal(pl__relay_core_ingest(c, &bin, 0, T0), PL_ERR_BAD_UTF8);
     assert_int_equal(pl__relay_core_ingest(c, &r1, 0, T0), PL_ERR_EXISTS); /* live echo */
     pl__relay_core_loaded(c, t, T0);
     drain(c, &o);

@@ -612,6 +612,12 @@ pl_err pl__relay_core_ingest(pl__relay_core *c, const pl__relay_record *rec,
         (rec->attestation && strlen(rec->attestation) > PL_RELAY_ATTESTATION_MAX))
         return PL_ERR_TOO_LARGE;
     if (rec->expires_at_ms <= now_ms) return PL_ERR_BAD_TTL;
+    /* Pushed inside a JSON frame: text only (a backend's JSON parser
+     * guarantees it; another backend might not). */
+    if (!pl__utf8_valid((const unsigned char *)rec->message, rec->message_len) ||
+        (rec->attestation &&
+         !pl__utf8_valid((const unsigned char *)rec->attestation, strlen(rec->attestation))))
+        return PL_ERR_BAD_UTF8;
     /* The id is recomputed: another instance is trusted to store, not to
      * name a message. */
     pl__relay_record r = *rec;

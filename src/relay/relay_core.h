@@ -344,7 +344,8 @@ void pl__relay_core_stats(const pl__relay_core *c, pl__relay_stats *out);
  * pushed to the local subscribers but its publisher: publisher_conn (a
  * connection of this instance, 0: none) or rec.publisher (its did:key).
  * Errors: PL_ERR_NOT_FOUND (topic not wanted), PL_ERR_EXISTS (duplicate),
- * PL_ERR_BAD_TTL (expired), PL_ERR_INVALID_ARG, PL_ERR_TOO_LARGE,
+ * PL_ERR_BAD_TTL (expired), PL_ERR_BAD_UTF8 (message or attestation not
+ * UTF-8), PL_ERR_INVALID_ARG, PL_ERR_TOO_LARGE,
  * PL_ERR_MAILBOX_FULL (a relay-wide limit), PL_ERR_NOMEM; rec is copied. */
 pl_err pl__relay_core_ingest(pl__relay_core *c, const pl__relay_record *rec,
                              uint64_t publisher_conn, int64_t now_ms);
