@@ -72,6 +72,7 @@ typedef struct job {
     char msgid[PL_RELAY_TOPIC_HEX + PL_RELAY_ID_HEX + 2];
     char *data;
     size_t len;
+    int64_t queued; /* monotonic ms */
 } job;
 
 typedef struct result {
@@ -190,9 +191,10 @@ typedef struct nats_backend {
     pput *retry_head, *retry_tail; /* puts to send again, in order */
     uv_timer_t retry_timer;
     bool timer_open;
-    _Atomic bool stopping;     /* read by the load threads */
-    natsSubscription *ctl;     /* PAIRLINK.CTL.>: presence, rooms, evictions */
-    natsSubscription *replies; /* <inbox>.*: answers to our rooms and deletes */
+    _Atomic bool stopping;          /* read by the load threads */
+    _Atomic int64_t load_failed_at; /* monotonic ms of the last failed read (load threads) */
+    natsSubscription *ctl;          /* PAIRLINK.CTL.>: presence, rooms, evictions */
+    natsSubscription *replies;      /* <inbox>.*: answers to our rooms and deletes */
     char inbox[96];
     member *members;
     size_t nmembers;
@@ -364,7 +366,16 @@ static int msg_get(nats_backend *b, const char *stream, const char *subj, uint64
 static void do_load(nats_backend *b, job *jb, result *r) {
     size_t cap = 0, used = 0, n = 0;
     char *all = NULL;
-    int64_t until = mono_ms() + b->retry_ms;
+    int64_t start = mono_ms(), until = start + b->retry_ms;
+    /* Queued longer than a load may try while reads fail (no quorum): it
+     * fails at once instead of trying retry_ms more, so that what waits
+     * behind a backlog of failing loads (a resync of many topics) hears
+     * within about retry_ms. A healthy but busy cluster (no failure since
+     * it was queued) is waited for. */
+    if (start >= jb->queued + b->retry_ms && atomic_load(&b->load_failed_at) >= jb->queued) {
+        r->err = PL_ERR_CLUSTER;
+        return;
+    }
     for (size_t c = 0; c < NCLASSES; c++) {
         char stream[32], subj[96];
         snprintf(stream, sizeof stream, "PAIRLINK_%s", classes[c].name);
@@ -377,6 +388,7 @@ static void do_load(nats_backend *b, job *jb, result *r) {
             int rc = msg_get(b, stream, subj, &seq, &rec, &len);
             if (rc == 0) break;
             if (rc < 0) {
+                atomic_store(&b->load_failed_at, mono_ms());
                 if (mono_ms() + RETRY_PAUSE_MS >= until || b->stopping) {
                     post_log(b, PL__LOG_WARN, "cluster: load of %.16s... incomplete: %s", jb->topic,
                              nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "");
@@ -444,6 +456,7 @@ static void *worker_main(void *arg) {
 
 /* Loads of one topic go to one worker, in order. */
 static void submit(nats_backend *b, job *jb) {
+    jb->queued = mono_ms();
     uint64_t h = 0;
     for (int i = 0; i < 16; i++)
         h = h * 16 + (uint64_t)(jb->topic[i] <= '9' ? jb->topic[i] - '0' : jb->topic[i] - 'a' + 10);
