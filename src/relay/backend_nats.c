@@ -148,6 +148,10 @@ typedef struct room {
     char (*want)[PL__RELAY_INSTANCE_MAX + 1]; /* instances still to answer */
     size_t nwant;
     int64_t deadline;
+    /* Asked before this instance heard everyone's heartbeat: its view of
+     * the cluster may be short of an instance, so it waits out the whole
+     * ROOM_WAIT_MS and takes every answer that comes. */
+    bool warmup;
 } room;
 
 /* A delete of the store out. */
@@ -205,6 +209,7 @@ typedef struct nats_backend {
     uv_timer_t hb_timer, ops_timer;
     bool hb_open, ops_open;
     bool members_overflow;
+    int64_t started; /* monotonic ms: the control plane's start */
     nstats st;
 } nats_backend;
 
@@ -937,7 +942,7 @@ static void room_finish(nats_backend *b, room *rm, bool ok, int64_t now);
 static void rooms_settle(nats_backend *b, int64_t now) {
     for (room *rm = b->rooms, *nx; rm; rm = nx) {
         nx = rm->next;
-        if (!rm->nwant) room_finish(b, rm, rm->flags != NULL, now);
+        if (!rm->nwant && (!rm->warmup || !rm->flags)) room_finish(b, rm, rm->flags != NULL, now);
     }
 }
 
@@ -1026,6 +1031,7 @@ static void room_ask(nats_backend *b, const pl__relay_action *a) {
     rm->n = a->nids;
     rm->token = ++b->next_token;
     rm->deadline = mono_ms() + ROOM_WAIT_MS;
+    rm->warmup = mono_ms() < b->started + HB_LOST_MS;
     rm->ids = malloc(a->nids * PL_RELAY_ID_HEX + 1);
     uint8_t *flags = malloc(a->nids ? a->nids : 1);
     rm->want = calloc(b->nmembers ? b->nmembers : 1, sizeof *rm->want);
@@ -1048,13 +1054,13 @@ static void room_ask(nats_backend *b, const pl__relay_action *a) {
     blog(b, PL__LOG_DEBUG,
          "cluster: topic %.16s... is full: asking %zu instances about %zu messages", rm->topic,
          rm->nwant, rm->n);
-    if (ok && rm->nwant) {
+    if (ok && (rm->nwant || rm->warmup)) {
         char subj[96], reply[128];
         snprintf(subj, sizeof subj, "PAIRLINK.CTL.ROOM.%s", rm->topic);
         snprintf(reply, sizeof reply, "%s.%llu", b->inbox, (unsigned long long)rm->token);
         ctl_publish(b, subj, reply, rm->topic, rm->ids, rm->n, NULL, 0);
     }
-    if (!rm->nwant) {
+    if (!rm->nwant && (!rm->warmup || !ok)) {
         result *r = calloc(1, sizeof *r);
         if (r) {
             r->kind = RES_REPLY; /* token 0: settle */
@@ -1079,7 +1085,7 @@ static void room_answered(nats_backend *b, room *rm, const pl__relay_ctl *m, int
             memcpy(rm->want[i], rm->want[--rm->nwant], sizeof rm->want[i]);
             break;
         }
-    if (!rm->nwant) room_finish(b, rm, true, now);
+    if (!rm->nwant && !rm->warmup) room_finish(b, rm, true, now);
 }
 
 /* The delete of the store for topic is answered (or given up): puts of
@@ -1231,6 +1237,10 @@ static void ops_tick(uv_timer_t *t) {
     for (room *rm = b->rooms, *nx; rm; rm = nx) {
         nx = rm->next;
         if (rm->deadline > mono) continue;
+        if (rm->warmup && !rm->nwant && rm->flags) { /* everyone it knows answered */
+            room_finish(b, rm, true, now);
+            continue;
+        }
         blog(b, PL__LOG_WARN,
              "cluster: no answer from instance %s within %d ms: the full topic %.16s... refuses",
              rm->nwant ? rm->want[0] : "?", ROOM_WAIT_MS, rm->topic);
@@ -1696,6 +1706,7 @@ static pl_err control_plane_start(nats_backend *b) {
         natsMsg_Destroy(m);
     }
     natsSubscription_Destroy(hs);
+    b->started = mono_ms();
     uv_timer_start(&b->hb_timer, hb_tick, HB_MS, HB_MS);
     return PL_OK;
 }
