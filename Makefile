@@ -33,12 +33,12 @@ build-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPL_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Everything: the unit suite, the interop tests, then the unit suite again
-# under ASan+UBSan.
+# Everything: the unit suite, the interop tests, then the unit, CLI and
+# relay cluster suites again under ASan+UBSan.
 test: build build-asan
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS) -j $(JOBS) -L 'unit|cli'
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS) -j $(JOBS) -L 'unit|cli|cluster'
 
 test-unit: build
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -L unit
