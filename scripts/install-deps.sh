@@ -12,7 +12,8 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libwebsockets-evlib-uv libjansson-dev libsimdjson-dev libsqlite3-dev libprotobuf-c-dev
       protobuf-c-compiler libqrencode-dev libpng-dev libcmocka-dev gcovr
       zbar-tools   # zbarimg: the CLI tests decode the QR codes pairlink draws
-      libnats-dev nats-server)  # relay --cluster (NATS JetStream) and its test
+      libnats-dev nats-server  # relay --cluster (NATS JetStream) and its test
+      openssl)  # the cluster TLS test makes its CA and certificates
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -96,7 +96,10 @@ static void test_keys_are_the_flags(void **state) {
                                         "metrics",
                                         "cluster",
                                         "cluster-replicas",
-                                        "instance-id"};
+                                        "instance-id",
+                                        "cluster-ca",
+                                        "cluster-cert",
+                                        "cluster-key"};
     assert_int_equal(pl__relay_config_nkeys(), sizeof flags / sizeof flags[0]);
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         int k = pl__relay_config_key_find(flags[i]);
@@ -116,9 +119,12 @@ static void test_cluster_keys(void **state) {
     char why[256];
     pl__relay_config_init(&c);
     static const char *const bad[][2] = {
-        {"cluster", "http://h:4222"}, {"cluster", ""},        {"cluster-replicas", "0"},
-        {"cluster-replicas", "6"},    {"instance-id", "a.b"}, {"instance-id", "a b"},
+        {"cluster", "http://h:4222"}, {"cluster", ""},
+        {"cluster-replicas", "0"},    {"cluster-replicas", "6"},
+        {"instance-id", "a.b"},       {"instance-id", "a b"},
         {"instance-id", ""},          {"instance-id", "x>"},
+        {"cluster", "nats://a:1,"},   {"cluster", "tls://"},
+        {"cluster", "nats://a b:1"},  {"cluster-ca", ""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why[0] = '\0';
@@ -150,6 +156,33 @@ static void test_cluster_keys(void **state) {
     assert_non_null(strstr(restart, "cluster"));
     pl__relay_config_keep_restart(&n, &c);
     assert_string_equal(n.cluster, c.cluster);
+    pl__relay_config_free(&n);
+    /* TLS and a NATS user: tls:// URLs with USER:PASS@, a CA, a client
+     * certificate only with its key. A value that was refused is never
+     * echoed (it may hold a password). */
+    assert_int_equal(
+        pl__relay_config_set(&c, key("cluster"), "tls://u:s3cret@h:1,nats://x", why, sizeof why),
+        PL_OK);
+    assert_int_equal(
+        pl__relay_config_set(&c, key("cluster"), "https://u:s3cret@h:1", why, sizeof why),
+        PL_ERR_CONFIG_VALUE);
+    assert_null(strstr(why, "s3cret"));
+    assert_int_equal(
+        pl__relay_config_set(&c, key("cluster"), "tls://u:s3cret@h:1", why, sizeof why), PL_OK);
+    assert_int_equal(
+        pl__relay_config_set(&c, key("cluster-ca"), "/etc/nats/ca.pem", why, sizeof why), PL_OK);
+    assert_int_equal(
+        pl__relay_config_set(&c, key("cluster-cert"), "/etc/nats/c.pem", why, sizeof why), PL_OK);
+    assert_int_equal(pl__relay_config_finish(&c, why, sizeof why), PL_ERR_CONFIG_VALUE);
+    assert_non_null(strstr(why, "cluster-key"));
+    assert_int_equal(
+        pl__relay_config_set(&c, key("cluster-key"), "/etc/nats/c.key", why, sizeof why), PL_OK);
+    assert_int_equal(pl__relay_config_finish(&c, why, sizeof why), PL_OK);
+    assert_string_equal(c.cluster_ca, "/etc/nats/ca.pem");
+    pl__relay_config_init(&n);
+    assert_int_equal(pl__relay_config_set(&n, key("cluster-ca"), "/x.pem", why, sizeof why), PL_OK);
+    assert_int_equal(pl__relay_config_finish(&n, why, sizeof why), PL_ERR_CONFIG_VALUE);
+    assert_non_null(strstr(why, "need cluster"));
     pl__relay_config_free(&n);
     assert_int_equal(pl__relay_config_set(&c, key("db"), "/tmp/x.db", why, sizeof why), PL_OK);
     assert_int_equal(pl__relay_config_finish(&c, why, sizeof why), PL_ERR_CONFIG_VALUE);

@@ -34,9 +34,14 @@ static const char usage[] =
     "                        survive a crash. Without --db the mailbox is in memory only.\n"
     "  --cluster URLS        share the mailbox with other relay instances through a NATS\n"
     "                        JetStream cluster: nats://HOST:PORT[,nats://HOST:PORT...]\n"
-    "                        (any node; the others are found). Exclusive with --db\n"
+    "                        (any node; the others are found). Exclusive with --db.\n"
+    "                        tls://HOST:PORT: TLS; USER:PASS@HOST:PORT: NATS user\n"
     "  --cluster-replicas N  replicas of each stream (default 3, or 1 with one URL)\n"
     "  --instance-id ID      this instance's name in the cluster (default HOST-PID)\n"
+    "  --cluster-ca PEM      TLS to NATS, its servers checked against these CAs\n"
+    "                        (default with tls://: the system's)\n"
+    "  --cluster-cert PEM --cluster-key PEM\n"
+    "                        a client certificate for NATS servers that ask for one\n"
     "  --require-auth        refuse clients without a valid relay JWT (HTTP 401)\n"
     "  --allow DID           with --require-auth: admit only these client keys\n"
     "                        (did:key:z...; repeatable); others get HTTP 401\n"
@@ -182,6 +187,9 @@ static void to_opts(const pl__relay_config *c, pl__ws_server_opts *o, const char
     o->cluster.urls = c->cluster[0] ? c->cluster : NULL;
     o->cluster.replicas = c->cluster_replicas;
     o->cluster.instance_id = c->instance_id[0] ? c->instance_id : NULL;
+    o->cluster.ca = c->cluster_ca[0] ? c->cluster_ca : NULL;
+    o->cluster.cert = c->cluster_cert[0] ? c->cluster_cert : NULL;
+    o->cluster.key = c->cluster_key[0] ? c->cluster_key : NULL;
     o->require_auth = c->require_auth;
     pl__relay_config_limits(c, &o->limits);
     o->max_memory = c->max_memory;

@@ -57,6 +57,9 @@ static const struct ttl_class {
 #define ROOM_WAIT_MS 1000
 #define OPS_TICK_MS 50
 #define MAX_ROOMS 4096
+/* The system's CAs (Debian's ca-certificates), for tls:// without
+ * --cluster-ca. */
+#define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 #define REF_SEQ_MASK ((UINT64_C(1) << 56) - 1) /* store_ref: class + 1 << 56 | seq */
 
 enum { JOB_LOAD };
@@ -223,6 +226,17 @@ static void blog(nats_backend *b, int level, const char *fmt, ...) {
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     b->sink.log(b->sink.ud, level, line);
+}
+
+/* A URL fit for a log line: a user and password (SCHEME://USER:PASS@...)
+ * are left out. */
+static void show_url(const char *in, char *out, size_t cap) {
+    const char *s = strstr(in, "://");
+    const char *at = s ? strchr(s + 3, '@') : NULL, *slash = s ? strchr(s + 3, '/') : NULL;
+    if (at && (!slash || at < slash))
+        snprintf(out, cap, "%.*s***@%s", (int)(s + 3 - in), in, at + 1);
+    else
+        snprintf(out, cap, "%s", in);
 }
 
 static int64_t mono_ms(void) {
@@ -546,9 +560,10 @@ static void on_disconnected(natsConnection *nc, void *closure) {
 }
 
 static void on_reconnected(natsConnection *nc, void *closure) {
-    char url[256] = "";
+    char url[256] = "", shown[256];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    post_log(closure, PL__LOG_INFO, "cluster: reconnected to %s", url);
+    show_url(url, shown, sizeof shown);
+    post_log(closure, PL__LOG_INFO, "cluster: reconnected to %s", shown);
     result *r = calloc(1, sizeof *r);
     if (!r) return;
     r->kind = RES_RESYNC;
@@ -1711,14 +1726,16 @@ static pl_err control_plane_start(nats_backend *b) {
     return PL_OK;
 }
 
-/* "nats://a:1,nats://b:2" -> a list (each at most 255 chars, 16 of them). */
+/* "nats://a:1,tls://b:2" -> a list (each at most 255 chars, 16 of them). */
 static int split_urls(const char *urls, char (*out)[256], int max) {
     int n = 0;
     const char *p = urls;
     while (*p) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (!len || len >= 256 || n == max || strncmp(p, "nats://", 7) != 0) return -1;
+        if (!len || len >= 256 || n == max ||
+            (strncmp(p, "nats://", 7) != 0 && strncmp(p, "tls://", 6) != 0))
+            return -1;
         memcpy(out[n], p, len);
         out[n][len] = '\0';
         n++;
@@ -1795,10 +1812,37 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(b->nopts, 64 << 20);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(b->nopts, on_disconnected, b);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(b->nopts, on_reconnected, b);
+    /* TLS: asked by a tls:// URL or by a CA or client certificate. The
+     * servers' certificates are checked (against --cluster-ca, or the
+     * system's CAs) and must name the host of the URL. */
+    bool tls = opts->ca || opts->cert;
+    for (int i = 0; i < nurls; i++)
+        tls = tls || !strncmp(urls[i], "tls://", 6);
+    if (s == NATS_OK && tls) {
+        s = natsOptions_SetSecure(b->nopts, true);
+        const char *ca = opts->ca ? opts->ca : SYSTEM_CA_FILE;
+        if (s == NATS_OK) s = natsOptions_LoadCATrustedCertificates(b->nopts, ca);
+        if (s == NATS_OK && opts->cert)
+            s = natsOptions_LoadCertificatesChain(b->nopts, opts->cert, opts->key);
+        if (s != NATS_OK) {
+            blog(b, PL__LOG_ERROR, "cluster: TLS set-up failed (%s%s%s): %s", ca,
+                 opts->cert ? ", " : "", opts->cert ? opts->cert : "",
+                 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
+            goto fail;
+        }
+    }
     if (s == NATS_OK) s = natsConnection_Connect(&b->nc, b->nopts);
     if (s != NATS_OK) {
-        blog(b, PL__LOG_ERROR, "cluster: cannot connect to %s: %s", opts->urls,
-             natsStatus_GetText(s));
+        char shown[16 * 64] = "";
+        for (int i = 0; i < nurls; i++) {
+            char one[256];
+            show_url(urls[i], one, sizeof one);
+            size_t n = strlen(shown);
+            snprintf(shown + n, sizeof shown - n, "%s%s", i ? "," : "", one);
+        }
+        const char *last = nats_GetLastError(NULL);
+        blog(b, PL__LOG_ERROR, "cluster: cannot connect to %s: %s%s%s", shown,
+             natsStatus_GetText(s), last && *last ? ": " : "", last && *last ? last : "");
         goto fail;
     }
     jsOptions jo;
@@ -1829,9 +1873,10 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
         if (pthread_create(&b->w[i].th, NULL, worker_main, &b->w[i]) != 0) goto fail;
         b->w[i].started = true;
     }
-    char url[256] = "";
+    char url[256] = "", shown[256];
     natsConnection_GetConnectedUrl(b->nc, url, sizeof url);
-    blog(b, PL__LOG_INFO, "cluster: connected to %s as instance %s, streams R%d ready", url,
+    show_url(url, shown, sizeof shown);
+    blog(b, PL__LOG_INFO, "cluster: connected to %s as instance %s, streams R%d ready", shown,
          b->instance, replicas);
     *out = &b->base;
     return PL_OK;

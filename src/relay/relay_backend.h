@@ -80,13 +80,16 @@ pl_err pl__relay_backend_sqlite(pl__relay_backend **out, pl__relay_store *store,
 
 /* NATS JetStream options (--cluster). */
 typedef struct pl__relay_nats_opts {
-    const char *urls;        /* "nats://h:p[,nats://h:p...]" */
+    const char *urls;        /* "nats://h:p[,tls://user:pass@h:p...]" */
     int replicas;            /* of each stream; 0: 3, or 1 with a single URL */
     const char *instance_id; /* this relay instance; NULL: host name and pid */
     size_t max_mailbox;      /* messages per topic and TTL class (MaxMsgsPerSubject) */
     size_t max_message;      /* bytes of one message (the streams' MaxMsgSize, with room) */
     int64_t retry_ms;        /* a publish is retried this long (leader election); 0: 5000 */
     int workers;             /* threads reading stored messages (loads); 0: 4 */
+    /* TLS to the servers (also when a URL is tls://): PEM CA file (NULL:
+     * the system's), client certificate and key (NULL: none). */
+    const char *ca, *cert, *key;
 } pl__relay_nats_opts;
 
 /* Connect to the cluster (any of the URLs), create or check the streams,

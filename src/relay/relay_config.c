@@ -52,6 +52,9 @@ enum {
     K_CLUSTER,
     K_CLUSTER_REPLICAS,
     K_INSTANCE_ID,
+    K_CLUSTER_CA,
+    K_CLUSTER_CERT,
+    K_CLUSTER_KEY,
     K_COUNT
 };
 
@@ -101,6 +104,9 @@ static const keydef keys[K_COUNT] = {
     [K_CLUSTER] = {"cluster", true, false, false},
     [K_CLUSTER_REPLICAS] = {"cluster-replicas", true, false, false},
     [K_INSTANCE_ID] = {"instance-id", true, false, false},
+    [K_CLUSTER_CA] = {"cluster-ca", true, false, false},
+    [K_CLUSTER_CERT] = {"cluster-cert", true, false, false},
+    [K_CLUSTER_KEY] = {"cluster-key", true, false, false},
 };
 
 size_t pl__relay_config_nkeys(void) {
@@ -192,6 +198,21 @@ static bool parse_bytes(const char *s, unsigned long long max, size_t *out) {
     if (errno || *end || v == 0 || v > max / mul) return false;
     *out = (size_t)(v * mul);
     return true;
+}
+
+/* A --cluster list: each element nats:// or tls:// and something after
+ * it. (The value is never echoed back: it may hold a password.) */
+static bool cluster_urls_ok(const char *v) {
+    for (const char *p = v;;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        size_t scheme = !strncmp(p, "nats://", 7) ? 7 : !strncmp(p, "tls://", 6) ? 6 : 0;
+        if (!scheme || len <= scheme) return false;
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)p[i] <= ' ') return false;
+        if (!e) return true;
+        p = e + 1;
+    }
 }
 
 /* "HOST:PORT" or "[IPV6]:PORT". */
@@ -308,9 +329,20 @@ pl_err pl__relay_config_set(pl__relay_config *c, size_t key, const char *v, char
         if (!copy_path(c->db, sizeof c->db, v)) return bad(why, whysz, "wants a file name");
         return PL_OK;
     case K_CLUSTER:
-        if (strncmp(v, "nats://", 7) || !copy_path(c->cluster, sizeof c->cluster, v))
-            return bad(why, whysz, "wants nats://HOST:PORT[,nats://HOST:PORT...], got '%.64s'", v);
+        if (!cluster_urls_ok(v) || !copy_path(c->cluster, sizeof c->cluster, v))
+            return bad(why, whysz,
+                       "wants nats://HOST:PORT or tls://HOST:PORT, comma-separated (a user and "
+                       "password as USER:PASS@HOST:PORT)");
         return PL_OK;
+    case K_CLUSTER_CA:
+    case K_CLUSTER_CERT:
+    case K_CLUSTER_KEY: {
+        char *dst = key == K_CLUSTER_CA     ? c->cluster_ca
+                    : key == K_CLUSTER_CERT ? c->cluster_cert
+                                            : c->cluster_key;
+        if (!copy_path(dst, PL__RELAY_PATH_MAX, v)) return bad(why, whysz, "wants a file name");
+        return PL_OK;
+    }
     case K_CLUSTER_REPLICAS:
         if (!parse_ulong(v, 5, &u) || u == 0) return bad(why, whysz, "wants 1..5");
         c->cluster_replicas = (int)u;
@@ -684,8 +716,12 @@ pl_err pl__relay_config_finish(pl__relay_config *c, char *why, size_t whysz) {
         return bad(why, whysz, "tls-cert and tls-key go together");
     if (c->db[0] && c->cluster[0])
         return bad(why, whysz, "db and cluster exclude each other: the cluster is the store");
-    if ((c->cluster_replicas || c->instance_id[0]) && !c->cluster[0])
-        return bad(why, whysz, "cluster-replicas and instance-id need cluster");
+    if ((c->cluster_replicas || c->instance_id[0] || c->cluster_ca[0] || c->cluster_cert[0]) &&
+        !c->cluster[0])
+        return bad(why, whysz,
+                   "cluster-replicas, instance-id, cluster-ca and cluster-cert need cluster");
+    if (!c->cluster_cert[0] != !c->cluster_key[0])
+        return bad(why, whysz, "cluster-cert and cluster-key go together");
     c->nallow = 0;
     for (size_t i = 0; i < c->nallow_keys; i++)
         PL_TRY(allow_add(c, c->allow_keys[i]));
@@ -815,6 +851,12 @@ static bool same(const pl__relay_config *a, const pl__relay_config *b, size_t ke
         return a->cluster_replicas == b->cluster_replicas;
     case K_INSTANCE_ID:
         return !strcmp(a->instance_id, b->instance_id);
+    case K_CLUSTER_CA:
+        return !strcmp(a->cluster_ca, b->cluster_ca);
+    case K_CLUSTER_CERT:
+        return !strcmp(a->cluster_cert, b->cluster_cert);
+    case K_CLUSTER_KEY:
+        return !strcmp(a->cluster_key, b->cluster_key);
     }
     return true;
 }
@@ -848,6 +890,9 @@ void pl__relay_config_keep_restart(pl__relay_config *neu, const pl__relay_config
     memcpy(neu->cluster, old->cluster, sizeof old->cluster);
     neu->cluster_replicas = old->cluster_replicas;
     memcpy(neu->instance_id, old->instance_id, sizeof old->instance_id);
+    memcpy(neu->cluster_ca, old->cluster_ca, sizeof old->cluster_ca);
+    memcpy(neu->cluster_cert, old->cluster_cert, sizeof old->cluster_cert);
+    memcpy(neu->cluster_key, old->cluster_key, sizeof old->cluster_key);
     memcpy(neu->public_url, old->public_url, sizeof old->public_url);
     neu->npublic_url = old->npublic_url;
     neu->ping_interval_ms = old->ping_interval_ms;

@@ -52,6 +52,11 @@ typedef struct pl__relay_config {
     char cluster[PL__RELAY_PATH_MAX];
     int cluster_replicas;
     char instance_id[64];
+    /* --cluster-ca (PEM CAs the NATS servers' certificates are checked
+     * against: TLS), --cluster-cert/--cluster-key (a client certificate
+     * for servers that ask for one); "": none. */
+    char cluster_ca[PL__RELAY_PATH_MAX], cluster_cert[PL__RELAY_PATH_MAX],
+        cluster_key[PL__RELAY_PATH_MAX];
     bool require_auth;
     char public_url[PL__RELAY_AUD_MAX][PL_JWT_AUD_MAX];
     size_t npublic_url;
