@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static const char usage[] =
@@ -177,6 +178,45 @@ static pl_err build(pl__relay_config *c, char *why, size_t whysz, bool *is_usage
     return pl__relay_config_finish(c, why, whysz);
 }
 
+/* Whether a --cluster list names a NATS user and password (USER:PASS@). */
+static bool has_password(const char *urls) {
+    for (const char *p = urls; p && *p;) {
+        const char *e = strchr(p, ','), *s = strstr(p, "://");
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (s && s < p + len) {
+            const char *at = memchr(s + 3, '@', (size_t)(p + len - s - 3));
+            if (at && memchr(s + 3, ':', (size_t)(at - s - 3))) return true;
+        }
+        p = e ? e + 1 : NULL;
+    }
+    return false;
+}
+
+/* A NATS password is a secret: on the command line every user sees it (ps),
+ * so the relay says where it belongs; in a --config file others may read,
+ * the relay refuses to start, as for a key file. 0, or the exit status. */
+static int check_cluster_secret(const char *cmd) {
+    if (!has_password(g.cfg.cluster)) return 0;
+    bool from_flag = false;
+    for (size_t i = 0; i < g.nflags; i++)
+        from_flag = from_flag || !strcmp(pl__relay_config_key_name(g.flags[i].key), "cluster");
+    if (from_flag) {
+        say(PL_LOG_WARN, "the NATS password in --cluster is visible to every user of this machine "
+                         "(ps): put the cluster line in a --config file of mode 0600");
+        return 0;
+    }
+    struct stat st;
+    if (g.config_path && stat(g.config_path, &st) == 0 && (st.st_mode & 077)) {
+        fprintf(stderr,
+                "pairlink %s: %s holds a NATS password but others may read it (mode %04o): run "
+                "'chmod 600 %s' (%s)\n",
+                cmd, g.config_path, (unsigned)(st.st_mode & 07777), g.config_path,
+                pl_errname(PL_ERR_KEY_FILE));
+        return 1;
+    }
+    return 0;
+}
+
 static void to_opts(const pl__relay_config *c, pl__ws_server_opts *o, const char **urls) {
     memset(o, 0, sizeof *o);
     o->listen = c->listen;
@@ -324,6 +364,7 @@ int pl_cli_relay(int argc, char **argv) {
     }
     if (!o.db_path && !o.cluster.urls)
         say(PL_LOG_WARN, "no --db: the mailbox is kept in memory and lost on exit");
+    if ((rc = check_cluster_secret(cmd)) != 0) goto out;
 
     /* Message texts and answer pages go to mmap and back to the system when
      * freed, so that the resident size follows what the relay accounts for

@@ -6,7 +6,8 @@
 # password), all on 127.0.0.1.
 #   - tls://USER:PASS@... with --cluster-ca: the relay starts and serves
 #     (publish, replay, fetch through it), and its log never shows the
-#     password;
+#     password; on the command line it warns (ps shows it), in a --config
+#     file others may read it refuses to start, in a 0600 one it starts;
 #   - without --cluster-ca (the system's CAs do not know this CA), with a
 #     host name the certificate does not name, with a wrong password, and
 #     without TLS: it does not start, exit 1, and says why;
@@ -72,7 +73,24 @@ grep -q "FETCH OK" "$WORK/replay.out" || die "no fetch over TLS"
 stop_relay
 check_relay_log
 if grep -q "$PASS" "$RELAY_ERR" "$WORK"/*.out; then die "the password shows in a log"; fi
+grep -q "the NATS password in --cluster is visible" "$RELAY_ERR" ||
+    die "no warning for a password on the command line"
 echo "STEP tls and a user ok"
+
+# 1b. The password in a --config file: refused while others may read it,
+# taken (without the warning) once it is 0600.
+printf 'cluster tls://relay:%s@127.0.0.1:%s\ncluster-ca %s\n' "$PASS" "$PORT" "$WORK/ca.pem" \
+    >"$WORK/relay.conf"
+chmod 644 "$WORK/relay.conf"
+rc=0
+timeout 20 "$PL_CLI" relay --listen 127.0.0.1:0 --config "$WORK/relay.conf" >"$WORK/conf.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "holds a NATS password but others may read it (mode 0644): run 'chmod 600" \
+    "$WORK/conf.out" || { cat "$WORK/conf.out"; die "a readable config file with a password: exit $rc"; }
+chmod 600 "$WORK/relay.conf"
+start_relay tls-conf --config "$WORK/relay.conf"
+if grep -q "visible to every user" "$RELAY_ERR"; then die "a warning for a password in a 0600 file"; fi
+stop_relay
+echo "STEP password in a 0600 config file ok"
 
 # 2. What must not start, each with its reason.
 refused() { # refused WHAT PATTERN ARGS...
