@@ -582,6 +582,22 @@ static void test_health_and_metrics(void **state) {
     o.rss = 100001; /* the process over --max-memory */
     assert_int_equal(pl__relay_health_json(&o, body, sizeof body), 503);
     o.rss = 50000;
+    /* a cluster instance: healthy while connected to NATS */
+    o.cluster = true;
+    o.cl.connected = true;
+    assert_int_equal(pl__relay_health_json(&o, body, sizeof body), 200);
+    o.cl.connected = false;
+    assert_false(pl__relay_healthy(&o));
+    assert_int_equal(pl__relay_health_json(&o, body, sizeof body), 503);
+    assert_non_null(strstr(body, "\"status\":\"cluster_disconnected\""));
+    o.cl.connected = true;
+    o.cl.instances = 2;
+    o.cl.puts = 40;
+    o.cl.put_failures = 1;
+    o.cl.loads = 7;
+    o.cl.load_failures = 2;
+    o.cl.rooms = 5;
+    o.cl.rooms_failed = 1;
 
     char *text;
     size_t len;
@@ -602,6 +618,14 @@ static void test_health_and_metrics(void **state) {
     assert_int_equal(sample(text, "pairlink_relay_refusals_total{kind=\"http\",code=\"401\"}"), 3);
     assert_int_equal(sample(text, "pairlink_relay_refusals_total{kind=\"socket\",code=\"busy\"}"),
                      12);
+    assert_int_equal(sample(text, "pairlink_relay_cluster_connected"), 1);
+    assert_int_equal(sample(text, "pairlink_relay_cluster_instances"), 2);
+    assert_int_equal(sample(text, "pairlink_relay_cluster_puts_total{result=\"stored\"}"), 40);
+    assert_int_equal(sample(text, "pairlink_relay_cluster_puts_total{result=\"failed\"}"), 1);
+    assert_int_equal(sample(text, "pairlink_relay_cluster_loads_total{result=\"ok\"}"), 5);
+    assert_int_equal(sample(text, "pairlink_relay_cluster_loads_total{result=\"failed\"}"), 2);
+    assert_int_equal(sample(text, "pairlink_relay_cluster_rooms_total{result=\"answered\"}"), 4);
+    assert_int_equal(sample(text, "pairlink_relay_cluster_rooms_total{result=\"failed\"}"), 1);
     /* exposition format 0.0.4: every line a comment or "name[{labels}] value",
      * every sample's family announced with HELP and TYPE first */
     for (char *p = text; *p;) {

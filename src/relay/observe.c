@@ -14,17 +14,23 @@ bool pl__relay_healthy(const pl__relay_observed *o) {
     PL_REQUIRE(o);
     if (o->memory_budget && o->st.memory >= o->memory_budget / 4 * 3) return false;
     if (o->max_memory && o->rss > o->max_memory) return false;
+    /* A cluster instance without its NATS connection can store nothing:
+     * the load balancer should send clients to another. */
+    if (o->cluster && !o->cl.connected) return false;
     return true;
 }
 
 int pl__relay_health_json(const pl__relay_observed *o, char *buf, size_t cap) {
     PL_REQUIRE(o && buf && cap);
     bool ok = pl__relay_healthy(o);
+    const char *status = ok                               ? "ok"
+                         : o->cluster && !o->cl.connected ? "cluster_disconnected"
+                                                          : "over_memory_budget";
     snprintf(buf, cap,
              "{\"status\":\"%s\",\"uptime_s\":%lld,\"connections\":%zu,\"sockets\":%zu,"
              "\"memory_bytes\":%zu,\"memory_budget_bytes\":%zu}\n",
-             ok ? "ok" : "over_memory_budget", (long long)(o->uptime_ms / 1000), o->st.conns,
-             o->st.sockets, o->st.memory, o->memory_budget);
+             status, (long long)(o->uptime_ms / 1000), o->st.conns, o->st.sockets, o->st.memory,
+             o->memory_budget);
     return ok ? 200 : 503;
 }
 

@@ -36,10 +36,12 @@ typedef struct pl__relay_observed {
 
 /* false while the relay is over its memory budget: its accounted memory at
  * or past the bulk limit (3/4 of the budget, where it stops pushing stored
- * messages in bulk), or its resident size over --max-memory. */
+ * messages in bulk), or its resident size over --max-memory; and, in a
+ * cluster, while it has no NATS connection. */
 bool pl__relay_healthy(const pl__relay_observed *o);
 
-/* The body of GET /health: {"status":"ok"|"over_memory_budget",
+/* The body of GET /health: {"status":"ok"|"over_memory_budget"|
+ * "cluster_disconnected",
  * "uptime_s":N,"connections":N,"sockets":N,"memory_bytes":N,
  * "memory_budget_bytes":N}. Returns the HTTP status: 200, or 503 when not
  * healthy. buf gets the body (NUL-terminated; 256 bytes suffice). */

@@ -14,7 +14,8 @@
 #   - 2000 publishes on 1 with the subscriber on 2; kill -9 of instance 2:
 #     the subscriber moves to 3 and receives every acknowledged message;
 #   - the same with kill -9 of the stream's JetStream leader: 0 lost;
-#   - a second node killed (no quorum): a publish is answered -32603.
+#   - a second node killed (no quorum): a publish is answered -32603;
+#   - the last node killed: /health answers 503 cluster_disconnected.
 # Exit 77 (skipped) without nats-server or without a libnats build. Run by
 # CTest (label cluster); everything stops by itself (timeouts, trap).
 set -euo pipefail
@@ -280,19 +281,32 @@ grep -Eq "not stored after|cluster: load of [0-9a-f]+\.\.\. incomplete" "${ERR[1
 # Instance 1 lost its node at least once (step 6 or 7): it reconnected.
 grep -q "cluster: reconnected to nats://" "${ERR[1]}" || die "instance 1 did not reconnect to another node"
 
-# Instances 1 and 3 stop cleanly; 3 hears 1 say bye.
-for i in 1 3; do
-    RELAY_PID=${PID[$i]}
-    RELAY_ERR=${ERR[$i]}
-    stop_relay
-    check_relay_log
-    if [ $i = 1 ]; then
-        for _ in $(seq 1 50); do
-            grep -q "cluster: instance r1 left (stopped)" "${ERR[3]}" && break
-            sleep 0.1
-        done
-        grep -q "cluster: instance r1 left (stopped)" "${ERR[3]}" ||
-            { RELAY_ERR=${ERR[3]}; die "instance 3 did not hear instance 1 stop"; }
-    fi
+# Instance 1 stops cleanly and instance 3 hears it say bye (plain NATS on
+# the last node works without a JetStream quorum).
+RELAY_PID=${PID[1]}
+RELAY_ERR=${ERR[1]}
+stop_relay
+check_relay_log
+for _ in $(seq 1 50); do
+    grep -q "cluster: instance r1 left (stopped)" "${ERR[3]}" && break
+    sleep 0.1
 done
+grep -q "cluster: instance r1 left (stopped)" "${ERR[3]}" ||
+    { RELAY_ERR=${ERR[3]}; die "instance 3 did not hear instance 1 stop"; }
+# 8. No NATS at all: instance 3 says so on /health (503), so that a load
+# balancer sends clients elsewhere, and still stops cleanly.
+health3() { node -e 'fetch(process.argv[1]).then(async (r) => console.log(r.status, await r.text())).catch(() => process.exit(1))' "${URL[3]/ws:/http:}/health"; }
+[[ "$(health3)" == 200* ]] || die "instance 3 is not healthy before NATS goes"
+cleanup_nats
+for _ in $(seq 1 50); do
+    [[ "$(health3)" == *cluster_disconnected* ]] && break
+    sleep 0.1
+done
+[[ "$(health3)" == "503 "*'"status":"cluster_disconnected"'* ]] ||
+    die "instance 3 without NATS: /health says '$(health3)'"
+echo "STEP /health without NATS ok"
+RELAY_PID=${PID[3]}
+RELAY_ERR=${ERR[3]}
+stop_relay
+check_relay_log
 echo "$TEST_NAME: OK"
