@@ -40,7 +40,7 @@ static const struct ttl_class {
  * the core's budget (which counts the cached message once). */
 #define MAX_INFLIGHT_BYTES ((size_t)64 << 20)
 #define REQ_WAIT_MS 2000   /* one JetStream request */
-#define CLAIM_WAIT_MS 500  /* an instance holding our id answers within it */
+#define CLAIM_WAIT_MS 1500 /* an instance holding our id answers within it (loaded machines) */
 #define RETRY_PAUSE_MS 100 /* between tries while the cluster elects a leader */
 #define RECORD_OVERHEAD 4096
 #define REFUSED_BIT (UINT64_C(1) << 63) /* a RES_PUT for a put refused in apply */
@@ -211,6 +211,14 @@ typedef struct nats_backend {
     uint64_t next_token;
     uv_timer_t hb_timer, ops_timer;
     bool hb_open, ops_open;
+    /* libnats calls our handlers from its threads, and may do so once more
+     * after a subscription or the connection is closed: b is freed only
+     * when every subscription said it is done (natsSubscription_SetOnCompleteCB)
+     * and the connection said it is closed. */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    int live_subs;
+    bool nc_closed;
     bool members_overflow;
     int64_t started; /* monotonic ms: the control plane's start */
     nstats st;
@@ -276,6 +284,42 @@ static void post_log(nats_backend *b, int level, const char *fmt, ...) {
     vsnprintf(r->line, sizeof r->line, fmt, ap);
     va_end(ap);
     post(b, r);
+}
+
+/* ---- libnats handlers: counted, so that b outlives them ---------------------------- */
+
+static void on_sub_complete(void *closure) {
+    nats_backend *b = closure;
+    pthread_mutex_lock(&b->gate_mu);
+    b->live_subs--;
+    pthread_cond_broadcast(&b->gate_cv);
+    pthread_mutex_unlock(&b->gate_mu);
+}
+
+static void on_closed(natsConnection *nc, void *closure) {
+    (void)nc;
+    nats_backend *b = closure;
+    pthread_mutex_lock(&b->gate_mu);
+    b->nc_closed = true;
+    pthread_cond_broadcast(&b->gate_cv);
+    pthread_mutex_unlock(&b->gate_mu);
+}
+
+/* An asynchronous subscription whose end is counted (see gate_mu). */
+static natsStatus subscribe(nats_backend *b, natsSubscription **out, const char *subj,
+                            natsMsgHandler cb) {
+    natsStatus s = natsConnection_Subscribe(out, b->nc, subj, cb, b);
+    if (s != NATS_OK) return s;
+    pthread_mutex_lock(&b->gate_mu);
+    b->live_subs++;
+    pthread_mutex_unlock(&b->gate_mu);
+    s = natsSubscription_SetOnCompleteCB(*out, on_sub_complete, b);
+    if (s != NATS_OK) { /* closed already: it will not call back */
+        pthread_mutex_lock(&b->gate_mu);
+        b->live_subs--;
+        pthread_mutex_unlock(&b->gate_mu);
+    }
+    return NATS_OK;
 }
 
 /* ---- records <-> JSON ------------------------------------------------------ */
@@ -616,7 +660,7 @@ static pl_err claim_instance(nats_backend *b) {
     snprintf(subj, sizeof subj, "PAIRLINK.INSTANCE.%s", hex);
     pl_random(nonce, sizeof nonce);
     (void)pl_hex_encode(b->claim_nonce, sizeof b->claim_nonce, nonce, sizeof nonce);
-    natsStatus s = natsConnection_Subscribe(&b->claim, b->nc, subj, on_claim, b);
+    natsStatus s = subscribe(b, &b->claim, subj, on_claim);
     if (s == NATS_OK) s = natsConnection_Flush(b->nc);
     if (s != NATS_OK) {
         blog(b, PL__LOG_ERROR, "cluster: cannot claim instance id %s: %s", b->instance,
@@ -1469,7 +1513,7 @@ static bool nb_apply(pl__relay_backend *base, const pl__relay_action *a) {
         if (!t || t->sub) break;
         char subj[96];
         snprintf(subj, sizeof subj, "live.irn.*.%s", a->rec.topic);
-        natsStatus s = natsConnection_Subscribe(&t->sub, b->nc, subj, on_live, b);
+        natsStatus s = subscribe(b, &t->sub, subj, on_live);
         if (s != NATS_OK) {
             t->sub = NULL;
             blog(b, PL__LOG_ERROR, "cluster: cannot watch %.16s...: %s", a->rec.topic,
@@ -1524,6 +1568,8 @@ static void nb_stop(pl__relay_backend *base) {
      * rest: their clients got no `true` and publish again elsewhere. */
     stop_workers(b);
     if (b->nc) {
+        /* Our own bye need not come back to us. */
+        if (b->ctl) natsSubscription_Unsubscribe(b->ctl);
         /* The others stop waiting for us in their rooms. */
         ctl_publish(b, "PAIRLINK.CTL.BYE", NULL, NULL, NULL, 0, NULL, 0);
         (void)natsConnection_FlushTimeout(b->nc, 200);
@@ -1555,6 +1601,22 @@ static void nb_free(pl__relay_backend *base) {
     if (!b) return;
     b->stopping = true;
     stop_workers(b);
+    /* Wait until libnats is done calling us (see gate_mu); closing the
+     * connection ends every subscription. Bounded: if it does not say so,
+     * b is left allocated rather than freed under a running handler. */
+    bool done = true;
+    if (b->nc) {
+        natsConnection_Close(b->nc);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        pthread_mutex_lock(&b->gate_mu);
+        while ((b->live_subs > 0 || !b->nc_closed) &&
+               pthread_cond_timedwait(&b->gate_cv, &b->gate_mu, &until) == 0)
+            ;
+        done = b->live_subs <= 0 && b->nc_closed;
+        pthread_mutex_unlock(&b->gate_mu);
+    }
     for (pl__hnode *n; (n = pl__ht_pop(&b->topics));) {
         tstate *t = PL__ENTRY(n, tstate, hnode);
         if (t->sub) natsSubscription_Destroy(t->sub);
@@ -1596,7 +1658,10 @@ static void nb_free(pl__relay_backend *base) {
         pthread_mutex_destroy(&b->w[i].mu);
         pthread_cond_destroy(&b->w[i].cv);
     }
+    if (!done) return; /* a libnats thread may still hold b: not freed */
     pthread_mutex_destroy(&b->mu);
+    pthread_mutex_destroy(&b->gate_mu);
+    pthread_cond_destroy(&b->gate_cv);
     free(b);
 }
 
@@ -1685,9 +1750,9 @@ static pl_err control_plane_start(nats_backend *b) {
         natsInbox_Destroy(inbox);
         char subj[112];
         snprintf(subj, sizeof subj, "%s.*", b->inbox);
-        s = natsConnection_Subscribe(&b->replies, b->nc, subj, on_reply, b);
+        s = subscribe(b, &b->replies, subj, on_reply);
     }
-    if (s == NATS_OK) s = natsConnection_Subscribe(&b->ctl, b->nc, "PAIRLINK.CTL.>", on_ctl, b);
+    if (s == NATS_OK) s = subscribe(b, &b->ctl, "PAIRLINK.CTL.>", on_ctl);
     natsSubscription *hs = NULL;
     char hello_inbox[112];
     snprintf(hello_inbox, sizeof hello_inbox, "%s.hello", b->inbox);
@@ -1762,6 +1827,8 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     b->retry_ms = opts->retry_ms > 0 ? opts->retry_ms : 5000;
     b->nworkers = opts->workers ? opts->workers : 4;
     pthread_mutex_init(&b->mu, NULL);
+    pthread_mutex_init(&b->gate_mu, NULL);
+    pthread_cond_init(&b->gate_cv, NULL);
     for (int i = 0; i < MAX_WORKERS; i++) {
         pthread_mutex_init(&b->w[i].mu, NULL);
         pthread_cond_init(&b->w[i].cv, NULL);
@@ -1812,6 +1879,7 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(b->nopts, 64 << 20);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(b->nopts, on_disconnected, b);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(b->nopts, on_reconnected, b);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(b->nopts, on_closed, b);
     /* TLS: asked by a tls:// URL or by a CA or client certificate. The
      * servers' certificates are checked (against --cluster-ca, or the
      * system's CAs) and must name the host of the URL. */
@@ -1859,8 +1927,8 @@ pl_err pl__relay_backend_nats(pl__relay_backend **out, uv_loop_t *loop,
     if ((e = ensure_streams(b, replicas, b->max_mailbox,
                             opts->max_message ? opts->max_message : (512u << 10))) != PL_OK)
         goto fail;
-    s = natsConnection_Subscribe(
-        &b->advisories, b->nc, "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.>", on_leader_elected, b);
+    s = subscribe(b, &b->advisories, "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.>",
+                  on_leader_elected);
     if (s != NATS_OK) {
         blog(b, PL__LOG_ERROR, "cluster: cannot follow leader elections: %s",
              natsStatus_GetText(s));

@@ -130,7 +130,7 @@ for i in 1 2 3; do start_instance $i; done
     >"$WORK/dup.out" 2>"$WORK/dup.err" &
 DUP_PID=$!
 for _ in $(seq 1 100); do kill -0 $DUP_PID 2>/dev/null || break; sleep 0.1; done
-if kill -0 $DUP_PID 2>/dev/null; then kill -9 $DUP_PID; die "a relay with a duplicate --instance-id runs"; fi
+if kill -0 $DUP_PID 2>/dev/null; then kill -9 $DUP_PID; cat "$WORK/dup.err" "$WORK/dup.out"; die "a relay with a duplicate --instance-id runs"; fi
 dup_rc=0
 wait $DUP_PID || dup_rc=$?
 [ $dup_rc = 1 ] && grep -q "instance id r1 is in use by another relay" "$WORK/dup.err" ||
