@@ -129,7 +129,7 @@ for i in 1 2 3; do start_instance $i; done
 "$PL_CLI" relay --listen 127.0.0.1:0 --cluster "$NATS_URLS" --instance-id r1 \
     >"$WORK/dup.out" 2>"$WORK/dup.err" &
 DUP_PID=$!
-for _ in $(seq 1 100); do kill -0 $DUP_PID 2>/dev/null || break; sleep 0.1; done
+for _ in $(seq 1 300); do kill -0 $DUP_PID 2>/dev/null || break; sleep 0.1; done
 if kill -0 $DUP_PID 2>/dev/null; then kill -9 $DUP_PID; cat "$WORK/dup.err" "$WORK/dup.out"; die "a relay with a duplicate --instance-id runs"; fi
 dup_rc=0
 wait $DUP_PID || dup_rc=$?
