@@ -44,19 +44,10 @@ static const struct ttl_class {
 #define RETRY_PAUSE_MS 100 /* between tries while the cluster elects a leader */
 #define RECORD_OVERHEAD 4096
 #define REFUSED_BIT (UINT64_C(1) << 63) /* a RES_PUT for a put refused in apply */
-/* Presence of the other instances (docs/relay.md "Cluster"): a heartbeat
- * every HB_MS; an instance not heard for HB_LOST_MS is gone. A newcomer
- * says hello and collects the answers for HELLO_MS before it serves. */
-#define HB_MS 1000
-#define HB_LOST_MS 3500
+/* Presence and rooms: relay/cluster_ctl.h (the plane). A newcomer says
+ * hello and collects the answers for HELLO_MS before it serves. */
 #define HELLO_MS 300
-#define MAX_MEMBERS 1024
-/* A ROOM not answered by every instance within ROOM_WAIT_MS: nothing goes
- * (the publish is refused, -32000). A delete of the store not answered
- * within REQ_WAIT_MS: the puts it held go anyway. */
-#define ROOM_WAIT_MS 1000
 #define OPS_TICK_MS 50
-#define MAX_ROOMS 4096
 /* The system's CAs (Debian's ca-certificates), for tls:// without
  * --cluster-ca. */
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
@@ -134,29 +125,6 @@ typedef struct tstate {
     struct pput *held_head, *held_tail;
 } tstate;
 
-/* Another relay instance, as heard. */
-typedef struct member {
-    char id[PL__RELAY_INSTANCE_MAX + 1];
-    int64_t seen; /* monotonic ms */
-} member;
-
-/* A ROOM of the core, out to the other instances. */
-typedef struct room {
-    struct room *next;
-    uint64_t token;
-    char topic[PL_RELAY_TOPIC_HEX + 1];
-    char *ids;
-    size_t n;
-    uint8_t *flags; /* DONE until someone says not, ACKED once someone says so */
-    char (*want)[PL__RELAY_INSTANCE_MAX + 1]; /* instances still to answer */
-    size_t nwant;
-    int64_t deadline;
-    /* Asked before this instance heard everyone's heartbeat: its view of
-     * the cluster may be short of an instance, so it waits out the whole
-     * ROOM_WAIT_MS and takes every answer that comes. */
-    bool warmup;
-} room;
-
 /* A delete of the store out. */
 typedef struct del {
     struct del *next;
@@ -203,10 +171,8 @@ typedef struct nats_backend {
     natsSubscription *ctl;          /* PAIRLINK.CTL.>: presence, rooms, evictions */
     natsSubscription *replies;      /* <inbox>.*: answers to our rooms and deletes */
     char inbox[96];
-    member *members;
-    size_t nmembers;
-    room *rooms;
-    size_t nrooms;
+    pl__relay_plane *plane; /* who is here, our rooms out */
+    bool overflow_said;     /* the "too many instances" warning was logged */
     del *dels;
     uint64_t next_token;
     uv_timer_t hb_timer, ops_timer;
@@ -219,8 +185,7 @@ typedef struct nats_backend {
     pthread_cond_t gate_cv;
     int live_subs;
     bool nc_closed;
-    bool members_overflow;
-    int64_t started; /* monotonic ms: the control plane's start */
+
     nstats st;
 } nats_backend;
 
@@ -989,162 +954,81 @@ static void ops_timer_on(nats_backend *b) {
         uv_timer_start(&b->ops_timer, ops_tick, OPS_TICK_MS, OPS_TICK_MS);
 }
 
-static member *member_find(nats_backend *b, const char *id) {
-    for (size_t i = 0; i < b->nmembers; i++)
-        if (!strcmp(b->members[i].id, id)) return &b->members[i];
-    return NULL;
-}
-
-static void room_finish(nats_backend *b, room *rm, bool ok, int64_t now);
-
-/* Rooms that wait for nobody any more are answered. */
-static void rooms_settle(nats_backend *b, int64_t now) {
-    for (room *rm = b->rooms, *nx; rm; rm = nx) {
-        nx = rm->next;
-        if (!rm->nwant && (!rm->warmup || !rm->flags)) room_finish(b, rm, rm->flags != NULL, now);
-    }
-}
-
 static void member_seen(nats_backend *b, const char *id, int64_t mono) {
-    if (!strcmp(id, b->instance)) return;
-    member *m = member_find(b, id);
-    if (m) {
-        m->seen = mono;
-        return;
-    }
-    if (b->nmembers == MAX_MEMBERS) {
-        /* Not followed: a room could not wait for it, so none goes out. */
+    int r = pl__relay_plane_seen(b->plane, id, mono);
+    if (r > 0) blog(b, PL__LOG_INFO, "cluster: instance %s is here", id);
+    if (r < 0 && !b->overflow_said) {
+        b->overflow_said = true;
         blog(b, PL__LOG_WARN, "cluster: more than %d relay instances: full topics refuse",
-             MAX_MEMBERS);
-        b->members_overflow = true;
-        return;
+             PL__RELAY_CTL_MEMBERS_MAX);
     }
-    if (!b->members && !(b->members = calloc(MAX_MEMBERS, sizeof *b->members))) return;
-    m = &b->members[b->nmembers++];
-    snprintf(m->id, sizeof m->id, "%s", id);
-    m->seen = mono;
-    blog(b, PL__LOG_INFO, "cluster: instance %s is here", id);
+}
+
+/* Answer the core for every room the plane decided by now. */
+static void rooms_settle(nats_backend *b, int64_t now) {
+    pl__relay_room_done d;
+    bool any = false;
+    while (pl__relay_plane_take(b->plane, mono_ms(), &d)) {
+        any = true;
+        if (d.flags) {
+            size_t go = 0;
+            for (size_t i = 0; i < d.n; i++)
+                go += d.flags[i] == (PL_RELAY_ROOM_DONE | PL_RELAY_ROOM_ACKED);
+            blog(b, PL__LOG_DEBUG,
+                 "cluster: topic %.16s...: %zu of %zu messages done everywhere and acknowledged",
+                 d.topic, go, d.n);
+            pl__relay_core_room_answer(b->sink.core, d.topic, d.ids, d.flags, d.n, now);
+        } else {
+            b->st.rooms_failed++;
+            blog(b, PL__LOG_WARN,
+                 "cluster: no answer from instance %s within %d ms: the full topic %.16s... "
+                 "refuses",
+                 d.silent, PL__RELAY_CTL_ROOM_WAIT_MS, d.topic);
+            pl__relay_core_room_answer(b->sink.core, d.topic, d.ids, NULL, 0, now);
+        }
+        free(d.ids);
+        free(d.flags);
+    }
+    if (any && b->sink.changed) b->sink.changed(b->sink.ud);
 }
 
 /* An instance left: rooms stop waiting for it (its clients are gone). */
 static void member_gone(nats_backend *b, const char *id, const char *why, int64_t now) {
-    member *m = member_find(b, id);
-    if (!m) return;
+    if (!pl__relay_plane_gone(b->plane, id)) return;
     blog(b, PL__LOG_INFO, "cluster: instance %s left (%s)", id, why);
-    *m = b->members[--b->nmembers];
-    for (room *rm = b->rooms; rm; rm = rm->next)
-        for (size_t i = 0; i < rm->nwant; i++)
-            if (!strcmp(rm->want[i], id)) {
-                memcpy(rm->want[i], rm->want[--rm->nwant], sizeof rm->want[i]);
-                break;
-            }
     rooms_settle(b, now);
 }
 
-static void room_free(room *rm) {
-    free(rm->ids);
-    free(rm->flags);
-    free(rm->want);
-    free(rm);
-}
-
-static void room_finish(nats_backend *b, room *rm, bool ok, int64_t now) {
-    room **pp = &b->rooms;
-    while (*pp && *pp != rm)
-        pp = &(*pp)->next;
-    if (*pp) *pp = rm->next;
-    b->nrooms--;
-    if (ok && b->sink.log) {
-        size_t go = 0;
-        for (size_t i = 0; i < rm->n; i++)
-            go += rm->flags[i] == (PL_RELAY_ROOM_DONE | PL_RELAY_ROOM_ACKED);
-        blog(b, PL__LOG_DEBUG,
-             "cluster: topic %.16s...: %zu of %zu messages done everywhere and acknowledged",
-             rm->topic, go, rm->n);
-    }
-    if (ok) {
-        pl__relay_core_room_answer(b->sink.core, rm->topic, rm->ids, rm->flags, rm->n, now);
-    } else {
-        b->st.rooms_failed++;
-        pl__relay_core_room_answer(b->sink.core, rm->topic, rm->ids, NULL, 0, now);
-    }
-    room_free(rm);
-    if (b->sink.changed) b->sink.changed(b->sink.ud);
-}
-
 /* Ask every other instance about the core's candidates. Never answers
- * from here (apply runs while the runtime drains the core): a room that
- * waits for nobody is settled through the result queue. */
+ * from here (apply runs while the runtime drains the core): the plane's
+ * decisions, and refusals, reach the core through the result queue. */
 static void room_ask(nats_backend *b, const pl__relay_action *a) {
-    room *rm = calloc(1, sizeof *rm);
-    if (!rm) { /* answered "nothing goes" through the queue */
-        result *r = calloc(1, sizeof *r);
-        if (r) {
-            r->kind = RES_REPLY;
-            memcpy(r->topic, a->rec.topic, sizeof r->topic);
-            post(b, r);
-        }
-        return;
-    }
-    memcpy(rm->topic, a->rec.topic, sizeof rm->topic);
-    rm->n = a->nids;
-    rm->token = ++b->next_token;
-    rm->deadline = mono_ms() + ROOM_WAIT_MS;
-    rm->warmup = mono_ms() < b->started + HB_LOST_MS;
-    rm->ids = malloc(a->nids * PL_RELAY_ID_HEX + 1);
-    uint8_t *flags = malloc(a->nids ? a->nids : 1);
-    rm->want = calloc(b->nmembers ? b->nmembers : 1, sizeof *rm->want);
-    bool ok = rm->ids && flags && rm->want && !b->members_overflow && b->nrooms < MAX_ROOMS;
-    if (ok) {
-        memcpy(rm->ids, a->ids, a->nids * PL_RELAY_ID_HEX);
-        memset(flags, PL_RELAY_ROOM_DONE, a->nids);
-        rm->flags = flags;
-        flags = NULL;
-        for (size_t i = 0; i < b->nmembers; i++)
-            memcpy(rm->want[rm->nwant++], b->members[i].id, sizeof rm->want[0]);
-    } else {
-        rm->nwant = 0; /* settled as failed */
-    }
-    free(flags);
-    rm->next = b->rooms;
-    b->rooms = rm;
-    b->nrooms++;
+    uint64_t token = 0;
+    bool ask = false;
+    pl_err e =
+        pl__relay_plane_room(b->plane, a->rec.topic, a->ids, a->nids, mono_ms(), &token, &ask);
     b->st.rooms++;
-    blog(b, PL__LOG_DEBUG,
-         "cluster: topic %.16s... is full: asking %zu instances about %zu messages", rm->topic,
-         rm->nwant, rm->n);
-    if (ok && (rm->nwant || rm->warmup)) {
-        char subj[96], reply[128];
-        snprintf(subj, sizeof subj, "PAIRLINK.CTL.ROOM.%s", rm->topic);
-        snprintf(reply, sizeof reply, "%s.%llu", b->inbox, (unsigned long long)rm->token);
-        ctl_publish(b, subj, reply, rm->topic, rm->ids, rm->n, NULL, 0);
+    result *r = calloc(1, sizeof *r);
+    if (e != PL_OK) {
+        blog(b, PL__LOG_WARN, "cluster: topic %.16s... is full and cannot ask the others: %s",
+             a->rec.topic, pl_strerror(e));
+        if (r) memcpy(r->topic, a->rec.topic, sizeof r->topic); /* answered "nothing goes" */
+    } else {
+        blog(b, PL__LOG_DEBUG,
+             "cluster: topic %.16s... is full: asking %zu instances about %zu messages",
+             a->rec.topic, pl__relay_plane_members(b->plane), a->nids);
     }
-    if (!rm->nwant && (!rm->warmup || !ok)) {
-        result *r = calloc(1, sizeof *r);
-        if (r) {
-            r->kind = RES_REPLY; /* token 0: settle */
-            post(b, r);
-        }
+    if (e == PL_OK && ask) {
+        char subj[96], reply[128];
+        snprintf(subj, sizeof subj, "PAIRLINK.CTL.ROOM.%s", a->rec.topic);
+        snprintf(reply, sizeof reply, "%s.%llu", b->inbox, (unsigned long long)token);
+        ctl_publish(b, subj, reply, a->rec.topic, a->ids, a->nids, NULL, 0);
+    }
+    if (r) {
+        r->kind = RES_REPLY; /* token 0: settle (and a refusal, with its topic) */
+        post(b, r);
     }
     ops_timer_on(b);
-}
-
-static void room_answered(nats_backend *b, room *rm, const pl__relay_ctl *m, int64_t now) {
-    if (!m->has_flags || m->nflags != rm->n || strcmp(m->topic, rm->topic) != 0) {
-        blog(b, PL__LOG_WARN, "cluster: instance %s answered a room with a malformed answer",
-             m->instance);
-        return; /* it still counts as silent: the room times out */
-    }
-    for (size_t i = 0; i < rm->n; i++) {
-        if (!(m->flags[i] & PL_RELAY_ROOM_DONE)) rm->flags[i] &= (uint8_t)~PL_RELAY_ROOM_DONE;
-        if (m->flags[i] & PL_RELAY_ROOM_ACKED) rm->flags[i] |= PL_RELAY_ROOM_ACKED;
-    }
-    for (size_t i = 0; i < rm->nwant; i++)
-        if (!strcmp(rm->want[i], m->instance)) {
-            memcpy(rm->want[i], rm->want[--rm->nwant], sizeof rm->want[i]);
-            break;
-        }
-    if (!rm->nwant && !rm->warmup) room_finish(b, rm, true, now);
 }
 
 /* The delete of the store for topic is answered (or given up): puts of
@@ -1208,7 +1092,7 @@ static void evict(nats_backend *b, const pl__relay_action *a) {
 
 static void on_reply_result(nats_backend *b, result *r, int64_t now) {
     if (!r->put_id) {
-        if (r->topic[0]) { /* a room that could not even be asked */
+        if (r->topic[0]) { /* a room that could not be asked */
             b->st.rooms_failed++;
             pl__relay_core_room_answer(b->sink.core, r->topic, NULL, NULL, 0, now);
             if (b->sink.changed) b->sink.changed(b->sink.ud);
@@ -1216,16 +1100,16 @@ static void on_reply_result(nats_backend *b, result *r, int64_t now) {
         rooms_settle(b, now);
         return;
     }
-    for (room *rm = b->rooms; rm; rm = rm->next) {
-        if (rm->token != r->put_id) continue;
-        pl__relay_ctl m;
-        if (pl__relay_ctl_parse(r->data, r->len, &m) != PL_OK) {
-            blog(b, PL__LOG_WARN, "cluster: a malformed answer to a room was ignored");
+    pl__relay_ctl m;
+    if (pl__relay_ctl_parse(r->data, r->len, &m) == PL_OK) {
+        pl_err e = pl__relay_plane_answer(b->plane, r->put_id, &m, mono_ms());
+        if (e == PL_ERR_INVALID_ARG)
+            blog(b, PL__LOG_WARN, "cluster: instance %s answered a room with a malformed answer",
+                 m.instance);
+        if (e != PL_ERR_NOT_FOUND) {
+            rooms_settle(b, now);
             return;
         }
-        member_seen(b, m.instance, mono_ms());
-        room_answered(b, rm, &m, now);
-        return;
     }
     for (del **pp = &b->dels; *pp; pp = &(*pp)->next) {
         del *d = *pp;
@@ -1293,18 +1177,7 @@ static void on_ctl_result(nats_backend *b, result *r, int64_t now) {
 static void ops_tick(uv_timer_t *t) {
     nats_backend *b = t->data;
     int64_t mono = mono_ms(), now = b->sink.now(b->sink.ud);
-    for (room *rm = b->rooms, *nx; rm; rm = nx) {
-        nx = rm->next;
-        if (rm->deadline > mono) continue;
-        if (rm->warmup && !rm->nwant && rm->flags) { /* everyone it knows answered */
-            room_finish(b, rm, true, now);
-            continue;
-        }
-        blog(b, PL__LOG_WARN,
-             "cluster: no answer from instance %s within %d ms: the full topic %.16s... refuses",
-             rm->nwant ? rm->want[0] : "?", ROOM_WAIT_MS, rm->topic);
-        room_finish(b, rm, false, now);
-    }
+    rooms_settle(b, now);
     for (del **pp = &b->dels; *pp;) {
         del *d = *pp;
         if (d->deadline > mono) {
@@ -1318,22 +1191,18 @@ static void ops_tick(uv_timer_t *t) {
         del_done(b, d->topic);
         free(d);
     }
-    if (!b->rooms && !b->dels) uv_timer_stop(t);
+    if (!pl__relay_plane_rooms(b->plane) && !b->dels) uv_timer_stop(t);
 }
 
-/* Heartbeat, and instances not heard for HB_LOST_MS are gone. */
+/* Heartbeat, and instances not heard for PL__RELAY_CTL_LOST_MS are gone. */
 static void hb_tick(uv_timer_t *t) {
     nats_backend *b = t->data;
     ctl_publish(b, "PAIRLINK.CTL.HB", NULL, NULL, NULL, 0, NULL, 0);
     int64_t mono = mono_ms(), now = b->sink.now(b->sink.ud);
-    for (size_t i = 0; i < b->nmembers;) {
-        if (mono - b->members[i].seen < HB_LOST_MS) {
-            i++;
-            continue;
-        }
-        char id[PL__RELAY_INSTANCE_MAX + 1];
-        memcpy(id, b->members[i].id, sizeof id);
-        member_gone(b, id, "no heartbeat", now);
+    char id[PL__RELAY_INSTANCE_MAX + 1];
+    while (pl__relay_plane_expire(b->plane, mono, id)) {
+        blog(b, PL__LOG_INFO, "cluster: instance %s left (no heartbeat)", id);
+        rooms_settle(b, now);
     }
 }
 
@@ -1638,15 +1507,11 @@ static void nb_free(pl__relay_backend *base) {
     natsSubscription_Destroy(b->claim);
     natsSubscription_Destroy(b->ctl);
     natsSubscription_Destroy(b->replies);
-    for (room *rm = b->rooms, *nx; rm; rm = nx) {
-        nx = rm->next;
-        room_free(rm);
-    }
     for (del *d = b->dels, *nx; d; d = nx) {
         nx = d->next;
         free(d);
     }
-    free(b->members);
+    pl__relay_plane_free(b->plane);
     jsCtx_Destroy(b->js);
     natsConnection_Destroy(b->nc);
     natsOptions_Destroy(b->nopts);
@@ -1669,7 +1534,7 @@ static void nb_stats(const pl__relay_backend *base, pl__relay_cluster_stats *out
     const nats_backend *b = (const nats_backend *)base;
     memset(out, 0, sizeof *out);
     out->connected = b->nc && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
-    out->instances = b->nmembers;
+    out->instances = b->plane ? pl__relay_plane_members(b->plane) : 0;
     out->puts = b->st.puts;
     out->put_failures = b->st.put_failures;
     out->put_retries = b->st.put_retries;
@@ -1743,6 +1608,15 @@ bool pl__relay_backend_nats_available(void) {
  * that serves clients is known to the others, whose rooms then wait for
  * it. Then the heartbeat. */
 static pl_err control_plane_start(nats_backend *b) {
+    pl_err e = pl__relay_plane_new(&b->plane, b->instance, mono_ms());
+    if (e != PL_OK) {
+        if (e == PL_ERR_INVALID_ARG)
+            blog(b, PL__LOG_ERROR,
+                 "cluster: instance id %s cannot be used (printable ASCII, no spaces, at most 63 "
+                 "bytes)",
+                 b->instance);
+        return e;
+    }
     natsInbox *inbox = NULL;
     natsStatus s = natsInbox_Create(&inbox);
     if (s == NATS_OK) {
@@ -1786,8 +1660,7 @@ static pl_err control_plane_start(nats_backend *b) {
         natsMsg_Destroy(m);
     }
     natsSubscription_Destroy(hs);
-    b->started = mono_ms();
-    uv_timer_start(&b->hb_timer, hb_tick, HB_MS, HB_MS);
+    uv_timer_start(&b->hb_timer, hb_tick, PL__RELAY_CTL_HB_MS, PL__RELAY_CTL_HB_MS);
     return PL_OK;
 }
 
