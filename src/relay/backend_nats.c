@@ -15,6 +15,7 @@
 #include "relay/ws_server.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -510,6 +511,23 @@ static uint64_t ref_of(const char *stream, uint64_t seq) {
     return 0;
 }
 
+/* A result of kind holding a copy of msg's data (NUL-terminated), when it
+ * has between min and max bytes; NULL otherwise (or out of memory). */
+static result *result_of(int kind, natsMsg *msg, int min, int max) {
+    int len = natsMsg_GetDataLength(msg);
+    if (len < min || len > max) return NULL;
+    result *r = calloc(1, sizeof *r);
+    if (!r || !(r->data = malloc((size_t)len + 1))) {
+        free(r);
+        return NULL;
+    }
+    r->kind = kind;
+    if (len) memcpy(r->data, natsMsg_GetData(msg), (size_t)len);
+    r->data[len] = '\0';
+    r->len = (size_t)len;
+    return r;
+}
+
 static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
     (void)nc;
     (void)sub;
@@ -517,22 +535,15 @@ static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     /* live.irn.<class>.<topic> */
     const char *subj = natsMsg_GetSubject(msg);
     const char *dot = subj ? strrchr(subj, '.') : NULL;
-    result *r = calloc(1, sizeof *r);
-    int len = natsMsg_GetDataLength(msg);
-    if (r && dot && strlen(dot + 1) == PL_RELAY_TOPIC_HEX && len > 0 &&
-        (r->data = malloc((size_t)len + 1))) {
-        r->kind = RES_LIVE;
+    result *r =
+        dot && strlen(dot + 1) == PL_RELAY_TOPIC_HEX ? result_of(RES_LIVE, msg, 1, INT_MAX) : NULL;
+    if (r) {
         const char *stream = NULL, *seq = NULL;
         if (natsMsgHeader_Get(msg, "Nats-Stream", &stream) == NATS_OK &&
             natsMsgHeader_Get(msg, "Nats-Sequence", &seq) == NATS_OK && seq)
             r->ref = ref_of(stream, strtoull(seq, NULL, 10));
         memcpy(r->topic, dot + 1, PL_RELAY_TOPIC_HEX);
-        memcpy(r->data, natsMsg_GetData(msg), (size_t)len);
-        r->data[len] = '\0';
-        r->len = (size_t)len;
         post(b, r);
-    } else {
-        free(r);
     }
     natsMsg_Destroy(msg);
 }
@@ -657,7 +668,6 @@ static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     (void)sub;
     nats_backend *b = closure;
     const char *subj = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
-    int len = natsMsg_GetDataLength(msg);
     static const char pre[] = "PAIRLINK.CTL.";
     int kind = -1;
     if (subj && !strncmp(subj, pre, sizeof pre - 1)) {
@@ -673,20 +683,14 @@ static void on_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         else if (!strncmp(k, "EVICT.", 6))
             kind = CTL_EVICT;
     }
-    result *r = NULL;
-    if (kind >= 0 && len > 0 && len <= PL__RELAY_CTL_MAX &&
-        (!reply || strlen(reply) < sizeof r->reply) && (r = calloc(1, sizeof *r)) &&
-        (r->data = malloc((size_t)len + 1))) {
-        r->kind = RES_CTL;
+    result *r = kind >= 0 && (!reply || strlen(reply) < sizeof r->reply)
+                    ? result_of(RES_CTL, msg, 1, PL__RELAY_CTL_MAX)
+                    : NULL;
+    if (r) {
         r->ctl = kind;
-        memcpy(r->data, natsMsg_GetData(msg), (size_t)len);
-        r->data[len] = '\0';
-        r->len = (size_t)len;
         if (reply) memcpy(r->reply, reply, strlen(reply) + 1);
         post(b, r);
-        r = NULL;
     }
-    if (r) free(r);
     natsMsg_Destroy(msg);
 }
 
@@ -697,19 +701,11 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     nats_backend *b = closure;
     const char *subj = natsMsg_GetSubject(msg);
     const char *dot = subj ? strrchr(subj, '.') : NULL;
-    int len = natsMsg_GetDataLength(msg);
-    result *r = NULL;
-    if (dot && len >= 0 && len <= PL__RELAY_CTL_MAX && (r = calloc(1, sizeof *r)) &&
-        (r->data = malloc((size_t)len + 1))) {
-        r->kind = RES_REPLY;
+    result *r = dot ? result_of(RES_REPLY, msg, 0, PL__RELAY_CTL_MAX) : NULL;
+    if (r) {
         r->put_id = strtoull(dot + 1, NULL, 10);
-        memcpy(r->data, natsMsg_GetData(msg), (size_t)len);
-        r->data[len] = '\0';
-        r->len = (size_t)len;
         post(b, r);
-        r = NULL;
     }
-    if (r) free(r);
     natsMsg_Destroy(msg);
 }
 

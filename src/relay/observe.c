@@ -75,6 +75,13 @@ static void metric(sbuf *b, const char *name, const char *type, const char *help
     put(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
 }
 
+/* A counter of two samples told apart by result="a" and result="b". */
+static void by_result(sbuf *b, const char *name, const char *help, const char *a,
+                      unsigned long long va, const char *bn, unsigned long long vb) {
+    put(b, "# HELP %s %s\n# TYPE %s counter\n%s{result=\"%s\"} %llu\n%s{result=\"%s\"} %llu\n",
+        name, help, name, name, a, va, name, bn, vb);
+}
+
 pl_err pl__relay_metrics_text(const pl__relay_observed *o, char **out, size_t *len) {
     PL_REQUIRE(o && out && len);
     *out = NULL;
@@ -128,44 +135,29 @@ pl_err pl__relay_metrics_text(const pl__relay_observed *o, char **out, size_t *l
            "Valid JWTs refused because their key is not in the allow-list.", o->not_allowed);
     metric(&b, "pairlink_relay_http_requests_total", "counter",
            "Requests for /health and /metrics.", o->http_requests);
-    put(&b,
-        "# HELP pairlink_relay_reloads_total Reloads of the settings (SIGHUP), by result.\n"
-        "# TYPE pairlink_relay_reloads_total counter\n"
-        "pairlink_relay_reloads_total{result=\"ok\"} %llu\n"
-        "pairlink_relay_reloads_total{result=\"failed\"} %llu\n",
-        (unsigned long long)o->reloads, (unsigned long long)o->reload_failures);
+    by_result(&b, "pairlink_relay_reloads_total", "Reloads of the settings (SIGHUP), by result.",
+              "ok", o->reloads, "failed", o->reload_failures);
     if (o->cluster) {
         const pl__relay_cluster_stats *c = &o->cl;
         metric(&b, "pairlink_relay_cluster_connected", "gauge",
                "1 while connected to a NATS server of the cluster.", c->connected);
         metric(&b, "pairlink_relay_cluster_instances", "gauge",
                "Other relay instances heard (heartbeats).", c->instances);
-        put(&b,
-            "# HELP pairlink_relay_cluster_puts_total Messages written to JetStream, by result.\n"
-            "# TYPE pairlink_relay_cluster_puts_total counter\n"
-            "pairlink_relay_cluster_puts_total{result=\"stored\"} %llu\n"
-            "pairlink_relay_cluster_puts_total{result=\"failed\"} %llu\n",
-            (unsigned long long)c->puts, (unsigned long long)c->put_failures);
+        by_result(&b, "pairlink_relay_cluster_puts_total",
+                  "Messages written to JetStream, by result.", "stored", c->puts, "failed",
+                  c->put_failures);
         metric(&b, "pairlink_relay_cluster_put_retries_total", "counter",
                "Tries of a put beyond its first (leader elections, lost nodes).", c->put_retries);
-        put(&b,
-            "# HELP pairlink_relay_cluster_loads_total Topics read from JetStream, by result.\n"
-            "# TYPE pairlink_relay_cluster_loads_total counter\n"
-            "pairlink_relay_cluster_loads_total{result=\"ok\"} %llu\n"
-            "pairlink_relay_cluster_loads_total{result=\"failed\"} %llu\n",
-            (unsigned long long)(c->loads - c->load_failures),
-            (unsigned long long)c->load_failures);
+        by_result(&b, "pairlink_relay_cluster_loads_total",
+                  "Topics read from JetStream, by result.", "ok", c->loads - c->load_failures,
+                  "failed", c->load_failures);
         metric(&b, "pairlink_relay_cluster_live_total", "counter",
                "Messages received live from the cluster.", c->live);
         metric(&b, "pairlink_relay_cluster_resyncs_total", "counter",
                "Re-reads of the watched topics (reconnects, leader elections).", c->resyncs);
-        put(&b,
-            "# HELP pairlink_relay_cluster_rooms_total Full topics that asked the other instances, "
-            "by result.\n"
-            "# TYPE pairlink_relay_cluster_rooms_total counter\n"
-            "pairlink_relay_cluster_rooms_total{result=\"answered\"} %llu\n"
-            "pairlink_relay_cluster_rooms_total{result=\"failed\"} %llu\n",
-            (unsigned long long)(c->rooms - c->rooms_failed), (unsigned long long)c->rooms_failed);
+        by_result(&b, "pairlink_relay_cluster_rooms_total",
+                  "Full topics that asked the other instances, by result.", "answered",
+                  c->rooms - c->rooms_failed, "failed", c->rooms_failed);
         metric(&b, "pairlink_relay_cluster_rooms_answered_total", "counter",
                "Questions of other instances about their full topics answered.", c->rooms_answered);
         metric(&b, "pairlink_relay_cluster_evicted_by_others_total", "counter",
