@@ -15,7 +15,8 @@
 #     the subscriber moves to 3 and receives every acknowledged message;
 #   - the same with kill -9 of the stream's JetStream leader: 0 lost;
 #   - a second node killed (no quorum): a publish is answered -32603;
-#   - the last node killed: /health answers 503 cluster_disconnected.
+#   - the last node killed: /health answers 503 cluster_disconnected and a
+#     publish is answered -32603.
 # Exit 77 (skipped) without nats-server or without a libnats build. Run by
 # CTest (label cluster); everything stops by itself (timeouts, trap).
 set -euo pipefail
@@ -304,7 +305,11 @@ for _ in $(seq 1 50); do
 done
 [[ "$(health3)" == "503 "*'"status":"cluster_disconnected"'* ]] ||
     die "instance 3 without NATS: /health says '$(health3)'"
-echo "STEP /health without NATS ok"
+# ... and a publish there is answered -32603, not left hanging.
+cluster_node 40 unavailable "${URL[3]}" "$(topic)" >"$WORK/nonats.out" 2>&1 ||
+    { cat "$WORK/nonats.out"; RELAY_ERR=${ERR[3]}; die "a publish without any NATS node"; }
+cat "$WORK/nonats.out"
+echo "STEP /health and a publish without NATS ok"
 RELAY_PID=${PID[3]}
 RELAY_ERR=${ERR[3]}
 stop_relay
